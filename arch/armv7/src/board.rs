@@ -1,0 +1,189 @@
+//! The QEMU `vexpress-a15` board: where its devices are, and the device tree
+//! Ferrite boots it with.
+//!
+//! QEMU does not generate a device tree for this board, so the project
+//! supplies one, written from these facts by [`device_tree`] (host only).
+//! The kernel does not use these constants to find devices: it reads the
+//! device tree QEMU passes, and its tests compare what it read with them.
+
+/// The machine's name, as QEMU's `-M` and the kernel's banner call it.
+pub const MACHINE: &str = "vexpress-a15";
+
+/// The root `compatible` strings, most specific first.
+pub const COMPATIBLE: [&str; 2] = ["arm,vexpress,v2p-ca15,tc1", "arm,vexpress"];
+
+/// A memory-mapped device: register window and interrupts (as GIC SPI
+/// numbers, i.e. interrupt ID minus 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Node name prefix in the device tree.
+    pub node: &'static str,
+    /// `compatible` strings, most specific first.
+    pub compatible: &'static [&'static str],
+    /// Physical address of the registers.
+    pub base: u32,
+    /// Size of the register window.
+    pub size: u32,
+    /// Shared peripheral interrupts.
+    pub spis: &'static [u32],
+}
+
+/// GIC interrupt IDs of shared peripheral interrupts start here.
+pub const SPI_BASE: u32 = 32;
+
+/// The GIC interrupt ID of shared peripheral interrupt `spi`.
+pub const fn gic_id(spi: u32) -> u32 {
+    SPI_BASE + spi
+}
+
+/// PL011 UART 0: the console.
+pub const UART0: Device = Device {
+    node: "uart",
+    compatible: &["arm,pl011", "arm,primecell"],
+    base: 0x1c09_0000,
+    size: 0x1000,
+    spis: &[5],
+};
+
+/// The UARTs' reference clock.
+pub const UART_CLOCK_HZ: u32 = 24_000_000;
+
+/// SP804 dual timer (timers 0 and 1).
+pub const SP804_TIMER01: Device = Device {
+    node: "timer",
+    compatible: &["arm,sp804", "arm,primecell"],
+    base: 0x1c11_0000,
+    size: 0x1000,
+    spis: &[2, 3],
+};
+
+/// PL031 real-time clock.
+pub const PL031_RTC: Device = Device {
+    node: "rtc",
+    compatible: &["arm,pl031", "arm,primecell"],
+    base: 0x1c17_0000,
+    size: 0x1000,
+    spis: &[4],
+};
+
+/// The motherboard's system registers.
+pub const SYSREG: Device = Device {
+    node: "sysreg",
+    compatible: &["arm,vexpress-sysreg"],
+    base: 0x1c01_0000,
+    size: 0x1000,
+    spis: &[],
+};
+
+/// Devices described in the board's device tree.
+pub const DEVICES: [Device; 4] = [UART0, SP804_TIMER01, PL031_RTC, SYSREG];
+
+/// GICv2 distributor registers.
+pub const GIC_DISTRIBUTOR: u32 = 0x2c00_1000;
+/// GICv2 CPU interface registers.
+pub const GIC_CPU_INTERFACE: u32 = 0x2c00_2000;
+
+/// QEMU adds this many VirtIO-MMIO transports to the device tree.
+pub const VIRTIO_MMIO_COUNT: u32 = 4;
+/// The first VirtIO-MMIO transport.
+pub const VIRTIO_MMIO_BASE: u32 = 0x1c13_0000;
+/// Distance between VirtIO-MMIO transports.
+pub const VIRTIO_MMIO_STRIDE: u32 = 0x200;
+/// SPI of the first VirtIO-MMIO transport; the others follow.
+pub const VIRTIO_MMIO_FIRST_SPI: u32 = 40;
+
+/// The device tree for a board with `ram_bytes` of RAM. QEMU rewrites the
+/// memory size and the command line, and adds the VirtIO-MMIO nodes.
+#[cfg(any(test, feature = "board-dtb"))]
+pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
+    use crate::layout::RAM_BASE;
+
+    const GIC_PHANDLE: u32 = 1;
+    const CLOCK_PHANDLE: u32 = 2;
+    const SPI: u32 = 0;
+    const PPI: u32 = 1;
+    const LEVEL_HIGH: u32 = 4;
+    const PPI_ALL_CPUS_LEVEL_LOW: u32 = 0xf08;
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let mut fdt = vm_fdt::FdtWriter::new()?;
+    let root = fdt.begin_node("")?;
+    fdt.property_string("model", "V2P-CA15")?;
+    fdt.property_string_list("compatible", strings(&COMPATIBLE))?;
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 1)?;
+    fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+
+    let uart0_path = format!("/{}@{:x}", UART0.node, UART0.base);
+    let chosen = fdt.begin_node("chosen")?;
+    fdt.property_string("bootargs", "")?;
+    fdt.property_string("stdout-path", &uart0_path)?;
+    fdt.end_node(chosen)?;
+
+    let memory = fdt.begin_node(&format!("memory@{RAM_BASE:x}"))?;
+    fdt.property_string("device_type", "memory")?;
+    fdt.property_array_u32("reg", &[RAM_BASE, ram_bytes as u32])?;
+    fdt.end_node(memory)?;
+
+    let cpus = fdt.begin_node("cpus")?;
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 0)?;
+    let cpu = fdt.begin_node("cpu@0")?;
+    fdt.property_string("device_type", "cpu")?;
+    fdt.property_string("compatible", "arm,cortex-a15")?;
+    fdt.property_u32("reg", 0)?;
+    fdt.end_node(cpu)?;
+    fdt.end_node(cpus)?;
+
+    // QEMU only adds its VirtIO-MMIO nodes when it finds a GIC node with
+    // this older compatible string and a phandle.
+    let gic = fdt.begin_node(&format!("interrupt-controller@{GIC_DISTRIBUTOR:x}"))?;
+    fdt.property_string_list(
+        "compatible",
+        strings(&["arm,cortex-a15-gic", "arm,cortex-a9-gic"]),
+    )?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_u32("#address-cells", 0)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_array_u32("reg", &[GIC_DISTRIBUTOR, 0x1000, GIC_CPU_INTERFACE, 0x2000])?;
+    fdt.property_phandle(GIC_PHANDLE)?;
+    fdt.end_node(gic)?;
+
+    let timer = fdt.begin_node("timer")?;
+    fdt.property_string("compatible", "arm,armv7-timer")?;
+    let mut cells = Vec::new();
+    for ppi in [13, 14, 11, 10] {
+        cells.extend([PPI, ppi, PPI_ALL_CPUS_LEVEL_LOW]);
+    }
+    fdt.property_array_u32("interrupts", &cells)?;
+    fdt.end_node(timer)?;
+
+    let clock = fdt.begin_node("clock24mhz")?;
+    fdt.property_string("compatible", "fixed-clock")?;
+    fdt.property_u32("#clock-cells", 0)?;
+    fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
+    fdt.property_phandle(CLOCK_PHANDLE)?;
+    fdt.end_node(clock)?;
+
+    for device in DEVICES {
+        let node = fdt.begin_node(&format!("{}@{:x}", device.node, device.base))?;
+        fdt.property_string_list("compatible", strings(device.compatible))?;
+        fdt.property_array_u32("reg", &[device.base, device.size])?;
+        if !device.spis.is_empty() {
+            let cells: Vec<u32> = device
+                .spis
+                .iter()
+                .flat_map(|&spi| [SPI, spi, LEVEL_HIGH])
+                .collect();
+            fdt.property_array_u32("interrupts", &cells)?;
+        }
+        if device.compatible.contains(&"arm,primecell") {
+            fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
+            fdt.property_string_list("clock-names", strings(&["uartclk", "apb_pclk"]))?;
+        }
+        fdt.end_node(node)?;
+    }
+
+    fdt.end_node(root)?;
+    fdt.finish()
+}

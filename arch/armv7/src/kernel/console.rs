@@ -1,0 +1,56 @@
+//! The kernel console: a PL011 UART found in the device tree.
+
+use crate::mmio;
+use drivers::LoopbackError;
+use drivers::pl011::Pl011;
+use spin::Mutex;
+
+static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+
+/// Maps the PL011 at physical `base` and sets it to 115200 8N1. With no
+/// room to map it, the kernel stays silent; there is nowhere to say so.
+pub fn init(base: u64, clock_hz: u32) {
+    if let Some(virt) = mmio::map_device(base) {
+        // SAFETY: `virt` maps the UART's registers as device memory, and
+        // nothing else drives this UART.
+        *UART.lock() = Some(unsafe { Pl011::new(virt, clock_hz, 115_200) });
+    }
+}
+
+/// Writes bytes to the console; dropped before `init`.
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(uart) = UART.lock().as_mut() {
+        for &byte in bytes {
+            uart.write_byte(byte);
+        }
+    }
+}
+
+/// A received byte, if any.
+pub fn read_byte() -> Option<u8> {
+    UART.lock().as_mut().and_then(|uart| uart.read_byte())
+}
+
+/// Loopback check pattern: QEMU's PL011 also sends loopback bytes to the
+/// line, so the pattern is printable text that ends its own line rather
+/// than the full-range bytes, which would garble the console. It still
+/// toggles bits 0-6 in both polarities.
+const LOOPBACK_PATTERN: &[u8] = b"[pl011 loopback U* ju~@]\r\n";
+
+/// Runs the UART's loopback self-check.
+pub fn loopback_check() -> Result<(), LoopbackError> {
+    match UART.lock().as_mut() {
+        Some(uart) => uart.loopback_check(LOOPBACK_PATTERN),
+        None => Err(LoopbackError::Timeout { sent: 0 }),
+    }
+}
+
+/// Frees the console for the panic report even if the panicking code held
+/// it. The machine stops right after, so nothing else can use the UART.
+pub fn break_lock_for_panic() {
+    if UART.is_locked() {
+        // SAFETY: interrupts are off and the CPU is about to stop; the
+        // holder of the lock will never run again.
+        unsafe { UART.force_unlock() };
+    }
+}

@@ -1,0 +1,195 @@
+//! The HAL implementation for ARMv7.
+
+use crate::{console, time};
+use arch_armv7::dtb::{self, DeviceTreeInfo, DtbError};
+use arch_armv7::{board, exit_status, layout};
+use hal::boot::MemoryMapBuilder;
+use hal::{BootInfo, FirmwareTables, MemoryKind, PhysRange};
+use spin::Once;
+
+/// The ARMv7 architecture, as the portable core sees it.
+pub struct Armv7;
+
+static BOOT_INFO: Once<BootInfo> = Once::new();
+static DEVICE_TREE: Once<(&'static [u8], DeviceTreeInfo<'static>)> = Once::new();
+
+unsafe extern "C" {
+    static __kernel_phys_start: u8;
+    static __kernel_phys_end: u8;
+}
+
+/// The kernel virtual address of physical `paddr` if the boot mapping of
+/// RAM covers `[paddr, paddr + len)`.
+fn boot_mapped(paddr: u64, len: u64) -> Option<usize> {
+    let start = layout::RAM_BASE as u64;
+    let end = start + layout::BOOT_MAPPED_SIZE as u64;
+    (paddr >= start && paddr.checked_add(len)? <= end)
+        .then(|| (paddr + layout::KERNEL_VIRT_OFFSET as u64) as usize)
+}
+
+/// Finds the device tree: where the loader's r2 points, else at the base
+/// of RAM (where QEMU puts it for ELF images). The blob must lie in the
+/// boot-mapped RAM. It is returned writable so NOPs can be stripped in place.
+pub fn find_device_tree(loader_dtb: u32) -> Result<&'static mut [u8], DtbError> {
+    let mut last_error = DtbError::BadMagic(0);
+    for candidate in [loader_dtb as u64, layout::RAM_BASE as u64] {
+        if candidate == 0 {
+            continue;
+        }
+        let Some(header) = boot_mapped(candidate, 8) else {
+            continue;
+        };
+        // SAFETY: the 8 header bytes are inside the boot mapping of RAM.
+        let header = unsafe { core::slice::from_raw_parts(header as *const u8, 8) };
+        let size = match dtb::total_size(header) {
+            Ok(size) => size,
+            Err(error) => {
+                last_error = error;
+                continue;
+            }
+        };
+        let Some(virt) = boot_mapped(candidate, size as u64) else {
+            return Err(DtbError::Truncated);
+        };
+        // SAFETY: the whole blob is inside the boot mapping of RAM, which
+        // nothing else uses; this is the only reference made to it.
+        return Ok(unsafe { core::slice::from_raw_parts_mut(virt as *mut u8, size) });
+    }
+    Err(last_error)
+}
+
+/// Records what the kernel needs from the device tree.
+pub fn init_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) {
+    let mut memory = MemoryMapBuilder::new();
+    for reg in info.memory.as_slice() {
+        memory.add(reg.address, reg.size, MemoryKind::Usable);
+    }
+    for reg in info.reserved.as_slice() {
+        memory.add(reg.address, reg.size, MemoryKind::Reserved);
+    }
+    if info.memory.dropped + info.reserved.dropped > 0 || info.skipped_nodes > 0 {
+        log::warn!(
+            "device tree: {} memory and {} reserved ranges dropped, {} nodes not understood",
+            info.memory.dropped,
+            info.reserved.dropped,
+            info.skipped_nodes
+        );
+    }
+    let (memory, memory_repairs) = memory.build();
+    let kernel_image = PhysRange {
+        start: &raw const __kernel_phys_start as u64,
+        end: &raw const __kernel_phys_end as u64,
+    };
+    let machine = if info.compatible == board::COMPATIBLE[0] {
+        board::MACHINE
+    } else {
+        info.compatible
+    };
+    DEVICE_TREE.call_once(|| (blob, info));
+    BOOT_INFO.call_once(|| BootInfo {
+        machine,
+        cmdline: info.bootargs,
+        memory,
+        memory_repairs,
+        firmware: FirmwareTables::DeviceTree {
+            address: blob.as_ptr() as u64 - layout::KERNEL_VIRT_OFFSET as u64,
+            size: blob.len() as u64,
+        },
+        kernel_image,
+    });
+}
+
+/// The device tree and what was read from it.
+pub fn device_tree() -> Option<&'static (&'static [u8], DeviceTreeInfo<'static>)> {
+    DEVICE_TREE.get()
+}
+
+/// Masks IRQ and FIQ on this CPU.
+pub fn disable_interrupts() {
+    aarch32_cpu::interrupt::disable();
+}
+
+impl hal::Console for Armv7 {
+    fn write_bytes(bytes: &[u8]) {
+        console::write_bytes(bytes);
+    }
+
+    fn read_byte() -> Option<u8> {
+        console::read_byte()
+    }
+}
+
+impl hal::Memory for Armv7 {
+    fn phys_to_virt(paddr: u64) -> Option<usize> {
+        boot_mapped(paddr, 1)
+    }
+}
+
+impl hal::Interrupts for Armv7 {
+    fn enable() {
+        // SAFETY: enabling IRQs is what the caller asked for; the kernel's
+        // handlers are responsible for being ready.
+        unsafe { aarch32_cpu::interrupt::enable() };
+    }
+
+    fn disable() {
+        aarch32_cpu::interrupt::disable();
+    }
+
+    fn enabled() -> bool {
+        !aarch32_cpu::register::Cpsr::read().i()
+    }
+}
+
+impl hal::Time for Armv7 {
+    fn monotonic_ns() -> u64 {
+        time::monotonic_ns()
+    }
+}
+
+impl hal::Cpu for Armv7 {
+    fn wait_for_interrupt() {
+        aarch32_cpu::asm::wfi();
+    }
+
+    fn cycle_counter() -> u64 {
+        time::count()
+    }
+
+    fn cycle_counter_hz() -> u64 {
+        time::counter_hz()
+    }
+}
+
+impl hal::Platform for Armv7 {
+    const ARCH: &'static str = "armv7";
+
+    fn boot_info() -> &'static BootInfo {
+        BOOT_INFO
+            .get()
+            .expect("boot info is recorded before the portable core starts")
+    }
+
+    fn exit(code: u8) -> ! {
+        let block = [
+            exit_status::ADP_STOPPED_APPLICATION_EXIT,
+            exit_status::subcode(code),
+        ];
+        // SAFETY: with QEMU's -semihosting, this SVC ends the emulator; the
+        // block outlives the call. The SVC may clobber lr if it is taken as
+        // an exception instead.
+        unsafe {
+            core::arch::asm!(
+                "svc #0x123456",
+                in("r0") exit_status::SYS_EXIT_EXTENDED,
+                in("r1") block.as_ptr(),
+                out("lr") _,
+                options(nostack)
+            );
+        }
+        aarch32_cpu::interrupt::disable();
+        loop {
+            aarch32_cpu::asm::wfi();
+        }
+    }
+}

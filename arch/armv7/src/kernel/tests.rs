@@ -1,0 +1,303 @@
+//! In-kernel tests of the ARMv7 specifics.
+
+use crate::platform::{self, Armv7};
+use crate::{console, mmio};
+use arch_armv7::dtb::{self, DtbError};
+use arch_armv7::mmu::{self, MemoryType};
+use arch_armv7::{board, layout};
+use hal::Platform;
+use kernel::cmdline::Cmdline;
+use kernel::ktest::{Outcome, Test};
+use kernel::{ensure, ensure_eq, fail};
+
+pub static ARCH_TESTS: [Test; 7] = [
+    Test {
+        name: "console::pl011_loopback",
+        run: pl011_loopback,
+    },
+    Test {
+        name: "firmware::device_tree_memory_matches_ram",
+        run: device_tree_memory_matches_ram,
+    },
+    Test {
+        name: "firmware::device_tree_devices_match_board",
+        run: device_tree_devices_match_board,
+    },
+    Test {
+        name: "firmware::qemu_added_virtio_transports",
+        run: qemu_added_virtio_transports,
+    },
+    Test {
+        name: "firmware::corrupt_device_tree_is_refused",
+        run: corrupt_device_tree_is_refused,
+    },
+    Test {
+        name: "mmu::translation_matches_layout",
+        run: translation_matches_layout,
+    },
+    Test {
+        name: "cpu::svc_mode_with_per_mode_stacks",
+        run: svc_mode_with_per_mode_stacks,
+    },
+];
+
+fn pl011_loopback() -> Outcome {
+    if let Err(error) = console::loopback_check() {
+        fail!("UART loopback: {error}");
+    }
+    Ok(())
+}
+
+fn tree() -> Result<&'static (&'static [u8], dtb::DeviceTreeInfo<'static>), kernel::ktest::Failure>
+{
+    platform::device_tree().ok_or_else(|| {
+        kernel::ktest::Failure::new(file!(), line!(), format_args!("no device tree recorded"))
+    })
+}
+
+fn device_tree_memory_matches_ram() -> Outcome {
+    let (_, info) = tree()?;
+    let Ok(Some(mib)) = Cmdline::new(Armv7::boot_info().cmdline).get_u64("test.ram_mib") else {
+        fail!("the host must pass test.ram_mib");
+    };
+    let memory = info.memory.as_slice();
+    ensure_eq!(memory.len(), 1, "memory ranges");
+    ensure_eq!(memory[0].address, layout::RAM_BASE as u64, "RAM base");
+    ensure_eq!(memory[0].size, mib << 20, "RAM size");
+    Ok(())
+}
+
+fn device_tree_devices_match_board() -> Outcome {
+    let (_, info) = tree()?;
+    ensure_eq!(info.compatible, board::COMPATIBLE[0], "root compatible");
+    let Some(uart) = info.console_uart else {
+        fail!("no console UART")
+    };
+    ensure_eq!(uart.reg.address, board::UART0.base as u64, "UART0 base");
+    ensure_eq!(
+        uart.interrupts.as_slice(),
+        &[board::gic_id(board::UART0.spis[0])],
+        "UART0 interrupt"
+    );
+    ensure_eq!(uart.clock_hz, Some(board::UART_CLOCK_HZ), "UART clock");
+    let Some(gic) = info.gic else { fail!("no GIC") };
+    ensure_eq!(
+        gic.distributor.address,
+        board::GIC_DISTRIBUTOR as u64,
+        "GIC distributor"
+    );
+    ensure_eq!(
+        gic.cpu_interface.address,
+        board::GIC_CPU_INTERFACE as u64,
+        "GIC CPU interface"
+    );
+    let Some(timer) = info.sp804 else {
+        fail!("no SP804")
+    };
+    ensure_eq!(
+        timer.reg.address,
+        board::SP804_TIMER01.base as u64,
+        "SP804 base"
+    );
+    ensure_eq!(timer.interrupts.as_slice(), &[34, 35], "SP804 interrupts");
+    let Some(rtc) = info.pl031 else {
+        fail!("no PL031")
+    };
+    ensure_eq!(rtc.interrupts.as_slice(), &[36], "PL031 interrupt");
+    ensure_eq!(info.skipped_nodes, 0, "nodes not understood");
+    Ok(())
+}
+
+fn qemu_added_virtio_transports() -> Outcome {
+    let (_, info) = tree()?;
+    let transports = info.virtio_mmio.as_slice();
+    ensure_eq!(
+        transports.len(),
+        board::VIRTIO_MMIO_COUNT as usize,
+        "transports QEMU added"
+    );
+    for i in 0..board::VIRTIO_MMIO_COUNT {
+        let base = (board::VIRTIO_MMIO_BASE + i * board::VIRTIO_MMIO_STRIDE) as u64;
+        let Some(t) = transports.iter().find(|t| t.reg.address == base) else {
+            fail!("no transport at {base:#x}");
+        };
+        ensure_eq!(
+            t.interrupts.as_slice(),
+            &[board::gic_id(board::VIRTIO_MMIO_FIRST_SPI + i)],
+            "interrupt of the transport at {base:#x}"
+        );
+    }
+    Ok(())
+}
+
+/// A corruption: what it is, how to apply it to a blob whose structure
+/// block starts at the given offset, and which error must result.
+type CorruptionCase = (&'static str, fn(&mut [u8], usize), fn(&DtbError) -> bool);
+
+fn corrupt_device_tree_is_refused() -> Outcome {
+    let (live, _) = tree()?;
+    // Copy only the used part: QEMU leaves free space for edits at the end.
+    let Some(used) = dtb::used_size(live) else {
+        fail!("live tree has no readable header")
+    };
+    ensure!(
+        used <= 8192,
+        "tree of {used} bytes exceeds the scratch buffer"
+    );
+    let mut scratch = [0u8; 8192];
+    let mut blob = [0u8; 8192];
+    blob[..used].copy_from_slice(&live[..used]);
+    blob[4..8].copy_from_slice(&(used as u32).to_be_bytes());
+    let blob = &blob[..used];
+    let copy = &mut scratch[..used];
+    let structure = u32::from_be_bytes(blob[8..12].try_into().unwrap_or_default()) as usize;
+    let cases: [CorruptionCase; 4] = [
+        (
+            "bad magic",
+            |b, _| b[0] = 0,
+            |e| matches!(e, DtbError::BadMagic(_)),
+        ),
+        (
+            "size beyond the blob",
+            |b, _| b[4] = 0x7f,
+            |e| *e == DtbError::Truncated,
+        ),
+        (
+            "bad token",
+            |b, s| b[s + 3] = 0x77,
+            |e| matches!(e, DtbError::BadToken { .. }),
+        ),
+        (
+            "property past the block",
+            |b, s| b[s + 12] = 0x7f,
+            |e| matches!(e, DtbError::PropertyOutOfBounds { .. }),
+        ),
+    ];
+    ensure!(
+        dtb::parse(blob).is_ok(),
+        "the live tree itself does not parse"
+    );
+    for (what, corrupt, expected) in cases {
+        copy.copy_from_slice(blob);
+        corrupt(copy, structure);
+        match dtb::parse(copy) {
+            Ok(_) => fail!("{what}: accepted"),
+            Err(error) => ensure!(expected(&error), "{what}: wrong error {error}"),
+        }
+    }
+    Ok(())
+}
+
+static TRANSLATION_PROBE: u32 = 0x5a5a_5a5a;
+
+/// Asks the MMU itself (ATS1CPR) where a kernel virtual address goes.
+fn hardware_translate(virt: u32) -> u32 {
+    let par: u32;
+    // SAFETY: an address translation operation and a read of its result
+    // register; no memory is accessed.
+    unsafe {
+        core::arch::asm!(
+            "mcr p15, 0, {va}, c7, c8, 0",
+            "isb",
+            "mrc p15, 0, {par}, c7, c4, 0",
+            va = in(reg) virt,
+            par = out(reg) par,
+            options(nostack, preserves_flags)
+        );
+    }
+    par
+}
+
+fn translation_matches_layout() -> Outcome {
+    let ttbr0: u32;
+    // SAFETY: reads TTBR0.
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c2, c0, 0", out(reg) ttbr0, options(nomem, nostack))
+    };
+    ensure_eq!(
+        ttbr0 & !0x3fff,
+        mmio::l1_table_paddr(),
+        "TTBR0 points at the kernel table"
+    );
+
+    let virt = &raw const TRANSLATION_PROBE as u32;
+    let par = hardware_translate(virt);
+    ensure!(par & 1 == 0, "translating {virt:#x} aborted: PAR {par:#x}");
+    ensure_eq!(
+        par & !0xfff,
+        (virt - layout::KERNEL_VIRT_OFFSET) & !0xfff,
+        "physical address of {virt:#x}"
+    );
+
+    let Some((base, attrs)) = mmu::decode_section(mmio::l1_entry(layout::KERNEL_VIRT_BASE)) else {
+        fail!("kernel base is not mapped by a section");
+    };
+    ensure_eq!(base, layout::RAM_BASE, "kernel base section");
+    ensure_eq!(attrs.memory, MemoryType::Normal, "kernel memory type");
+
+    let Some(uart) = mmio::map_device(board::UART0.base as u64) else {
+        fail!("UART not mapped")
+    };
+    ensure!(
+        (layout::MMIO_WINDOW_BASE..layout::MMIO_WINDOW_BASE + layout::MMIO_WINDOW_SIZE)
+            .contains(&(uart as u32)),
+        "UART mapped at {uart:#x}, outside the MMIO window"
+    );
+    let Some((_, attrs)) = mmu::decode_section(mmio::l1_entry(uart as u32)) else {
+        fail!("UART window is not a section");
+    };
+    ensure_eq!(attrs.memory, MemoryType::Device, "UART memory type");
+    ensure!(!attrs.executable, "device memory is executable");
+    Ok(())
+}
+
+/// The stack pointer banked for processor mode `mode`.
+fn banked_sp(mode: u32) -> u32 {
+    let sp: u32;
+    // SAFETY: interrupts are masked around the excursion, the other mode's
+    // stack is not touched, and SVC mode is restored before returning.
+    unsafe {
+        core::arch::asm!(
+            "mrs {saved}, cpsr",
+            "cpsid if",
+            "msr cpsr_c, {mode}",
+            "mov {sp}, sp",
+            "msr cpsr_c, {saved}",
+            saved = out(reg) _,
+            mode = in(reg) mode | 0xc0,
+            sp = out(reg) sp,
+            options(nostack)
+        );
+    }
+    sp
+}
+
+fn svc_mode_with_per_mode_stacks() -> Outcome {
+    let cpsr = aarch32_cpu::register::Cpsr::read().raw_value();
+    ensure_eq!(cpsr & 0x1f, 0x13, "processor mode (SVC)");
+    let image = Armv7::boot_info().kernel_image;
+    let mut seen = [0u32; 4];
+    for (i, (name, mode)) in [
+        ("IRQ", 0x12),
+        ("abort", 0x17),
+        ("undefined", 0x1b),
+        ("FIQ", 0x11),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sp = banked_sp(mode);
+        let phys = sp.wrapping_sub(layout::KERNEL_VIRT_OFFSET) as u64;
+        ensure!(
+            image.start < phys && phys <= image.end,
+            "{name} stack {sp:#x} outside the kernel image"
+        );
+        ensure!(sp.is_multiple_of(8), "{name} stack {sp:#x} misaligned");
+        ensure!(
+            !seen.contains(&sp),
+            "{name} stack {sp:#x} shared with another mode"
+        );
+        seen[i] = sp;
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The Ferrite kernel for x86_64 (QEMU `microvm` and `q35`, PVH boot).
+
+#![no_std]
+#![no_main]
+
+mod machine;
+mod platform;
+mod serial;
+mod tests;
+mod time;
+
+use arch_x86_64::{exit_status, layout, pvh};
+use core::panic::PanicInfo;
+use hal::Platform as _;
+use platform::X86_64;
+
+core::arch::global_asm!(
+    include_str!("boot.s"),
+    PHYS32_ENTRY_NOTE = const pvh::XEN_ELFNOTE_PHYS32_ENTRY,
+    DEBUG_EXIT_PORT = const exit_status::DEBUG_EXIT_PORT,
+    BOOT_FAILURE_EXIT_VALUE = const exit_status::port_value(kernel::exit_code::BOOT_FAILURE),
+    KERNEL_VIRT_OFFSET = const layout::KERNEL_VIRT_OFFSET,
+    BOOT_STACK_SIZE = const layout::BOOT_STACK_SIZE,
+    options(att_syntax)
+);
+
+/// Called by the boot code in long mode, on the boot stack, with the
+/// physical address of `hvm_start_info`.
+#[unsafe(no_mangle)]
+extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
+    serial::init();
+    kernel::init_early::<X86_64>();
+    time::init();
+    if let Err(error) = platform::init_boot_info(start_info_paddr as u64) {
+        kernel::kprintln!("ferrite: unusable PVH start info: {error}");
+        X86_64::exit(kernel::exit_code::BOOT_FAILURE);
+    }
+    kernel::kmain::<X86_64>(&tests::ARCH_TESTS)
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    serial::break_lock_for_panic();
+    kernel::panic::report(info);
+    X86_64::exit(kernel::exit_code::PANIC)
+}

@@ -1,0 +1,155 @@
+//! The HAL implementation for x86_64.
+
+use crate::{machine, serial, time};
+use arch_x86_64::{exit_status, layout, pvh};
+use hal::boot::MemoryMapBuilder;
+use hal::{BootInfo, FirmwareTables, PhysRange};
+use spin::Once;
+use x86_64::instructions::{hlt, interrupts, port::Port};
+
+/// The x86_64 architecture, as the portable core sees it.
+pub struct X86_64;
+
+static BOOT_INFO: Once<BootInfo> = Once::new();
+
+/// Longest command line kept; QEMU's PVH limit is far above anything used.
+const CMDLINE_CAPACITY: usize = 1024;
+static CMDLINE: Once<([u8; CMDLINE_CAPACITY], usize)> = Once::new();
+
+unsafe extern "C" {
+    static __kernel_phys_start: u8;
+    static __kernel_phys_end: u8;
+}
+
+/// Physical memory through the boot page tables' kernel window.
+struct KernelWindow;
+
+impl pvh::PhysMemory for KernelWindow {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), pvh::Unreadable> {
+        let fail = pvh::Unreadable {
+            paddr,
+            len: buf.len(),
+        };
+        let end = paddr.checked_add(buf.len() as u64).ok_or(fail)?;
+        if end > layout::BOOT_MAPPED_SIZE {
+            return Err(fail);
+        }
+        let source = (paddr + layout::KERNEL_VIRT_OFFSET) as *const u8;
+        // SAFETY: the boot tables map [0, BOOT_MAPPED_SIZE) at the kernel
+        // window, and the range was just checked to lie inside it. The
+        // firmware's structures are not being written concurrently.
+        unsafe { core::ptr::copy_nonoverlapping(source, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+}
+
+/// Reads the PVH start info and records what the kernel needs from it.
+/// The start info lives in low memory that will later be reused, so
+/// everything is copied.
+pub fn init_boot_info(start_info_paddr: u64) -> Result<(), pvh::PvhError> {
+    let mut cmdline = [0u8; CMDLINE_CAPACITY];
+    let mut memory = MemoryMapBuilder::new();
+    let info = pvh::parse(&KernelWindow, start_info_paddr, &mut cmdline, &mut memory)?;
+    if info.cmdline_truncated {
+        log::warn!("command line cut to {} bytes", info.cmdline_len);
+    }
+    let (cmdline, cmdline_len) = CMDLINE.call_once(|| (cmdline, info.cmdline_len));
+    let cmdline = match core::str::from_utf8(&cmdline[..*cmdline_len]) {
+        Ok(text) => text,
+        Err(_) => {
+            log::warn!("command line is not UTF-8; ignoring it");
+            ""
+        }
+    };
+    let (memory, memory_repairs) = memory.build();
+    // Only the addresses of the linker-defined symbols are taken.
+    let kernel_image = PhysRange {
+        start: &raw const __kernel_phys_start as u64,
+        end: &raw const __kernel_phys_end as u64,
+    };
+    BOOT_INFO.call_once(|| BootInfo {
+        machine: machine::detect(),
+        cmdline,
+        memory,
+        memory_repairs,
+        firmware: match info.rsdp {
+            Some(rsdp) => FirmwareTables::Acpi { rsdp },
+            None => FirmwareTables::None,
+        },
+        kernel_image,
+    });
+    Ok(())
+}
+
+impl hal::Console for X86_64 {
+    fn write_bytes(bytes: &[u8]) {
+        serial::write_bytes(bytes);
+    }
+
+    fn read_byte() -> Option<u8> {
+        serial::read_byte()
+    }
+}
+
+impl hal::Memory for X86_64 {
+    fn phys_to_virt(paddr: u64) -> Option<usize> {
+        (paddr < layout::BOOT_MAPPED_SIZE).then(|| (paddr + layout::KERNEL_VIRT_OFFSET) as usize)
+    }
+}
+
+impl hal::Interrupts for X86_64 {
+    fn enable() {
+        interrupts::enable();
+    }
+
+    fn disable() {
+        interrupts::disable();
+    }
+
+    fn enabled() -> bool {
+        interrupts::are_enabled()
+    }
+}
+
+impl hal::Time for X86_64 {
+    fn monotonic_ns() -> u64 {
+        time::monotonic_ns()
+    }
+}
+
+impl hal::Cpu for X86_64 {
+    fn wait_for_interrupt() {
+        hlt();
+    }
+
+    fn cycle_counter() -> u64 {
+        time::rdtsc()
+    }
+
+    fn cycle_counter_hz() -> u64 {
+        time::tsc_hz()
+    }
+}
+
+impl hal::Platform for X86_64 {
+    const ARCH: &'static str = "x86_64";
+
+    fn boot_info() -> &'static BootInfo {
+        BOOT_INFO
+            .get()
+            .expect("boot info is recorded before the portable core starts")
+    }
+
+    fn exit(code: u8) -> ! {
+        // SAFETY: the isa-debug-exit device ends the emulator; without it
+        // (real hardware, or QEMU run without the device) the write is
+        // ignored and the CPU halts below.
+        unsafe {
+            Port::<u32>::new(exit_status::DEBUG_EXIT_PORT).write(exit_status::port_value(code))
+        };
+        interrupts::disable();
+        loop {
+            hlt();
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! COM1, the kernel console: a 16550 at I/O port 0x3f8.
+
+use drivers::LoopbackError;
+use drivers::uart16550::{Register, RegisterIo, Uart16550};
+use spin::Mutex;
+use x86_64::instructions::port::Port;
+
+const COM1: u16 = 0x3f8;
+
+/// A 16550 reached through x86 I/O ports.
+pub struct PortIo {
+    base: u16,
+}
+
+impl RegisterIo for PortIo {
+    fn read(&self, register: Register) -> u8 {
+        // SAFETY: the ports base..base+8 belong to this UART, and only this
+        // driver (behind COM1_UART's lock) touches them.
+        unsafe { Port::<u8>::new(self.base + register as u16).read() }
+    }
+
+    fn write(&self, register: Register, value: u8) {
+        // SAFETY: as in `read`.
+        unsafe { Port::<u8>::new(self.base + register as u16).write(value) }
+    }
+}
+
+static COM1_UART: Mutex<Option<Uart16550<PortIo>>> = Mutex::new(None);
+
+/// Programs COM1 for 115200 8N1.
+pub fn init() {
+    *COM1_UART.lock() = Some(Uart16550::new(PortIo { base: COM1 }, 115_200));
+}
+
+/// Writes bytes to COM1; dropped if COM1 is not set up yet.
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(uart) = COM1_UART.lock().as_mut() {
+        for &byte in bytes {
+            uart.write_byte(byte);
+        }
+    }
+}
+
+/// A byte received on COM1, if any.
+pub fn read_byte() -> Option<u8> {
+    COM1_UART.lock().as_mut().and_then(|uart| uart.read_byte())
+}
+
+/// Runs the UART's loopback self-check with every bit pattern: the 16550
+/// keeps loopback traffic off the line, so nothing shows on the console.
+pub fn loopback_check() -> Result<(), LoopbackError> {
+    match COM1_UART.lock().as_mut() {
+        Some(uart) => uart.loopback_check(&drivers::LOOPBACK_PATTERN),
+        None => Err(LoopbackError::Timeout { sent: 0 }),
+    }
+}
+
+/// Frees the console for the panic report even if the panicking code held
+/// it. The machine stops right after, so nothing else can use the UART.
+pub fn break_lock_for_panic() {
+    if COM1_UART.is_locked() {
+        // SAFETY: interrupts are off and the CPU is about to stop; the
+        // holder of the lock will never run again.
+        unsafe { COM1_UART.force_unlock() };
+    }
+}

@@ -1,0 +1,106 @@
+//! In-kernel tests of the x86_64 specifics.
+
+use crate::platform::X86_64;
+use crate::serial;
+use arch_x86_64::layout;
+use hal::{FirmwareTables, Memory, Platform};
+use kernel::ktest::{Outcome, Test};
+use kernel::{ensure, ensure_eq, fail};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+
+pub static ARCH_TESTS: [Test; 4] = [
+    Test {
+        name: "console::uart16550_loopback",
+        run: uart16550_loopback,
+    },
+    Test {
+        name: "firmware::acpi_rsdp_is_valid",
+        run: acpi_rsdp_is_valid,
+    },
+    Test {
+        name: "cpu::long_mode_with_nx_and_write_protect",
+        run: long_mode_with_nx_and_write_protect,
+    },
+    Test {
+        name: "paging::kernel_window_aliases_physical",
+        run: kernel_window_aliases_physical,
+    },
+];
+
+fn uart16550_loopback() -> Outcome {
+    if let Err(error) = serial::loopback_check() {
+        fail!("COM1 loopback: {error}");
+    }
+    Ok(())
+}
+
+fn checksum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b))
+}
+
+fn acpi_rsdp_is_valid() -> Outcome {
+    let FirmwareTables::Acpi { rsdp } = X86_64::boot_info().firmware else {
+        fail!("the start info gave no RSDP");
+    };
+    let Some(virt) = X86_64::phys_to_virt(rsdp) else {
+        fail!("RSDP at {rsdp:#x} is outside the mapped window");
+    };
+    // SAFETY: phys_to_virt returned a mapped address; the RSDP is 20 bytes
+    // (revision 0) or 36 (revision 2+) and lies in the BIOS area below 1 MiB.
+    let bytes = unsafe { core::slice::from_raw_parts(virt as *const u8, 36) };
+    ensure_eq!(&bytes[..8], b"RSD PTR ", "RSDP signature");
+    ensure_eq!(checksum(&bytes[..20]), 0, "RSDP checksum");
+    if bytes[15] >= 2 {
+        ensure_eq!(checksum(&bytes[..36]), 0, "extended RSDP checksum");
+    }
+    Ok(())
+}
+
+fn long_mode_with_nx_and_write_protect() -> Outcome {
+    let efer = Efer::read();
+    ensure!(
+        efer.contains(EferFlags::LONG_MODE_ACTIVE),
+        "EFER.LMA clear: {efer:?}"
+    );
+    ensure!(
+        efer.contains(EferFlags::NO_EXECUTE_ENABLE),
+        "EFER.NXE clear: {efer:?}"
+    );
+    let cr0 = Cr0::read();
+    ensure!(
+        cr0.contains(Cr0Flags::PAGING | Cr0Flags::WRITE_PROTECT),
+        "CR0 {cr0:?}"
+    );
+    ensure!(
+        Cr4::read().contains(Cr4Flags::PHYSICAL_ADDRESS_EXTENSION),
+        "CR4.PAE clear"
+    );
+    Ok(())
+}
+
+static mut ALIAS_PROBE: u64 = 0;
+
+fn kernel_window_aliases_physical() -> Outcome {
+    let virt = &raw mut ALIAS_PROBE as u64;
+    let phys = virt - layout::KERNEL_VIRT_OFFSET;
+    let image = X86_64::boot_info().kernel_image;
+    ensure!(
+        image.contains(phys),
+        "{phys:#x} outside the kernel image {image:#x?}"
+    );
+    let Some(alias) = X86_64::phys_to_virt(phys) else {
+        fail!("physical {phys:#x} has no kernel mapping");
+    };
+    // SAFETY: both addresses name the same 8 bytes of .bss through the
+    // kernel window; nothing else uses ALIAS_PROBE.
+    unsafe {
+        (virt as *mut u64).write_volatile(0x0123_4567_89ab_cdef);
+        ensure_eq!(
+            (alias as *const u64).read_volatile(),
+            0x0123_4567_89ab_cdef,
+            "read through alias"
+        );
+    }
+    Ok(())
+}

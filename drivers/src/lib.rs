@@ -1,0 +1,45 @@
+//! Device drivers, each usable on any architecture that has the device.
+//!
+//! Drivers take their register window from the caller (an MMIO address the
+//! caller has mapped, or an I/O accessor), so they carry no platform
+//! knowledge and the same code serves the kernel and user-space drivers.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod pl011;
+pub mod uart16550;
+
+/// Why a device failed its loopback self-check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopbackError {
+    /// A byte sent in loopback mode never came back.
+    Timeout {
+        /// The byte that was sent.
+        sent: u8,
+    },
+    /// A different byte came back.
+    Mismatch {
+        /// The byte that was sent.
+        sent: u8,
+        /// The byte that arrived.
+        received: u8,
+    },
+}
+
+impl core::fmt::Display for LoopbackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoopbackError::Timeout { sent } => write!(f, "sent {sent:#04x}, nothing came back"),
+            LoopbackError::Mismatch { sent, received } => {
+                write!(f, "sent {sent:#04x}, received {received:#04x}")
+            }
+        }
+    }
+}
+
+/// Bytes for loopback checks: all bit positions, both polarities.
+pub const LOOPBACK_PATTERN: [u8; 6] = [0x55, 0xaa, 0x00, 0xff, 0x0f, 0xf0];
+
+/// How many status polls a loopback byte may take before it counts as lost.
+/// Emulated devices answer at once; real ones within a character time.
+pub(crate) const LOOPBACK_POLLS: u32 = 100_000;

@@ -1,0 +1,475 @@
+//! What the machine told the kernel at boot, in one portable form.
+//!
+//! Each architecture translates its firmware's description (PVH start info on
+//! x86_64, the device tree on ARMv7) into a [`BootInfo`]. Firmware memory maps
+//! are untrusted input: entries may be unsorted, empty, overlapping or even
+//! wrap around the address space. [`MemoryMapBuilder`] turns any such list
+//! into a sorted, non-overlapping map and counts what it had to repair, so the
+//! kernel can report it instead of failing.
+
+use core::fmt;
+
+/// How many distinct regions a [`MemoryMap`] holds. Real firmware maps have
+/// a few dozen entries; anything beyond this is reported as dropped.
+pub const MAX_MEMORY_REGIONS: usize = 128;
+
+/// What a range of physical addresses holds. The order is the precedence
+/// used when firmware entries overlap: a later kind wins over an earlier one,
+/// so a range is never treated as more usable than its most cautious entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemoryKind {
+    /// Free RAM the kernel may use.
+    Usable,
+    /// RAM holding ACPI tables; usable only once they have been read.
+    AcpiReclaimable,
+    /// Memory or address space the firmware keeps for itself.
+    Reserved,
+    /// ACPI non-volatile storage; never usable.
+    AcpiNvs,
+    /// RAM the firmware found faulty.
+    Defective,
+}
+
+impl MemoryKind {
+    /// The name used in reports and generated documentation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemoryKind::Usable => "usable",
+            MemoryKind::AcpiReclaimable => "acpi-reclaimable",
+            MemoryKind::Reserved => "reserved",
+            MemoryKind::AcpiNvs => "acpi-nvs",
+            MemoryKind::Defective => "defective",
+        }
+    }
+
+    /// Whether the range is RAM (as opposed to holes or device space).
+    pub const fn is_ram(self) -> bool {
+        matches!(self, MemoryKind::Usable | MemoryKind::AcpiReclaimable)
+    }
+}
+
+/// A half-open range of physical addresses `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PhysRange {
+    /// First address in the range.
+    pub start: u64,
+    /// First address past the range.
+    pub end: u64,
+}
+
+impl PhysRange {
+    /// Number of bytes in the range.
+    pub const fn size(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether `paddr` lies inside the range.
+    pub const fn contains(&self, paddr: u64) -> bool {
+        self.start <= paddr && paddr < self.end
+    }
+}
+
+/// One region of a normalised memory map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    /// The addresses covered.
+    pub range: PhysRange,
+    /// What they hold.
+    pub kind: MemoryKind,
+}
+
+impl MemoryRegion {
+    const EMPTY: MemoryRegion = MemoryRegion {
+        range: PhysRange { start: 0, end: 0 },
+        kind: MemoryKind::Reserved,
+    };
+}
+
+impl fmt::Display for MemoryRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:#014x}-{:#014x} {:<16} {}",
+            self.range.start,
+            self.range.end,
+            self.kind.name(),
+            ByteSize(self.range.size())
+        )
+    }
+}
+
+/// A byte count with a binary unit: exact where a unit divides it
+/// (`640 KiB`, `128 MiB`), otherwise to two decimals (`127.62 MiB`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut unit = 0;
+        while unit + 1 < UNITS.len() && self.0 >> (10 * (unit + 1)) > 0 {
+            unit += 1;
+        }
+        let scale = 1u64 << (10 * unit);
+        let whole = self.0 / scale;
+        let rest = self.0 % scale;
+        if rest == 0 {
+            write!(f, "{whole} {}", UNITS[unit])
+        } else {
+            let hundredths = (rest as u128 * 100 / scale as u128) as u64;
+            write!(f, "{whole}.{hundredths:02} {}", UNITS[unit])
+        }
+    }
+}
+
+/// A sorted list of non-overlapping regions; adjacent regions of the same
+/// kind are merged.
+#[derive(Clone, Debug)]
+pub struct MemoryMap {
+    regions: [MemoryRegion; MAX_MEMORY_REGIONS],
+    len: usize,
+}
+
+impl MemoryMap {
+    /// A map with no regions.
+    pub const fn empty() -> Self {
+        MemoryMap {
+            regions: [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS],
+            len: 0,
+        }
+    }
+
+    /// The regions, lowest address first.
+    pub fn regions(&self) -> &[MemoryRegion] {
+        &self.regions[..self.len]
+    }
+
+    /// Total bytes of regions of `kind`.
+    pub fn total(&self, kind: MemoryKind) -> u64 {
+        self.regions()
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.range.size())
+            .sum()
+    }
+
+    /// Total bytes of RAM, usable or holding firmware tables.
+    pub fn total_ram(&self) -> u64 {
+        self.regions()
+            .iter()
+            .filter(|r| r.kind.is_ram())
+            .map(|r| r.range.size())
+            .sum()
+    }
+
+    fn push_merged(&mut self, region: MemoryRegion) -> bool {
+        if let Some(last) = self.regions[..self.len].last_mut()
+            && last.kind == region.kind
+            && last.range.end == region.range.start
+        {
+            last.range.end = region.range.end;
+            return true;
+        }
+        if self.len == MAX_MEMORY_REGIONS {
+            return false;
+        }
+        self.regions[self.len] = region;
+        self.len += 1;
+        true
+    }
+}
+
+/// What had to be repaired while normalising a firmware memory map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryMapRepairs {
+    /// Entries with zero length, skipped. Harmless (qboot ends its map
+    /// with one), so not counted against [`is_clean`](Self::is_clean).
+    pub empty: u32,
+    /// Entries whose end wrapped past the top of the address space; they are
+    /// clipped to end at the top.
+    pub wrapped: u32,
+    /// Overlaps between entries, resolved by kind precedence.
+    pub overlaps: u32,
+    /// Entries or regions dropped because the map was full.
+    pub dropped: u32,
+}
+
+impl MemoryMapRepairs {
+    /// Whether the firmware's map needed no real repair.
+    pub fn is_clean(&self) -> bool {
+        self.wrapped == 0 && self.overlaps == 0 && self.dropped == 0
+    }
+}
+
+/// Collects raw firmware entries, then builds a normalised [`MemoryMap`].
+pub struct MemoryMapBuilder {
+    raw: [MemoryRegion; MAX_MEMORY_REGIONS],
+    len: usize,
+    repairs: MemoryMapRepairs,
+}
+
+impl Default for MemoryMapBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryMapBuilder {
+    /// An empty builder.
+    pub const fn new() -> Self {
+        MemoryMapBuilder {
+            raw: [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS],
+            len: 0,
+            repairs: MemoryMapRepairs {
+                empty: 0,
+                wrapped: 0,
+                overlaps: 0,
+                dropped: 0,
+            },
+        }
+    }
+
+    /// Adds a firmware entry of `length` bytes at `start`.
+    pub fn add(&mut self, start: u64, length: u64, kind: MemoryKind) {
+        if length == 0 {
+            self.repairs.empty += 1;
+            return;
+        }
+        let end = match start.checked_add(length) {
+            Some(end) => end,
+            None => {
+                self.repairs.wrapped += 1;
+                u64::MAX
+            }
+        };
+        if self.len == MAX_MEMORY_REGIONS {
+            self.repairs.dropped += 1;
+            return;
+        }
+        self.raw[self.len] = MemoryRegion {
+            range: PhysRange { start, end },
+            kind,
+        };
+        self.len += 1;
+    }
+
+    /// Sorts, resolves overlaps by kind precedence and merges neighbours.
+    pub fn build(mut self) -> (MemoryMap, MemoryMapRepairs) {
+        let raw = &mut self.raw[..self.len];
+        raw.sort_unstable_by_key(|r| (r.range.start, r.range.end));
+        for (i, a) in raw.iter().enumerate() {
+            self.repairs.overlaps += raw[i + 1..]
+                .iter()
+                .take_while(|b| b.range.start < a.range.end)
+                .count() as u32;
+        }
+
+        // Sweep the elementary intervals between consecutive boundaries;
+        // each takes the highest-precedence kind among entries covering it.
+        // Quadratic, but firmware maps are small and this runs once.
+        let mut boundaries = [0u64; 2 * MAX_MEMORY_REGIONS];
+        let mut count = 0;
+        for region in raw.iter() {
+            boundaries[count] = region.range.start;
+            boundaries[count + 1] = region.range.end;
+            count += 2;
+        }
+        let boundaries = &mut boundaries[..count];
+        boundaries.sort_unstable();
+
+        let mut map = MemoryMap::empty();
+        for pair in boundaries.windows(2) {
+            let (start, end) = (pair[0], pair[1]);
+            if start == end {
+                continue;
+            }
+            let kind = raw
+                .iter()
+                .filter(|r| r.range.start <= start && end <= r.range.end)
+                .map(|r| r.kind)
+                .max();
+            if let Some(kind) = kind {
+                let region = MemoryRegion {
+                    range: PhysRange { start, end },
+                    kind,
+                };
+                if !map.push_merged(region) {
+                    self.repairs.dropped += 1;
+                }
+            }
+        }
+        (map, self.repairs)
+    }
+}
+
+/// Where the firmware's hardware description lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirmwareTables {
+    /// ACPI, found through the RSDP at this physical address.
+    Acpi {
+        /// Physical address of the Root System Description Pointer.
+        rsdp: u64,
+    },
+    /// A flattened device tree.
+    DeviceTree {
+        /// Physical address of the blob.
+        address: u64,
+        /// Its size in bytes, from its header.
+        size: u64,
+    },
+    /// Nothing: the machine must be known by other means.
+    None,
+}
+
+/// Everything the kernel learns from the boot path.
+#[derive(Clone, Debug)]
+pub struct BootInfo {
+    /// The machine model, e.g. `microvm`, `q35`, `vexpress-a15`.
+    pub machine: &'static str,
+    /// The kernel command line, possibly empty.
+    pub cmdline: &'static str,
+    /// Physical memory as the firmware described it, normalised.
+    pub memory: MemoryMap,
+    /// What normalising the firmware's memory map repaired.
+    pub memory_repairs: MemoryMapRepairs,
+    /// The hardware description tables.
+    pub firmware: FirmwareTables,
+    /// Physical addresses occupied by the kernel image.
+    pub kernel_image: PhysRange,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(entries: &[(u64, u64, MemoryKind)]) -> (MemoryMap, MemoryMapRepairs) {
+        let mut builder = MemoryMapBuilder::new();
+        for &(start, len, kind) in entries {
+            builder.add(start, len, kind);
+        }
+        builder.build()
+    }
+
+    fn spans(map: &MemoryMap) -> Vec<(u64, u64, MemoryKind)> {
+        map.regions()
+            .iter()
+            .map(|r| (r.range.start, r.range.end, r.kind))
+            .collect()
+    }
+
+    use MemoryKind::*;
+
+    #[test]
+    fn sorts_and_skips_empty_entries() {
+        // The shape qboot produces: unsorted under KVM, with an empty tail.
+        let (map, repairs) = build(&[
+            (0x10_0000, 0x7f0_0000, Usable),
+            (0xd_0000, 0x2_0000, AcpiNvs),
+            (0, 0, Reserved),
+        ]);
+        assert_eq!(
+            spans(&map),
+            vec![
+                (0xd_0000, 0xf_0000, AcpiNvs),
+                (0x10_0000, 0x800_0000, Usable)
+            ]
+        );
+        assert_eq!(repairs.empty, 1);
+        assert_eq!(map.total(Usable), 0x7f0_0000);
+    }
+
+    #[test]
+    fn overlap_takes_the_more_cautious_kind() {
+        let (map, repairs) = build(&[(0x0, 0x10_0000, Usable), (0x8_0000, 0x1_0000, Reserved)]);
+        assert_eq!(
+            spans(&map),
+            vec![
+                (0x0, 0x8_0000, Usable),
+                (0x8_0000, 0x9_0000, Reserved),
+                (0x9_0000, 0x10_0000, Usable)
+            ]
+        );
+        assert_eq!(repairs.overlaps, 1);
+    }
+
+    #[test]
+    fn adjacent_regions_of_one_kind_merge() {
+        let (map, repairs) = build(&[(0x0, 0x1000, Usable), (0x1000, 0x1000, Usable)]);
+        assert_eq!(spans(&map), vec![(0, 0x2000, Usable)]);
+        assert!(repairs.is_clean());
+    }
+
+    #[test]
+    fn wrapping_entry_is_clipped_and_counted() {
+        let (map, repairs) = build(&[(u64::MAX - 0xfff, 0x2000, Reserved)]);
+        assert_eq!(spans(&map), vec![(u64::MAX - 0xfff, u64::MAX, Reserved)]);
+        assert_eq!(repairs.wrapped, 1);
+    }
+
+    #[test]
+    fn too_many_entries_are_dropped_not_fatal() {
+        let mut builder = MemoryMapBuilder::new();
+        for i in 0..(MAX_MEMORY_REGIONS as u64 + 5) {
+            // Alternate kinds so nothing merges.
+            let kind = if i % 2 == 0 { Usable } else { Reserved };
+            builder.add(i * 0x1000, 0x1000, kind);
+        }
+        let (map, repairs) = builder.build();
+        assert_eq!(map.regions().len(), MAX_MEMORY_REGIONS);
+        assert_eq!(repairs.dropped, 5);
+    }
+
+    #[test]
+    fn normalised_map_is_sorted_and_disjoint_for_random_input() {
+        // A small deterministic generator: no dependency, same cases each run.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let kinds = [Usable, AcpiReclaimable, Reserved, AcpiNvs, Defective];
+        for _ in 0..500 {
+            let n = (next() % 40) as usize;
+            let entries: Vec<_> = (0..n)
+                .map(|_| {
+                    let start = (next() % 64) * 0x1000;
+                    let len = (next() % 16) * 0x1000;
+                    (start, len, kinds[(next() % 5) as usize])
+                })
+                .collect();
+            let (map, _) = build(&entries);
+            for pair in map.regions().windows(2) {
+                assert!(pair[0].range.end <= pair[1].range.start, "{entries:?}");
+                if pair[0].range.end == pair[1].range.start {
+                    assert_ne!(pair[0].kind, pair[1].kind, "not merged: {entries:?}");
+                }
+            }
+            // Every byte keeps the most cautious kind any entry gave it.
+            for page in 0..80u64 {
+                let addr = page * 0x1000;
+                let expected = entries
+                    .iter()
+                    .filter(|(s, l, _)| *s <= addr && addr < s + l)
+                    .map(|e| e.2)
+                    .max();
+                let actual = map
+                    .regions()
+                    .iter()
+                    .find(|r| r.range.contains(addr))
+                    .map(|r| r.kind);
+                assert_eq!(actual, expected, "{entries:?} at {addr:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_sizes_print_exactly() {
+        assert_eq!(ByteSize(128 << 20).to_string(), "128 MiB");
+        assert_eq!(ByteSize(0x9fc00).to_string(), "639 KiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000 B");
+        assert_eq!(ByteSize(0x7f0_0000 + 0x9fc00).to_string(), "127.62 MiB");
+        assert_eq!(ByteSize(12 << 30).to_string(), "12 GiB");
+    }
+}

@@ -1,0 +1,155 @@
+//! Ferrite's portable core.
+//!
+//! Everything here is architecture-neutral: it reaches the machine only
+//! through the traits of the `hal` crate, implemented by one type per
+//! architecture. The architecture crate owns the boot path and hands control
+//! to [`kmain`] once it can print and knows the memory map.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod clock;
+pub mod cmdline;
+pub mod console;
+pub mod fixed_string;
+pub mod ktest;
+pub mod logger;
+pub mod panic;
+mod suite;
+
+use cmdline::Cmdline;
+use hal::{Arch, BootInfo, FirmwareTables, MemoryKind, boot::ByteSize};
+
+/// The kernel's version, as printed in the banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Statuses the kernel exits with; the host maps them back to names.
+pub mod exit_code {
+    /// Everything asked for was done; every test passed.
+    pub const SUCCESS: u8 = 0;
+    /// The test suite ran and at least one test failed.
+    pub const TESTS_FAILED: u8 = 1;
+    /// The kernel panicked.
+    pub const PANIC: u8 = 2;
+    /// The command line asked for something the kernel cannot do.
+    pub const BAD_CMDLINE: u8 = 3;
+    /// The boot path found the machine unusable (for example, no usable
+    /// memory map or a malformed device tree).
+    pub const BOOT_FAILURE: u8 = 4;
+
+    /// A name for `code`, for reports.
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            SUCCESS => "success",
+            TESTS_FAILED => "tests failed",
+            PANIC => "kernel panic",
+            BAD_CMDLINE => "bad command line",
+            BOOT_FAILURE => "boot failure",
+            _ => "other",
+        }
+    }
+}
+
+/// What the kernel does once booted, chosen by `mode=` on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Print the banner and wait.
+    Run,
+    /// Run the in-kernel test suite and exit with its verdict.
+    Test,
+    /// Exit at once with the given status, so the host can check that
+    /// statuses survive the trip through the emulator.
+    Exit(u8),
+}
+
+impl Mode {
+    /// Reads the mode from the command line; anything unknown is an error.
+    pub fn from_cmdline(cmdline: &Cmdline<'_>) -> Result<Mode, &'static str> {
+        match cmdline.get("mode") {
+            None | Some("run") => Ok(Mode::Run),
+            Some("test") => Ok(Mode::Test),
+            Some("exit") => match cmdline.get("exit.code").map(str::parse::<u8>) {
+                Some(Ok(code)) => Ok(Mode::Exit(code)),
+                _ => Err("mode=exit needs exit.code=<0-255>"),
+            },
+            Some(_) => Err("unknown mode (expected run, test or exit)"),
+        }
+    }
+}
+
+/// Connects printing, logging and the clock to `A`. The architecture calls
+/// this as soon as its console works, so that even boot failures are
+/// reported; calling it again does nothing.
+pub fn init_early<A: Arch>() {
+    console::install::<A>();
+    clock::install::<A>();
+    logger::install();
+}
+
+/// The portable entry point. `arch_tests` are the architecture's own
+/// in-kernel tests, run after the portable ones in test mode.
+pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
+    init_early::<A>();
+    let boot = A::boot_info();
+    print_banner::<A>(boot);
+
+    let cmdline = Cmdline::new(boot.cmdline);
+    match Mode::from_cmdline(&cmdline) {
+        Ok(Mode::Run) => {
+            log::info!("boot complete; nothing more to run yet, waiting");
+            loop {
+                A::wait_for_interrupt();
+            }
+        }
+        Ok(Mode::Test) => {
+            let portable = suite::portable::<A>();
+            let verdict = ktest::run(&[&portable, arch_tests]);
+            A::exit(if verdict.all_passed() {
+                exit_code::SUCCESS
+            } else {
+                exit_code::TESTS_FAILED
+            })
+        }
+        Ok(Mode::Exit(code)) => {
+            log::info!("exiting with status {code} as asked");
+            A::exit(code)
+        }
+        Err(message) => {
+            log::error!("command line {:?}: {message}", boot.cmdline);
+            A::exit(exit_code::BAD_CMDLINE)
+        }
+    }
+}
+
+fn print_banner<A: Arch>(boot: &BootInfo) {
+    kprintln!(
+        "Ferrite {VERSION} ({arch}, QEMU {machine})",
+        arch = A::ARCH,
+        machine = boot.machine
+    );
+    kprintln!("command line: {:?}", boot.cmdline);
+    kprintln!("memory map:");
+    for region in boot.memory.regions() {
+        kprintln!("  {region}");
+    }
+    kprintln!(
+        "memory: {} usable, {} RAM in total",
+        ByteSize(boot.memory.total(MemoryKind::Usable)),
+        ByteSize(boot.memory.total_ram())
+    );
+    if !boot.memory_repairs.is_clean() {
+        log::warn!("firmware memory map repaired: {:?}", boot.memory_repairs);
+    }
+    match boot.firmware {
+        FirmwareTables::Acpi { rsdp } => kprintln!("firmware tables: ACPI, RSDP at {rsdp:#x}"),
+        FirmwareTables::DeviceTree { address, size } => {
+            kprintln!("firmware tables: device tree at {address:#x}, {size} bytes")
+        }
+        FirmwareTables::None => kprintln!("firmware tables: none"),
+    }
+    kprintln!(
+        "kernel image: {:#x}-{:#x} ({})",
+        boot.kernel_image.start,
+        boot.kernel_image.end,
+        ByteSize(boot.kernel_image.size())
+    );
+}

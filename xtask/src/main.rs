@@ -1,0 +1,81 @@
+//! `cargo xtask`: builds Ferrite, runs it in QEMU and tests it.
+//!
+//! Tasks are plain functions over `std::process::Command`; the tool has no
+//! dependencies beyond the project's own crates, so it builds in seconds on
+//! a fresh machine.
+
+mod cli;
+mod kernel_image;
+mod machine;
+mod provision;
+mod qemu;
+mod run;
+mod test;
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// An error to report to the user, already phrased for them.
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error(e.to_string())
+    }
+}
+
+/// Builds an [`Error`] from format arguments.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::Error(format!($($arg)*)) };
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Prints a progress line.
+pub fn step(message: impl fmt::Display) {
+    println!("xtask: {message}");
+}
+
+/// Seconds with one decimal, for progress lines.
+pub fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("xtask: {e}\n");
+            eprintln!("{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command {
+        cli::Command::Help => {
+            println!("{}", cli::USAGE);
+            Ok(true)
+        }
+        cli::Command::Build(options) => {
+            kernel_image::build(options.arch, options.profile).map(|_| true)
+        }
+        cli::Command::Run(options) => run::run(&options).map(|_| true),
+        cli::Command::Test(options) => test::run(&options),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

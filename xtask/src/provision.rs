@@ -1,0 +1,233 @@
+//! Making sure the tools exist: the Rust targets and QEMU.
+//!
+//! On a Debian or Ubuntu machine where xtask runs as root, missing QEMU
+//! packages are installed, each step printed. Anywhere else xtask stops and
+//! prints the command for the user to run.
+
+use crate::machine::Arch;
+use crate::{Result, error, step};
+use std::process::Command;
+
+/// Oldest QEMU the project is known to need: microvm with PVH boot,
+/// `-audio none`, and the semihosting and debug-exit behaviour relied on.
+/// Tested with 10.0.
+pub const MIN_QEMU: (u32, u32) = (8, 0);
+
+/// Adds the kernel targets if rustup lacks them. `rust-toolchain.toml` names
+/// them, but rustup only installs them with a toolchain it installs itself,
+/// not into one that is already present.
+pub fn ensure_rust_targets(arches: &[Arch]) -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    let installed = match installed {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+        _ => {
+            // Without rustup the toolchain must already have the targets;
+            // cargo will say so if it does not.
+            return Ok(());
+        }
+    };
+    let missing: Vec<&str> = arches
+        .iter()
+        .map(|a| a.target())
+        .filter(|t| !installed.lines().any(|line| line.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(format!(
+        "adding Rust targets: rustup target add {}",
+        missing.join(" ")
+    ));
+    let status = Command::new("rustup")
+        .args(["target", "add"])
+        .args(&missing)
+        .status()?;
+    if !status.success() {
+        return Err(error!("`rustup target add {}` failed", missing.join(" ")));
+    }
+    Ok(())
+}
+
+/// Parses "QEMU emulator version 10.0.2 (Debian ...)".
+pub fn parse_qemu_version(text: &str) -> Option<(u32, u32, u32)> {
+    let rest = text.split("version ").nth(1)?;
+    let version = rest
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+fn qemu_version(binary: &str) -> Option<String> {
+    let output = Command::new(binary).arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Facts about the host that decide how QEMU can be installed.
+struct Host {
+    root: bool,
+    debian_like: bool,
+    codename: String,
+}
+
+fn host() -> Host {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false);
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let debian_like = field("ID") == "debian"
+        || field("ID") == "ubuntu"
+        || field("ID_LIKE").split_whitespace().any(|id| id == "debian");
+    Host {
+        root,
+        debian_like,
+        codename: field("VERSION_CODENAME"),
+    }
+}
+
+const PACKAGES: [&str; 2] = ["qemu-system-x86", "qemu-system-arm"];
+const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/bookworm-backports.list";
+
+/// The shell commands that install QEMU on this host.
+fn install_commands(host: &Host) -> Vec<String> {
+    let packages = PACKAGES.join(" ");
+    if host.codename == "bookworm" {
+        // Bookworm's own QEMU (7.2) is too old, and these machines carry
+        // qemu-utils from backports, which conflicts with it: install from
+        // backports too.
+        vec![
+            format!(
+                "echo 'deb http://deb.debian.org/debian bookworm-backports main' > {BACKPORTS_LIST}"
+            ),
+            "apt-get update".into(),
+            format!("apt-get install -y --no-install-recommends -t bookworm-backports {packages}"),
+        ]
+    } else {
+        vec![
+            "apt-get update".into(),
+            format!("apt-get install -y --no-install-recommends {packages}"),
+        ]
+    }
+}
+
+fn install_qemu(host: &Host) -> Result<()> {
+    for command in install_commands(host) {
+        step(format!("installing QEMU: {command}"));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        if !status.success() {
+            return Err(error!("`{command}` failed ({status})"));
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure QEMU for `arches` is installed and recent enough.
+pub fn ensure_qemu(arches: &[Arch]) -> Result<()> {
+    let missing: Vec<&str> = arches
+        .iter()
+        .map(|a| a.qemu_binary())
+        .filter(|b| qemu_version(b).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let host = host();
+        if host.root && host.debian_like {
+            step(format!("{} not found; installing QEMU", missing.join(", ")));
+            install_qemu(&host)?;
+        } else {
+            let commands = if host.debian_like {
+                install_commands(&host)
+                    .iter()
+                    .map(|c| format!("  sudo sh -c \"{}\"", c.replace('"', "\\\"")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                format!(
+                    "  install QEMU >= {}.{} providing {}",
+                    MIN_QEMU.0,
+                    MIN_QEMU.1,
+                    missing.join(" and ")
+                )
+            };
+            return Err(error!(
+                "{} not found. Install QEMU with:\n{commands}",
+                missing.join(", ")
+            ));
+        }
+    }
+    for arch in arches {
+        let binary = arch.qemu_binary();
+        let text = qemu_version(binary)
+            .ok_or_else(|| error!("{binary} still not runnable after installing"))?;
+        let version = parse_qemu_version(&text)
+            .ok_or_else(|| error!("cannot read the version of {binary}: {text:?}"))?;
+        if (version.0, version.1) < MIN_QEMU {
+            return Err(error!(
+                "{binary} is version {}.{}.{}; Ferrite needs {}.{} or newer",
+                version.0, version.1, version.2, MIN_QEMU.0, MIN_QEMU.1
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_qemu_versions() {
+        let debian =
+            "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright";
+        assert_eq!(parse_qemu_version(debian), Some((10, 0, 2)));
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 8.2"),
+            Some((8, 2, 0))
+        );
+        assert_eq!(parse_qemu_version("nonsense"), None);
+    }
+
+    #[test]
+    fn bookworm_installs_from_backports() {
+        let host = Host {
+            root: true,
+            debian_like: true,
+            codename: "bookworm".into(),
+        };
+        let commands = install_commands(&host);
+        assert!(commands[0].contains("bookworm-backports main"));
+        assert!(commands[2].contains("-t bookworm-backports qemu-system-x86 qemu-system-arm"));
+        let host = Host {
+            root: true,
+            debian_like: true,
+            codename: "noble".into(),
+        };
+        assert!(!install_commands(&host).join(" ").contains("backports"));
+    }
+}

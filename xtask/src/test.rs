@@ -1,0 +1,357 @@
+//! `cargo xtask test`: host unit tests, then the in-kernel suite on every
+//! machine, one line per test and per machine, and a final tally.
+
+use crate::cli::TestOptions;
+use crate::kernel_image::{self, workspace};
+use crate::machine::{Arch, Console, Machine};
+use crate::{Result, provision, qemu, seconds, step};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A test boot takes well under a second under TCG; this allows for a
+/// heavily loaded machine while still catching hangs.
+const BOOT_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Packages whose unit tests run on the host, and which of their targets.
+const HOST_TEST_PACKAGES: [(&str, &str); 6] = [
+    ("hal", "--lib"),
+    ("kernel", "--lib"),
+    ("drivers", "--lib"),
+    ("arch-x86_64", "--lib"),
+    ("arch-armv7", "--lib"),
+    ("xtask", "--bins"),
+];
+
+/// Output lines shown when a machine fails.
+const FAILURE_CONTEXT_LINES: usize = 30;
+
+/// The exit code the round-trip check asks the kernel for.
+const ROUND_TRIP_CODE: u8 = 42;
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn record(&mut self, ok: bool, scope: &str, name: &str, detail: &str) {
+        let (mark, separator) = if ok { ("ok  ", " ") } else { ("FAIL", ": ") };
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!("{separator}{detail}")
+        };
+        println!("  {mark}  {scope:<17} {name}{detail}");
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+pub fn run(options: &TestOptions) -> Result<bool> {
+    let started = Instant::now();
+    let arches: Vec<Arch> = options.arch.map_or(Arch::ALL.to_vec(), |a| vec![a]);
+    provision::ensure_rust_targets(&arches)?;
+    provision::ensure_qemu(&arches)?;
+    let mut tally = Tally::default();
+    host_tests(&mut tally)?;
+    for arch in arches {
+        match kernel_image::build(arch, options.profile) {
+            Ok(kernel) => {
+                for &machine in arch.machines() {
+                    machine_tests(machine, &kernel, &mut tally)?;
+                }
+            }
+            Err(e) => tally.record(false, arch.name(), "kernel builds", &e.to_string()),
+        }
+    }
+    step(format!(
+        "all tests finished in {}",
+        seconds(started.elapsed())
+    ));
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(tally.failed == 0)
+}
+
+/// The result of one libtest line, `test name ... ok`.
+fn parse_libtest_line(line: &str) -> Option<(&str, bool)> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, verdict) = rest.rsplit_once(" ... ")?;
+    match verdict.trim() {
+        "ok" => Some((name, true)),
+        "FAILED" => Some((name, false)),
+        _ => None, // ignored tests and benches are not results
+    }
+}
+
+fn host_tests(tally: &mut Tally) -> Result<()> {
+    let started = Instant::now();
+    step("host unit tests");
+    let before = (tally.passed, tally.failed);
+    for (package, target) in HOST_TEST_PACKAGES {
+        let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace())
+            .args(["test", "--package", package, target])
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let mut results = 0;
+        for (name, ok) in stdout.lines().filter_map(parse_libtest_line) {
+            tally.record(ok, &format!("host {package}"), name, "");
+            results += 1;
+        }
+        if !output.status.success() && results == 0 {
+            // It did not get as far as running tests: show why.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            tally.record(
+                false,
+                &format!("host {package}"),
+                "unit tests build and run",
+                "",
+            );
+            for line in stderr
+                .lines()
+                .rev()
+                .take(FAILURE_CONTEXT_LINES)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                println!("    | {line}");
+            }
+        } else if !output.status.success() {
+            for line in stdout.lines().skip_while(|l| !l.starts_with("failures:")) {
+                println!("    | {line}");
+            }
+        }
+    }
+    step(format!(
+        "host: {} passed, {} failed in {}",
+        tally.passed - before.0,
+        tally.failed - before.1,
+        seconds(started.elapsed())
+    ));
+    Ok(())
+}
+
+/// Events of the kernel's test protocol (see `kernel::ktest`).
+#[derive(Debug, PartialEq, Eq)]
+enum SuiteEvent<'a> {
+    Begin(usize),
+    Pass { name: &'a str, time: &'a str },
+    Fail { name: &'a str, message: &'a str },
+    End { passed: usize, failed: usize },
+}
+
+fn parse_suite_line(line: &str) -> Option<SuiteEvent<'_>> {
+    let rest = line.strip_prefix("ktest: ")?;
+    let (word, rest) = rest.split_once(' ')?;
+    match word {
+        "begin" => rest.trim().parse().ok().map(SuiteEvent::Begin),
+        "pass" => {
+            let (name, time) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some(SuiteEvent::Pass { name, time })
+        }
+        "fail" => {
+            let (name, message) = rest.split_once(": ").unwrap_or((rest, ""));
+            Some(SuiteEvent::Fail { name, message })
+        }
+        "end" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match words.as_slice() {
+                [passed, "passed", failed, "failed"] => Some(SuiteEvent::End {
+                    passed: passed.parse().ok()?,
+                    failed: failed.parse().ok()?,
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn boot_args(machine: Machine, kernel: &Path, cmdline: &str) -> Result<Vec<String>> {
+    let ram = machine.test_ram_mib();
+    let dtb = match machine.arch() {
+        Arch::Arm => Some(kernel_image::board_dtb(ram)?),
+        Arch::X64 => None,
+    };
+    Ok(machine.qemu_args(
+        kernel,
+        dtb.as_deref(),
+        ram,
+        cmdline,
+        Console::Captured,
+        false,
+    ))
+}
+
+fn show_failure_context(boot: &qemu::Boot) {
+    println!("    guest output (last {FAILURE_CONTEXT_LINES} lines):");
+    for line in boot.tail(FAILURE_CONTEXT_LINES) {
+        println!("    | {line}");
+    }
+    for line in boot.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        println!("    | qemu: {line}");
+    }
+}
+
+/// Why a boot did not end with a kernel-chosen status, if it did not.
+fn abnormal_end(machine: Machine, boot: &qemu::Boot) -> Option<String> {
+    if boot.timed_out {
+        return Some(format!(
+            "no exit within {} s: the guest hung",
+            BOOT_TIME_LIMIT.as_secs()
+        ));
+    }
+    match boot.status {
+        None => Some("QEMU was killed by a signal".into()),
+        Some(status) => match machine.arch().decode_exit(status) {
+            None => Some(format!(
+                "QEMU exited with status {status}, not through the kernel's exit path"
+            )),
+            Some(_) => None,
+        },
+    }
+}
+
+fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
+    let before = (tally.passed, tally.failed);
+    let scope = machine.name();
+    let ram = machine.test_ram_mib();
+    step(format!(
+        "booting {scope} ({ram} MiB) for the in-kernel tests"
+    ));
+    let cmdline = format!(
+        "mode=test test.ram_mib={ram} test.machine={}",
+        machine.qemu_name()
+    );
+    let args = boot_args(machine, kernel, &cmdline)?;
+    let mut announced = None;
+    let mut end = None;
+    let mut results = 0;
+    let boot = qemu::boot(
+        machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        |line| match parse_suite_line(line) {
+            Some(SuiteEvent::Begin(n)) => announced = Some(n),
+            Some(SuiteEvent::Pass { name, time }) => {
+                results += 1;
+                tally.record(true, scope, name, &format!("({time})"));
+            }
+            Some(SuiteEvent::Fail { name, message }) => {
+                results += 1;
+                tally.record(false, scope, name, message);
+            }
+            Some(SuiteEvent::End { passed, failed }) => end = Some(passed + failed),
+            None => {}
+        },
+    )?;
+
+    let banner = boot
+        .lines
+        .iter()
+        .any(|l| l.starts_with("Ferrite ") && l.contains(machine.qemu_name()));
+    tally.record(banner, scope, "console::banner_reaches_host", "");
+
+    let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+    let problem = if let Some(reason) = abnormal_end(machine, &boot) {
+        Some(reason)
+    } else if exit == Some(kernel::exit_code::PANIC) {
+        Some("the kernel panicked".into())
+    } else if announced.is_none() || end != announced || end != Some(results) {
+        Some(format!(
+            "suite incomplete: {results} results, {announced:?} announced, {end:?} at the end (exit: {})",
+            exit.map_or("none", kernel::exit_code::name)
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = &problem {
+        tally.record(false, scope, "suite runs to completion", problem);
+    }
+    if problem.is_some() || tally.failed > before.1 {
+        show_failure_context(&boot);
+    }
+
+    exit_round_trip(machine, kernel, tally)?;
+    step(format!(
+        "{scope}: {} passed, {} failed in {}",
+        tally.passed - before.0,
+        tally.failed - before.1,
+        seconds(boot.elapsed)
+    ));
+    Ok(())
+}
+
+/// Boots once more asking the kernel to exit with a chosen code, and checks
+/// that the host reads that code back.
+fn exit_round_trip(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
+    let cmdline = format!("mode=exit exit.code={ROUND_TRIP_CODE}");
+    let args = boot_args(machine, kernel, &cmdline)?;
+    let boot = qemu::boot(machine.arch().qemu_binary(), &args, BOOT_TIME_LIMIT, |_| {})?;
+    let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+    let ok = exit == Some(ROUND_TRIP_CODE);
+    let detail = if ok {
+        String::new()
+    } else {
+        abnormal_end(machine, &boot)
+            .unwrap_or_else(|| format!("asked for {ROUND_TRIP_CODE}, host read {exit:?}"))
+    };
+    tally.record(ok, machine.name(), "exit::status_round_trip", &detail);
+    if !ok {
+        show_failure_context(&boot);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_libtest_lines() {
+        assert_eq!(parse_libtest_line("test a::b ... ok"), Some(("a::b", true)));
+        assert_eq!(
+            parse_libtest_line("test a::b ... FAILED"),
+            Some(("a::b", false))
+        );
+        assert_eq!(parse_libtest_line("test a::b ... ignored"), None);
+        assert_eq!(parse_libtest_line("test result: ok. 3 passed"), None);
+    }
+
+    #[test]
+    fn reads_the_kernel_test_protocol() {
+        assert_eq!(
+            parse_suite_line("ktest: begin 12"),
+            Some(SuiteEvent::Begin(12))
+        );
+        assert_eq!(
+            parse_suite_line("ktest: pass boot::x 0.215 ms"),
+            Some(SuiteEvent::Pass {
+                name: "boot::x",
+                time: "0.215 ms"
+            })
+        );
+        assert_eq!(
+            parse_suite_line("ktest: fail a::b: sent 0x55: lost (x.rs:3)"),
+            Some(SuiteEvent::Fail {
+                name: "a::b",
+                message: "sent 0x55: lost (x.rs:3)"
+            })
+        );
+        assert_eq!(
+            parse_suite_line("ktest: end 11 passed 1 failed"),
+            Some(SuiteEvent::End {
+                passed: 11,
+                failed: 1
+            })
+        );
+        assert_eq!(parse_suite_line("ktest: end garbage"), None);
+        assert_eq!(parse_suite_line("[ 0.1] INFO ktest: pass x"), None);
+    }
+}
