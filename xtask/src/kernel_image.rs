@@ -53,9 +53,10 @@ pub fn build(arch: Arch, profile: Profile) -> Result<PathBuf> {
         .join(arch.target())
         .join(profile.dir())
         .join("ferrite");
+    let shown = image.strip_prefix(workspace()).unwrap_or(&image);
     step(format!(
         "built {} in {}",
-        image.display(),
+        shown.display(),
         seconds(started.elapsed())
     ));
     Ok(image)
