@@ -146,8 +146,11 @@ enum SuiteEvent<'a> {
     End { passed: usize, failed: usize },
 }
 
+/// Reads a protocol line. The marker may follow other bytes on the line: a
+/// device test that misbehaves can leave stray bytes on the console.
 fn parse_suite_line(line: &str) -> Option<SuiteEvent<'_>> {
-    let rest = line.strip_prefix("ktest: ")?;
+    const MARKER: &str = "ktest: ";
+    let rest = &line[line.find(MARKER)? + MARKER.len()..];
     let (word, rest) = rest.split_once(' ')?;
     match word {
         "begin" => rest.trim().parse().ok().map(SuiteEvent::Begin),
@@ -352,6 +355,10 @@ mod tests {
             })
         );
         assert_eq!(parse_suite_line("ktest: end garbage"), None);
-        assert_eq!(parse_suite_line("[ 0.1] INFO ktest: pass x"), None);
+        assert_eq!(
+            parse_suite_line("\u{fffd}U\u{0}ktest: begin 3"),
+            Some(SuiteEvent::Begin(3))
+        );
+        assert_eq!(parse_suite_line("kernel: pass x"), None);
     }
 }
