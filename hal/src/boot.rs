@@ -321,6 +321,66 @@ pub enum FirmwareTables {
     None,
 }
 
+/// How many reserved ranges a [`BootInfo`] lists.
+pub const MAX_RESERVED: usize = 16;
+
+/// A named physical range inside RAM that must never be handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    /// What it holds.
+    pub name: &'static str,
+    /// Where.
+    pub range: PhysRange,
+}
+
+/// The ranges the boot path keeps for itself or the firmware.
+#[derive(Clone, Copy, Debug)]
+pub struct ReservedList {
+    items: [Reserved; MAX_RESERVED],
+    len: usize,
+}
+
+impl Default for ReservedList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReservedList {
+    /// An empty list.
+    pub const fn new() -> Self {
+        const EMPTY: Reserved = Reserved {
+            name: "",
+            range: PhysRange { start: 0, end: 0 },
+        };
+        ReservedList {
+            items: [EMPTY; MAX_RESERVED],
+            len: 0,
+        }
+    }
+
+    /// Adds a range; returns false (and drops it) if the list is full.
+    #[must_use]
+    pub fn push(&mut self, name: &'static str, range: PhysRange) -> bool {
+        if self.len == MAX_RESERVED {
+            return false;
+        }
+        self.items[self.len] = Reserved { name, range };
+        self.len += 1;
+        true
+    }
+
+    /// The ranges.
+    pub fn as_slice(&self) -> &[Reserved] {
+        &self.items[..self.len]
+    }
+
+    /// The reserved range containing `paddr`, if any.
+    pub fn containing(&self, paddr: u64) -> Option<&Reserved> {
+        self.as_slice().iter().find(|r| r.range.contains(paddr))
+    }
+}
+
 /// Everything the kernel learns from the boot path.
 #[derive(Clone, Debug)]
 pub struct BootInfo {
@@ -336,6 +396,9 @@ pub struct BootInfo {
     pub firmware: FirmwareTables,
     /// Physical addresses occupied by the kernel image.
     pub kernel_image: PhysRange,
+    /// RAM the boot path keeps: low memory, the image, boot page tables,
+    /// firmware tables. The frame allocator never hands these out.
+    pub reserved: ReservedList,
 }
 
 #[cfg(test)]

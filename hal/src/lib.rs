@@ -9,8 +9,13 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod boot;
+pub mod layout;
+pub mod mm;
+pub mod trap;
 
 pub use boot::{BootInfo, FirmwareTables, MemoryKind, MemoryMap, MemoryRegion, PhysRange};
+pub use mm::{FrameSource, MapError, MapFlags, RootTable, Space, Translation};
+pub use trap::Fault;
 
 /// The kernel's text console: a serial port on every supported machine.
 pub trait Console {
@@ -22,11 +27,69 @@ pub trait Console {
     fn read_byte() -> Option<u8>;
 }
 
-/// Physical and virtual memory as the kernel sees it.
+/// Kernel address ranges the portable core manages itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelWindow {
+    /// Where kernel stacks are mapped, slot by slot.
+    Stacks,
+    /// Where temporary kernel mappings go.
+    Dynamic,
+}
+
+/// Physical and virtual memory: the direct map and the address-space API.
+///
+/// Every address space shares the kernel half; [`Space::User`] spaces add a
+/// user half of their own. Page-table frames come from the caller's
+/// [`FrameSource`]. W^X holds for every mapping: writable and executable
+/// flags together are refused.
 pub trait Memory {
-    /// The kernel virtual address at which physical address `paddr` can be
-    /// read and written, if the kernel maps it.
+    /// Page sizes `map` accepts, smallest first.
+    const PAGE_SIZES: &'static [usize];
+
+    /// The direct-map address of physical `paddr`, if RAM there is mapped.
     fn phys_to_virt(paddr: u64) -> Option<usize>;
+
+    /// The physical address behind a direct-map or kernel-image address.
+    fn virt_to_phys(vaddr: usize) -> Option<u64>;
+
+    /// The `[start, end)` of a kernel window.
+    fn kernel_window(window: KernelWindow) -> (usize, usize);
+
+    /// The `[start, end)` of user space.
+    fn user_range() -> (usize, usize);
+
+    /// Maps one page of `page_size` at `virt` to `phys`.
+    fn map(
+        space: Space,
+        virt: usize,
+        phys: u64,
+        page_size: usize,
+        flags: MapFlags,
+        frames: &dyn FrameSource,
+    ) -> Result<(), MapError>;
+
+    /// Unmaps the page at `virt`, returning what it mapped.
+    fn unmap(space: Space, virt: usize) -> Result<Translation, MapError>;
+
+    /// Where `virt` leads.
+    fn translate(space: Space, virt: usize) -> Option<Translation>;
+
+    /// Changes the flags of the page at `virt`.
+    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError>;
+
+    /// A new user address space, empty in its user half.
+    fn create_space(frames: &dyn FrameSource) -> Result<RootTable, MapError>;
+
+    /// Frees a user address space's page tables (not the frames its pages
+    /// map). It must not be active.
+    fn destroy_space(root: RootTable, frames: &dyn FrameSource);
+
+    /// Makes `space` the current user half; `None` leaves only the kernel.
+    fn activate(space: Option<RootTable>);
+
+    /// Maps `size` bytes of device registers at `paddr` uncached; returns
+    /// the virtual address of `paddr`.
+    fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError>;
 }
 
 /// Masking and unmasking interrupts on the current CPU.
@@ -68,6 +131,18 @@ pub trait Cpu {
 
     /// Ticks per second of `cycle_counter`.
     fn cycle_counter_hz() -> u64;
+
+    /// The bytes of an instruction that returns to the caller, for tests
+    /// that place code in memory.
+    const RETURN_INSTRUCTION: &'static [u8];
+
+    /// Runs `f(arg)`; a kernel fault inside it ends the call with `Err`
+    /// instead of a panic.
+    ///
+    /// # Safety
+    /// If `f` faults, its frames are abandoned where they stand: it must
+    /// hold no locks and own nothing that needs dropping. Calls do not nest.
+    unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault>;
 }
 
 /// How the machine was started and how to leave it.

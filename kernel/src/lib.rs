@@ -7,12 +7,15 @@
 
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod clock;
 pub mod cmdline;
 pub mod console;
 pub mod fixed_string;
 pub mod ktest;
 pub mod logger;
+pub mod mm;
 pub mod panic;
 mod suite;
 
@@ -91,6 +94,10 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
     init_early::<A>();
     let boot = A::boot_info();
     print_banner::<A>(boot);
+    if let Err(error) = mm::init::<A>() {
+        log::error!("memory management cannot start: {error}");
+        A::exit(exit_code::BOOT_FAILURE);
+    }
 
     let cmdline = Cmdline::new(boot.cmdline);
     match Mode::from_cmdline(&cmdline) {
@@ -146,10 +153,14 @@ fn print_banner<A: Arch>(boot: &BootInfo) {
         }
         FirmwareTables::None => kprintln!("firmware tables: none"),
     }
-    kprintln!(
-        "kernel image: {:#x}-{:#x} ({})",
-        boot.kernel_image.start,
-        boot.kernel_image.end,
-        ByteSize(boot.kernel_image.size())
-    );
+    kprintln!("reserved:");
+    for reserved in boot.reserved.as_slice() {
+        kprintln!(
+            "  {:#014x}-{:#014x} {:<16} {}",
+            reserved.range.start,
+            reserved.range.end,
+            ByteSize(reserved.range.size()),
+            reserved.name
+        );
+    }
 }

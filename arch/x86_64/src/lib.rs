@@ -6,4 +6,5 @@
 
 pub mod exit_status;
 pub mod layout;
+pub mod paging;
 pub mod pvh;

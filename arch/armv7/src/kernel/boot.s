@@ -101,15 +101,31 @@ boot_l1_table:
     .skip 16384
 
 .section .bss.stacks, "aw", %nobits
+/* Each stack sits above a guard page the kernel leaves unmapped. */
 .p2align 12
+.global svc_stack_guard
+svc_stack_guard:
+    .skip 4096
     .skip {SVC_STACK_SIZE}
 .global svc_stack_top
 svc_stack_top:
+.global irq_stack_guard
+irq_stack_guard:
+    .skip 4096
     .skip {EXCEPTION_STACK_SIZE}
 irq_stack_top:
+.global abort_stack_guard
+abort_stack_guard:
+    .skip 4096
     .skip {EXCEPTION_STACK_SIZE}
 abort_stack_top:
+.global undefined_stack_guard
+undefined_stack_guard:
+    .skip 4096
     .skip {EXCEPTION_STACK_SIZE}
 undefined_stack_top:
+.global fiq_stack_guard
+fiq_stack_guard:
+    .skip 4096
     .skip {EXCEPTION_STACK_SIZE}
 fiq_stack_top:

@@ -1,20 +1,25 @@
 //! The kernel console: a PL011 UART found in the device tree.
 
-use crate::mmio;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use drivers::LoopbackError;
 use drivers::pl011::Pl011;
 use spin::Mutex;
 
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+static BASE: AtomicUsize = AtomicUsize::new(0);
 
-/// Maps the PL011 at physical `base` and sets it to 115200 8N1. With no
-/// room to map it, the kernel stays silent; there is nowhere to say so.
-pub fn init(base: u64, clock_hz: u32) {
-    if let Some(virt) = mmio::map_device(base) {
-        // SAFETY: `virt` maps the UART's registers as device memory, and
-        // nothing else drives this UART.
-        *UART.lock() = Some(unsafe { Pl011::new(virt, clock_hz, 115_200) });
-    }
+/// Takes over the PL011 whose registers are mapped at `virt` and sets it to
+/// 115200 8N1.
+pub fn init(virt: usize, clock_hz: u32) {
+    // SAFETY: `virt` maps the UART's registers as device memory, and
+    // nothing else drives this UART.
+    *UART.lock() = Some(unsafe { Pl011::new(virt, clock_hz, 115_200) });
+    BASE.store(virt, Ordering::Relaxed);
+}
+
+/// Where the console's registers are mapped (0 before `init`).
+pub fn base() -> usize {
+    BASE.load(Ordering::Relaxed)
 }
 
 /// Writes bytes to the console; dropped before `init`.

@@ -4,10 +4,11 @@
 #![no_main]
 
 mod console;
-mod mmio;
+mod memory;
 mod platform;
 mod tests;
 mod time;
+mod traps;
 
 use arch_armv7::{board, dtb, layout, mmu};
 use core::panic::PanicInfo;
@@ -27,7 +28,7 @@ core::arch::global_asm!(
     KERNEL_VIRT_BASE = const layout::KERNEL_VIRT_BASE,
     RAM_BASE = const layout::RAM_BASE,
     BOOT_MAPPED_SECTIONS = const layout::BOOT_MAPPED_SIZE / mmu::SECTION_SIZE,
-    BOOT_SECTION_ATTRS = const mmu::section(0, mmu::BOOT_KERNEL_SECTION),
+    BOOT_SECTION_ATTRS = const mmu::BOOT_KERNEL_SECTION,
     TTBR_WALK_ATTRS = const mmu::TTBR_WALK_WRITE_BACK,
     SCTLR_SET = const SCTLR_SET,
     SCTLR_CLEAR = const SCTLR_CLEAR,
@@ -51,18 +52,34 @@ extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
         Err(_) => None,
     };
     let (uart_base, uart_clock) = uart.unwrap_or((board::UART0.base as u64, None));
-    console::init(uart_base, uart_clock.unwrap_or(board::UART_CLOCK_HZ));
+    if let Some(virt) = memory::map_console(uart_base) {
+        console::init(virt, uart_clock.unwrap_or(board::UART_CLOCK_HZ));
+    }
     kernel::init_early::<Armv7>();
+    traps::init();
     time::init();
-    match tree {
-        Ok((blob, info)) => platform::init_boot_info(blob, info),
+    let mut boot = match tree {
+        Ok((blob, info)) => platform::read_boot_info(blob, info),
         Err(error) => {
             kernel::kprintln!("ferrite: unusable device tree: {error}");
             Armv7::exit(kernel::exit_code::BOOT_FAILURE);
         }
+    };
+    if let Err(error) = memory::init(&mut boot) {
+        kernel::kprintln!("ferrite: cannot build the kernel translation table: {error}");
+        Armv7::exit(kernel::exit_code::BOOT_FAILURE);
     }
+    match memory::check_layout(&mut |v| kernel::kprintln!("layout violation: {v}")) {
+        Ok(0) => {}
+        Ok(n) => panic!("the kernel's translation table breaks the layout in {n} places"),
+        Err(e) => panic!("cannot walk the kernel's translation table: {e}"),
+    }
+    platform::set_boot_info(boot);
     kernel::kmain::<Armv7>(&tests::ARCH_TESTS)
 }
+
+#[global_allocator]
+static ALLOCATOR: kernel::mm::heap::GlobalHeap = kernel::mm::heap::GlobalHeap;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {

@@ -1,9 +1,9 @@
 //! The HAL implementation for ARMv7.
 
-use crate::{console, time};
+use crate::{console, time, traps};
 use arch_armv7::dtb::{self, DeviceTreeInfo, DtbError};
 use arch_armv7::{board, exit_status, layout};
-use hal::boot::MemoryMapBuilder;
+use hal::boot::{MemoryMapBuilder, ReservedList};
 use hal::{BootInfo, FirmwareTables, MemoryKind, PhysRange};
 use spin::Once;
 
@@ -58,8 +58,8 @@ pub fn find_device_tree(loader_dtb: u32) -> Result<&'static mut [u8], DtbError> 
     Err(last_error)
 }
 
-/// Records what the kernel needs from the device tree.
-pub fn init_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) {
+/// Builds the [`BootInfo`] from the device tree.
+pub fn read_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) -> BootInfo {
     let mut memory = MemoryMapBuilder::new();
     for reg in info.memory.as_slice() {
         memory.add(reg.address, reg.size, MemoryKind::Usable);
@@ -85,18 +85,52 @@ pub fn init_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) {
     } else {
         info.compatible
     };
+    let blob_paddr = blob.as_ptr() as u64 - layout::KERNEL_VIRT_OFFSET as u64;
+    let mut reserved = ReservedList::new();
+    let direct_map_end = layout::RAM_BASE as u64 + layout::DIRECT_MAP_MAX as u64;
+    let ram_end = memory
+        .regions()
+        .iter()
+        .filter(|r| r.kind.is_ram())
+        .map(|r| r.range.end)
+        .max()
+        .unwrap_or(0);
+    let mut pushed = reserved.push(
+        "device tree",
+        PhysRange {
+            start: blob_paddr,
+            end: blob_paddr + blob.len() as u64,
+        },
+    ) && reserved.push("kernel image", kernel_image);
+    if ram_end > direct_map_end {
+        log::warn!("RAM above {direct_map_end:#x} is beyond the direct map and stays unused");
+        pushed &= reserved.push(
+            "RAM beyond the direct map",
+            PhysRange {
+                start: direct_map_end,
+                end: ram_end,
+            },
+        );
+    }
+    debug_assert!(pushed, "the reserved list starts empty");
     DEVICE_TREE.call_once(|| (blob, info));
-    BOOT_INFO.call_once(|| BootInfo {
+    BootInfo {
         machine,
         cmdline: info.bootargs,
         memory,
         memory_repairs,
         firmware: FirmwareTables::DeviceTree {
-            address: blob.as_ptr() as u64 - layout::KERNEL_VIRT_OFFSET as u64,
+            address: blob_paddr,
             size: blob.len() as u64,
         },
         kernel_image,
-    });
+        reserved,
+    }
+}
+
+/// Makes `boot` what [`hal::Platform::boot_info`] returns from now on.
+pub fn set_boot_info(boot: BootInfo) {
+    BOOT_INFO.call_once(|| boot);
 }
 
 /// The device tree and what was read from it.
@@ -116,12 +150,6 @@ impl hal::Console for Armv7 {
 
     fn read_byte() -> Option<u8> {
         console::read_byte()
-    }
-}
-
-impl hal::Memory for Armv7 {
-    fn phys_to_virt(paddr: u64) -> Option<usize> {
-        boot_mapped(paddr, 1)
     }
 }
 
@@ -158,6 +186,14 @@ impl hal::Cpu for Armv7 {
 
     fn cycle_counter_hz() -> u64 {
         time::counter_hz()
+    }
+
+    /// `bx lr`.
+    const RETURN_INSTRUCTION: &'static [u8] = &[0x1e, 0xff, 0x2f, 0xe1];
+
+    unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), hal::Fault> {
+        // SAFETY: the caller upholds the contract, which is the same.
+        unsafe { traps::catch_fault(f, arg) }
     }
 }
 

@@ -1,11 +1,11 @@
 //! In-kernel tests of the ARMv7 specifics.
 
 use crate::platform::{self, Armv7};
-use crate::{console, mmio};
+use crate::{console, memory};
 use arch_armv7::dtb::{self, DtbError};
-use arch_armv7::mmu::{self, MemoryType};
 use arch_armv7::{board, layout};
-use hal::Platform;
+use hal::mm::{MapFlags, Space};
+use hal::{Memory, Platform};
 use kernel::cmdline::Cmdline;
 use kernel::ktest::{Outcome, Test};
 use kernel::{ensure, ensure_eq, fail};
@@ -209,15 +209,20 @@ fn hardware_translate(virt: u32) -> u32 {
 }
 
 fn translation_matches_layout() -> Outcome {
-    let ttbr0: u32;
-    // SAFETY: reads TTBR0.
+    let (ttbr1, ttbcr): (u32, u32);
+    // SAFETY: reads TTBR1 and TTBCR.
     unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c2, c0, 0", out(reg) ttbr0, options(nomem, nostack))
-    };
+        core::arch::asm!("mrc p15, 0, {}, c2, c0, 1", "mrc p15, 0, {}, c2, c0, 2", out(reg) ttbr1, out(reg) ttbcr, options(nomem, nostack));
+    }
     ensure_eq!(
-        ttbr0 & !0x3fff,
-        mmio::l1_table_paddr(),
-        "TTBR0 points at the kernel table"
+        ttbr1 & !0x3fff,
+        memory::kernel_l1_paddr(),
+        "TTBR1 points at the kernel table"
+    );
+    ensure_eq!(
+        ttbcr & 0x7,
+        layout::TTBCR_N,
+        "TTBCR.N: user half below 2 GiB"
     );
 
     let virt = &raw const TRANSLATION_PROBE as u32;
@@ -229,25 +234,35 @@ fn translation_matches_layout() -> Outcome {
         "physical address of {virt:#x}"
     );
 
-    let Some((base, attrs)) = mmu::decode_section(mmio::l1_entry(layout::KERNEL_VIRT_BASE)) else {
-        fail!("kernel base is not mapped by a section");
+    // RAM past the image: a direct-map section.
+    let ram = layout::KERNEL_VIRT_BASE as usize + (8 << 20);
+    let Some(t) = Armv7::translate(Space::Kernel, ram) else {
+        fail!("direct map missing at {ram:#x}")
     };
-    ensure_eq!(base, layout::RAM_BASE, "kernel base section");
-    ensure_eq!(attrs.memory, MemoryType::Normal, "kernel memory type");
+    ensure_eq!(
+        (t.paddr, t.flags, t.page_size),
+        (
+            (layout::RAM_BASE + (8 << 20)) as u64,
+            MapFlags::KERNEL_RW,
+            1 << 20
+        ),
+        "direct map"
+    );
 
-    let Some(uart) = mmio::map_device(board::UART0.base as u64) else {
-        fail!("UART not mapped")
-    };
+    let uart = console::base();
     ensure!(
-        (layout::MMIO_WINDOW_BASE..layout::MMIO_WINDOW_BASE + layout::MMIO_WINDOW_SIZE)
-            .contains(&(uart as u32)),
+        (layout::MMIO_BASE..layout::MMIO_BASE + layout::MMIO_SIZE).contains(&(uart as u32)),
         "UART mapped at {uart:#x}, outside the MMIO window"
     );
-    let Some((_, attrs)) = mmu::decode_section(mmio::l1_entry(uart as u32)) else {
-        fail!("UART window is not a section");
+    let Some(t) = Armv7::translate(Space::Kernel, uart) else {
+        fail!("console not mapped")
     };
-    ensure_eq!(attrs.memory, MemoryType::Device, "UART memory type");
-    ensure!(!attrs.executable, "device memory is executable");
+    ensure_eq!(t.flags, MapFlags::KERNEL_DEVICE, "console mapping");
+    ensure_eq!(
+        t.paddr,
+        board::UART0.base as u64,
+        "console physical address"
+    );
     Ok(())
 }
 

@@ -155,6 +155,10 @@ higher_half_entry:
 
 .pushsection .bss.boot_stack, "aw", @nobits
 .p2align 12
+/* Left unmapped by the kernel's page tables: an overflow faults. */
+.global boot_stack_guard
+boot_stack_guard:
+    .skip 4096
 boot_stack_bottom:
     .skip {BOOT_STACK_SIZE}
 .global boot_stack_top

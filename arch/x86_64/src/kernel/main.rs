@@ -3,11 +3,14 @@
 #![no_std]
 #![no_main]
 
+mod gdt;
 mod machine;
+mod memory;
 mod platform;
 mod serial;
 mod tests;
 mod time;
+mod traps;
 
 use arch_x86_64::{exit_status, layout, pvh};
 use core::panic::PanicInfo;
@@ -30,13 +33,32 @@ core::arch::global_asm!(
 extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
     serial::init();
     kernel::init_early::<X86_64>();
+    gdt::init();
+    traps::init();
     time::init();
-    if let Err(error) = platform::init_boot_info(start_info_paddr as u64) {
-        kernel::kprintln!("ferrite: unusable PVH start info: {error}");
+    let mut boot = match platform::read_boot_info(start_info_paddr as u64) {
+        Ok(boot) => boot,
+        Err(error) => {
+            kernel::kprintln!("ferrite: unusable PVH start info: {error}");
+            X86_64::exit(kernel::exit_code::BOOT_FAILURE);
+        }
+    };
+    if let Err(error) = memory::init(&mut boot) {
+        kernel::kprintln!("ferrite: cannot build the kernel page tables: {error}");
         X86_64::exit(kernel::exit_code::BOOT_FAILURE);
     }
+    let violations = memory::check_layout(&mut |v| kernel::kprintln!("layout violation: {v}"));
+    match violations {
+        Ok(0) => {}
+        Ok(n) => panic!("the kernel's page tables break the layout in {n} places"),
+        Err(e) => panic!("cannot walk the kernel's page tables: {e}"),
+    }
+    platform::set_boot_info(boot);
     kernel::kmain::<X86_64>(&tests::ARCH_TESTS)
 }
+
+#[global_allocator]
+static ALLOCATOR: kernel::mm::heap::GlobalHeap = kernel::mm::heap::GlobalHeap;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {

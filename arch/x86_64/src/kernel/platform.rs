@@ -1,8 +1,8 @@
 //! The HAL implementation for x86_64.
 
-use crate::{machine, serial, time};
+use crate::{machine, serial, time, traps};
 use arch_x86_64::{exit_status, layout, pvh};
-use hal::boot::MemoryMapBuilder;
+use hal::boot::{MemoryMapBuilder, ReservedList};
 use hal::{BootInfo, FirmwareTables, PhysRange};
 use spin::Once;
 use x86_64::instructions::{hlt, interrupts, port::Port};
@@ -43,10 +43,9 @@ impl pvh::PhysMemory for KernelWindow {
     }
 }
 
-/// Reads the PVH start info and records what the kernel needs from it.
-/// The start info lives in low memory that will later be reused, so
-/// everything is copied.
-pub fn init_boot_info(start_info_paddr: u64) -> Result<(), pvh::PvhError> {
+/// Reads the PVH start info into a [`BootInfo`]. The start info lives in low
+/// memory that is never reused, but everything is copied all the same.
+pub fn read_boot_info(start_info_paddr: u64) -> Result<BootInfo, pvh::PvhError> {
     let mut cmdline = [0u8; CMDLINE_CAPACITY];
     let mut memory = MemoryMapBuilder::new();
     let info = pvh::parse(&KernelWindow, start_info_paddr, &mut cmdline, &mut memory)?;
@@ -67,7 +66,16 @@ pub fn init_boot_info(start_info_paddr: u64) -> Result<(), pvh::PvhError> {
         start: &raw const __kernel_phys_start as u64,
         end: &raw const __kernel_phys_end as u64,
     };
-    BOOT_INFO.call_once(|| BootInfo {
+    let mut reserved = ReservedList::new();
+    let pushed = reserved.push(
+        "real-mode area",
+        PhysRange {
+            start: 0,
+            end: layout::LOW_MEMORY_END,
+        },
+    ) && reserved.push("kernel image", kernel_image);
+    debug_assert!(pushed, "the reserved list starts empty");
+    Ok(BootInfo {
         machine: machine::detect(),
         cmdline,
         memory,
@@ -77,8 +85,13 @@ pub fn init_boot_info(start_info_paddr: u64) -> Result<(), pvh::PvhError> {
             None => FirmwareTables::None,
         },
         kernel_image,
-    });
-    Ok(())
+        reserved,
+    })
+}
+
+/// Makes `boot` what [`hal::Platform::boot_info`] returns from now on.
+pub fn set_boot_info(boot: BootInfo) {
+    BOOT_INFO.call_once(|| boot);
 }
 
 impl hal::Console for X86_64 {
@@ -88,12 +101,6 @@ impl hal::Console for X86_64 {
 
     fn read_byte() -> Option<u8> {
         serial::read_byte()
-    }
-}
-
-impl hal::Memory for X86_64 {
-    fn phys_to_virt(paddr: u64) -> Option<usize> {
-        (paddr < layout::BOOT_MAPPED_SIZE).then(|| (paddr + layout::KERNEL_VIRT_OFFSET) as usize)
     }
 }
 
@@ -128,6 +135,13 @@ impl hal::Cpu for X86_64 {
 
     fn cycle_counter_hz() -> u64 {
         time::tsc_hz()
+    }
+
+    const RETURN_INSTRUCTION: &'static [u8] = &[0xc3];
+
+    unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), hal::Fault> {
+        // SAFETY: the caller upholds the contract, which is the same.
+        unsafe { traps::catch_fault(f, arg) }
     }
 }
 

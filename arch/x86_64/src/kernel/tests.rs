@@ -1,10 +1,11 @@
 //! In-kernel tests of the x86_64 specifics.
 
 use crate::platform::X86_64;
-use crate::serial;
+use crate::{memory, serial};
 use arch_x86_64::layout;
 use hal::{FirmwareTables, Memory, Platform};
 use kernel::ktest::{Outcome, Test};
+use kernel::mm::frames::KernelFrames;
 use kernel::{ensure, ensure_eq, fail};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -43,11 +44,12 @@ fn acpi_rsdp_is_valid() -> Outcome {
     let FirmwareTables::Acpi { rsdp } = X86_64::boot_info().firmware else {
         fail!("the start info gave no RSDP");
     };
-    let Some(virt) = X86_64::phys_to_virt(rsdp) else {
-        fail!("RSDP at {rsdp:#x} is outside the mapped window");
+    let virt = match memory::map_firmware(rsdp, 36, &KernelFrames) {
+        Ok(virt) => virt,
+        Err(e) => fail!("cannot map the RSDP at {rsdp:#x}: {e}"),
     };
-    // SAFETY: phys_to_virt returned a mapped address; the RSDP is 20 bytes
-    // (revision 0) or 36 (revision 2+) and lies in the BIOS area below 1 MiB.
+    // SAFETY: map_firmware mapped these 36 bytes read-only; the RSDP is 20
+    // bytes (revision 0) or 36 (revision 2+).
     let bytes = unsafe { core::slice::from_raw_parts(virt as *const u8, 36) };
     ensure_eq!(&bytes[..8], b"RSD PTR ", "RSDP signature");
     ensure_eq!(checksum(&bytes[..20]), 0, "RSDP checksum");

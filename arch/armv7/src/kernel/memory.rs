@@ -1,0 +1,554 @@
+//! The kernel's translation tables on ARMv7, and the HAL memory
+//! implementation.
+//!
+//! At boot the kernel replaces the boot code's table (sections, RAM mapped
+//! writable and executable) with its own, built from the layout: RAM in
+//! sections, the MiBs around the image in pages with per-section
+//! permissions, devices in the MMIO window. TTBR1 holds it for the whole
+//! kernel half (TTBCR.N = 1); TTBR0 holds the user half of the current
+//! address space, or nothing (TTBCR.PD0). Tables are reached at
+//! physical + 0x4000_0000: the boot mapping and the direct map agree on it.
+
+use arch_armv7::layout::{self, KERNEL_VIRT_OFFSET};
+use arch_armv7::mmu::{self, TableMemory, TableRead, Tables};
+use core::sync::atomic::{AtomicBool, Ordering};
+use hal::boot::ByteSize;
+use hal::layout::ImageSections;
+use hal::mm::{FrameSource, MapError, MapFlags, PAGE_SIZE, RootTable, Space, Translation};
+use hal::{BootInfo, PhysRange};
+use spin::{Mutex, Once};
+
+const SECTION: u32 = mmu::SECTION_SIZE;
+
+#[repr(C, align(16384))]
+struct L1Table([u32; 4096]);
+
+/// The kernel's L1 table (TTBR1).
+static mut KERNEL_L1: L1Table = L1Table([0; 4096]);
+
+/// Whether the kernel's table is live (TTBR1).
+static SWITCHED: AtomicBool = AtomicBool::new(false);
+/// Serialises table changes.
+static TABLES: Mutex<()> = Mutex::new(());
+/// RAM ranges the direct map covers.
+static DIRECT_MAPPED: Once<([PhysRange; 8], usize)> = Once::new();
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+    static __kernel_virt_end: u8;
+    static boot_l1_table: u8;
+    static svc_stack_guard: u8;
+    static irq_stack_guard: u8;
+    static abort_stack_guard: u8;
+    static undefined_stack_guard: u8;
+    static fiq_stack_guard: u8;
+}
+
+/// The image's sections, from the linker's symbols.
+pub fn image_sections() -> ImageSections {
+    static GUARDS: Once<[(u64, u64); 5]> = Once::new();
+    let guards = GUARDS.call_once(|| {
+        [
+            &raw const svc_stack_guard,
+            &raw const irq_stack_guard,
+            &raw const abort_stack_guard,
+            &raw const undefined_stack_guard,
+            &raw const fiq_stack_guard,
+        ]
+        .map(|g| (g as u64, g as u64 + PAGE_SIZE as u64))
+    });
+    ImageSections {
+        text: (
+            &raw const __text_start as u64,
+            &raw const __rodata_start as u64,
+        ),
+        rodata: (
+            &raw const __rodata_start as u64,
+            &raw const __data_start as u64,
+        ),
+        data: (
+            &raw const __data_start as u64,
+            &raw const __kernel_virt_end as u64,
+        ),
+        guards,
+    }
+}
+
+/// Physical address of the kernel's L1 table.
+pub fn kernel_l1_paddr() -> u32 {
+    (&raw const KERNEL_L1) as u32 - KERNEL_VIRT_OFFSET
+}
+
+/// Tables reached at physical + offset.
+struct Live;
+
+impl TableMemory for Live {
+    fn read(&self, paddr: u32) -> u32 {
+        // SAFETY: tables live in RAM mapped at paddr + offset (boot mapping,
+        // then direct map); the caller holds TABLES.
+        unsafe { ((paddr + KERNEL_VIRT_OFFSET) as *const u32).read_volatile() }
+    }
+
+    fn write(&mut self, paddr: u32, value: u32) {
+        // SAFETY: as in `read`.
+        unsafe { ((paddr + KERNEL_VIRT_OFFSET) as *mut u32).write_volatile(value) }
+    }
+
+    fn changed(&mut self, virt: u32) {
+        // SAFETY: barrier and TLB maintenance only.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "mcr p15, 0, {va}, c8, c7, 1",   // TLBIMVA
+                "mcr p15, 0, {zero}, c7, c5, 6", // BPIALL
+                "dsb ish",
+                "isb",
+                va = in(reg) virt & !0xfff,
+                zero = in(reg) 0,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+}
+
+impl TableRead for Live {
+    fn read_u32(&self, paddr: u32) -> Option<u32> {
+        Some(self.read(paddr))
+    }
+}
+
+fn kernel_tables() -> Tables {
+    Tables {
+        l1: kernel_l1_paddr(),
+        indices: (layout::KERNEL_SPACE_START >> 20, 4096),
+    }
+}
+
+fn user_tables(root: RootTable) -> Tables {
+    Tables {
+        l1: root.0 as u32,
+        indices: (0, layout::USER_END >> 20),
+    }
+}
+
+fn tables_for(space: Space, virt: usize) -> Result<Tables, MapError> {
+    match space {
+        Space::Kernel if virt as u32 >= layout::KERNEL_SPACE_START => Ok(kernel_tables()),
+        Space::User(root) if (virt as u64) < layout::USER_END as u64 => Ok(user_tables(root)),
+        _ => Err(MapError::OutsideSpace),
+    }
+}
+
+fn check_flags(space: Space, flags: MapFlags) -> Result<(), MapError> {
+    if matches!(space, Space::User(_)) != flags.contains(MapFlags::USER) {
+        return Err(MapError::BadFlags);
+    }
+    Ok(())
+}
+
+/// Frames for tables at boot: upward from the end of the image, inside the
+/// boot mapping.
+struct EarlyFrames {
+    start: u32,
+    next: core::cell::Cell<u32>,
+    end: u32,
+}
+
+impl FrameSource for EarlyFrames {
+    fn allocate(&self, count: usize, align: usize) -> Option<u64> {
+        let start = self.next.get().next_multiple_of(align as u32);
+        let end = start + (count * PAGE_SIZE) as u32;
+        if end > self.end {
+            return None;
+        }
+        // SAFETY: free RAM inside the boot mapping, handed out once.
+        unsafe {
+            core::ptr::write_bytes(
+                (start + KERNEL_VIRT_OFFSET) as *mut u8,
+                0,
+                end as usize - start as usize,
+            )
+        };
+        self.next.set(end);
+        Some(start as u64)
+    }
+
+    fn free(&self, _paddr: u64, _count: usize) {}
+}
+
+/// A device page mapped in the MMIO window.
+#[derive(Clone, Copy)]
+struct DevicePage {
+    phys: u32,
+    virt: u32,
+}
+
+/// Device pages mapped so far, and the physical MiB of each window slot.
+struct Devices {
+    pages: [DevicePage; 64],
+    count: usize,
+    slots: [u32; (layout::MMIO_SIZE / SECTION) as usize],
+    slots_used: usize,
+}
+
+static DEVICES: Mutex<Devices> = Mutex::new(Devices {
+    pages: [DevicePage { phys: 0, virt: 0 }; 64],
+    count: 0,
+    slots: [0; (layout::MMIO_SIZE / SECTION) as usize],
+    slots_used: 0,
+});
+
+/// The window address for device page `phys`: each physical MiB gets a
+/// window MiB, pages at their offset in it.
+fn device_virt(devices: &mut Devices, phys: u32) -> Option<u32> {
+    let section = phys & !(SECTION - 1);
+    let slot = match devices.slots[..devices.slots_used]
+        .iter()
+        .position(|&s| s == section)
+    {
+        Some(slot) => slot,
+        None if devices.slots_used < devices.slots.len() => {
+            devices.slots[devices.slots_used] = section;
+            devices.slots_used += 1;
+            devices.slots_used - 1
+        }
+        None => return None,
+    };
+    Some(layout::MMIO_BASE + slot as u32 * SECTION + (phys - section))
+}
+
+/// Maps device pages before the kernel's table is live: each MiB as a
+/// section of the boot table, at the same address its page will have.
+fn map_device_early(paddr: u32) -> Option<usize> {
+    let mut devices = DEVICES.lock();
+    let page = paddr & !(PAGE_SIZE as u32 - 1);
+    let virt = device_virt(&mut devices, page)?;
+    let section_virt = virt & !(SECTION - 1);
+    let boot_table = (&raw const boot_l1_table) as u32 - KERNEL_VIRT_OFFSET;
+    let entry = mmu::section(page & !(SECTION - 1), MapFlags::KERNEL_DEVICE).ok()?;
+    let mut live = Live;
+    live.write(boot_table + (section_virt >> 20) * 4, entry);
+    live.changed(section_virt);
+    if !devices.pages[..devices.count]
+        .iter()
+        .any(|p| p.phys == page)
+        && devices.count < devices.pages.len()
+    {
+        let n = devices.count;
+        devices.pages[n] = DevicePage { phys: page, virt };
+        devices.count += 1;
+    }
+    Some((virt + (paddr - page)) as usize)
+}
+
+/// Maps the device registers at `paddr` for the early console.
+pub fn map_console(paddr: u64) -> Option<usize> {
+    map_device_early(u32::try_from(paddr).ok()?)
+}
+
+/// Builds the kernel's table, switches to it and records the frames its L2
+/// tables took in `boot`.
+pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
+    let _lock = TABLES.lock();
+    let image_end = (boot.kernel_image.end as u32).next_multiple_of(PAGE_SIZE as u32);
+    let boot_mapped_end = layout::RAM_BASE + layout::BOOT_MAPPED_SIZE;
+    let early = EarlyFrames {
+        start: image_end,
+        next: core::cell::Cell::new(image_end),
+        end: boot_mapped_end,
+    };
+    let kernel = kernel_tables();
+    let mut live = Live;
+    let sections = image_sections();
+    let image_mibs = (
+        (sections.text.0 as u32) >> 20,
+        ((sections.end() as u32) - 1) >> 20,
+    );
+
+    let mut direct = ([PhysRange::default(); 8], 0);
+    for region in boot.memory.regions().iter().filter(|r| r.kind.is_ram()) {
+        let start = region
+            .range
+            .start
+            .max(layout::RAM_BASE as u64)
+            .next_multiple_of(SECTION as u64);
+        let end = region
+            .range
+            .end
+            .min(layout::RAM_BASE as u64 + layout::DIRECT_MAP_MAX as u64)
+            & !(SECTION as u64 - 1);
+        if start >= end || direct.1 == direct.0.len() {
+            continue;
+        }
+        for phys in (start as u32..end as u32).step_by(SECTION as usize) {
+            let virt = phys + KERNEL_VIRT_OFFSET;
+            let mib = virt >> 20;
+            if mib >= image_mibs.0 && mib <= image_mibs.1 {
+                // Pages here: the image with its permissions, the rest RAM.
+                for page in (virt..virt + SECTION).step_by(PAGE_SIZE) {
+                    let page64 = page as u64;
+                    let flags =
+                        if page64 >= layout::KERNEL_IMAGE_START as u64 && page64 < sections.end() {
+                            sections.expected(page64)
+                        } else {
+                            Some(MapFlags::KERNEL_RW)
+                        };
+                    if let Some(flags) = flags {
+                        mmu::map(
+                            &kernel,
+                            &mut live,
+                            &early,
+                            page,
+                            (page - KERNEL_VIRT_OFFSET) as u64,
+                            PAGE_SIZE,
+                            flags,
+                        )?;
+                    }
+                }
+            } else {
+                mmu::map(
+                    &kernel,
+                    &mut live,
+                    &early,
+                    virt,
+                    phys as u64,
+                    SECTION as usize,
+                    MapFlags::KERNEL_RW,
+                )?;
+            }
+        }
+        direct.0[direct.1] = PhysRange { start, end };
+        direct.1 += 1;
+    }
+    // Devices mapped so far (the console), now as pages.
+    {
+        let devices = DEVICES.lock();
+        for page in &devices.pages[..devices.count] {
+            mmu::map(
+                &kernel,
+                &mut live,
+                &early,
+                page.virt,
+                page.phys as u64,
+                PAGE_SIZE,
+                MapFlags::KERNEL_DEVICE,
+            )?;
+        }
+    }
+
+    let ttbr1 = kernel_l1_paddr() | mmu::TTBR_WALK_WRITE_BACK;
+    // TTBCR: N = 1 (TTBR1 from 2 GiB), PD0 = 1 (no user half yet).
+    let ttbcr = layout::TTBCR_N | 1 << 4;
+    // SAFETY: the new table maps the image, its stacks and data exactly as
+    // the boot table did, and the console at the same address; the switch
+    // and the full TLB invalidation leave no stale translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb",
+            "mcr p15, 0, {ttbr1}, c2, c0, 1",
+            "mcr p15, 0, {ttbcr}, c2, c0, 2",
+            "isb",
+            "mcr p15, 0, {zero}, c8, c7, 0",  // TLBIALL
+            "mcr p15, 0, {zero}, c7, c5, 6",  // BPIALL
+            "dsb",
+            "isb",
+            ttbr1 = in(reg) ttbr1,
+            ttbcr = in(reg) ttbcr,
+            zero = in(reg) 0,
+            options(nostack)
+        );
+    }
+    SWITCHED.store(true, Ordering::SeqCst);
+    DIRECT_MAPPED.call_once(|| direct);
+    let used = PhysRange {
+        start: early.start as u64,
+        end: early.next.get() as u64,
+    };
+    if !boot.reserved.push("kernel page tables (boot)", used) {
+        log::warn!("reserved-range list full; boot page tables unprotected");
+    }
+    log::info!(
+        "kernel translation table live; L2 tables {} at {:#x}",
+        ByteSize(used.size()),
+        used.start
+    );
+    Ok(())
+}
+
+/// Checks the live kernel half against the layout; returns the number of
+/// violations, each reported through `report`.
+pub fn check_layout(
+    report: &mut dyn FnMut(hal::layout::Violation),
+) -> Result<usize, mmu::WalkError> {
+    let sections = image_sections();
+    let mut count = 0;
+    mmu::walk(&kernel_tables(), &Live, &mut |range| {
+        hal::layout::check(
+            layout::VIRTUAL,
+            &sections,
+            layout::KERNEL_SPACE_START as u64,
+            &range,
+            &mut |v| {
+                count += 1;
+                report(v);
+            },
+        );
+    })?;
+    Ok(count)
+}
+
+fn direct_mapped() -> &'static [PhysRange] {
+    DIRECT_MAPPED.get().map_or(&[], |(ranges, n)| &ranges[..*n])
+}
+
+fn write_ttbr0(root: Option<RootTable>) {
+    let (ttbr0, ttbcr) = match root {
+        Some(root) => (root.0 as u32 | mmu::TTBR_WALK_WRITE_BACK, layout::TTBCR_N),
+        None => (0, layout::TTBCR_N | 1 << 4),
+    };
+    // SAFETY: switching the user half leaves the kernel half (TTBR1)
+    // untouched; without address-space IDs yet, the whole TLB is dropped.
+    unsafe {
+        core::arch::asm!(
+            "mcr p15, 0, {ttbr0}, c2, c0, 0",
+            "mcr p15, 0, {ttbcr}, c2, c0, 2",
+            "isb",
+            "mcr p15, 0, {zero}, c8, c7, 0",
+            "mcr p15, 0, {zero}, c7, c5, 6",
+            "dsb",
+            "isb",
+            ttbr0 = in(reg) ttbr0,
+            ttbcr = in(reg) ttbcr,
+            zero = in(reg) 0,
+            options(nostack)
+        );
+    }
+}
+
+fn current_ttbr0() -> Option<u32> {
+    let (ttbr0, ttbcr): (u32, u32);
+    // SAFETY: reads TTBR0 and TTBCR.
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c2, c0, 0", "mrc p15, 0, {}, c2, c0, 2", out(reg) ttbr0, out(reg) ttbcr, options(nomem, nostack));
+    }
+    (ttbcr & 1 << 4 == 0).then_some(ttbr0 & !0x3fff)
+}
+
+impl hal::Memory for crate::platform::Armv7 {
+    const PAGE_SIZES: &'static [usize] = &[PAGE_SIZE, SECTION as usize];
+
+    fn phys_to_virt(paddr: u64) -> Option<usize> {
+        let mapped = if SWITCHED.load(Ordering::Relaxed) {
+            direct_mapped().iter().any(|r| r.contains(paddr))
+        } else {
+            (layout::RAM_BASE as u64..(layout::RAM_BASE + layout::BOOT_MAPPED_SIZE) as u64)
+                .contains(&paddr)
+        };
+        mapped.then(|| (paddr + KERNEL_VIRT_OFFSET as u64) as usize)
+    }
+
+    fn virt_to_phys(vaddr: usize) -> Option<u64> {
+        (vaddr as u32 >= layout::KERNEL_VIRT_BASE)
+            .then(|| (vaddr as u32 - KERNEL_VIRT_OFFSET) as u64)
+    }
+
+    fn kernel_window(window: hal::KernelWindow) -> (usize, usize) {
+        let (base, size) = match window {
+            hal::KernelWindow::Stacks => (layout::KERNEL_STACKS_BASE, layout::KERNEL_STACKS_SIZE),
+            hal::KernelWindow::Dynamic => {
+                (layout::KERNEL_DYNAMIC_BASE, layout::KERNEL_DYNAMIC_SIZE)
+            }
+        };
+        (base as usize, (base + size) as usize)
+    }
+
+    fn user_range() -> (usize, usize) {
+        (0, layout::USER_END as usize)
+    }
+
+    fn map(
+        space: Space,
+        virt: usize,
+        phys: u64,
+        page_size: usize,
+        flags: MapFlags,
+        frames: &dyn FrameSource,
+    ) -> Result<(), MapError> {
+        check_flags(space, flags)?;
+        let _lock = TABLES.lock();
+        mmu::map(
+            &tables_for(space, virt)?,
+            &mut Live,
+            frames,
+            virt as u32,
+            phys,
+            page_size,
+            flags,
+        )
+    }
+
+    fn unmap(space: Space, virt: usize) -> Result<Translation, MapError> {
+        let _lock = TABLES.lock();
+        mmu::unmap(&tables_for(space, virt)?, &mut Live, virt as u32)
+    }
+
+    fn translate(space: Space, virt: usize) -> Option<Translation> {
+        let _lock = TABLES.lock();
+        mmu::translate(&tables_for(space, virt).ok()?, &Live, virt as u32)
+    }
+
+    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
+        check_flags(space, flags)?;
+        let _lock = TABLES.lock();
+        mmu::protect(&tables_for(space, virt)?, &mut Live, virt as u32, flags)
+    }
+
+    fn create_space(frames: &dyn FrameSource) -> Result<RootTable, MapError> {
+        // An L1 table for TTBR0 with N = 1: 2048 entries, 8 KiB aligned.
+        let root = frames.allocate(2, 8192).ok_or(MapError::OutOfMemory)?;
+        Ok(RootTable(root))
+    }
+
+    fn destroy_space(root: RootTable, frames: &dyn FrameSource) {
+        let _lock = TABLES.lock();
+        if current_ttbr0() == Some(root.0 as u32) {
+            write_ttbr0(None);
+        }
+        mmu::free_l2_tables(&user_tables(root), &mut Live, frames);
+        frames.free(root.0, 2);
+    }
+
+    fn activate(space: Option<RootTable>) {
+        if current_ttbr0() != space.map(|r| r.0 as u32) {
+            write_ttbr0(space);
+        }
+    }
+
+    fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError> {
+        let paddr = u32::try_from(paddr).map_err(|_| MapError::OutsideSpace)?;
+        let first = paddr & !(PAGE_SIZE as u32 - 1);
+        let last = (paddr + size.max(1) as u32).next_multiple_of(PAGE_SIZE as u32);
+        let _lock = TABLES.lock();
+        let mut devices = DEVICES.lock();
+        let mut first_virt = None;
+        for page in (first..last).step_by(PAGE_SIZE) {
+            let virt = device_virt(&mut devices, page).ok_or(MapError::OutOfMemory)?;
+            first_virt.get_or_insert(virt);
+            match mmu::map(
+                &kernel_tables(),
+                &mut Live,
+                frames,
+                virt,
+                page as u64,
+                PAGE_SIZE,
+                MapFlags::KERNEL_DEVICE,
+            ) {
+                Ok(()) | Err(MapError::AlreadyMapped) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((first_virt.ok_or(MapError::Misaligned)? + (paddr - first)) as usize)
+    }
+}

@@ -1,0 +1,276 @@
+//! Exceptions: the vector table, the trap frame, fault decoding and
+//! reports, and recovery from expected kernel faults.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+use hal::trap::{Access, Fault, FaultKind};
+use spin::Mutex;
+
+core::arch::global_asm!(include_str!("traps.s"), options(raw));
+
+unsafe extern "C" {
+    static exception_vectors: u8;
+    fn fault_catch_call(f: extern "C" fn(usize), arg: usize) -> u32;
+    fn fault_catch_recover();
+}
+
+/// Set while a fault-catching call runs; cleared by the call or the handler.
+#[unsafe(no_mangle)]
+static FAULT_RECOVERY_ARMED: AtomicU32 = AtomicU32::new(0);
+/// Stack pointer to resume at after a caught fault.
+#[unsafe(no_mangle)]
+static FAULT_RECOVERY_SP: AtomicU32 = AtomicU32::new(0);
+/// The fault a catching call caught.
+static CAUGHT: Mutex<Option<Fault>> = Mutex::new(None);
+
+/// What the entry code calls each exception (the `kind` word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    Reserved = 0,
+    Undefined = 1,
+    Svc = 2,
+    PrefetchAbort = 3,
+    DataAbort = 4,
+    Irq = 5,
+    Fiq = 6,
+    DoubleAbort = 7,
+}
+
+impl Kind {
+    fn from_word(word: u32) -> Kind {
+        match word {
+            1 => Kind::Undefined,
+            2 => Kind::Svc,
+            3 => Kind::PrefetchAbort,
+            4 => Kind::DataAbort,
+            5 => Kind::Irq,
+            6 => Kind::Fiq,
+            7 => Kind::DoubleAbort,
+            _ => Kind::Reserved,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Reserved => "reserved vector",
+            Kind::Undefined => "undefined instruction",
+            Kind::Svc => "supervisor call",
+            Kind::PrefetchAbort => "prefetch abort",
+            Kind::DataAbort => "data abort",
+            Kind::Irq => "IRQ",
+            Kind::Fiq => "FIQ",
+            Kind::DoubleAbort => "abort while entering an abort handler (kernel stack overflow?)",
+        }
+    }
+}
+
+/// Registers at the time of an exception, as the entry code saved them.
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct TrapFrame {
+    pub r: [u32; 13],
+    pub lr_svc: u32,
+    pub sp_usr: u32,
+    pub lr_usr: u32,
+    pub kind: u32,
+    _pad: u32,
+    /// Where the exception returns to: the faulting instruction for
+    /// aborts, the next one for undefined instructions and SVCs.
+    pub pc: u32,
+    pub cpsr: u32,
+}
+
+const MODE_MASK: u32 = 0x1f;
+const MODE_USR: u32 = 0x10;
+const THUMB: u32 = 1 << 5;
+
+impl TrapFrame {
+    /// Whether the exception came from user mode.
+    pub fn from_user(&self) -> bool {
+        self.cpsr & MODE_MASK == MODE_USR
+    }
+}
+
+impl fmt::Display for TrapFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.r.iter().enumerate() {
+            write!(f, "  r{i:<2} {r:#010x}")?;
+            if i % 4 == 3 {
+                writeln!(f)?;
+            }
+        }
+        writeln!(f, "  lr  {:#010x}", self.lr_svc)?;
+        write!(
+            f,
+            "  pc  {:#010x}  cpsr {:#010x}  sp_usr {:#010x}  lr_usr {:#010x}",
+            self.pc, self.cpsr, self.sp_usr, self.lr_usr
+        )
+    }
+}
+
+fn dfsr() -> u32 {
+    let value: u32;
+    // SAFETY: reads DFSR.
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c5, c0, 0", out(reg) value, options(nomem, nostack))
+    };
+    value
+}
+
+fn dfar() -> u32 {
+    let value: u32;
+    // SAFETY: reads DFAR.
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c6, c0, 0", out(reg) value, options(nomem, nostack))
+    };
+    value
+}
+
+fn ifsr() -> u32 {
+    let value: u32;
+    // SAFETY: reads IFSR.
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c5, c0, 1", out(reg) value, options(nomem, nostack))
+    };
+    value
+}
+
+fn ifar() -> u32 {
+    let value: u32;
+    // SAFETY: reads IFAR.
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c6, c0, 2", out(reg) value, options(nomem, nostack))
+    };
+    value
+}
+
+/// Decodes a short-descriptor fault status (FSR\[10\] and FSR\[3:0\]).
+pub fn fault_kind(fsr: u32) -> FaultKind {
+    match (fsr >> 6 & 0x10) | (fsr & 0xf) {
+        0b00001 => FaultKind::Alignment,
+        0b00101 | 0b00111 => FaultKind::NotMapped,
+        0b01101 | 0b01111 | 0b01001 | 0b01011 | 0b00011 | 0b00110 => FaultKind::Permission,
+        0b00010 => FaultKind::Breakpoint,
+        _ => FaultKind::Other,
+    }
+}
+
+/// Decodes an exception into the portable form.
+pub fn decode(frame: &TrapFrame) -> Fault {
+    let pc = frame.pc as usize;
+    match Kind::from_word(frame.kind) {
+        Kind::DataAbort => {
+            let fsr = dfsr();
+            let access = if fsr & (1 << 11) != 0 {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            Fault {
+                kind: fault_kind(fsr),
+                access: Some(access),
+                address: dfar() as usize,
+                pc,
+                detail: fsr as u64,
+            }
+        }
+        Kind::PrefetchAbort => {
+            let fsr = ifsr();
+            let kind = fault_kind(fsr);
+            let access = (kind != FaultKind::Breakpoint).then_some(Access::Execute);
+            Fault {
+                kind,
+                access,
+                address: ifar() as usize,
+                pc,
+                detail: fsr as u64,
+            }
+        }
+        Kind::Undefined => {
+            let size = if frame.cpsr & THUMB != 0 { 2 } else { 4 };
+            Fault {
+                kind: FaultKind::IllegalInstruction,
+                access: None,
+                address: pc - size,
+                pc: pc - size,
+                detail: 0,
+            }
+        }
+        _ => Fault {
+            kind: FaultKind::Other,
+            access: None,
+            address: pc,
+            pc,
+            detail: frame.kind as u64,
+        },
+    }
+}
+
+/// Points VBAR at the vector table.
+pub fn init() {
+    let vectors = &raw const exception_vectors as u32;
+    // SAFETY: the table is in kernel text, 32-byte aligned, and every entry
+    // leads to a handler that saves and restores the interrupted state.
+    unsafe {
+        core::arch::asm!("mcr p15, 0, {}, c12, c0, 0", "isb", in(reg) vectors, options(nostack))
+    };
+}
+
+/// If a fault-catching call is running, ends it with `fault`: the exception
+/// returns into `fault_catch_recover` in SVC mode.
+fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
+    if frame.from_user() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
+        return false;
+    }
+    *CAUGHT.lock() = Some(fault);
+    frame.pc = fault_catch_recover as *const () as u32;
+    // ARM state, SVC mode, interrupts as they were.
+    frame.cpsr = (frame.cpsr & !(MODE_MASK | THUMB)) | 0x13;
+    true
+}
+
+/// Runs `f(arg)`, turning a kernel fault inside it into `Err`.
+///
+/// # Safety
+/// If `f` faults, its frames are abandoned where they stand: it must hold
+/// no locks and own nothing that needs dropping. Calls do not nest.
+pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault> {
+    // SAFETY: fault_catch_call preserves the callee-saved registers and the
+    // stack on both of its return paths.
+    match unsafe { fault_catch_call(f, arg) } {
+        0 => Ok(()),
+        _ => Err(CAUGHT.lock().take().unwrap_or(Fault {
+            kind: FaultKind::Other,
+            access: None,
+            address: 0,
+            pc: 0,
+            detail: 0,
+        })),
+    }
+}
+
+/// Where every exception lands, with the frame the entry code built.
+#[unsafe(no_mangle)]
+extern "C" fn armv7_trap(frame: &mut TrapFrame) {
+    let kind = Kind::from_word(frame.kind);
+    match kind {
+        Kind::Irq | Kind::Fiq => panic!("unexpected {}\n{frame}", kind.name()),
+        Kind::DoubleAbort => panic!("{}\n{frame}", kind.name()),
+        _ => {}
+    }
+    let fault = decode(frame);
+    if recover(frame, fault) {
+        return;
+    }
+    if fault.kind == FaultKind::Breakpoint {
+        log::info!("breakpoint at {:#x}", frame.pc);
+        frame.pc += 4;
+        return;
+    }
+    panic!(
+        "{} in {} mode: {fault}\n{frame}",
+        kind.name(),
+        if frame.from_user() { "user" } else { "kernel" }
+    );
+}

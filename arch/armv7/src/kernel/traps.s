@@ -1,0 +1,121 @@
+/*
+ * Exception entry. Every exception is handled in SVC mode on the SVC stack:
+ * the entry pushes the return address and SPSR there (SRS), switches to SVC
+ * and completes a TrapFrame (r0-r12, lr_svc, sp_usr, lr_usr, kind, pad, pc,
+ * cpsr: 20 words) for armv7_trap. RFE returns.
+ */
+
+.arm
+.section .text.vectors, "ax"
+.p2align 5
+.global exception_vectors
+exception_vectors:
+    b reserved_entry            /* reset: never taken through VBAR */
+    b undefined_entry
+    b svc_entry
+    b prefetch_abort_entry
+    b data_abort_entry
+    b reserved_entry            /* hypervisor trap: never in SVC/USR */
+    b irq_entry
+    b fiq_entry
+
+.macro save_and_call kind
+    srsdb sp!, #0x13
+    cps #0x13
+    sub sp, sp, #16             /* sp_usr, lr_usr, kind, pad */
+    push {r0-r12, lr}
+    add r0, sp, #56
+    stm r0, {sp, lr}^           /* the user-mode sp and lr */
+    mov r1, #\kind
+    str r1, [sp, #64]
+    mov r4, sp
+    bic sp, sp, #7              /* AAPCS: 8-byte aligned for the call */
+    mov r0, r4
+    bl armv7_trap
+    mov sp, r4
+    add r0, sp, #56
+    ldm r0, {sp, lr}^
+    nop                         /* no banked access right after LDM ^ */
+    pop {r0-r12, lr}
+    add sp, sp, #16
+    rfeia sp!
+.endm
+
+/*
+ * An abort taken while an abort entry was saving state (so from abort
+ * mode) means the SVC stack pointer was bad: a kernel stack overflow into
+ * a guard page. Switch SVC to the emergency stack so the report can be made.
+ */
+.macro check_double_abort
+    push {r0}
+    mrs r0, spsr
+    and r0, r0, #0x1f
+    cmp r0, #0x17
+    pop {r0}
+    bne 1f
+    cps #0x13
+    ldr sp, =emergency_stack_top
+    cps #0x17
+    mov r0, #7                  /* kind: double abort */
+    b double_abort_entry
+1:
+.endm
+
+reserved_entry:
+    save_and_call 0
+undefined_entry:
+    save_and_call 1
+svc_entry:
+    save_and_call 2
+prefetch_abort_entry:
+    sub lr, lr, #4
+    check_double_abort
+    save_and_call 3
+data_abort_entry:
+    sub lr, lr, #8
+    check_double_abort
+    save_and_call 4
+irq_entry:
+    sub lr, lr, #4
+    save_and_call 5
+fiq_entry:
+    sub lr, lr, #4
+    save_and_call 6
+double_abort_entry:
+    save_and_call 7
+    .ltorg
+
+/*
+ * fault_catch_call(f, arg): calls f(arg) with fault recovery armed. Returns
+ * 0 if f returned, 1 if a kernel fault was caught; the handler then resumes
+ * at fault_catch_recover, which restores this frame.
+ */
+.section .text.fault_catch, "ax"
+.global fault_catch_call
+fault_catch_call:
+    push {r4-r12, lr}
+    ldr r2, =FAULT_RECOVERY_SP
+    str sp, [r2]
+    ldr r2, =FAULT_RECOVERY_ARMED
+    mov r3, #1
+    str r3, [r2]
+    mov r2, r0
+    mov r0, r1
+    blx r2
+    ldr r2, =FAULT_RECOVERY_ARMED
+    mov r3, #0
+    str r3, [r2]
+    mov r0, #0
+    pop {r4-r12, pc}
+.global fault_catch_recover
+fault_catch_recover:
+    ldr r2, =FAULT_RECOVERY_SP
+    ldr sp, [r2]
+    mov r0, #1
+    pop {r4-r12, pc}
+    .ltorg
+
+.section .bss.emergency_stack, "aw", %nobits
+.p2align 12
+    .skip 8192
+emergency_stack_top:

@@ -1,0 +1,155 @@
+//! The kernel heap: a buddy heap that grows by taking frames.
+//!
+//! The frame allocator keeps its books on this heap, so the heap must never
+//! need frames while the frame allocator is working. It therefore keeps a
+//! reserve: whenever free heap space drops below [`LOW_WATER`], it grows
+//! (when no frame operation is in progress), and the frame allocator's own
+//! small allocations are served from the reserve.
+
+use super::{PAGE_SIZE, frames};
+use alloc::boxed::Box;
+use buddy_system_allocator::Heap;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+use spin::Mutex;
+
+/// The first chunk, taken from RAM before the frame allocator exists.
+pub const INITIAL_SIZE: usize = 256 * 1024;
+/// Free heap space below which the heap grows.
+pub const LOW_WATER: usize = 64 * 1024;
+/// The smallest growth step.
+pub const GROWTH: usize = 256 * 1024;
+
+/// Blocks up to 2^31 bytes.
+const ORDER: usize = 32;
+
+/// The kernel heap's state.
+struct KernelHeap {
+    heap: Mutex<Heap<ORDER>>,
+    growing: AtomicBool,
+}
+
+static HEAP: KernelHeap = KernelHeap {
+    heap: Mutex::new(Heap::new()),
+    growing: AtomicBool::new(false),
+};
+
+/// The kernel heap as a global allocator. The kernel binary installs it
+/// (`#[global_allocator]`); host programs that link this crate keep their
+/// own allocator.
+pub struct GlobalHeap;
+
+// SAFETY: forwards to the kernel heap, which upholds the contract.
+unsafe impl GlobalAlloc for GlobalHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract passes through.
+        unsafe { HEAP.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract passes through.
+        unsafe { HEAP.dealloc(ptr, layout) }
+    }
+}
+
+pub(super) fn init(virt: usize, size: usize) {
+    // SAFETY: the caller hands over a direct-mapped range of free RAM that
+    // nothing else will use.
+    unsafe { HEAP.heap.lock().add_to_heap(virt, virt + size) };
+}
+
+/// (bytes in the heap, bytes in use).
+pub fn usage() -> (usize, usize) {
+    let heap = HEAP.heap.lock();
+    (heap.stats_total_bytes(), heap.stats_alloc_actual())
+}
+
+impl KernelHeap {
+    /// Adds at least `bytes` of frames to the heap. Fails if a frame
+    /// operation is in progress, another growth is, or frames are out.
+    fn grow(&self, bytes: usize) -> bool {
+        if frames::busy() || self.growing.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let bytes = bytes.max(GROWTH).next_power_of_two();
+        let grown = match frames::allocate(bytes / PAGE_SIZE, PAGE_SIZE) {
+            Ok(paddr) => {
+                let virt = frames::to_virt(paddr);
+                // SAFETY: the frames were just allocated for the heap alone
+                // and are direct-mapped.
+                unsafe { self.heap.lock().add_to_heap(virt, virt + bytes) };
+                true
+            }
+            Err(_) => false,
+        };
+        self.growing.store(false, Ordering::SeqCst);
+        grown
+    }
+
+    fn keep_reserve(&self) {
+        let free = {
+            let heap = self.heap.lock();
+            heap.stats_total_bytes() - heap.stats_alloc_actual()
+        };
+        if free < LOW_WATER {
+            self.grow(GROWTH);
+        }
+    }
+}
+
+// SAFETY: allocations come from the buddy heap, which hands out disjoint
+// blocks of at least the layout's size and alignment; the lock serialises
+// access.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let first = self.heap.lock().alloc(layout);
+        let block = match first {
+            Ok(block) => block,
+            Err(()) => {
+                // Room for the block, whatever its alignment, and then some.
+                let need = layout.size().max(layout.align()).next_power_of_two() * 2;
+                if !self.grow(need) {
+                    return core::ptr::null_mut();
+                }
+                let second = self.heap.lock().alloc(layout);
+                match second {
+                    Ok(block) => block,
+                    Err(()) => return core::ptr::null_mut(),
+                }
+            }
+        };
+        self.keep_reserve();
+        block.as_ptr()
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: the caller passes a block this allocator returned,
+            // with its layout.
+            unsafe { self.heap.lock().dealloc(ptr, layout) };
+        }
+    }
+}
+
+/// Out of heap memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfHeap;
+
+/// `Box::new` that reports exhaustion instead of panicking.
+pub fn try_box<T>(value: T) -> Result<Box<T>, OutOfHeap> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Ok(Box::new(value));
+    }
+    // SAFETY: a non-zero-sized layout; on success the block is initialised
+    // before it becomes a Box, which then owns it with the same layout.
+    unsafe {
+        let ptr = alloc::alloc::alloc(layout) as *mut T;
+        if ptr.is_null() {
+            return Err(OutOfHeap);
+        }
+        ptr.write(value);
+        Ok(Box::from_raw(ptr))
+    }
+}

@@ -1,0 +1,233 @@
+//! Memory management: physical frames, the kernel heap and kernel stacks.
+//!
+//! The architecture has already built the kernel's page tables (its direct
+//! map of RAM included) when [`init`] runs. From the firmware's memory map,
+//! minus the ranges the boot path reserved, `init` takes a first chunk for
+//! the heap and gives the rest to the frame allocator.
+
+pub mod frames;
+pub mod heap;
+pub mod stack;
+
+use hal::boot::ByteSize;
+use hal::mm::{FrameSource, MapError, MapFlags, MemoryStats, Space, Translation};
+use hal::{Arch, BootInfo, KernelWindow, MemoryKind, PhysRange};
+use spin::Once;
+
+/// The page size the portable core works in.
+pub const PAGE_SIZE: usize = hal::mm::PAGE_SIZE;
+
+/// The memory operations the portable core uses outside generic code (for
+/// example when a stack is dropped), installed once from the architecture.
+pub(crate) struct Ops {
+    pub map: fn(Space, usize, u64, usize, MapFlags, &dyn FrameSource) -> Result<(), MapError>,
+    pub unmap: fn(Space, usize) -> Result<Translation, MapError>,
+    pub stacks: (usize, usize),
+}
+
+static OPS: Once<Ops> = Once::new();
+
+pub(crate) fn ops() -> &'static Ops {
+    OPS.get()
+        .expect("memory management is initialised before use")
+}
+
+/// Why memory management could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// No usable range is large enough for the first heap chunk.
+    NoRoomForHeap,
+    /// The direct map does not cover usable RAM at this address.
+    NotDirectMapped(u64),
+}
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InitError::NoRoomForHeap => write!(f, "no usable RAM for the first heap chunk"),
+            InitError::NotDirectMapped(p) => {
+                write!(f, "usable RAM at {p:#x} is not in the direct map")
+            }
+        }
+    }
+}
+
+/// Calls `emit` with every usable, page-aligned range of RAM that no
+/// reservation overlaps, in address order.
+pub fn for_each_free_range(boot: &BootInfo, mut emit: impl FnMut(PhysRange)) {
+    let mut reserved = [PhysRange::default(); hal::boot::MAX_RESERVED];
+    let count = boot.reserved.as_slice().len();
+    for (slot, r) in reserved.iter_mut().zip(boot.reserved.as_slice()) {
+        *slot = r.range;
+    }
+    let reserved = &mut reserved[..count];
+    reserved.sort_unstable_by_key(|r| r.start);
+    let page = PAGE_SIZE as u64;
+    for region in boot
+        .memory
+        .regions()
+        .iter()
+        .filter(|r| r.kind == MemoryKind::Usable)
+    {
+        let (start, end) = (
+            region.range.start.next_multiple_of(page),
+            region.range.end & !(page - 1),
+        );
+        let mut cursor = start;
+        for r in reserved.iter() {
+            if r.end <= cursor || r.start >= end {
+                continue;
+            }
+            let hole_start = r.start & !(page - 1);
+            if hole_start > cursor {
+                emit(PhysRange {
+                    start: cursor,
+                    end: hole_start,
+                });
+            }
+            cursor = cursor.max(r.end.next_multiple_of(page));
+        }
+        if cursor < end {
+            emit(PhysRange { start: cursor, end });
+        }
+    }
+}
+
+/// Starts the frame allocator and the heap over the boot memory map.
+pub fn init<A: Arch>() -> Result<(), InitError> {
+    let boot = A::boot_info();
+    OPS.call_once(|| Ops {
+        map: A::map,
+        unmap: A::unmap,
+        stacks: A::kernel_window(KernelWindow::Stacks),
+    });
+
+    // The direct map is linear on every architecture: one offset serves.
+    let mut first = None;
+    for_each_free_range(boot, |r| {
+        first.get_or_insert(r.start);
+    });
+    let first = first.ok_or(InitError::NoRoomForHeap)?;
+    let offset = A::phys_to_virt(first)
+        .ok_or(InitError::NotDirectMapped(first))?
+        .wrapping_sub(first as usize);
+
+    let mut problem = None;
+    let mut heap_chunk = None;
+    for_each_free_range(boot, |r| {
+        if problem.is_some() {
+            return;
+        }
+        for end in [r.start, r.end - 1] {
+            if A::phys_to_virt(end) != Some((end as usize).wrapping_add(offset)) {
+                problem = Some(InitError::NotDirectMapped(end));
+                return;
+            }
+        }
+        if heap_chunk.is_none() {
+            let start = r.start.next_multiple_of(heap::INITIAL_SIZE as u64);
+            if start + heap::INITIAL_SIZE as u64 <= r.end {
+                heap_chunk = Some(PhysRange {
+                    start,
+                    end: start + heap::INITIAL_SIZE as u64,
+                });
+            }
+        }
+    });
+    if let Some(problem) = problem {
+        return Err(problem);
+    }
+    let heap_chunk = heap_chunk.ok_or(InitError::NoRoomForHeap)?;
+    heap::init(heap_chunk.start as usize + offset, heap::INITIAL_SIZE);
+
+    frames::init(offset);
+    for_each_free_range(boot, |r| {
+        // The first heap chunk sits inside one of these ranges.
+        if r.start < heap_chunk.end && heap_chunk.start < r.end {
+            frames::add(PhysRange {
+                start: r.start,
+                end: heap_chunk.start,
+            });
+            frames::add(PhysRange {
+                start: heap_chunk.end,
+                end: r.end,
+            });
+        } else {
+            frames::add(r);
+        }
+    });
+    let stats = stats();
+    log::info!(
+        "memory: {} free in {} frames, heap {} ({} used)",
+        ByteSize((stats.free_frames * PAGE_SIZE) as u64),
+        stats.total_frames,
+        ByteSize(stats.heap_total as u64),
+        ByteSize(stats.heap_used as u64)
+    );
+    Ok(())
+}
+
+/// Frame and heap usage now.
+pub fn stats() -> MemoryStats {
+    let (total_frames, free_frames) = frames::counts();
+    let (heap_total, heap_used) = heap::usage();
+    MemoryStats {
+        total_frames,
+        free_frames,
+        heap_total,
+        heap_used,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hal::FirmwareTables;
+    use hal::boot::{MemoryMapBuilder, ReservedList};
+
+    #[test]
+    fn free_ranges_skip_reservations_and_align_to_pages() {
+        let mut map = MemoryMapBuilder::new();
+        map.add(0, 0x9fc00, MemoryKind::Usable);
+        map.add(0x10_0000, 0x7f0_0000, MemoryKind::Usable);
+        map.add(0xf0000, 0x10000, MemoryKind::Reserved);
+        let (memory, memory_repairs) = map.build();
+        let mut reserved = ReservedList::new();
+        assert!(reserved.push(
+            "low memory",
+            PhysRange {
+                start: 0,
+                end: 0x10_0000
+            }
+        ));
+        assert!(reserved.push(
+            "image",
+            PhysRange {
+                start: 0x20_0000,
+                end: 0x22_b123
+            }
+        ));
+        assert!(reserved.push(
+            "tables",
+            PhysRange {
+                start: 0x22_c000,
+                end: 0x23_0000
+            }
+        ));
+        let boot = BootInfo {
+            machine: "test",
+            cmdline: "",
+            memory,
+            memory_repairs,
+            firmware: FirmwareTables::None,
+            kernel_image: PhysRange {
+                start: 0x20_0000,
+                end: 0x22_c000,
+            },
+            reserved,
+        };
+        let mut ranges = Vec::new();
+        for_each_free_range(&boot, |r| ranges.push((r.start, r.end)));
+        assert_eq!(ranges, [(0x10_0000, 0x20_0000), (0x23_0000, 0x800_0000)]);
+    }
+}

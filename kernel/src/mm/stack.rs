@@ -1,0 +1,106 @@
+//! Kernel stacks: each in its own slot of the architecture's stacks window,
+//! with the pages below it left unmapped so an overflow faults instead of
+//! corrupting a neighbour.
+
+use super::frames::{self, KernelFrames};
+use super::{PAGE_SIZE, ops};
+use alloc::vec::Vec;
+use hal::mm::{MapError, MapFlags, Space};
+use spin::Mutex;
+
+/// Usable stack per thread.
+pub const STACK_SIZE: usize = 16 * 1024;
+/// Virtual space per stack: the stack at the top, guard pages below.
+pub const SLOT_SIZE: usize = 32 * 1024;
+const STACK_PAGES: usize = STACK_SIZE / PAGE_SIZE;
+
+/// Slot numbers handed out so far, and those given back.
+struct Slots {
+    next: usize,
+    free: Vec<usize>,
+}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots {
+    next: 0,
+    free: Vec::new(),
+});
+
+/// A mapped kernel stack. Dropping it unmaps it and frees its frames.
+pub struct KernelStack {
+    slot: usize,
+    frames: [u64; STACK_PAGES],
+}
+
+fn slot_base(slot: usize) -> usize {
+    ops().stacks.0 + slot * SLOT_SIZE
+}
+
+impl KernelStack {
+    /// Maps a new stack.
+    pub fn new() -> Result<KernelStack, MapError> {
+        let (start, end) = ops().stacks;
+        let slot = {
+            let mut slots = SLOTS.lock();
+            match slots.free.pop() {
+                Some(slot) => slot,
+                None if start + (slots.next + 1) * SLOT_SIZE <= end => {
+                    slots.next += 1;
+                    slots.next - 1
+                }
+                None => return Err(MapError::OutOfMemory),
+            }
+        };
+        let mut stack = KernelStack {
+            slot,
+            frames: [0; STACK_PAGES],
+        };
+        let bottom = stack.bottom();
+        for page in 0..STACK_PAGES {
+            // On failure, drop unmaps and frees the pages mapped so far.
+            let frame = frames::allocate(1, PAGE_SIZE).map_err(|_| MapError::OutOfMemory)?;
+            let mapped = (ops().map)(
+                Space::Kernel,
+                bottom + page * PAGE_SIZE,
+                frame,
+                PAGE_SIZE,
+                MapFlags::KERNEL_RW,
+                &KernelFrames,
+            );
+            if let Err(e) = mapped {
+                frames::free(frame, 1);
+                return Err(e);
+            }
+            stack.frames[page] = frame;
+        }
+        Ok(stack)
+    }
+
+    /// The lowest mapped address.
+    pub fn bottom(&self) -> usize {
+        slot_base(self.slot) + SLOT_SIZE - STACK_SIZE
+    }
+
+    /// The initial stack pointer: one past the highest byte.
+    pub fn top(&self) -> usize {
+        slot_base(self.slot) + SLOT_SIZE
+    }
+
+    /// The address of the unmapped page just below the stack.
+    pub fn guard_page(&self) -> usize {
+        self.bottom() - PAGE_SIZE
+    }
+}
+
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        let bottom = self.bottom();
+        for (page, &frame) in self.frames.iter().enumerate() {
+            if frame != 0 {
+                // Unmapping a page this stack mapped cannot fail.
+                let _ = (ops().unmap)(Space::Kernel, bottom + page * PAGE_SIZE);
+                frames::free(frame, 1);
+            }
+        }
+        SLOTS.lock().free.push(self.slot);
+    }
+}
