@@ -90,6 +90,11 @@ pub trait Memory {
     /// Maps `size` bytes of device registers at `paddr` uncached; returns
     /// the virtual address of `paddr`.
     fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError>;
+
+    /// Walks the live kernel half and checks it against the architecture's
+    /// layout, passing each violation to `report`; returns how many there
+    /// were, or why the tables could not be walked.
+    fn check_layout(report: &mut dyn FnMut(layout::Violation)) -> Result<usize, &'static str>;
 }
 
 /// Masking and unmasking interrupts on the current CPU.

@@ -109,7 +109,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
         }
         Ok(Mode::Test) => {
             let portable = suite::portable::<A>();
-            let verdict = ktest::run(&[&portable, arch_tests]);
+            let verdict = ktest::run(&[portable.as_slice(), arch_tests]);
             A::exit(if verdict.all_passed() {
                 exit_code::SUCCESS
             } else {

@@ -42,10 +42,16 @@ impl core::fmt::Display for OutOfFrames {
 }
 
 fn with<R>(f: impl FnOnce(&mut Frames) -> R) -> Option<R> {
-    let mut frames = FRAMES.lock();
-    BUSY.store(true, Ordering::SeqCst);
-    let result = frames.as_mut().map(f);
-    BUSY.store(false, Ordering::SeqCst);
+    let result = {
+        let mut frames = FRAMES.lock();
+        BUSY.store(true, Ordering::SeqCst);
+        let result = frames.as_mut().map(f);
+        BUSY.store(false, Ordering::SeqCst);
+        result
+    };
+    // The operation may have used heap from the reserve (and could not grow
+    // it meanwhile); top it up now that frames can be taken again.
+    super::heap::refill();
     result
 }
 

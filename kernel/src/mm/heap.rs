@@ -2,9 +2,10 @@
 //!
 //! The frame allocator keeps its books on this heap, so the heap must never
 //! need frames while the frame allocator is working. It therefore keeps a
-//! reserve: whenever free heap space drops below [`LOW_WATER`], it grows
-//! (when no frame operation is in progress), and the frame allocator's own
-//! small allocations are served from the reserve.
+//! reserve: whenever free heap space drops below [`LOW_WATER`] it grows, but
+//! never during a frame operation; the frame allocator's own small
+//! allocations are served from the reserve, which is topped up after each
+//! frame operation. One operation uses a few KiB at most.
 
 use super::{PAGE_SIZE, frames};
 use alloc::boxed::Box;
@@ -18,7 +19,7 @@ use spin::Mutex;
 pub const INITIAL_SIZE: usize = 256 * 1024;
 /// Free heap space below which the heap grows.
 pub const LOW_WATER: usize = 64 * 1024;
-/// The smallest growth step.
+/// The usual growth step; smaller when free memory is fragmented.
 pub const GROWTH: usize = 256 * 1024;
 
 /// Blocks up to 2^31 bytes.
@@ -59,6 +60,12 @@ pub(super) fn init(virt: usize, size: usize) {
     unsafe { HEAP.heap.lock().add_to_heap(virt, virt + size) };
 }
 
+/// Grows the heap if its free space is below the low-water mark. Called
+/// after each frame operation, which cannot grow the heap while it runs.
+pub(super) fn refill() {
+    HEAP.keep_reserve();
+}
+
 /// (bytes in the heap, bytes in use).
 pub fn usage() -> (usize, usize) {
     let heap = HEAP.heap.lock();
@@ -66,22 +73,28 @@ pub fn usage() -> (usize, usize) {
 }
 
 impl KernelHeap {
-    /// Adds at least `bytes` of frames to the heap. Fails if a frame
-    /// operation is in progress, another growth is, or frames are out.
-    fn grow(&self, bytes: usize) -> bool {
+    /// Adds frames to the heap: [`GROWTH`] bytes or `wanted` if larger, or,
+    /// when physical memory is too fragmented for that, the largest smaller
+    /// power of two down to `needed`. Fails if a frame operation is in
+    /// progress, another growth is, or no block of `needed` bytes is free.
+    fn grow(&self, wanted: usize, needed: usize) -> bool {
         if frames::busy() || self.growing.swap(true, Ordering::SeqCst) {
             return false;
         }
-        let bytes = bytes.max(GROWTH).next_power_of_two();
-        let grown = match frames::allocate(bytes / PAGE_SIZE, PAGE_SIZE) {
-            Ok(paddr) => {
+        let needed = needed.max(PAGE_SIZE).next_power_of_two();
+        let mut bytes = wanted.max(GROWTH).next_power_of_two();
+        let grown = loop {
+            if let Ok(paddr) = frames::allocate(bytes / PAGE_SIZE, PAGE_SIZE) {
                 let virt = frames::to_virt(paddr);
                 // SAFETY: the frames were just allocated for the heap alone
                 // and are direct-mapped.
                 unsafe { self.heap.lock().add_to_heap(virt, virt + bytes) };
-                true
+                break true;
             }
-            Err(_) => false,
+            if bytes <= needed {
+                break false;
+            }
+            bytes /= 2;
         };
         self.growing.store(false, Ordering::SeqCst);
         grown
@@ -93,7 +106,7 @@ impl KernelHeap {
             heap.stats_total_bytes() - heap.stats_alloc_actual()
         };
         if free < LOW_WATER {
-            self.grow(GROWTH);
+            self.grow(GROWTH, PAGE_SIZE);
         }
     }
 }
@@ -107,9 +120,11 @@ unsafe impl GlobalAlloc for KernelHeap {
         let block = match first {
             Ok(block) => block,
             Err(()) => {
-                // Room for the block, whatever its alignment, and then some.
-                let need = layout.size().max(layout.align()).next_power_of_two() * 2;
-                if !self.grow(need) {
+                // A chunk that can hold the block whatever its alignment
+                // (naturally aligned blocks: one of the block's size), with
+                // room to spare if memory allows.
+                let need = layout.size().max(layout.align()).next_power_of_two();
+                if !self.grow(need * 2, need) {
                     return core::ptr::null_mut();
                 }
                 let second = self.heap.lock().alloc(layout);

@@ -23,6 +23,7 @@ pub(crate) struct Ops {
     pub map: fn(Space, usize, u64, usize, MapFlags, &dyn FrameSource) -> Result<(), MapError>,
     pub unmap: fn(Space, usize) -> Result<Translation, MapError>,
     pub stacks: (usize, usize),
+    pub dynamic: (usize, usize),
 }
 
 static OPS: Once<Ops> = Once::new();
@@ -100,6 +101,7 @@ pub fn init<A: Arch>() -> Result<(), InitError> {
         map: A::map,
         unmap: A::unmap,
         stacks: A::kernel_window(KernelWindow::Stacks),
+        dynamic: A::kernel_window(KernelWindow::Dynamic),
     });
 
     // The direct map is linear on every architecture: one offset serves.
@@ -165,6 +167,24 @@ pub fn init<A: Arch>() -> Result<(), InitError> {
         ByteSize(stats.heap_used as u64)
     );
     Ok(())
+}
+
+/// Next free address in the dynamic-mapping window.
+static DYNAMIC_NEXT: spin::Mutex<usize> = spin::Mutex::new(0);
+
+/// Reserves `size` bytes of kernel virtual address space, aligned to
+/// `align`, in the dynamic-mapping window (for temporary mappings). The
+/// space is never reused.
+pub fn reserve_dynamic(size: usize, align: usize) -> Result<usize, MapError> {
+    let (start, end) = ops().dynamic;
+    let mut next = DYNAMIC_NEXT.lock();
+    let base = (*next).max(start).next_multiple_of(align);
+    let limit = base.checked_add(size).ok_or(MapError::OutOfMemory)?;
+    if limit > end {
+        return Err(MapError::OutOfMemory);
+    }
+    *next = limit;
+    Ok(base)
 }
 
 /// Frame and heap usage now.

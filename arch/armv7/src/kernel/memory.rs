@@ -526,6 +526,10 @@ impl hal::Memory for crate::platform::Armv7 {
         }
     }
 
+    fn check_layout(report: &mut dyn FnMut(hal::layout::Violation)) -> Result<usize, &'static str> {
+        check_layout(report).map_err(|_| "the kernel's page tables cannot be walked")
+    }
+
     fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError> {
         let paddr = u32::try_from(paddr).map_err(|_| MapError::OutsideSpace)?;
         let first = paddr & !(PAGE_SIZE as u32 - 1);

@@ -634,6 +634,10 @@ impl hal::Memory for crate::platform::X86_64 {
         }
     }
 
+    fn check_layout(report: &mut dyn FnMut(hal::layout::Violation)) -> Result<usize, &'static str> {
+        check_layout(report).map_err(|_| "the kernel's page tables cannot be walked")
+    }
+
     fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError> {
         map_window(
             &MMIO_NEXT,

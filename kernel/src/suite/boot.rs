@@ -1,13 +1,11 @@
-//! The portable part of the in-kernel test suite. Each architecture adds
-//! its own tests (devices, firmware formats) to these.
+//! Boot information, time and CPU basics.
 
 use crate::cmdline::Cmdline;
 use crate::ktest::{Outcome, Test};
 use crate::{ensure, ensure_eq, fail};
 use hal::{Arch, MemoryKind, boot::ByteSize};
 
-/// The portable tests, instantiated for `A`.
-pub(crate) fn portable<A: Arch>() -> [Test; 6] {
+pub(super) fn tests<A: Arch>() -> [Test; 6] {
     [
         Test {
             name: "boot::memory_map_sorted_and_disjoint",
