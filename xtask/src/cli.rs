@@ -14,8 +14,9 @@ tasks:
         Boot in QEMU with the serial console on this terminal.
         Ctrl-A X quits; Ctrl-A C switches to the QEMU monitor.
   test  [--arch x64|arm] [--release]
-        Host unit tests, then the in-kernel suite on every machine
-        (x64-microvm, x64-q35, arm-vexpress-a15).
+        Host unit tests, generated documents, then the in-kernel suite on
+        every machine (x64-microvm, x64-q35, arm-vexpress-a15).
+  docs  Regenerate docs/memory-map-*.md from the layouts in the code.
   help  Show this text.
 
 QEMU and the Rust targets are installed on first use where possible.";
@@ -61,6 +62,7 @@ pub struct TestOptions {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Help,
+    Docs,
     Build(BuildOptions),
     Run(RunOptions),
     Test(TestOptions),
@@ -118,6 +120,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     };
     match task.as_str() {
         "help" | "--help" | "-h" => Ok(Command::Help),
+        "docs" => {
+            only(&[], &flags)?;
+            if flags.arch.is_some() || flags.release {
+                return Err(error!("docs takes no options"));
+            }
+            Ok(Command::Docs)
+        }
         "build" => {
             only(&[], &flags)?;
             let arch = flags

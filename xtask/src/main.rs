@@ -5,6 +5,7 @@
 //! a fresh machine.
 
 mod cli;
+mod docs;
 mod kernel_image;
 mod machine;
 mod provision;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
             println!("{}", cli::USAGE);
             Ok(true)
         }
+        cli::Command::Docs => docs::write().map(|_| true),
         cli::Command::Build(options) => {
             kernel_image::build(options.arch, options.profile).map(|_| true)
         }

@@ -59,6 +59,11 @@ pub fn run(options: &TestOptions) -> Result<bool> {
     provision::ensure_qemu(&arches)?;
     let mut tally = Tally::default();
     host_tests(&mut tally)?;
+    for layout in &crate::docs::LAYOUTS {
+        let result = crate::docs::check(layout);
+        let detail = result.as_ref().err().cloned().unwrap_or_default();
+        tally.record(result.is_ok(), "docs", &format!("memory-map-{}.md matches the layout", layout.arch), &detail);
+    }
     for arch in arches {
         match kernel_image::build(arch, options.profile) {
             Ok(kernel) => {

@@ -83,6 +83,17 @@ pub const FIRMWARE_TABLES_BASE: u64 = 0xffff_f000_0000_0000;
 /// Size of the firmware-table window.
 pub const FIRMWARE_TABLES_SIZE: u64 = GIB;
 
+/// Single addresses worth knowing, for the documentation.
+pub const KEY_ADDRESSES: &[(&str, u64)] = &[
+    ("kernel physical load address", KERNEL_PHYS_BASE),
+    ("kernel image: virtual minus physical", KERNEL_VIRT_OFFSET),
+    ("direct map: virtual address of physical 0", DIRECT_MAP_BASE),
+    ("first kernel-half address", KERNEL_SPACE_START),
+    ("user programs are linked at", USER_IMAGE_BASE),
+    ("init entry point", INIT_ENTRY),
+    ("init initial stack pointer", INIT_STACK_TOP),
+];
+
 /// The virtual layout, lowest address first. Where regions overlap, the
 /// first listed applies.
 pub const VIRTUAL: &[Region] = &[
