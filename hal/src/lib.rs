@@ -129,13 +129,24 @@ pub trait Cpu {
     /// Waits until an interrupt arrives (or returns at once if one is pending).
     fn wait_for_interrupt();
 
-    /// A free-running counter for measuring short intervals: the TSC on
-    /// x86_64, the generic timer's count on ARMv7. Its rate is
-    /// `cycle_counter_hz`.
+    /// The CPU's cycle counter, for measuring short intervals: the TSC on
+    /// x86_64, PMCCNTR on ARMv7. Under QEMU with `-icount shift=0` both
+    /// count guest instructions. It wraps at 2^[`CYCLE_COUNTER_BITS`](Self::CYCLE_COUNTER_BITS);
+    /// take differences with [`cycles_between`](Self::cycles_between).
     fn cycle_counter() -> u64;
 
-    /// Ticks per second of `cycle_counter`.
-    fn cycle_counter_hz() -> u64;
+    /// Width of the cycle counter.
+    const CYCLE_COUNTER_BITS: u32;
+
+    /// Counts from `start` to `end`, across at most one wrap.
+    fn cycles_between(start: u64, end: u64) -> u64 {
+        let mask = if Self::CYCLE_COUNTER_BITS >= 64 {
+            u64::MAX
+        } else {
+            (1 << Self::CYCLE_COUNTER_BITS) - 1
+        };
+        end.wrapping_sub(start) & mask
+    }
 
     /// The bytes of an instruction that returns to the caller, for tests
     /// that place code in memory.

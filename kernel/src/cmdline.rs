@@ -65,6 +65,7 @@ mod tests {
         let mode = |text| Mode::from_cmdline(&Cmdline::new(text));
         assert_eq!(mode(""), Ok(Mode::Run));
         assert_eq!(mode("mode=test"), Ok(Mode::Test));
+        assert_eq!(mode("mode=bench"), Ok(Mode::Bench));
         assert_eq!(mode("mode=exit exit.code=7"), Ok(Mode::Exit(7)));
         assert!(mode("mode=exit").is_err());
         assert!(mode("mode=exit exit.code=300").is_err());

@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod bench;
 pub mod clock;
 pub mod cmdline;
 pub mod console;
@@ -59,6 +60,8 @@ pub enum Mode {
     Run,
     /// Run the in-kernel test suite and exit with its verdict.
     Test,
+    /// Run the benchmarks and exit.
+    Bench,
     /// Exit at once with the given status, so the host can check that
     /// statuses survive the trip through the emulator.
     Exit(u8),
@@ -70,11 +73,12 @@ impl Mode {
         match cmdline.get("mode") {
             None | Some("run") => Ok(Mode::Run),
             Some("test") => Ok(Mode::Test),
+            Some("bench") => Ok(Mode::Bench),
             Some("exit") => match cmdline.get("exit.code").map(str::parse::<u8>) {
                 Some(Ok(code)) => Ok(Mode::Exit(code)),
                 _ => Err("mode=exit needs exit.code=<0-255>"),
             },
-            Some(_) => Err("unknown mode (expected run, test or exit)"),
+            Some(_) => Err("unknown mode (expected run, test, bench or exit)"),
         }
     }
 }
@@ -115,6 +119,10 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
             } else {
                 exit_code::TESTS_FAILED
             })
+        }
+        Ok(Mode::Bench) => {
+            bench::run::<A>();
+            A::exit(exit_code::SUCCESS)
         }
         Ok(Mode::Exit(code)) => {
             log::info!("exiting with status {code} as asked");

@@ -14,9 +14,15 @@ tasks:
         Boot in QEMU with the serial console on this terminal.
         Ctrl-A X quits; Ctrl-A C switches to the QEMU monitor.
   test  [--arch x64|arm] [--release]
-        Host unit tests, generated documents, then the in-kernel suite on
-        every machine (x64-microvm, x64-q35, arm-vexpress-a15).
+        Lint, host unit tests, generated documents, then the in-kernel
+        suite on every machine (x64-microvm, x64-q35, arm-vexpress-a15).
+  bench [--arch x64|arm]
+        Boot a release build on every machine with -icount shift=0 and
+        report instructions per operation: one line per metric and machine,
+        and target/bench/bench.json.
   docs  Regenerate docs/memory-map-*.md from the layouts in the code.
+  lint  rustfmt and clippy (warnings are errors) for the host and both
+        kernel targets.
   help  Show this text.
 
 QEMU and the Rust targets are installed on first use where possible.";
@@ -60,7 +66,14 @@ pub struct TestOptions {
 }
 
 #[derive(Debug, PartialEq, Eq)]
+pub struct BenchOptions {
+    pub arch: Option<Arch>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
 pub enum Command {
+    Lint,
+    Bench(BenchOptions),
     Help,
     Docs,
     Build(BuildOptions),
@@ -120,6 +133,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     };
     match task.as_str() {
         "help" | "--help" | "-h" => Ok(Command::Help),
+        "bench" => {
+            only(&[], &flags)?;
+            if flags.release {
+                return Err(error!("bench always uses a release build"));
+            }
+            Ok(Command::Bench(BenchOptions { arch: flags.arch }))
+        }
+        "lint" => {
+            only(&[], &flags)?;
+            if flags.arch.is_some() || flags.release {
+                return Err(error!("lint takes no options"));
+            }
+            Ok(Command::Lint)
+        }
         "docs" => {
             only(&[], &flags)?;
             if flags.arch.is_some() || flags.release {

@@ -63,9 +63,21 @@ fn flags(f: &MapFlags) -> String {
         bit(MapFlags::READ, 'r'),
         bit(MapFlags::WRITE, 'w'),
         bit(MapFlags::EXECUTE, 'x'),
-        if f.contains(MapFlags::USER) { "user" } else { "kernel" },
-        if f.contains(MapFlags::DEVICE) { "device" } else { "cached" },
-        if f.contains(MapFlags::GLOBAL) { "global" } else { "local" },
+        if f.contains(MapFlags::USER) {
+            "user"
+        } else {
+            "kernel"
+        },
+        if f.contains(MapFlags::DEVICE) {
+            "device"
+        } else {
+            "cached"
+        },
+        if f.contains(MapFlags::GLOBAL) {
+            "global"
+        } else {
+            "local"
+        },
     )
 }
 
@@ -75,8 +87,14 @@ fn contents(c: &Contents) -> String {
         Contents::KernelImage { phys_offset } => format!(
             "kernel image: text `r-x`, rodata `r--`, data and bss `rw-`, all kernel-only and global; virtual = physical + {phys_offset:#x}"
         ),
-        Contents::Linear { phys_offset, flags: f } => {
-            format!("linear, virtual = physical + {phys_offset:#x}; {}", flags(f))
+        Contents::Linear {
+            phys_offset,
+            flags: f,
+        } => {
+            format!(
+                "linear, virtual = physical + {phys_offset:#x}; {}",
+                flags(f)
+            )
         }
         Contents::Dynamic { allowed } => {
             let allowed: Vec<String> = allowed.iter().map(flags).collect();
@@ -108,9 +126,15 @@ pub fn render(layout: &Layout) -> String {
         layout.source
     );
     let _ = writeln!(out, "{}\n", layout.summary);
-    let _ = writeln!(out, "Mappings are described by permissions (`rwx`), who may access them (kernel or user), the memory type (cached, or device: uncached and strictly ordered) and whether the translation is global (kept across address-space switches).\n");
+    let _ = writeln!(
+        out,
+        "Mappings are described by permissions (`rwx`), who may access them (kernel or user), the memory type (cached, or device: uncached and strictly ordered) and whether the translation is global (kept across address-space switches).\n"
+    );
     let _ = writeln!(out, "## Virtual address space\n");
-    let _ = writeln!(out, "Where regions overlap, the one listed first applies.\n");
+    let _ = writeln!(
+        out,
+        "Where regions overlap, the one listed first applies.\n"
+    );
     let _ = writeln!(out, "| first | last | size | region | mapping | note |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for r in layout.virtual_regions {
@@ -151,7 +175,9 @@ pub fn render(layout: &Layout) -> String {
 
 /// Where `layout`'s document lives.
 pub fn path(layout: &Layout) -> PathBuf {
-    workspace().join("docs").join(format!("memory-map-{}.md", layout.arch))
+    workspace()
+        .join("docs")
+        .join(format!("memory-map-{}.md", layout.arch))
 }
 
 /// Writes every document.
@@ -159,7 +185,10 @@ pub fn write() -> Result<()> {
     for layout in &LAYOUTS {
         let path = path(layout);
         std::fs::write(&path, render(layout))?;
-        step(format!("wrote {}", path.strip_prefix(workspace()).unwrap_or(&path).display()));
+        step(format!(
+            "wrote {}",
+            path.strip_prefix(workspace()).unwrap_or(&path).display()
+        ));
     }
     Ok(())
 }
@@ -169,7 +198,11 @@ pub fn check(layout: &Layout) -> std::result::Result<(), String> {
     let path = path(layout);
     match std::fs::read_to_string(&path) {
         Ok(text) if text == render(layout) => Ok(()),
-        Ok(_) => Err(format!("{} differs from the layout in {}; run `cargo xtask docs`", path.display(), layout.source)),
+        Ok(_) => Err(format!(
+            "{} differs from the layout in {}; run `cargo xtask docs`",
+            path.display(),
+            layout.source
+        )),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
@@ -200,7 +233,11 @@ mod tests {
             let text = render(layout);
             let d = layout.digits + 2;
             for value in [0x20_0000u64, 0x20_1000, 0x3f_fff0] {
-                assert!(text.contains(&format!("{value:#0d$x}")), "{} lacks {value:#x}", layout.arch);
+                assert!(
+                    text.contains(&format!("{value:#0d$x}")),
+                    "{} lacks {value:#x}",
+                    layout.arch
+                );
             }
         }
     }

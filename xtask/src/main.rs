@@ -4,9 +4,11 @@
 //! dependencies beyond the project's own crates, so it builds in seconds on
 //! a fresh machine.
 
+mod bench;
 mod cli;
 mod docs;
 mod kernel_image;
+mod lint;
 mod machine;
 mod provision;
 mod qemu;
@@ -66,6 +68,8 @@ fn main() -> ExitCode {
             Ok(true)
         }
         cli::Command::Docs => docs::write().map(|_| true),
+        cli::Command::Lint => lint::run(),
+        cli::Command::Bench(options) => bench::run(&options).map(|_| true),
         cli::Command::Build(options) => {
             kernel_image::build(options.arch, options.profile).map(|_| true)
         }

@@ -57,12 +57,19 @@ pub fn run(options: &TestOptions) -> Result<bool> {
     let arches: Vec<Arch> = options.arch.map_or(Arch::ALL.to_vec(), |a| vec![a]);
     provision::ensure_rust_targets(&arches)?;
     provision::ensure_qemu(&arches)?;
+    crate::lint::ensure_components()?;
     let mut tally = Tally::default();
+    lint(&mut tally)?;
     host_tests(&mut tally)?;
     for layout in &crate::docs::LAYOUTS {
         let result = crate::docs::check(layout);
         let detail = result.as_ref().err().cloned().unwrap_or_default();
-        tally.record(result.is_ok(), "docs", &format!("memory-map-{}.md matches the layout", layout.arch), &detail);
+        tally.record(
+            result.is_ok(),
+            "docs",
+            &format!("memory-map-{}.md matches the layout", layout.arch),
+            &detail,
+        );
     }
     for arch in arches {
         match kernel_image::build(arch, options.profile) {
@@ -80,6 +87,28 @@ pub fn run(options: &TestOptions) -> Result<bool> {
     ));
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(tally.failed == 0)
+}
+
+fn lint(tally: &mut Tally) -> Result<()> {
+    let started = Instant::now();
+    step("lint: rustfmt and clippy");
+    for check in crate::lint::checks() {
+        let output = crate::lint::run_check(&check)?;
+        let ok = output.status.success();
+        tally.record(ok, "lint", &check.name, "");
+        if !ok {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            for line in text.lines().take(60) {
+                println!("    | {line}");
+            }
+        }
+    }
+    step(format!("lint finished in {}", seconds(started.elapsed())));
+    Ok(())
 }
 
 /// The result of one libtest line, `test name ... ok`.

@@ -84,10 +84,19 @@ pub const EXCEPTION_STACK_SIZE: u32 = 16 * 1024;
 
 /// Single addresses worth knowing, for the documentation.
 pub const KEY_ADDRESSES: &[(&str, u64)] = &[
-    ("boot code load address (physical and virtual)", KERNEL_LOAD_PHYS as u64),
-    ("kernel and direct map: virtual minus physical", KERNEL_VIRT_OFFSET as u64),
+    (
+        "boot code load address (physical and virtual)",
+        KERNEL_LOAD_PHYS as u64,
+    ),
+    (
+        "kernel and direct map: virtual minus physical",
+        KERNEL_VIRT_OFFSET as u64,
+    ),
     ("virtual address of RAM's base", KERNEL_VIRT_BASE as u64),
-    ("first kernel-half address (TTBR1, TTBCR.N = 1)", KERNEL_SPACE_START as u64),
+    (
+        "first kernel-half address (TTBR1, TTBCR.N = 1)",
+        KERNEL_SPACE_START as u64,
+    ),
     ("user programs are linked at", USER_IMAGE_BASE as u64),
     ("init entry point", INIT_ENTRY as u64),
     ("init initial stack pointer", INIT_STACK_TOP as u64),

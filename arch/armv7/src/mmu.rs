@@ -344,7 +344,7 @@ pub fn map(
     let index = tables.index_of(virt)?;
     match size as u32 {
         SECTION_SIZE => {
-            if virt % SECTION_SIZE != 0 || phys % SECTION_SIZE != 0 {
+            if !virt.is_multiple_of(SECTION_SIZE) || !phys.is_multiple_of(SECTION_SIZE) {
                 return Err(MapError::Misaligned);
             }
             let entry = section(phys, flags)?;
@@ -361,7 +361,7 @@ pub fn map(
             Ok(())
         }
         PAGE_SIZE => {
-            if virt % PAGE_SIZE != 0 || phys % PAGE_SIZE != 0 {
+            if !virt.is_multiple_of(PAGE_SIZE) || !phys.is_multiple_of(PAGE_SIZE) {
                 return Err(MapError::Misaligned);
             }
             let entry = small_page(phys, flags)?;
@@ -430,7 +430,7 @@ pub fn unmap(
     virt: u32,
 ) -> Result<Translation, MapError> {
     let (slot, size) = leaf_slot(tables, memory, virt)?;
-    if virt % size != 0 {
+    if !virt.is_multiple_of(size) {
         return Err(MapError::Misaligned);
     }
     let translation = translate(tables, memory, virt).ok_or(MapError::NotMapped)?;
@@ -447,7 +447,7 @@ pub fn protect(
     flags: MapFlags,
 ) -> Result<(), MapError> {
     let (slot, size) = leaf_slot(tables, memory, virt)?;
-    if virt % size != 0 {
+    if !virt.is_multiple_of(size) {
         return Err(MapError::Misaligned);
     }
     let paddr = translate(tables, memory, virt)

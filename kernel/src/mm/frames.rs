@@ -16,8 +16,18 @@ use spin::Mutex;
 /// crate's shifts on 32-bit targets.
 const ORDER: usize = 32;
 
+/// Single frames kept aside: most allocations are one frame, and most
+/// frames freed are soon wanted again. Taking them from the buddy allocator
+/// each time would split (and later merge) a large block level by level.
+const CACHE_CAPACITY: usize = 64;
+/// Frames moved between the cache and the buddy allocator at once.
+const CACHE_BATCH: usize = CACHE_CAPACITY / 2;
+
 struct Frames {
     allocator: FrameAllocator<ORDER>,
+    /// Free single frames (frame numbers), not in `allocator`.
+    cache: [usize; CACHE_CAPACITY],
+    cached: usize,
     /// Direct-map virtual address = physical address + offset.
     offset: usize,
     total: usize,
@@ -63,6 +73,8 @@ pub(crate) fn busy() -> bool {
 pub(super) fn init(offset: usize) {
     *FRAMES.lock() = Some(Frames {
         allocator: FrameAllocator::new(),
+        cache: [0; CACHE_CAPACITY],
+        cached: 0,
         offset,
         total: 0,
         free: 0,
@@ -91,14 +103,64 @@ fn block_frames(count: usize, align: usize) -> Option<usize> {
     (align <= block * PAGE_SIZE).then_some(block)
 }
 
+impl Frames {
+    fn allocate(&mut self, block: usize) -> Option<usize> {
+        if block == 1 {
+            if self.cached == 0 {
+                while self.cached < CACHE_BATCH {
+                    let Some(frame) = self.allocator.alloc(1) else {
+                        break;
+                    };
+                    self.cache[self.cached] = frame;
+                    self.cached += 1;
+                }
+            }
+            if self.cached > 0 {
+                self.cached -= 1;
+                self.free -= 1;
+                return Some(self.cache[self.cached]);
+            }
+            return None;
+        }
+        let first = self.allocator.alloc(block).or_else(|| {
+            // Cached frames may be what a larger block needs.
+            self.drain_cache(self.cached);
+            self.allocator.alloc(block)
+        })?;
+        self.free -= block;
+        Some(first)
+    }
+
+    fn free(&mut self, first: usize, block: usize) {
+        if block == 1 {
+            if self.cached == CACHE_CAPACITY {
+                self.drain_cache(CACHE_BATCH);
+            }
+            self.cache[self.cached] = first;
+            self.cached += 1;
+        } else {
+            self.allocator.dealloc(first, block);
+        }
+        self.free += block;
+    }
+
+    /// Returns the `count` most recently cached frames to the buddy allocator.
+    fn drain_cache(&mut self, count: usize) {
+        for _ in 0..count.min(self.cached) {
+            self.cached -= 1;
+            self.allocator.dealloc(self.cache[self.cached], 1);
+        }
+    }
+}
+
 /// `count` contiguous frames aligned to `align` bytes (at most the block's
 /// size, `count` rounded up to a power of two, in bytes).
 pub fn allocate(count: usize, align: usize) -> Result<u64, OutOfFrames> {
     let block = block_frames(count, align).ok_or(OutOfFrames)?;
     with(|frames| {
-        let first = frames.allocator.alloc(block)?;
-        frames.free -= block;
-        Some(first as u64 * PAGE_SIZE as u64)
+        frames
+            .allocate(block)
+            .map(|first| first as u64 * PAGE_SIZE as u64)
     })
     .flatten()
     .ok_or(OutOfFrames)
@@ -116,12 +178,7 @@ pub fn allocate_zeroed(count: usize, align: usize) -> Result<u64, OutOfFrames> {
 /// Returns frames from [`allocate`] with the same `count`.
 pub fn free(paddr: u64, count: usize) {
     let block = count.max(1).next_power_of_two();
-    with(|frames| {
-        frames
-            .allocator
-            .dealloc((paddr / PAGE_SIZE as u64) as usize, block);
-        frames.free += block;
-    });
+    with(|frames| frames.free((paddr / PAGE_SIZE as u64) as usize, block));
 }
 
 /// The direct-map address of a managed frame.
@@ -145,5 +202,54 @@ impl FrameSource for KernelFrames {
 
     fn free(&self, paddr: u64, count: usize) {
         free(paddr, count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(first: usize, count: usize) -> Frames {
+        let mut allocator = FrameAllocator::new();
+        allocator.add_frame(first, first + count);
+        Frames {
+            allocator,
+            cache: [0; CACHE_CAPACITY],
+            cached: 0,
+            offset: 0,
+            total: count,
+            free: count,
+        }
+    }
+
+    #[test]
+    fn single_frames_go_through_the_cache_and_none_are_lost() {
+        let mut f = frames(0x100, 256);
+        let mut taken: Vec<usize> = core::iter::from_fn(|| f.allocate(1)).collect();
+        assert_eq!(taken.len(), 256, "every frame, cache included");
+        assert_eq!((f.free, f.cached), (0, 0));
+        taken.sort_unstable();
+        taken.dedup();
+        assert_eq!(taken.len(), 256, "no frame twice");
+        assert!(taken.iter().all(|&n| (0x100..0x200).contains(&n)));
+        for frame in taken {
+            f.free(frame, 1);
+        }
+        assert_eq!(f.free, 256);
+        assert!(f.cached <= CACHE_CAPACITY);
+    }
+
+    #[test]
+    fn large_blocks_drain_the_cache_when_they_must() {
+        let mut f = frames(0, 64);
+        let singles: Vec<usize> = (0..64).filter_map(|_| f.allocate(1)).collect();
+        for frame in singles {
+            f.free(frame, 1);
+        }
+        // Everything is free, but parked in the cache or split up.
+        assert_eq!(f.allocate(64), Some(0), "the whole range as one block");
+        assert_eq!(f.cached, 0);
+        f.free(0, 64);
+        assert_eq!(f.free, 64);
     }
 }

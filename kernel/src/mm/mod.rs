@@ -19,8 +19,10 @@ pub const PAGE_SIZE: usize = hal::mm::PAGE_SIZE;
 
 /// The memory operations the portable core uses outside generic code (for
 /// example when a stack is dropped), installed once from the architecture.
+type MapFn = fn(Space, usize, u64, usize, MapFlags, &dyn FrameSource) -> Result<(), MapError>;
+
 pub(crate) struct Ops {
-    pub map: fn(Space, usize, u64, usize, MapFlags, &dyn FrameSource) -> Result<(), MapError>,
+    pub map: MapFn,
     pub unmap: fn(Space, usize) -> Result<Translation, MapError>,
     pub stacks: (usize, usize),
     pub dynamic: (usize, usize),

@@ -125,8 +125,11 @@ fn monotonic_clock_advances<A: Arch>() -> Outcome {
         previous = now;
     }
     ensure!(previous > first, "clock did not advance over 10000 reads");
-    ensure!(A::cycle_counter() > cycles, "cycle counter did not advance");
-    ensure!(A::cycle_counter_hz() > 0, "cycle counter rate unknown");
+    let elapsed = A::cycles_between(cycles, A::cycle_counter());
+    ensure!(
+        elapsed > 10_000,
+        "cycle counter advanced only {elapsed} over 10000 clock reads"
+    );
     Ok(())
 }
 

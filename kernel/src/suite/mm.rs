@@ -27,15 +27,15 @@ pub(super) fn tests<A: Arch>() -> [Test; 11] {
         },
         Test {
             name: "mm::frame_blocks_of_mixed_sizes",
-            run: frame_blocks_of_mixed_sizes::<A>,
+            run: frame_blocks_of_mixed_sizes,
         },
         Test {
             name: "mm::heap_stress_mixed_sizes",
-            run: heap_stress_mixed_sizes::<A>,
+            run: heap_stress_mixed_sizes,
         },
         Test {
             name: "mm::heap_exhaustion_is_an_error",
-            run: heap_exhaustion_is_an_error::<A>,
+            run: heap_exhaustion_is_an_error,
         },
         Test {
             name: "mm::map_translate_protect_unmap",
@@ -132,7 +132,7 @@ fn frames_unique_none_lost_reserved_untouched<A: Arch>() -> Outcome {
     Ok(())
 }
 
-fn frame_blocks_of_mixed_sizes<A: Arch>() -> Outcome {
+fn frame_blocks_of_mixed_sizes() -> Outcome {
     let (_, free_before) = frames::counts();
     let heap_before = heap::usage().0;
     let mut blocks: Vec<(u64, usize)> = Vec::new();
@@ -231,7 +231,7 @@ fn heap_workload() -> Outcome {
     Ok(())
 }
 
-fn heap_stress_mixed_sizes<A: Arch>() -> Outcome {
+fn heap_stress_mixed_sizes() -> Outcome {
     // The first run may grow the heap, which changes the frame allocator's
     // own records (kept on the heap too); the second must leave the heap
     // exactly as it found it.
@@ -246,7 +246,7 @@ fn heap_stress_mixed_sizes<A: Arch>() -> Outcome {
     Ok(())
 }
 
-fn heap_exhaustion_is_an_error<A: Arch>() -> Outcome {
+fn heap_exhaustion_is_an_error() -> Outcome {
     let (total, _) = frames::counts();
     let mut huge: Vec<u8> = Vec::new();
     ensure!(
@@ -489,11 +489,8 @@ fn large_pages<A: Arch>() -> Outcome {
     // SAFETY: mapped just above to frames this test owns.
     unsafe { (last as *mut u64).write_volatile(77) };
     // SAFETY: the same frame through the direct map.
-    ensure_eq!(
-        unsafe { ((frames::to_virt(block) + size - 8) as *const u64).read_volatile() },
-        77,
-        "value through the direct map"
-    );
+    let seen = unsafe { ((frames::to_virt(block) + size - 8) as *const u64).read_volatile() };
+    ensure_eq!(seen, 77, "value through the direct map");
     ensure_eq!(
         A::unmap(Space::Kernel, virt + PAGE_SIZE).map(|_| ()),
         Err(MapError::Misaligned),
@@ -684,11 +681,8 @@ fn user_space_round_trip_frees_everything<A: Arch>() -> Outcome {
     unsafe { (page as *mut u32).write_volatile(0xabcd_0123) };
     A::activate(None);
     // SAFETY: the same frame through the direct map.
-    ensure_eq!(
-        unsafe { (kernel_virt as *const u32).read_volatile() },
-        0xabcd_0123,
-        "value written through the user mapping"
-    );
+    let seen = unsafe { (kernel_virt as *const u32).read_volatile() };
+    ensure_eq!(seen, 0xabcd_0123, "value written through the user mapping");
     expect_fault::<A>(
         read_byte,
         page,

@@ -181,12 +181,10 @@ impl hal::Cpu for Armv7 {
     }
 
     fn cycle_counter() -> u64 {
-        time::count()
+        time::cycles() as u64
     }
 
-    fn cycle_counter_hz() -> u64 {
-        time::counter_hz()
-    }
+    const CYCLE_COUNTER_BITS: u32 = 32;
 
     /// `bx lr`.
     const RETURN_INSTRUCTION: &'static [u8] = &[0x1e, 0xff, 0x2f, 0xe1];

@@ -87,7 +87,7 @@ const THUMB: u32 = 1 << 5;
 
 impl TrapFrame {
     /// Whether the exception came from user mode.
-    pub fn from_user(&self) -> bool {
+    pub fn user_mode(&self) -> bool {
         self.cpsr & MODE_MASK == MODE_USR
     }
 }
@@ -220,7 +220,7 @@ pub fn init() {
 /// If a fault-catching call is running, ends it with `fault`: the exception
 /// returns into `fault_catch_recover` in SVC mode.
 fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
-    if frame.from_user() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
+    if frame.user_mode() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
     *CAUGHT.lock() = Some(fault);
@@ -271,6 +271,6 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
     panic!(
         "{} in {} mode: {fault}\n{frame}",
         kind.name(),
-        if frame.from_user() { "user" } else { "kernel" }
+        if frame.user_mode() { "user" } else { "kernel" }
     );
 }

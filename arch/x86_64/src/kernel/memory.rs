@@ -536,7 +536,7 @@ impl hal::Memory for crate::platform::X86_64 {
         let _lock = TABLES.lock();
         let root = root_of(space, virt as u64)?;
         let translation = translate_in(root, virt as u64).ok_or(MapError::NotMapped)?;
-        if virt % translation.page_size != 0 {
+        if !virt.is_multiple_of(translation.page_size) {
             return Err(MapError::Misaligned);
         }
         let mut mapper = mapper(root);

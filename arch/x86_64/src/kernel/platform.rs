@@ -133,9 +133,7 @@ impl hal::Cpu for X86_64 {
         time::rdtsc()
     }
 
-    fn cycle_counter_hz() -> u64 {
-        time::tsc_hz()
-    }
+    const CYCLE_COUNTER_BITS: u32 = 64;
 
     const RETURN_INSTRUCTION: &'static [u8] = &[0xc3];
 

@@ -27,7 +27,6 @@ const MAX_PIT_POLLS: u32 = 5_000_000;
 const FALLBACK_TSC_HZ: u64 = 1_000_000_000;
 
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
-static TSC_HZ: AtomicU64 = AtomicU64::new(FALLBACK_TSC_HZ);
 /// Nanoseconds per TSC tick in 32.32 fixed point.
 static NS_PER_TICK_FP32: AtomicU64 = AtomicU64::new(1 << 32);
 
@@ -90,17 +89,11 @@ pub fn init() {
             FALLBACK_TSC_HZ
         }
     };
-    TSC_HZ.store(hz, Ordering::Relaxed);
     NS_PER_TICK_FP32.store(
         (1_000_000_000u128 << 32).div_ceil(hz as u128) as u64,
         Ordering::Relaxed,
     );
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
-}
-
-/// The TSC's rate in Hz.
-pub fn tsc_hz() -> u64 {
-    TSC_HZ.load(Ordering::Relaxed)
 }
 
 /// Nanoseconds since [`init`].

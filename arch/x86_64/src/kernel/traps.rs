@@ -57,7 +57,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// Whether the trap came from user mode.
-    pub fn from_user(&self) -> bool {
+    pub fn user_mode(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -217,7 +217,7 @@ pub fn init() {
 /// If a fault-catching call is running, ends it with `fault`: the trap
 /// returns into `fault_catch_recover`.
 fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
-    if frame.from_user() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
+    if frame.user_mode() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
     *CAUGHT.lock() = Some(fault);
@@ -263,6 +263,6 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     panic!(
         "{} in {} mode: {fault}\n{frame}",
         exception_name(vector),
-        if frame.from_user() { "user" } else { "kernel" }
+        if frame.user_mode() { "user" } else { "kernel" }
     );
 }

@@ -1,0 +1,222 @@
+//! `cargo xtask bench`: boots a release build on every machine in
+//! benchmark mode under `-icount shift=0` (so the guest's cycle counters
+//! count instructions, the same on every run), and reports each metric's
+//! statistics as a line and as JSON.
+
+use crate::cli::{BenchOptions, Profile};
+use crate::kernel_image::{self, workspace};
+use crate::machine::{Arch, Console, Machine};
+use crate::{Result, error, provision, qemu, seconds, step};
+use std::fmt::Write;
+use std::time::Duration;
+
+const BOOT_TIME_LIMIT: Duration = Duration::from_secs(300);
+
+/// Summary statistics of one metric's samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    pub n: usize,
+    pub min: f64,
+    pub q1: f64,
+    pub median: f64,
+    pub mean: f64,
+    pub q3: f64,
+    pub max: f64,
+    /// Sample standard deviation (0 for a single sample).
+    pub stddev: f64,
+}
+
+/// The `p` quantile of sorted values, interpolating between neighbours.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * p;
+    let low = h.floor() as usize;
+    let high = (low + 1).min(sorted.len() - 1);
+    sorted[low] + (h - low as f64) * (sorted[high] - sorted[low])
+}
+
+pub fn stats(samples: &[u64]) -> Option<Stats> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<f64> = samples.iter().map(|&s| s as f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let mean = sorted.iter().sum::<f64>() / n as f64;
+    let variance = if n > 1 {
+        sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+    } else {
+        0.0
+    };
+    Some(Stats {
+        n,
+        min: sorted[0],
+        q1: quantile(&sorted, 0.25),
+        median: quantile(&sorted, 0.5),
+        mean,
+        q3: quantile(&sorted, 0.75),
+        max: sorted[n - 1],
+        stddev: variance.sqrt(),
+    })
+}
+
+/// One metric of one machine.
+pub struct Result_ {
+    pub machine: &'static str,
+    pub metric: String,
+    pub unit: String,
+    pub stats: Stats,
+}
+
+/// Reads `kbench: metric NAME UNIT v1 v2 ...`.
+fn parse_metric(line: &str) -> Option<(String, String, Vec<u64>)> {
+    let rest = &line[line.find("kbench: metric ")? + "kbench: metric ".len()..];
+    let mut words = rest.split_whitespace();
+    let name = words.next()?.to_string();
+    let unit = words.next()?.to_string();
+    let values: Option<Vec<u64>> = words.map(|w| w.parse().ok()).collect();
+    Some((name, unit, values?))
+}
+
+fn line(r: &Result_) -> String {
+    let s = &r.stats;
+    format!(
+        "bench {} {} unit={} n={} min={} q1={} median={} mean={:.1} q3={} max={} stddev={:.1}",
+        r.machine, r.metric, r.unit, s.n, s.min, s.q1, s.median, s.mean, s.q3, s.max, s.stddev
+    )
+}
+
+fn json(results: &[Result_]) -> String {
+    let mut out = String::from(
+        "{\n  \"counter\": \"guest instructions (-icount shift=0)\",\n  \"results\": [\n",
+    );
+    for (i, r) in results.iter().enumerate() {
+        let s = &r.stats;
+        let _ = write!(
+            out,
+            "    {{\"machine\": \"{}\", \"metric\": \"{}\", \"unit\": \"{}\", \"n\": {}, \"min\": {}, \"q1\": {}, \"median\": {}, \"mean\": {}, \"q3\": {}, \"max\": {}, \"stddev\": {}}}",
+            r.machine, r.metric, r.unit, s.n, s.min, s.q1, s.median, s.mean, s.q3, s.max, s.stddev
+        );
+        out.push_str(if i + 1 < results.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+fn run_machine(machine: Machine, kernel: &std::path::Path) -> Result<Vec<Result_>> {
+    let ram = machine.test_ram_mib();
+    let dtb = match machine.arch() {
+        Arch::Arm => Some(kernel_image::board_dtb(ram)?),
+        Arch::X64 => None,
+    };
+    let mut args = machine.qemu_args(
+        kernel,
+        dtb.as_deref(),
+        ram,
+        "mode=bench",
+        Console::Captured,
+        false,
+    );
+    args.extend(["-icount", "shift=0"].map(String::from));
+    step(format!("benchmarking {}", machine.name()));
+    let boot = qemu::boot(machine.arch().qemu_binary(), &args, BOOT_TIME_LIMIT, |_| {})?;
+    let finished = boot.lines.iter().any(|l| l.contains("kbench: end"));
+    let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+    if !finished || exit != Some(kernel::exit_code::SUCCESS) {
+        for line in boot.tail(20) {
+            println!("    | {line}");
+        }
+        return Err(error!(
+            "{}: the benchmark run did not finish (exit {exit:?})",
+            machine.name()
+        ));
+    }
+    let mut results = Vec::new();
+    for (metric, unit, samples) in boot.lines.iter().filter_map(|l| parse_metric(l)) {
+        if let Some(stats) = stats(&samples) {
+            results.push(Result_ {
+                machine: machine.name(),
+                metric,
+                unit,
+                stats,
+            });
+        }
+    }
+    step(format!(
+        "{}: {} metrics in {}",
+        machine.name(),
+        results.len(),
+        seconds(boot.elapsed)
+    ));
+    Ok(results)
+}
+
+pub fn run(options: &BenchOptions) -> Result<()> {
+    let arches: Vec<Arch> = options.arch.map_or(Arch::ALL.to_vec(), |a| vec![a]);
+    provision::ensure_rust_targets(&arches)?;
+    provision::ensure_qemu(&arches)?;
+    let mut results = Vec::new();
+    for arch in arches {
+        let kernel = kernel_image::build(arch, Profile::Release)?;
+        for &machine in arch.machines() {
+            results.extend(run_machine(machine, &kernel)?);
+        }
+    }
+    for r in &results {
+        println!("{}", line(r));
+    }
+    let dir = workspace().join("target").join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bench.json");
+    std::fs::write(&path, json(&results))?;
+    step(format!(
+        "wrote {}",
+        path.strip_prefix(workspace()).unwrap_or(&path).display()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_of_known_samples() {
+        let s = stats(&[1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        assert_eq!(
+            (s.n, s.min, s.q1, s.median, s.q3, s.max),
+            (9, 1.0, 3.0, 5.0, 7.0, 9.0)
+        );
+        assert_eq!(s.mean, 5.0);
+        assert!((s.stddev - 7.5f64.sqrt()).abs() < 1e-9);
+        let one = stats(&[42]).unwrap();
+        assert_eq!((one.median, one.stddev), (42.0, 0.0));
+        assert_eq!(stats(&[]), None);
+        // Interpolated quartiles.
+        let s = stats(&[10, 20, 30, 40]).unwrap();
+        assert_eq!((s.q1, s.median, s.q3), (17.5, 25.0, 32.5));
+    }
+
+    #[test]
+    fn reads_metric_lines_and_writes_json() {
+        let (name, unit, values) =
+            parse_metric("kbench: metric frame_alloc_free instructions 3 1 2").unwrap();
+        assert_eq!(
+            (name.as_str(), unit.as_str(), values),
+            ("frame_alloc_free", "instructions", vec![3, 1, 2])
+        );
+        assert!(parse_metric("kbench: metric broken instructions 1 x").is_none());
+        let r = Result_ {
+            machine: "x64-q35",
+            metric: name,
+            unit,
+            stats: stats(&[3, 1, 2]).unwrap(),
+        };
+        assert_eq!(
+            line(&r),
+            "bench x64-q35 frame_alloc_free unit=instructions n=3 min=1 q1=1.5 median=2 mean=2.0 q3=2.5 max=3 stddev=1.0"
+        );
+        let text = json(&[r]);
+        assert!(text.contains("\"metric\": \"frame_alloc_free\""));
+        assert!(text.contains("\"q1\": 1.5"));
+    }
+}

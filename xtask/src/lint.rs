@@ -1,0 +1,116 @@
+//! `cargo xtask lint`: rustfmt and clippy over every crate, for the host and
+//! for each kernel target; `cargo xtask test` runs it first.
+
+use crate::kernel_image::workspace;
+use crate::machine::Arch;
+use crate::{Result, error, seconds, step};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+/// One check: what it is called, and cargo's arguments.
+pub struct Check {
+    pub name: String,
+    args: Vec<String>,
+}
+
+/// The checks, in the order they run.
+pub fn checks() -> Vec<Check> {
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let mut checks = vec![
+        Check {
+            name: "rustfmt".into(),
+            args: words("fmt --all -- --check"),
+        },
+        Check {
+            name: "clippy host crates".into(),
+            args: words(
+                "clippy --workspace --exclude arch-x86_64 --exclude arch-armv7 --all-targets -- -D warnings",
+            ),
+        },
+        Check {
+            name: "clippy architecture libraries".into(),
+            args: words(
+                "clippy --package arch-x86_64 --package arch-armv7 --lib --tests -- -D warnings",
+            ),
+        },
+    ];
+    for arch in Arch::ALL {
+        checks.push(Check {
+            name: format!("clippy {} kernel", arch.name()),
+            args: words(&format!(
+                "clippy --package {} --bin ferrite --target {} -- -D warnings",
+                arch.package(),
+                arch.target()
+            )),
+        });
+    }
+    checks
+}
+
+/// Makes sure rustup has the lint tools (a toolchain that was already
+/// installed does not get `rust-toolchain.toml`'s components).
+pub fn ensure_components() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output();
+    let Ok(installed) = installed else {
+        return Ok(());
+    };
+    let installed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    let missing: Vec<&str> = ["clippy", "rustfmt"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(&format!("{c}-"))))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(format!(
+        "adding Rust components: rustup component add {}",
+        missing.join(" ")
+    ));
+    let status = Command::new("rustup")
+        .args(["component", "add"])
+        .args(&missing)
+        .status()?;
+    if !status.success() {
+        return Err(error!(
+            "`rustup component add {}` failed",
+            missing.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// Runs one check; returns its output.
+pub fn run_check(check: &Check) -> Result<Output> {
+    Ok(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace())
+            .args(&check.args)
+            .output()?,
+    )
+}
+
+/// `cargo xtask lint`.
+pub fn run() -> Result<bool> {
+    ensure_components()?;
+    crate::provision::ensure_rust_targets(&Arch::ALL)?;
+    let mut clean = true;
+    for check in checks() {
+        let started = Instant::now();
+        let output = run_check(&check)?;
+        let ok = output.status.success();
+        step(format!(
+            "{}: {} in {}",
+            check.name,
+            if ok { "clean" } else { "FAILED" },
+            seconds(started.elapsed())
+        ));
+        if !ok {
+            clean = false;
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+            print!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    Ok(clean)
+}
