@@ -15,8 +15,12 @@ use hal::mm::{MapError, MapFlags, Space};
 use hal::trap::{Access, Fault, FaultKind};
 use hal::{Arch, MemoryKind};
 
-pub(super) fn tests<A: Arch>() -> [Test; 11] {
+pub(super) fn tests<A: Arch>() -> [Test; 12] {
     [
+        Test {
+            name: "mm::device_mappings_are_uncached",
+            run: device_mappings_are_uncached::<A>,
+        },
         Test {
             name: "mm::live_tables_match_layout_and_violations_are_caught",
             run: live_tables_match_layout_and_violations_are_caught::<A>,
@@ -748,5 +752,32 @@ fn live_tables_match_layout_and_violations_are_caught<A: Arch>() -> Outcome {
         Ok(0),
         "violations after unmapping it"
     );
+    Ok(())
+}
+
+fn device_mappings_are_uncached<A: Arch>() -> Outcome {
+    // Any physical page will do; a RAM frame keeps the test free of
+    // machine specifics.
+    let frame =
+        frames::allocate(1, PAGE_SIZE).map_err(|e| fail_with(format_args!("frame: {e}")))?;
+    let virt = match A::map_device(frame + 0x10, 8, &KernelFrames) {
+        Ok(virt) => virt,
+        Err(e) => fail!("map_device: {e}"),
+    };
+    ensure_eq!(virt % PAGE_SIZE, 0x10, "offset within the page kept");
+    let translation = A::translate(Space::Kernel, virt).map(|t| (t.paddr, t.flags));
+    ensure_eq!(
+        translation,
+        Some((frame + 0x10, MapFlags::KERNEL_DEVICE)),
+        "device translation"
+    );
+    ensure_eq!(
+        A::check_layout(&mut |_| {}),
+        Ok(0),
+        "layout violations with a device mapped"
+    );
+    let unmapped = A::unmap(Space::Kernel, virt - 0x10).map(|t| t.paddr);
+    frames::free(frame, 1);
+    ensure_eq!(unmapped, Ok(frame), "unmapping the device page");
     Ok(())
 }

@@ -4,6 +4,7 @@
 #![no_main]
 
 mod console;
+mod cp15;
 mod memory;
 mod platform;
 mod tests;

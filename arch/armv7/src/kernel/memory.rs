@@ -9,6 +9,9 @@
 //! address space, or nothing (TTBCR.PD0). Tables are reached at
 //! physical + 0x4000_0000: the boot mapping and the direct map agree on it.
 
+use crate::cp15::{TTBCR_PD0, TlbiMva, Ttbcr, Ttbr1};
+use aarch32_cpu::asm::{dsb, isb};
+use aarch32_cpu::register::{BpIAll, SysRegRead, SysRegWrite, TlbIAll, Ttbr0};
 use arch_armv7::layout::{self, KERNEL_VIRT_OFFSET};
 use arch_armv7::mmu::{self, TableMemory, TableRead, Tables};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -97,19 +100,13 @@ impl TableMemory for Live {
     }
 
     fn changed(&mut self, virt: u32) {
-        // SAFETY: barrier and TLB maintenance only.
-        unsafe {
-            core::arch::asm!(
-                "dsb ishst",
-                "mcr p15, 0, {va}, c8, c7, 1",   // TLBIMVA
-                "mcr p15, 0, {zero}, c7, c5, 6", // BPIALL
-                "dsb ish",
-                "isb",
-                va = in(reg) virt & !0xfff,
-                zero = in(reg) 0,
-                options(nostack, preserves_flags)
-            );
-        }
+        dsb();
+        // SAFETY: TLB maintenance only: drops any stale translation of the
+        // page (kernel mappings are global, so no ASID is involved).
+        unsafe { TlbiMva::write_raw(virt & !0xfff) };
+        BpIAll::write();
+        dsb();
+        isb();
     }
 }
 
@@ -339,27 +336,21 @@ pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
     }
 
     let ttbr1 = kernel_l1_paddr() | mmu::TTBR_WALK_WRITE_BACK;
-    // TTBCR: N = 1 (TTBR1 from 2 GiB), PD0 = 1 (no user half yet).
-    let ttbcr = layout::TTBCR_N | 1 << 4;
+    dsb();
     // SAFETY: the new table maps the image, its stacks and data exactly as
-    // the boot table did, and the console at the same address; the switch
-    // and the full TLB invalidation leave no stale translations.
+    // the boot table did, and the console at the same address. TTBR1 is
+    // unused until TTBCR.N becomes 1, which also turns TTBR0 walks off
+    // (PD0: no user half yet); the full TLB invalidation then leaves no
+    // stale translation.
     unsafe {
-        core::arch::asm!(
-            "dsb",
-            "mcr p15, 0, {ttbr1}, c2, c0, 1",
-            "mcr p15, 0, {ttbcr}, c2, c0, 2",
-            "isb",
-            "mcr p15, 0, {zero}, c8, c7, 0",  // TLBIALL
-            "mcr p15, 0, {zero}, c7, c5, 6",  // BPIALL
-            "dsb",
-            "isb",
-            ttbr1 = in(reg) ttbr1,
-            ttbcr = in(reg) ttbcr,
-            zero = in(reg) 0,
-            options(nostack)
-        );
+        Ttbr1::write_raw(ttbr1);
+        Ttbcr::write_raw(layout::TTBCR_N | TTBCR_PD0);
     }
+    isb();
+    TlbIAll::write();
+    BpIAll::write();
+    dsb();
+    isb();
     SWITCHED.store(true, Ordering::SeqCst);
     DIRECT_MAPPED.call_once(|| direct);
     let used = PhysRange {
@@ -406,34 +397,24 @@ fn direct_mapped() -> &'static [PhysRange] {
 fn write_ttbr0(root: Option<RootTable>) {
     let (ttbr0, ttbcr) = match root {
         Some(root) => (root.0 as u32 | mmu::TTBR_WALK_WRITE_BACK, layout::TTBCR_N),
-        None => (0, layout::TTBCR_N | 1 << 4),
+        None => (0, layout::TTBCR_N | TTBCR_PD0),
     };
     // SAFETY: switching the user half leaves the kernel half (TTBR1)
     // untouched; without address-space IDs yet, the whole TLB is dropped.
     unsafe {
-        core::arch::asm!(
-            "mcr p15, 0, {ttbr0}, c2, c0, 0",
-            "mcr p15, 0, {ttbcr}, c2, c0, 2",
-            "isb",
-            "mcr p15, 0, {zero}, c8, c7, 0",
-            "mcr p15, 0, {zero}, c7, c5, 6",
-            "dsb",
-            "isb",
-            ttbr0 = in(reg) ttbr0,
-            ttbcr = in(reg) ttbcr,
-            zero = in(reg) 0,
-            options(nostack)
-        );
+        Ttbr0::write(Ttbr0::new_with_raw_value(ttbr0));
+        Ttbcr::write_raw(ttbcr);
     }
+    isb();
+    TlbIAll::write();
+    BpIAll::write();
+    dsb();
+    isb();
 }
 
 fn current_ttbr0() -> Option<u32> {
-    let (ttbr0, ttbcr): (u32, u32);
-    // SAFETY: reads TTBR0 and TTBCR.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c2, c0, 0", "mrc p15, 0, {}, c2, c0, 2", out(reg) ttbr0, out(reg) ttbcr, options(nomem, nostack));
-    }
-    (ttbcr & 1 << 4 == 0).then_some(ttbr0 & !0x3fff)
+    let ttbcr = Ttbcr::read_raw();
+    (ttbcr & TTBCR_PD0 == 0).then(|| Ttbr0::read().raw_value() & !0x3fff)
 }
 
 impl hal::Memory for crate::platform::Armv7 {

@@ -1,7 +1,9 @@
 //! In-kernel tests of the ARMv7 specifics.
 
+use crate::cp15::{Ats1Cpr, Ttbcr, Ttbr1};
 use crate::platform::{self, Armv7};
 use crate::{console, memory};
+use aarch32_cpu::register::{Par, SysRegRead, SysRegWrite};
 use arch_armv7::dtb::{self, DtbError};
 use arch_armv7::{board, layout};
 use hal::mm::{MapFlags, Space};
@@ -192,28 +194,15 @@ static TRANSLATION_PROBE: u32 = 0x5a5a_5a5a;
 
 /// Asks the MMU itself (ATS1CPR) where a kernel virtual address goes.
 fn hardware_translate(virt: u32) -> u32 {
-    let par: u32;
-    // SAFETY: an address translation operation and a read of its result
-    // register; no memory is accessed.
-    unsafe {
-        core::arch::asm!(
-            "mcr p15, 0, {va}, c7, c8, 0",
-            "isb",
-            "mrc p15, 0, {par}, c7, c4, 0",
-            va = in(reg) virt,
-            par = out(reg) par,
-            options(nostack, preserves_flags)
-        );
-    }
-    par
+    // SAFETY: an address translation operation: no memory is accessed,
+    // and only PAR changes.
+    unsafe { Ats1Cpr::write_raw(virt) };
+    aarch32_cpu::asm::isb();
+    Par::read().0
 }
 
 fn translation_matches_layout() -> Outcome {
-    let (ttbr1, ttbcr): (u32, u32);
-    // SAFETY: reads TTBR1 and TTBCR.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c2, c0, 1", "mrc p15, 0, {}, c2, c0, 2", out(reg) ttbr1, out(reg) ttbcr, options(nomem, nostack));
-    }
+    let (ttbr1, ttbcr) = (Ttbr1::read_raw(), Ttbcr::read_raw());
     ensure_eq!(
         ttbr1 & !0x3fff,
         memory::kernel_l1_paddr(),

@@ -1,7 +1,7 @@
 //! The monotonic clock, the generic timer's physical count at CNTFRQ; and
 //! the CPU's cycle counter, PMCCNTR, for measuring short intervals.
 
-use aarch32_cpu::register::{CntPct, Cntfrq};
+use aarch32_cpu::register::{CntPct, Cntfrq, Pmccntr, Pmcntenset, Pmcr};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static COUNT_AT_BOOT: AtomicU64 = AtomicU64::new(0);
@@ -15,12 +15,7 @@ pub fn count() -> u64 {
 
 /// The cycle counter (32 bits).
 pub fn cycles() -> u32 {
-    let value: u32;
-    // SAFETY: reads PMCCNTR, enabled by `init`.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c9, c13, 0", out(reg) value, options(nomem, nostack))
-    };
-    value
+    Pmccntr::read().0
 }
 
 /// Starts the monotonic clock at zero and the cycle counter.
@@ -29,15 +24,10 @@ pub fn init() {
     // PMCNTENSET: enable the cycle counter (bit 31).
     // SAFETY: PMU configuration only; nothing else uses the PMU.
     unsafe {
-        core::arch::asm!(
-            "mcr p15, 0, {pmcr}, c9, c12, 0",
-            "mcr p15, 0, {enable}, c9, c12, 1",
-            "isb",
-            pmcr = in(reg) 0b101u32,
-            enable = in(reg) 1u32 << 31,
-            options(nostack)
-        );
+        Pmcr::write(Pmcr(0b101));
+        Pmcntenset::write(Pmcntenset(1 << 31));
     }
+    aarch32_cpu::asm::isb();
     // Firmware sets CNTFRQ; QEMU reports 62.5 MHz. Zero would be a broken
     // firmware: fall back to QEMU's value rather than divide by zero.
     let hz = match Cntfrq::read().0 {

@@ -1,6 +1,7 @@
 //! Exceptions: the vector table, the trap frame, fault decoding and
 //! reports, and recovery from expected kernel faults.
 
+use aarch32_cpu::register::{Dfar, Dfsr, Ifar, Ifsr, Vbar};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 use hal::trap::{Access, Fault, FaultKind};
@@ -109,42 +110,6 @@ impl fmt::Display for TrapFrame {
     }
 }
 
-fn dfsr() -> u32 {
-    let value: u32;
-    // SAFETY: reads DFSR.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c5, c0, 0", out(reg) value, options(nomem, nostack))
-    };
-    value
-}
-
-fn dfar() -> u32 {
-    let value: u32;
-    // SAFETY: reads DFAR.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c6, c0, 0", out(reg) value, options(nomem, nostack))
-    };
-    value
-}
-
-fn ifsr() -> u32 {
-    let value: u32;
-    // SAFETY: reads IFSR.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c5, c0, 1", out(reg) value, options(nomem, nostack))
-    };
-    value
-}
-
-fn ifar() -> u32 {
-    let value: u32;
-    // SAFETY: reads IFAR.
-    unsafe {
-        core::arch::asm!("mrc p15, 0, {}, c6, c0, 2", out(reg) value, options(nomem, nostack))
-    };
-    value
-}
-
 /// Decodes a short-descriptor fault status (FSR\[10\] and FSR\[3:0\]).
 pub fn fault_kind(fsr: u32) -> FaultKind {
     match (fsr >> 6 & 0x10) | (fsr & 0xf) {
@@ -161,7 +126,7 @@ pub fn decode(frame: &TrapFrame) -> Fault {
     let pc = frame.pc as usize;
     match Kind::from_word(frame.kind) {
         Kind::DataAbort => {
-            let fsr = dfsr();
+            let fsr = Dfsr::read().raw_value();
             let access = if fsr & (1 << 11) != 0 {
                 Access::Write
             } else {
@@ -170,19 +135,19 @@ pub fn decode(frame: &TrapFrame) -> Fault {
             Fault {
                 kind: fault_kind(fsr),
                 access: Some(access),
-                address: dfar() as usize,
+                address: Dfar::read().0 as usize,
                 pc,
                 detail: fsr as u64,
             }
         }
         Kind::PrefetchAbort => {
-            let fsr = ifsr();
+            let fsr = Ifsr::read().raw_value();
             let kind = fault_kind(fsr);
             let access = (kind != FaultKind::Breakpoint).then_some(Access::Execute);
             Fault {
                 kind,
                 access,
-                address: ifar() as usize,
+                address: Ifar::read().0 as usize,
                 pc,
                 detail: fsr as u64,
             }
@@ -212,9 +177,8 @@ pub fn init() {
     let vectors = &raw const exception_vectors as u32;
     // SAFETY: the table is in kernel text, 32-byte aligned, and every entry
     // leads to a handler that saves and restores the interrupted state.
-    unsafe {
-        core::arch::asm!("mcr p15, 0, {}, c12, c0, 0", "isb", in(reg) vectors, options(nostack))
-    };
+    unsafe { Vbar::write(Vbar(vectors)) };
+    aarch32_cpu::asm::isb();
 }
 
 /// If a fault-catching call is running, ends it with `fault`: the exception
