@@ -42,4 +42,27 @@ pub const LOOPBACK_PATTERN: [u8; 6] = [0x55, 0xaa, 0x00, 0xff, 0x0f, 0xf0];
 
 /// How many status polls a loopback byte may take before it counts as lost.
 /// Emulated devices answer at once; real ones within a character time.
-pub(crate) const LOOPBACK_POLLS: u32 = 100_000;
+const LOOPBACK_POLLS: u32 = 100_000;
+
+/// Byte transfer, as a loopback check uses it.
+pub(crate) trait ByteIo {
+    /// Sends a byte, waiting for room.
+    fn send(&mut self, byte: u8);
+    /// A received byte, if one is waiting.
+    fn receive(&mut self) -> Option<u8>;
+}
+
+/// Sends each byte of `pattern` and checks the same byte comes back.
+pub(crate) fn loopback_exchange(io: &mut impl ByteIo, pattern: &[u8]) -> Result<(), LoopbackError> {
+    pattern.iter().try_for_each(|&sent| {
+        io.send(sent);
+        let received = (0..LOOPBACK_POLLS)
+            .find_map(|_| io.receive())
+            .ok_or(LoopbackError::Timeout { sent })?;
+        if received == sent {
+            Ok(())
+        } else {
+            Err(LoopbackError::Mismatch { sent, received })
+        }
+    })
+}

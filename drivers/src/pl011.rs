@@ -4,7 +4,7 @@
 //! `std`, or lack loopback and interrupt control; the register block is
 //! described with `tock-registers`.
 
-use crate::{LOOPBACK_POLLS, LoopbackError};
+use crate::LoopbackError;
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
@@ -142,17 +142,7 @@ impl Pl011 {
         let control = &self.registers.control;
         control.modify(Control::LOOPBACK_ENABLE::SET);
         while self.read_byte().is_some() {}
-        let result = pattern.iter().try_for_each(|&sent| {
-            self.write_byte(sent);
-            let received = (0..LOOPBACK_POLLS)
-                .find_map(|_| self.read_byte())
-                .ok_or(LoopbackError::Timeout { sent })?;
-            if received == sent {
-                Ok(())
-            } else {
-                Err(LoopbackError::Mismatch { sent, received })
-            }
-        });
+        let result = crate::loopback_exchange(self, pattern);
         // Let the last byte leave the shifter before the line is reconnected.
         while self.registers.flags.is_set(Flags::BUSY) {
             core::hint::spin_loop();
@@ -161,6 +151,16 @@ impl Pl011 {
             .control
             .modify(Control::LOOPBACK_ENABLE::CLEAR);
         result
+    }
+}
+
+impl crate::ByteIo for Pl011 {
+    fn send(&mut self, byte: u8) {
+        self.write_byte(byte);
+    }
+
+    fn receive(&mut self) -> Option<u8> {
+        self.read_byte()
     }
 }
 

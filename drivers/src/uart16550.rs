@@ -5,7 +5,7 @@
 //! register access, loopback mode for self-checks, and control of the
 //! receive interrupt.
 
-use crate::{LOOPBACK_POLLS, LoopbackError};
+use crate::LoopbackError;
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 /// The UART's registers, by offset (in register units, not bytes).
@@ -146,17 +146,7 @@ impl<Io: RegisterIo> Uart16550<Io> {
         mcr.write(ModemControl::LOOPBACK::SET);
         self.io.write(Register::ModemControl, mcr.get());
         while self.read_byte().is_some() {}
-        let result = pattern.iter().try_for_each(|&sent| {
-            self.write_byte(sent);
-            let received = (0..LOOPBACK_POLLS)
-                .find_map(|_| self.read_byte())
-                .ok_or(LoopbackError::Timeout { sent })?;
-            if received == sent {
-                Ok(())
-            } else {
-                Err(LoopbackError::Mismatch { sent, received })
-            }
-        });
+        let result = crate::loopback_exchange(self, pattern);
         self.io
             .write(Register::ModemControl, Self::normal_modem_control());
         result
@@ -191,6 +181,16 @@ impl RegisterIo for MmioIo {
     fn write(&self, register: Register, value: u8) {
         // SAFETY: as in `read`.
         unsafe { self.address(register).write_volatile(value) }
+    }
+}
+
+impl<Io: RegisterIo> crate::ByteIo for Uart16550<Io> {
+    fn send(&mut self, byte: u8) {
+        self.write_byte(byte);
+    }
+
+    fn receive(&mut self) -> Option<u8> {
+        self.read_byte()
     }
 }
 

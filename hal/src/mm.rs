@@ -135,6 +135,62 @@ pub trait FrameSource {
     fn free(&self, paddr: u64, count: usize);
 }
 
+/// Frames handed out upward from a range, for the page tables built before
+/// the frame allocator exists. Nothing is ever freed; [`used`](Self::used)
+/// says what was taken, so it can be reserved.
+pub struct BumpFrames {
+    start: u64,
+    next: core::cell::Cell<u64>,
+    end: u64,
+    virt_offset: u64,
+}
+
+impl BumpFrames {
+    /// Frames from `[start, end)`, zeroed through `physical + virt_offset`.
+    ///
+    /// # Safety
+    /// The range must be free RAM, mapped writable at `virt_offset`, and
+    /// used by nothing else.
+    pub unsafe fn new(start: u64, end: u64, virt_offset: u64) -> Self {
+        BumpFrames {
+            start,
+            next: core::cell::Cell::new(start),
+            end,
+            virt_offset,
+        }
+    }
+
+    /// The part of the range handed out so far.
+    pub fn used(&self) -> crate::PhysRange {
+        crate::PhysRange {
+            start: self.start,
+            end: self.next.get(),
+        }
+    }
+}
+
+impl FrameSource for BumpFrames {
+    fn allocate(&self, count: usize, align: usize) -> Option<u64> {
+        let start = self.next.get().next_multiple_of(align as u64);
+        let end = start.checked_add((count * PAGE_SIZE) as u64)?;
+        if end > self.end {
+            return None;
+        }
+        // SAFETY: `new`'s contract: free, mapped RAM handed out only once.
+        unsafe {
+            core::ptr::write_bytes(
+                (start + self.virt_offset) as usize as *mut u8,
+                0,
+                (end - start) as usize,
+            )
+        };
+        self.next.set(end);
+        Some(start)
+    }
+
+    fn free(&self, _paddr: u64, _count: usize) {}
+}
+
 /// Which address space an operation applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Space {

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod clock;
 pub mod cmdline;
 pub mod console;
+pub mod fault_catch;
 pub mod fixed_string;
 pub mod ktest;
 pub mod logger;

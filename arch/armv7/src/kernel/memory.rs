@@ -17,7 +17,9 @@ use arch_armv7::mmu::{self, TableMemory, TableRead, Tables};
 use core::sync::atomic::{AtomicBool, Ordering};
 use hal::boot::ByteSize;
 use hal::layout::ImageSections;
-use hal::mm::{FrameSource, MapError, MapFlags, PAGE_SIZE, RootTable, Space, Translation};
+use hal::mm::{
+    BumpFrames, FrameSource, MapError, MapFlags, PAGE_SIZE, RootTable, Space, Translation,
+};
 use hal::{BootInfo, PhysRange};
 use spin::{Mutex, Once};
 
@@ -145,36 +147,6 @@ fn check_flags(space: Space, flags: MapFlags) -> Result<(), MapError> {
     Ok(())
 }
 
-/// Frames for tables at boot: upward from the end of the image, inside the
-/// boot mapping.
-struct EarlyFrames {
-    start: u32,
-    next: core::cell::Cell<u32>,
-    end: u32,
-}
-
-impl FrameSource for EarlyFrames {
-    fn allocate(&self, count: usize, align: usize) -> Option<u64> {
-        let start = self.next.get().next_multiple_of(align as u32);
-        let end = start + (count * PAGE_SIZE) as u32;
-        if end > self.end {
-            return None;
-        }
-        // SAFETY: free RAM inside the boot mapping, handed out once.
-        unsafe {
-            core::ptr::write_bytes(
-                (start + KERNEL_VIRT_OFFSET) as *mut u8,
-                0,
-                end as usize - start as usize,
-            )
-        };
-        self.next.set(end);
-        Some(start as u64)
-    }
-
-    fn free(&self, _paddr: u64, _count: usize) {}
-}
-
 /// A device page mapped in the MMIO window.
 #[derive(Clone, Copy)]
 struct DevicePage {
@@ -251,10 +223,14 @@ pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
     let _lock = TABLES.lock();
     let image_end = (boot.kernel_image.end as u32).next_multiple_of(PAGE_SIZE as u32);
     let boot_mapped_end = layout::RAM_BASE + layout::BOOT_MAPPED_SIZE;
-    let early = EarlyFrames {
-        start: image_end,
-        next: core::cell::Cell::new(image_end),
-        end: boot_mapped_end,
+    // SAFETY: RAM after the image, inside the boot mapping, is free and
+    // used by nothing else until it is reserved below.
+    let early = unsafe {
+        BumpFrames::new(
+            image_end as u64,
+            boot_mapped_end as u64,
+            KERNEL_VIRT_OFFSET as u64,
+        )
     };
     let kernel = kernel_tables();
     let mut live = Live;
@@ -353,10 +329,7 @@ pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
     isb();
     SWITCHED.store(true, Ordering::SeqCst);
     DIRECT_MAPPED.call_once(|| direct);
-    let used = PhysRange {
-        start: early.start as u64,
-        end: early.next.get() as u64,
-    };
+    let used = early.used();
     if !boot.reserved.push("kernel page tables (boot)", used) {
         log::warn!("reserved-range list full; boot page tables unprotected");
     }

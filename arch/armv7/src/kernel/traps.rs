@@ -5,7 +5,6 @@ use aarch32_cpu::register::{Dfar, Dfsr, Ifar, Ifsr, Vbar};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 use hal::trap::{Access, Fault, FaultKind};
-use spin::Mutex;
 
 core::arch::global_asm!(include_str!("traps.s"), options(raw));
 
@@ -21,8 +20,6 @@ static FAULT_RECOVERY_ARMED: AtomicU32 = AtomicU32::new(0);
 /// Stack pointer to resume at after a caught fault.
 #[unsafe(no_mangle)]
 static FAULT_RECOVERY_SP: AtomicU32 = AtomicU32::new(0);
-/// The fault a catching call caught.
-static CAUGHT: Mutex<Option<Fault>> = Mutex::new(None);
 
 /// What the entry code calls each exception (the `kind` word).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +184,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
     if frame.user_mode() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
-    *CAUGHT.lock() = Some(fault);
+    kernel::fault_catch::record(fault);
     frame.pc = fault_catch_recover as *const () as u32;
     // ARM state, SVC mode, interrupts as they were.
     frame.cpsr = (frame.cpsr & !(MODE_MASK | THUMB)) | 0x13;
@@ -202,16 +199,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
 pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault> {
     // SAFETY: fault_catch_call preserves the callee-saved registers and the
     // stack on both of its return paths.
-    match unsafe { fault_catch_call(f, arg) } {
-        0 => Ok(()),
-        _ => Err(CAUGHT.lock().take().unwrap_or(Fault {
-            kind: FaultKind::Other,
-            access: None,
-            address: 0,
-            pc: 0,
-            detail: 0,
-        })),
-    }
+    kernel::fault_catch::outcome(unsafe { fault_catch_call(f, arg) } != 0)
 }
 
 /// Where every exception lands, with the frame the entry code built.

@@ -12,7 +12,9 @@ use arch_x86_64::paging::{self, PhysRead};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hal::boot::ByteSize;
 use hal::layout::ImageSections;
-use hal::mm::{FrameSource, MapError, MapFlags, PAGE_SIZE, RootTable, Space, Translation};
+use hal::mm::{
+    BumpFrames, FrameSource, MapError, MapFlags, PAGE_SIZE, RootTable, Space, Translation,
+};
 use hal::{BootInfo, MemoryKind, PhysRange};
 use spin::{Mutex, Once};
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
@@ -88,37 +90,6 @@ fn mapper(root: u64) -> OffsetPageTable<'static> {
             VirtAddr::new(offset),
         )
     }
-}
-
-/// Frames for page tables at boot: upward from `next`, zeroed through the
-/// boot window.
-struct EarlyFrames {
-    start: u64,
-    next: core::cell::Cell<u64>,
-    end: u64,
-}
-
-impl FrameSource for EarlyFrames {
-    fn allocate(&self, count: usize, align: usize) -> Option<u64> {
-        let start = self.next.get().next_multiple_of(align as u64);
-        let end = start + (count * PAGE_SIZE) as u64;
-        if end > self.end {
-            return None;
-        }
-        // SAFETY: [start, end) is free RAM below BOOT_MAPPED_SIZE, mapped by
-        // the boot window, and handed out only once.
-        unsafe {
-            core::ptr::write_bytes(
-                (start + KERNEL_VIRT_OFFSET) as *mut u8,
-                0,
-                end as usize - start as usize,
-            )
-        };
-        self.next.set(end);
-        Some(start)
-    }
-
-    fn free(&self, _paddr: u64, _count: usize) {}
 }
 
 /// Adapts a [`FrameSource`] to the `x86_64` crate's allocator trait.
@@ -253,11 +224,9 @@ pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
         .find(|r| r.kind == MemoryKind::Usable && r.range.contains(image_end))
         .map(|r| r.range.end.min(layout::BOOT_MAPPED_SIZE) & !(PAGE_SIZE as u64 - 1))
         .ok_or(MapError::OutOfMemory)?;
-    let early = EarlyFrames {
-        start: image_end,
-        next: core::cell::Cell::new(image_end),
-        end: pool_end,
-    };
+    // SAFETY: RAM after the image, inside the boot window, is free and used
+    // by nothing else until it is reserved below.
+    let early = unsafe { BumpFrames::new(image_end, pool_end, KERNEL_VIRT_OFFSET) };
     let root = early.allocate(1, PAGE_SIZE).ok_or(MapError::OutOfMemory)?;
     KERNEL_PML4.store(root, Ordering::Relaxed);
 
@@ -347,10 +316,7 @@ pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
     }
     TABLE_OFFSET.store(layout::DIRECT_MAP_BASE, Ordering::Relaxed);
     DIRECT_MAPPED.call_once(|| direct);
-    let used = PhysRange {
-        start: early.start,
-        end: early.next.get(),
-    };
+    let used = early.used();
     if !boot.reserved.push("kernel page tables (boot)", used) {
         log::warn!("reserved-range list full; boot page tables unprotected");
     }

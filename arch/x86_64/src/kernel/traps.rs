@@ -5,7 +5,7 @@ use crate::gdt;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use hal::trap::{Access, Fault, FaultKind};
-use spin::{Mutex, Once};
+use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::InterruptDescriptorTable;
@@ -24,8 +24,6 @@ static FAULT_RECOVERY_ARMED: AtomicU8 = AtomicU8::new(0);
 /// Stack pointer to resume at after a caught fault.
 #[unsafe(no_mangle)]
 static FAULT_RECOVERY_RSP: AtomicU64 = AtomicU64::new(0);
-/// The fault a catching call caught.
-static CAUGHT: Mutex<Option<Fault>> = Mutex::new(None);
 
 /// Registers at the time of a trap, as the entry stubs and the CPU left them.
 #[repr(C)]
@@ -220,7 +218,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
     if frame.user_mode() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
-    *CAUGHT.lock() = Some(fault);
+    kernel::fault_catch::record(fault);
     frame.rip = fault_catch_recover as *const () as u64;
     true
 }
@@ -233,16 +231,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
 pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault> {
     // SAFETY: fault_catch_call preserves the callee-saved registers and the
     // stack on both of its return paths.
-    match unsafe { fault_catch_call(f, arg) } {
-        0 => Ok(()),
-        _ => Err(CAUGHT.lock().take().unwrap_or(Fault {
-            kind: FaultKind::Other,
-            access: None,
-            address: 0,
-            pc: 0,
-            detail: 0,
-        })),
-    }
+    kernel::fault_catch::outcome(unsafe { fault_catch_call(f, arg) } != 0)
 }
 
 /// Where every trap lands, with the frame the entry stub built.
