@@ -6,7 +6,15 @@
 
 #![cfg_attr(not(test), no_std)]
 
+pub mod cmos_rtc;
+pub mod gicv2;
+pub mod ioapic;
+pub mod lapic;
+pub mod pic8259;
 pub mod pl011;
+pub mod pl031;
+pub mod ports;
+pub mod sp804;
 pub mod uart16550;
 
 /// Why a device failed its loopback self-check.

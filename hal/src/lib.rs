@@ -10,6 +10,7 @@
 
 pub mod boot;
 pub mod layout;
+pub mod list;
 pub mod mm;
 pub mod trap;
 
@@ -25,6 +26,32 @@ pub trait Console {
 
     /// Returns a received byte if one is waiting, without blocking.
     fn read_byte() -> Option<u8>;
+
+    /// Turns on the receive interrupt and returns its interrupt number.
+    /// Reading the received bytes (with [`read_byte`](Self::read_byte))
+    /// acknowledges it at the device.
+    fn enable_receive_interrupt() -> Result<usize, IrqError>;
+}
+
+/// Why an interrupt operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqError {
+    /// No such interrupt on this machine.
+    NoSuchIrq(usize),
+    /// The interrupt cannot be raised in software.
+    NotRaisable(usize),
+    /// The device or controller is missing or did not answer.
+    NoDevice,
+}
+
+impl core::fmt::Display for IrqError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IrqError::NoSuchIrq(irq) => write!(f, "no interrupt {irq}"),
+            IrqError::NotRaisable(irq) => write!(f, "interrupt {irq} cannot be raised in software"),
+            IrqError::NoDevice => write!(f, "device missing"),
+        }
+    }
 }
 
 /// Kernel address ranges the portable core manages itself.
@@ -97,8 +124,24 @@ pub trait Memory {
     fn check_layout(report: &mut dyn FnMut(layout::Violation)) -> Result<usize, &'static str>;
 }
 
-/// Masking and unmasking interrupts on the current CPU.
+/// Interrupts: masking them on the current CPU, and the interrupt
+/// controller. Interrupt numbers are the architecture's (x86_64: vector
+/// minus 32; ARMv7: GIC interrupt ID); the architecture calls the portable
+/// core's dispatcher with them and signals end of interrupt itself.
 pub trait Interrupts {
+    /// Interrupt numbers run from 0 to this minus 1.
+    const IRQ_COUNT: usize;
+
+    /// An interrupt no device uses, which [`raise`](Self::raise) can raise.
+    const SOFTWARE_IRQ: usize;
+
+    /// Raises interrupt `irq` on this CPU through the interrupt controller
+    /// (a self-IPI, a software-generated interrupt).
+    fn raise(irq: usize) -> Result<(), IrqError>;
+
+    /// Masks or unmasks interrupt line `irq` at the interrupt controller.
+    fn set_masked(irq: usize, masked: bool) -> Result<(), IrqError>;
+
     /// Enables interrupt delivery on this CPU.
     fn enable();
     /// Disables interrupt delivery on this CPU.
@@ -118,10 +161,42 @@ pub trait Interrupts {
     }
 }
 
-/// Time since boot.
+/// Why the periodic timer could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerError {
+    /// The rate is zero or beyond what the timer can do.
+    UnsupportedRate(u32),
+    /// No timer device.
+    NoDevice,
+}
+
+impl core::fmt::Display for TimerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            TimerError::UnsupportedRate(hz) => write!(f, "the timer cannot tick at {hz} Hz"),
+            TimerError::NoDevice => write!(f, "no timer device"),
+        }
+    }
+}
+
+/// Time: the monotonic clock, the wall clock and the periodic timer.
 pub trait Time {
     /// Nanoseconds on a clock that never goes backwards.
     fn monotonic_ns() -> u64;
+
+    /// Seconds since 1970-01-01 UTC from the real-time clock, if there is
+    /// one and it reads sensibly.
+    fn wall_clock_seconds() -> Option<u64>;
+
+    /// Starts the periodic timer at `hz` ticks per second and returns the
+    /// interrupt each tick raises.
+    fn start_ticks(hz: u32) -> Result<usize, TimerError>;
+
+    /// Stops the periodic timer.
+    fn stop_ticks();
+
+    /// Acknowledges a tick at the timer device (from the tick's handler).
+    fn acknowledge_tick();
 }
 
 /// Control of the executing CPU.
@@ -152,6 +227,10 @@ pub trait Cpu {
     /// that place code in memory.
     const RETURN_INSTRUCTION: &'static [u8];
 
+    /// Executes a breakpoint instruction; the trap handler reports it and
+    /// execution continues after it.
+    fn breakpoint();
+
     /// Runs `f(arg)`; a kernel fault inside it ends the call with `Err`
     /// instead of a panic.
     ///
@@ -168,6 +247,10 @@ pub trait Platform {
 
     /// What the boot firmware or loader told the kernel.
     fn boot_info() -> &'static BootInfo;
+
+    /// Sets up what needs the kernel's memory management: interrupt
+    /// controllers, timers and the real-time clock. Interrupts stay masked.
+    fn init_devices() -> Result<(), &'static str>;
 
     /// Ends the machine with a status: 0 means success. Under QEMU this exits
     /// the emulator with a status the host can read back.

@@ -4,14 +4,16 @@
 //! so printing and logging work from any code without carrying the
 //! architecture type around. Printing is never on a hot path.
 
+use crate::irq;
+use crate::sync::IrqLock;
 use core::fmt::{self, Write};
-use spin::{Mutex, Once};
+use spin::Once;
 
 static WRITE_BYTES: Once<fn(&[u8])> = Once::new();
 
-/// Serialises whole messages so that lines from different contexts do not
-/// interleave.
-static LOCK: Mutex<()> = Mutex::new(());
+/// Serialises whole messages so that lines from different contexts
+/// (interrupt handlers included) do not interleave.
+static LOCK: IrqLock<()> = IrqLock::new(());
 
 /// Routes kernel output to `A`'s console.
 pub fn install<A: hal::Console>() {
@@ -60,4 +62,69 @@ macro_rules! kprint {
 macro_rules! kprintln {
     () => { $crate::console::print(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Bytes received and not yet read.
+const INPUT_CAPACITY: usize = 256;
+
+struct InputRing {
+    bytes: [u8; INPUT_CAPACITY],
+    head: usize,
+    len: usize,
+    dropped: u64,
+}
+
+static INPUT: IrqLock<InputRing> = IrqLock::new(InputRing {
+    bytes: [0; INPUT_CAPACITY],
+    head: 0,
+    len: 0,
+    dropped: 0,
+});
+
+/// Stores a received byte; when the ring is full the byte is dropped and
+/// counted.
+pub fn push_input(byte: u8) {
+    let mut ring = INPUT.lock();
+    if ring.len == INPUT_CAPACITY {
+        ring.dropped += 1;
+        return;
+    }
+    let tail = (ring.head + ring.len) % INPUT_CAPACITY;
+    ring.bytes[tail] = byte;
+    ring.len += 1;
+}
+
+/// The oldest received byte not yet read.
+pub fn read_input() -> Option<u8> {
+    let mut ring = INPUT.lock();
+    if ring.len == 0 {
+        return None;
+    }
+    let byte = ring.bytes[ring.head];
+    ring.head = (ring.head + 1) % INPUT_CAPACITY;
+    ring.len -= 1;
+    Some(byte)
+}
+
+/// Received bytes dropped because the ring was full.
+pub fn input_dropped() -> u64 {
+    INPUT.lock().dropped
+}
+
+fn drain_receiver<A: hal::Arch>(_irq: usize) {
+    while let Some(byte) = A::read_byte() {
+        push_input(byte);
+    }
+}
+
+/// Switches console input to interrupts: each received byte goes to the
+/// input ring ([`read_input`]). Returns the interrupt number.
+pub fn enable_input<A: hal::Arch>() -> Result<usize, &'static str> {
+    let irq = A::enable_receive_interrupt().map_err(|_| "the console has no receive interrupt")?;
+    match irq::register(irq, drain_receiver::<A>) {
+        Ok(()) | Err(irq::RegisterError::Taken(_)) => {}
+        Err(irq::RegisterError::OutOfRange(_)) => return Err("receive interrupt out of range"),
+    }
+    A::set_masked(irq, false).map_err(|_| "cannot unmask the receive interrupt")?;
+    Ok(irq)
 }

@@ -15,11 +15,15 @@ pub mod cmdline;
 pub mod console;
 pub mod fault_catch;
 pub mod fixed_string;
+pub mod irq;
 pub mod ktest;
 pub mod logger;
 pub mod mm;
 pub mod panic;
 mod suite;
+pub mod sync;
+pub mod timer;
+pub mod trap;
 
 use cmdline::Cmdline;
 use hal::{Arch, BootInfo, FirmwareTables, MemoryKind, boot::ByteSize};
@@ -88,6 +92,7 @@ impl Mode {
 /// this as soon as its console works, so that even boot failures are
 /// reported; calling it again does nothing.
 pub fn init_early<A: Arch>() {
+    sync::install::<A>();
     console::install::<A>();
     clock::install::<A>();
     logger::install();
@@ -101,6 +106,10 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
     print_banner::<A>(boot);
     if let Err(error) = mm::init::<A>() {
         log::error!("memory management cannot start: {error}");
+        A::exit(exit_code::BOOT_FAILURE);
+    }
+    if let Err(error) = A::init_devices() {
+        log::error!("devices cannot start: {error}");
         A::exit(exit_code::BOOT_FAILURE);
     }
 

@@ -118,7 +118,13 @@ fn run_machine(machine: Machine, kernel: &std::path::Path) -> Result<Vec<Result_
     );
     args.extend(["-icount", "shift=0"].map(String::from));
     step(format!("benchmarking {}", machine.name()));
-    let boot = qemu::boot(machine.arch().qemu_binary(), &args, BOOT_TIME_LIMIT, |_| {})?;
+    let boot = qemu::boot(
+        machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        None,
+        |_| {},
+    )?;
     let finished = boot.lines.iter().any(|l| l.contains("kbench: end"));
     let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
     if !finished || exit != Some(kernel::exit_code::SUCCESS) {

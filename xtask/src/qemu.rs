@@ -26,21 +26,36 @@ impl Boot {
     }
 }
 
+/// Text typed on the guest's console when it asks: when an output line
+/// contains `prompt`, `text` is written to QEMU's standard input.
+pub struct Typing<'a> {
+    pub prompt: &'a str,
+    pub text: &'a str,
+}
+
 /// Runs `binary args`, passing each output line to `on_line` as it arrives,
-/// and kills QEMU if it runs longer than `limit`.
+/// typing `typing` when prompted, and kills QEMU if it runs longer than
+/// `limit`.
 pub fn boot(
     binary: &str,
     args: &[String],
     limit: Duration,
+    typing: Option<Typing<'_>>,
     mut on_line: impl FnMut(&str),
 ) -> Result<Boot> {
     let started = Instant::now();
     let mut child = Command::new(binary)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if typing.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    // Kept open until QEMU ends: end of input would close the console.
+    let mut stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let (sender, receiver) = mpsc::channel();
@@ -69,6 +84,14 @@ pub fn boot(
         let left = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(left) {
             Ok(line) => {
+                if let (Some(t), Some(input)) = (&typing, stdin.as_mut())
+                    && line.contains(t.prompt)
+                {
+                    use std::io::Write;
+                    let _ = input
+                        .write_all(t.text.as_bytes())
+                        .and_then(|()| input.flush());
+                }
                 on_line(&line);
                 lines.push(line);
             }
@@ -80,6 +103,7 @@ pub fn boot(
             }
         }
     }
+    drop(stdin.take());
     let status = child.wait()?;
     let _ = reader.join();
     let stderr = stderr_reader.join().unwrap_or_default();

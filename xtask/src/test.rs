@@ -26,6 +26,11 @@ const HOST_TEST_PACKAGES: [(&str, &str); 6] = [
 /// Output lines shown when a machine fails.
 const FAILURE_CONTEXT_LINES: usize = 30;
 
+/// What the kernel prints when it wants the host to type, and what the host
+/// types (a line, checked by the console input test).
+const INPUT_PROMPT: &str = "ktest: input please";
+const INPUT_LINE: &str = "ferrite-typed-input";
+
 /// The exit code the round-trip check asks the kernel for.
 const ROUND_TRIP_CODE: u8 = 42;
 
@@ -262,18 +267,27 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
     step(format!(
         "booting {scope} ({ram} MiB) for the in-kernel tests"
     ));
+    let unix_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let cmdline = format!(
-        "mode=test test.ram_mib={ram} test.machine={}",
+        "mode=test test.ram_mib={ram} test.machine={} test.unix_time={unix_time} test.input={INPUT_LINE}",
         machine.qemu_name()
     );
     let args = boot_args(machine, kernel, &cmdline)?;
     let mut announced = None;
     let mut end = None;
     let mut results = 0;
+    let typed = format!("{INPUT_LINE}\r");
+    let typing = qemu::Typing {
+        prompt: INPUT_PROMPT,
+        text: &typed,
+    };
     let boot = qemu::boot(
         machine.arch().qemu_binary(),
         &args,
         BOOT_TIME_LIMIT,
+        Some(typing),
         |line| match parse_suite_line(line) {
             Some(SuiteEvent::Begin(n)) => announced = Some(n),
             Some(SuiteEvent::Pass { name, time }) => {
@@ -330,7 +344,13 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
 fn exit_round_trip(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
     let cmdline = format!("mode=exit exit.code={ROUND_TRIP_CODE}");
     let args = boot_args(machine, kernel, &cmdline)?;
-    let boot = qemu::boot(machine.arch().qemu_binary(), &args, BOOT_TIME_LIMIT, |_| {})?;
+    let boot = qemu::boot(
+        machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        None,
+        |_| {},
+    )?;
     let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
     let ok = exit == Some(ROUND_TRIP_CODE);
     let detail = if ok {

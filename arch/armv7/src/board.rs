@@ -26,6 +26,8 @@ pub struct Device {
     pub size: u32,
     /// Shared peripheral interrupts.
     pub spis: &'static [u32],
+    /// The device's function clock, if it has one.
+    pub clock_hz: Option<u32>,
 }
 
 /// GIC interrupt IDs of shared peripheral interrupts start here.
@@ -43,10 +45,14 @@ pub const UART0: Device = Device {
     base: 0x1c09_0000,
     size: 0x1000,
     spis: &[5],
+    clock_hz: Some(UART_CLOCK_HZ),
 };
 
-/// The UARTs' reference clock.
+/// The UARTs' reference clock (and the peripherals' bus clock).
 pub const UART_CLOCK_HZ: u32 = 24_000_000;
+
+/// The SP804's timer clock.
+pub const TIMER_CLOCK_HZ: u32 = 1_000_000;
 
 /// SP804 dual timer (timers 0 and 1).
 pub const SP804_TIMER01: Device = Device {
@@ -55,6 +61,7 @@ pub const SP804_TIMER01: Device = Device {
     base: 0x1c11_0000,
     size: 0x1000,
     spis: &[2, 3],
+    clock_hz: Some(TIMER_CLOCK_HZ),
 };
 
 /// PL031 real-time clock.
@@ -64,6 +71,7 @@ pub const PL031_RTC: Device = Device {
     base: 0x1c17_0000,
     size: 0x1000,
     spis: &[4],
+    clock_hz: None,
 };
 
 /// The motherboard's system registers.
@@ -73,6 +81,7 @@ pub const SYSREG: Device = Device {
     base: 0x1c01_0000,
     size: 0x1000,
     spis: &[],
+    clock_hz: None,
 };
 
 /// Devices described in the board's device tree.
@@ -99,7 +108,8 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
     use crate::layout::RAM_BASE;
 
     const GIC_PHANDLE: u32 = 1;
-    const CLOCK_PHANDLE: u32 = 2;
+    const CLOCK_24MHZ: u32 = 2;
+    const CLOCK_1MHZ: u32 = 3;
     const SPI: u32 = 0;
     const PPI: u32 = 1;
     const LEVEL_HIGH: u32 = 4;
@@ -158,12 +168,17 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
     fdt.property_array_u32("interrupts", &cells)?;
     fdt.end_node(timer)?;
 
-    let clock = fdt.begin_node("clock24mhz")?;
-    fdt.property_string("compatible", "fixed-clock")?;
-    fdt.property_u32("#clock-cells", 0)?;
-    fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
-    fdt.property_phandle(CLOCK_PHANDLE)?;
-    fdt.end_node(clock)?;
+    for (name, hz, phandle) in [
+        ("clock24mhz", UART_CLOCK_HZ, CLOCK_24MHZ),
+        ("clock1mhz", TIMER_CLOCK_HZ, CLOCK_1MHZ),
+    ] {
+        let clock = fdt.begin_node(name)?;
+        fdt.property_string("compatible", "fixed-clock")?;
+        fdt.property_u32("#clock-cells", 0)?;
+        fdt.property_u32("clock-frequency", hz)?;
+        fdt.property_phandle(phandle)?;
+        fdt.end_node(clock)?;
+    }
 
     for device in DEVICES {
         let node = fdt.begin_node(&format!("{}@{:x}", device.node, device.base))?;
@@ -178,8 +193,14 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
             fdt.property_array_u32("interrupts", &cells)?;
         }
         if device.compatible.contains(&"arm,primecell") {
-            fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
-            fdt.property_string_list("clock-names", strings(&["uartclk", "apb_pclk"]))?;
+            // The function clock first, then the bus clock.
+            let function = if device.clock_hz == Some(TIMER_CLOCK_HZ) {
+                CLOCK_1MHZ
+            } else {
+                CLOCK_24MHZ
+            };
+            fdt.property_array_u32("clocks", &[function, CLOCK_24MHZ])?;
+            fdt.property_string_list("clock-names", strings(&["function", "apb_pclk"]))?;
         }
         fdt.end_node(node)?;
     }

@@ -11,6 +11,7 @@
 
 use fdt::Fdt;
 use fdt::node::FdtNode;
+use hal::list::List;
 
 /// `0xd00dfeed`, big-endian, at the start of every blob.
 pub const MAGIC: u32 = 0xd00d_feed;
@@ -390,41 +391,6 @@ pub struct Reg {
     pub address: u64,
     /// Length in bytes.
     pub size: u64,
-}
-
-/// Up to `N` items, in order; the rest are counted as dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct List<T: Copy + Default, const N: usize> {
-    items: [T; N],
-    len: usize,
-    /// Items that did not fit.
-    pub dropped: usize,
-}
-
-impl<T: Copy + Default, const N: usize> Default for List<T, N> {
-    fn default() -> Self {
-        List {
-            items: [T::default(); N],
-            len: 0,
-            dropped: 0,
-        }
-    }
-}
-
-impl<T: Copy + Default, const N: usize> List<T, N> {
-    fn push(&mut self, item: T) {
-        if self.len < N {
-            self.items[self.len] = item;
-            self.len += 1;
-        } else {
-            self.dropped += 1;
-        }
-    }
-
-    /// The items kept.
-    pub fn as_slice(&self) -> &[T] {
-        &self.items[..self.len]
-    }
 }
 
 /// A device node the kernel understands.
@@ -814,6 +780,7 @@ mod tests {
         assert_eq!(gic.distributor.address, board::GIC_DISTRIBUTOR as u64);
         assert_eq!(gic.cpu_interface.address, board::GIC_CPU_INTERFACE as u64);
         assert_eq!(info.sp804.unwrap().interrupts.as_slice(), &[34, 35]);
+        assert_eq!(info.sp804.unwrap().clock_hz, Some(board::TIMER_CLOCK_HZ));
         assert_eq!(info.pl031.unwrap().interrupts.as_slice(), &[36]);
         assert_eq!(info.bootargs, "");
         assert_eq!(info.skipped_nodes, 0);

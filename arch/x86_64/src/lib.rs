@@ -6,5 +6,6 @@
 
 pub mod exit_status;
 pub mod layout;
+pub mod madt;
 pub mod paging;
 pub mod pvh;

@@ -2,6 +2,7 @@
 //! its own tests (devices, firmware formats, its tables) to these.
 
 mod boot;
+mod irq;
 mod mm;
 
 use crate::ktest::Test;
@@ -12,6 +13,7 @@ use hal::Arch;
 pub(crate) fn portable<A: Arch>() -> Vec<Test> {
     let mut tests = Vec::new();
     tests.extend(boot::tests::<A>());
+    tests.extend(irq::tests::<A>());
     tests.extend(mm::tests::<A>());
     tests
 }

@@ -5,7 +5,13 @@ use drivers::LoopbackError;
 use drivers::pl011::Pl011;
 use spin::Mutex;
 
+/// The UART, behind a lock taken with interrupts masked: the receive
+/// interrupt's handler reads it too.
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+
+fn with_uart<R>(f: impl FnOnce(&mut Pl011) -> R) -> Option<R> {
+    aarch32_cpu::interrupt::free(|| UART.lock().as_mut().map(f))
+}
 static BASE: AtomicUsize = AtomicUsize::new(0);
 
 /// Takes over the PL011 whose registers are mapped at `virt` and sets it to
@@ -24,16 +30,21 @@ pub fn base() -> usize {
 
 /// Writes bytes to the console; dropped before `init`.
 pub fn write_bytes(bytes: &[u8]) {
-    if let Some(uart) = UART.lock().as_mut() {
+    with_uart(|uart| {
         for &byte in bytes {
             uart.write_byte(byte);
         }
-    }
+    });
 }
 
 /// A received byte, if any.
 pub fn read_byte() -> Option<u8> {
-    UART.lock().as_mut().and_then(|uart| uart.read_byte())
+    with_uart(|uart| uart.read_byte()).flatten()
+}
+
+/// Turns on the receive interrupt.
+pub fn enable_receive_interrupt() {
+    with_uart(|uart| uart.set_receive_interrupt(true));
 }
 
 /// Loopback check pattern: QEMU's PL011 also sends loopback bytes to the
@@ -44,10 +55,8 @@ const LOOPBACK_PATTERN: &[u8] = b"[pl011 loopback U* ju~@]\r\n";
 
 /// Runs the UART's loopback self-check.
 pub fn loopback_check() -> Result<(), LoopbackError> {
-    match UART.lock().as_mut() {
-        Some(uart) => uart.loopback_check(LOOPBACK_PATTERN),
-        None => Err(LoopbackError::Timeout { sent: 0 }),
-    }
+    with_uart(|uart| uart.loopback_check(LOOPBACK_PATTERN))
+        .unwrap_or(Err(LoopbackError::Timeout { sent: 0 }))
 }
 
 /// Frees the console for the panic report even if the panicking code held

@@ -5,6 +5,7 @@
 
 mod console;
 mod cp15;
+mod interrupts;
 mod memory;
 mod platform;
 mod tests;

@@ -1,6 +1,6 @@
 //! The HAL implementation for ARMv7.
 
-use crate::{console, time, traps};
+use crate::{console, interrupts, time, traps};
 use arch_armv7::dtb::{self, DeviceTreeInfo, DtbError};
 use arch_armv7::{board, exit_status, layout};
 use hal::boot::{MemoryMapBuilder, ReservedList};
@@ -151,9 +151,26 @@ impl hal::Console for Armv7 {
     fn read_byte() -> Option<u8> {
         console::read_byte()
     }
+
+    fn enable_receive_interrupt() -> Result<usize, hal::IrqError> {
+        let irq = interrupts::console_irq()?;
+        console::enable_receive_interrupt();
+        Ok(irq)
+    }
 }
 
 impl hal::Interrupts for Armv7 {
+    const IRQ_COUNT: usize = kernel::irq::MAX_IRQS;
+    const SOFTWARE_IRQ: usize = interrupts::SOFTWARE_SGI as usize;
+
+    fn raise(irq: usize) -> Result<(), hal::IrqError> {
+        interrupts::raise(irq)
+    }
+
+    fn set_masked(irq: usize, masked: bool) -> Result<(), hal::IrqError> {
+        interrupts::set_masked(irq, masked)
+    }
+
     fn enable() {
         // SAFETY: enabling IRQs is what the caller asked for; the kernel's
         // handlers are responsible for being ready.
@@ -173,6 +190,22 @@ impl hal::Time for Armv7 {
     fn monotonic_ns() -> u64 {
         time::monotonic_ns()
     }
+
+    fn wall_clock_seconds() -> Option<u64> {
+        interrupts::wall_clock_seconds()
+    }
+
+    fn start_ticks(hz: u32) -> Result<usize, hal::TimerError> {
+        interrupts::start_ticks(hz)
+    }
+
+    fn stop_ticks() {
+        interrupts::stop_ticks();
+    }
+
+    fn acknowledge_tick() {
+        interrupts::acknowledge_tick();
+    }
 }
 
 impl hal::Cpu for Armv7 {
@@ -189,6 +222,12 @@ impl hal::Cpu for Armv7 {
     /// `bx lr`.
     const RETURN_INSTRUCTION: &'static [u8] = &[0x1e, 0xff, 0x2f, 0xe1];
 
+    fn breakpoint() {
+        // SAFETY: BKPT traps to the prefetch-abort handler, which reports
+        // it and resumes at the next instruction.
+        unsafe { core::arch::asm!("bkpt #0", options(nomem, nostack)) };
+    }
+
     unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), hal::Fault> {
         // SAFETY: the caller upholds the contract, which is the same.
         unsafe { traps::catch_fault(f, arg) }
@@ -197,6 +236,10 @@ impl hal::Cpu for Armv7 {
 
 impl hal::Platform for Armv7 {
     const ARCH: &'static str = "armv7";
+
+    fn init_devices() -> Result<(), &'static str> {
+        interrupts::init()
+    }
 
     fn boot_info() -> &'static BootInfo {
         BOOT_INFO

@@ -207,7 +207,18 @@ pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fau
 extern "C" fn armv7_trap(frame: &mut TrapFrame) {
     let kind = Kind::from_word(frame.kind);
     match kind {
-        Kind::Irq | Kind::Fiq => panic!("unexpected {}\n{frame}", kind.name()),
+        Kind::Irq => {
+            crate::interrupts::handle_irq();
+            return;
+        }
+        Kind::Fiq => {
+            // Every interrupt is routed as IRQ; a FIQ is a stray. Report it
+            // and return with FIQs masked, so it cannot storm.
+            log::warn!("unexpected FIQ at {:#x}; FIQs masked from here", frame.pc);
+            kernel::irq::spurious();
+            frame.cpsr |= 1 << 6;
+            return;
+        }
         Kind::DoubleAbort => panic!("{}\n{frame}", kind.name()),
         _ => {}
     }
@@ -216,7 +227,7 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
         return;
     }
     if fault.kind == FaultKind::Breakpoint {
-        log::info!("breakpoint at {:#x}", frame.pc);
+        kernel::trap::breakpoint(frame.pc as usize);
         frame.pc += 4;
         return;
     }

@@ -3,10 +3,15 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod acpi;
 mod gdt;
+mod interrupts;
 mod machine;
 mod memory;
 mod platform;
+mod ports;
 mod serial;
 mod tests;
 mod time;

@@ -1,11 +1,12 @@
 //! The HAL implementation for x86_64.
 
-use crate::{machine, serial, time, traps};
+use crate::ports::IoPorts;
+use crate::{interrupts, machine, serial, time, traps};
 use arch_x86_64::{exit_status, layout, pvh};
 use hal::boot::{MemoryMapBuilder, ReservedList};
 use hal::{BootInfo, FirmwareTables, PhysRange};
 use spin::Once;
-use x86_64::instructions::{hlt, interrupts, port::Port};
+use x86_64::instructions::{hlt, interrupts as cpu_interrupts, port::Port};
 
 /// The x86_64 architecture, as the portable core sees it.
 pub struct X86_64;
@@ -102,25 +103,58 @@ impl hal::Console for X86_64 {
     fn read_byte() -> Option<u8> {
         serial::read_byte()
     }
+
+    fn enable_receive_interrupt() -> Result<usize, hal::IrqError> {
+        let irq = interrupts::route_isa(serial::COM1_IRQ)?;
+        serial::enable_receive_interrupt();
+        Ok(irq)
+    }
 }
 
 impl hal::Interrupts for X86_64 {
+    const IRQ_COUNT: usize = 256 - interrupts::FIRST_VECTOR as usize;
+    const SOFTWARE_IRQ: usize = (interrupts::SOFTWARE_VECTOR - interrupts::FIRST_VECTOR) as usize;
+
+    fn raise(irq: usize) -> Result<(), hal::IrqError> {
+        interrupts::raise(irq)
+    }
+
+    fn set_masked(irq: usize, masked: bool) -> Result<(), hal::IrqError> {
+        interrupts::set_masked(irq, masked)
+    }
+
     fn enable() {
-        interrupts::enable();
+        cpu_interrupts::enable();
     }
 
     fn disable() {
-        interrupts::disable();
+        cpu_interrupts::disable();
     }
 
     fn enabled() -> bool {
-        interrupts::are_enabled()
+        cpu_interrupts::are_enabled()
     }
 }
 
 impl hal::Time for X86_64 {
     fn monotonic_ns() -> u64 {
         time::monotonic_ns()
+    }
+
+    fn wall_clock_seconds() -> Option<u64> {
+        drivers::cmos_rtc::read_time(&IoPorts)?.unix_seconds()
+    }
+
+    fn start_ticks(hz: u32) -> Result<usize, hal::TimerError> {
+        interrupts::start_ticks(hz)
+    }
+
+    fn stop_ticks() {
+        interrupts::stop_ticks();
+    }
+
+    fn acknowledge_tick() {
+        // The local APIC timer needs only the end of interrupt.
     }
 }
 
@@ -137,6 +171,10 @@ impl hal::Cpu for X86_64 {
 
     const RETURN_INSTRUCTION: &'static [u8] = &[0xc3];
 
+    fn breakpoint() {
+        x86_64::instructions::interrupts::int3();
+    }
+
     unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), hal::Fault> {
         // SAFETY: the caller upholds the contract, which is the same.
         unsafe { traps::catch_fault(f, arg) }
@@ -145,6 +183,10 @@ impl hal::Cpu for X86_64 {
 
 impl hal::Platform for X86_64 {
     const ARCH: &'static str = "x86_64";
+
+    fn init_devices() -> Result<(), &'static str> {
+        interrupts::init()
+    }
 
     fn boot_info() -> &'static BootInfo {
         BOOT_INFO
@@ -159,7 +201,7 @@ impl hal::Platform for X86_64 {
         unsafe {
             Port::<u32>::new(exit_status::DEBUG_EXIT_PORT).write(exit_status::port_value(code))
         };
-        interrupts::disable();
+        cpu_interrupts::disable();
         loop {
             hlt();
         }

@@ -3,6 +3,7 @@
 use drivers::LoopbackError;
 use drivers::uart16550::{Register, RegisterIo, Uart16550};
 use spin::Mutex;
+use x86_64::instructions::interrupts;
 use x86_64::instructions::port::Port;
 
 const COM1: u16 = 0x3f8;
@@ -25,7 +26,16 @@ impl RegisterIo for PortIo {
     }
 }
 
+/// COM1, behind a lock taken with interrupts masked: the receive
+/// interrupt's handler reads it too.
 static COM1_UART: Mutex<Option<Uart16550<PortIo>>> = Mutex::new(None);
+
+fn with_uart<R>(f: impl FnOnce(&mut Uart16550<PortIo>) -> R) -> Option<R> {
+    interrupts::without_interrupts(|| COM1_UART.lock().as_mut().map(f))
+}
+
+/// COM1's ISA interrupt line.
+pub const COM1_IRQ: u8 = 4;
 
 /// Programs COM1 for 115200 8N1.
 pub fn init() {
@@ -34,25 +44,28 @@ pub fn init() {
 
 /// Writes bytes to COM1; dropped if COM1 is not set up yet.
 pub fn write_bytes(bytes: &[u8]) {
-    if let Some(uart) = COM1_UART.lock().as_mut() {
+    with_uart(|uart| {
         for &byte in bytes {
             uart.write_byte(byte);
         }
-    }
+    });
 }
 
 /// A byte received on COM1, if any.
 pub fn read_byte() -> Option<u8> {
-    COM1_UART.lock().as_mut().and_then(|uart| uart.read_byte())
+    with_uart(|uart| uart.read_byte()).flatten()
+}
+
+/// Turns on COM1's receive interrupt.
+pub fn enable_receive_interrupt() {
+    with_uart(|uart| uart.set_receive_interrupt(true));
 }
 
 /// Runs the UART's loopback self-check with every bit pattern: the 16550
 /// keeps loopback traffic off the line, so nothing shows on the console.
 pub fn loopback_check() -> Result<(), LoopbackError> {
-    match COM1_UART.lock().as_mut() {
-        Some(uart) => uart.loopback_check(&drivers::LOOPBACK_PATTERN),
-        None => Err(LoopbackError::Timeout { sent: 0 }),
-    }
+    with_uart(|uart| uart.loopback_check(&drivers::LOOPBACK_PATTERN))
+        .unwrap_or(Err(LoopbackError::Timeout { sent: 0 }))
 }
 
 /// Frees the console for the panic report even if the panicking code held

@@ -58,6 +58,15 @@ fn measure_tsc_hz() -> Option<u64> {
         Port::<u8>::new(PIT_CHANNEL0).write(0xff);
         Port::<u8>::new(PIT_CHANNEL0).write(0xff);
     }
+    // A short pass first: under emulation the first run of this code is
+    // slowed by translation, which would skew a short measurement.
+    measure_window(CALIBRATION_PIT_TICKS / 8)?;
+    let (tsc, pit) = measure_window(CALIBRATION_PIT_TICKS)?;
+    Some(tsc * PIT_HZ / pit as u64)
+}
+
+/// TSC ticks and PIT ticks over a window of at least `window` PIT ticks.
+fn measure_window(window: u32) -> Option<(u64, u32)> {
     // Start on a tick edge.
     let first = read_pit();
     let mut previous = (0..MAX_PIT_POLLS)
@@ -66,7 +75,7 @@ fn measure_tsc_hz() -> Option<u64> {
     let start = rdtsc();
     let mut elapsed = 0u32;
     let mut polls = 0u32;
-    while elapsed < CALIBRATION_PIT_TICKS {
+    while elapsed < window {
         let now = read_pit();
         // The counter counts down and reloads at 0xffff.
         elapsed += previous.wrapping_sub(now) as u32;
@@ -76,8 +85,7 @@ fn measure_tsc_hz() -> Option<u64> {
             return None;
         }
     }
-    let ticks = rdtsc() - start;
-    Some(ticks * PIT_HZ / elapsed as u64)
+    Some((rdtsc() - start, elapsed))
 }
 
 /// Calibrates the TSC and starts the monotonic clock at zero.

@@ -1,7 +1,7 @@
 //! Exceptions and interrupts: the IDT, the trap frame, fault decoding and
 //! reports, and recovery from expected kernel faults.
 
-use crate::gdt;
+use crate::{gdt, interrupts};
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use hal::trap::{Access, Fault, FaultKind};
@@ -238,20 +238,41 @@ pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fau
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
-    if vector >= 32 {
-        panic!("unexpected interrupt, vector {vector}\n{frame}");
+    if vector >= interrupts::FIRST_VECTOR {
+        interrupt(vector);
+        return;
     }
     let fault = decode(frame);
     if recover(frame, fault) {
         return;
     }
     if fault.kind == FaultKind::Breakpoint {
-        log::info!("breakpoint at {:#x}", frame.rip);
+        // RIP already points past the INT3.
+        kernel::trap::breakpoint(frame.rip as usize - 1);
         return;
     }
     panic!(
-        "{} in {} mode: {fault}\n{frame}",
+        "{} (vector {vector}, error code {:#x}) in {} mode: {fault}\n{frame}",
         exception_name(vector),
+        frame.error_code,
         if frame.user_mode() { "user" } else { "kernel" }
     );
+}
+
+/// A device, timer or software interrupt.
+fn interrupt(vector: u8) {
+    match vector {
+        // The local APIC withdrew an interrupt: no end of interrupt.
+        interrupts::SPURIOUS_VECTOR => kernel::irq::spurious(),
+        interrupts::ERROR_VECTOR => {
+            log::warn!("local APIC error");
+            interrupts::end_of_interrupt(vector);
+        }
+        _ => {
+            kernel::irq::dispatch::<crate::platform::X86_64>(
+                (vector - interrupts::FIRST_VECTOR) as usize,
+            );
+            interrupts::end_of_interrupt(vector);
+        }
+    }
 }

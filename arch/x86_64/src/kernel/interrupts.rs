@@ -1,0 +1,245 @@
+//! Interrupt hardware on x86_64: the legacy PICs silenced, the local APIC
+//! (its timer for ticks, self-IPIs for software interrupts) and the I/O
+//! APICs (device lines), as the ACPI MADT describes them.
+//!
+//! Vectors: 0x20 the APIC timer; 0x30 + n global interrupt n (n < 64);
+//! 0x7f the software interrupt; 0xe0-0xef where the PICs would deliver;
+//! 0xfe APIC errors; 0xff APIC spurious. Interrupt numbers for the portable
+//! core are vector - 32.
+
+use crate::{acpi, ports::IoPorts, time};
+use arch_x86_64::madt::{IoApic as IoApicInfo, Madt};
+use drivers::ioapic::{IoApic, Signal};
+use drivers::lapic::LocalApic;
+use hal::{FirmwareTables, IrqError, Memory, Platform, TimerError};
+use kernel::mm::frames::KernelFrames;
+use spin::Once;
+use x86_64::registers::model_specific::Msr;
+
+pub const TIMER_VECTOR: u8 = 0x20;
+const GSI_VECTOR_BASE: u8 = 0x30;
+const GSI_VECTORS: u32 = 64;
+pub const SOFTWARE_VECTOR: u8 = 0x7f;
+const PIC_VECTOR_BASE: u8 = 0xe0;
+pub const ERROR_VECTOR: u8 = 0xfe;
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// Portable interrupt numbers are vectors from 32 on.
+pub const FIRST_VECTOR: u8 = 32;
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const DEFAULT_IO_APIC: u32 = 0xfec0_0000;
+/// The least time the APIC timer is measured over against the TSC clock.
+/// Measurement starts at boot and ends when ticks first start, so the wait
+/// is usually already over.
+const CALIBRATION_NS: u64 = 1_000_000;
+
+struct Controllers {
+    local: LocalApic,
+    io: [Option<(IoApicInfo, IoApic, u32)>; 8],
+    madt: Madt,
+    /// When the APIC timer's calibration count started.
+    calibration_start: Sample,
+    /// APIC timer counts per second, once measured.
+    timer_hz: spin::Once<u64>,
+}
+
+/// The APIC timer's count, and the clock's time when it was read (the
+/// midpoint of readings taken just before and after, so the time a
+/// register read takes cancels out).
+#[derive(Clone, Copy)]
+struct Sample {
+    ns: u64,
+    count: u32,
+}
+
+fn sample(local: &LocalApic) -> Sample {
+    let before = time::monotonic_ns();
+    let count = local.timer_count();
+    let after = time::monotonic_ns();
+    Sample {
+        ns: before + (after - before) / 2,
+        count,
+    }
+}
+
+static CONTROLLERS: Once<Controllers> = Once::new();
+
+fn controllers() -> Result<&'static Controllers, IrqError> {
+    CONTROLLERS.get().ok_or(IrqError::NoDevice)
+}
+
+/// The MADT, or the architectural defaults when there is none to be had.
+fn madt() -> Madt {
+    let reason = match crate::platform::X86_64::boot_info().firmware {
+        FirmwareTables::Acpi { rsdp } => match acpi::read_madt(rsdp) {
+            Ok(madt) => return madt,
+            Err(e) => alloc::format!("{e}"),
+        },
+        _ => "no ACPI tables".into(),
+    };
+    // SAFETY: reading IA32_APIC_BASE has no side effects.
+    let apic_base = unsafe { Msr::new(IA32_APIC_BASE).read() } & 0xffff_f000;
+    log::warn!(
+        "MADT unusable ({reason}); using the local APIC at {apic_base:#x}, one I/O APIC at {DEFAULT_IO_APIC:#x}, ISA interrupts unmoved"
+    );
+    let mut madt = Madt {
+        local_apic_address: apic_base,
+        has_8259: true,
+        ..Madt::default()
+    };
+    madt.io_apics.push(IoApicInfo {
+        id: 0,
+        address: DEFAULT_IO_APIC,
+        gsi_base: 0,
+    });
+    madt
+}
+
+/// The APIC timer's rate: counted down since `init` and timed with the
+/// TSC clock (itself calibrated against the PIT), over at least
+/// `CALIBRATION_NS`.
+fn timer_hz(c: &Controllers) -> u64 {
+    *c.timer_hz.call_once(|| {
+        let measure = |start: Sample| {
+            while time::monotonic_ns() - start.ns < CALIBRATION_NS {
+                core::hint::spin_loop();
+            }
+            let end = sample(&c.local);
+            (end.count != 0).then(|| {
+                (start.count - end.count) as u64 * 1_000_000_000 / (end.ns - start.ns).max(1)
+            })
+        };
+        // A count that ran out (ticks first started long after boot) says
+        // nothing: measure afresh.
+        let hz = measure(c.calibration_start).unwrap_or_else(|| {
+            c.local.start_calibration_count(u32::MAX);
+            measure(sample(&c.local)).unwrap_or(1)
+        });
+        c.local.stop_timer();
+        log::info!("local APIC timer: {hz} Hz");
+        hz
+    })
+}
+
+/// Silences the PICs, enables the local APIC and maps the I/O APICs.
+pub fn init() -> Result<(), &'static str> {
+    let madt = madt();
+    if madt.has_8259 {
+        drivers::pic8259::remap_and_mask(&IoPorts, PIC_VECTOR_BASE);
+    }
+    let frames = &KernelFrames;
+    let lapic_virt = crate::platform::X86_64::map_device(madt.local_apic_address, 4096, frames)
+        .map_err(|_| "cannot map the local APIC")?;
+    // SAFETY: mapped uncached just above; this is the boot CPU's APIC.
+    let local = unsafe { LocalApic::new(lapic_virt) };
+    local.enable(SPURIOUS_VECTOR, ERROR_VECTOR);
+    let mut io = [const { None }; 8];
+    for (slot, info) in io.iter_mut().zip(madt.io_apics.as_slice()) {
+        let virt = crate::platform::X86_64::map_device(info.address as u64, 0x20, frames)
+            .map_err(|_| "cannot map an I/O APIC")?;
+        // SAFETY: mapped uncached just above.
+        let apic = unsafe { IoApic::new(virt) };
+        let lines = apic.lines();
+        for line in 0..lines {
+            apic.route(line, 0, 0, Signal::ISA, true);
+        }
+        *slot = Some((*info, apic, lines));
+    }
+    // Start measuring the APIC timer; `timer_hz` finishes it. The count
+    // lasts minutes at QEMU's rates.
+    local.start_calibration_count(u32::MAX);
+    let _ = sample(&local); // the first read of the count is slow under emulation
+    let calibration_start = sample(&local);
+    log::info!(
+        "interrupts: local APIC {} at {:#x}; {} I/O APIC(s); {} ISA override(s)",
+        local.id(),
+        madt.local_apic_address,
+        madt.io_apics.as_slice().len(),
+        madt.overrides.as_slice().len()
+    );
+    CONTROLLERS.call_once(|| Controllers {
+        local,
+        io,
+        madt,
+        calibration_start,
+        timer_hz: spin::Once::new(),
+    });
+    Ok(())
+}
+
+fn io_apic_for(gsi: u32) -> Result<(&'static IoApic, u32), IrqError> {
+    let c = controllers()?;
+    c.io.iter()
+        .flatten()
+        .find(|(info, _, lines)| gsi >= info.gsi_base && gsi < info.gsi_base + lines)
+        .map(|(info, apic, _)| (apic, gsi - info.gsi_base))
+        .ok_or(IrqError::NoSuchIrq(gsi as usize))
+}
+
+/// Routes ISA interrupt `isa_irq` (masked) and returns its portable number.
+pub fn route_isa(isa_irq: u8) -> Result<usize, IrqError> {
+    let c = controllers()?;
+    let (gsi, active_low, level) = c.madt.isa_route(isa_irq);
+    if gsi >= GSI_VECTORS {
+        return Err(IrqError::NoSuchIrq(gsi as usize));
+    }
+    let (apic, line) = io_apic_for(gsi)?;
+    let vector = GSI_VECTOR_BASE + gsi as u8;
+    apic.route(
+        line,
+        vector,
+        c.local.id() as u8,
+        Signal { active_low, level },
+        true,
+    );
+    Ok((vector - FIRST_VECTOR) as usize)
+}
+
+/// Ends an interrupt at the local APIC, if it delivered `vector`.
+pub fn end_of_interrupt(vector: u8) {
+    if let Ok(c) = controllers()
+        && c.local.in_service(vector)
+    {
+        c.local.end_of_interrupt();
+    }
+}
+
+pub fn raise(irq: usize) -> Result<(), IrqError> {
+    if irq + FIRST_VECTOR as usize != SOFTWARE_VECTOR as usize {
+        return Err(IrqError::NotRaisable(irq));
+    }
+    controllers()?.local.send_self(SOFTWARE_VECTOR);
+    Ok(())
+}
+
+pub fn set_masked(irq: usize, masked: bool) -> Result<(), IrqError> {
+    let vector = irq + FIRST_VECTOR as usize;
+    match vector {
+        // The timer is masked by stopping it; the software vector has no line.
+        v if v == TIMER_VECTOR as usize || v == SOFTWARE_VECTOR as usize => Ok(()),
+        v if (GSI_VECTOR_BASE as usize..GSI_VECTOR_BASE as usize + GSI_VECTORS as usize)
+            .contains(&v) =>
+        {
+            let (apic, line) = io_apic_for((v - GSI_VECTOR_BASE as usize) as u32)?;
+            apic.set_masked(line, masked);
+            Ok(())
+        }
+        _ => Err(IrqError::NoSuchIrq(irq)),
+    }
+}
+
+pub fn start_ticks(hz: u32) -> Result<usize, TimerError> {
+    let c = controllers().map_err(|_| TimerError::NoDevice)?;
+    let period = timer_hz(c) / hz.max(1) as u64;
+    if hz == 0 || period == 0 || period > u32::MAX as u64 {
+        return Err(TimerError::UnsupportedRate(hz));
+    }
+    c.local.start_periodic(TIMER_VECTOR, period as u32);
+    Ok((TIMER_VECTOR - FIRST_VECTOR) as usize)
+}
+
+pub fn stop_ticks() {
+    if let Ok(c) = controllers() {
+        c.local.stop_timer();
+    }
+}

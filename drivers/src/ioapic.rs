@@ -1,0 +1,98 @@
+//! The x86 I/O APIC: routes device interrupt lines to CPU vectors.
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::ReadWrite;
+
+register_structs! {
+    /// The two windows through which every I/O APIC register is reached.
+    pub Registers {
+        (0x00 => select: ReadWrite<u32>),
+        (0x04 => _reserved),
+        (0x10 => window: ReadWrite<u32>),
+        (0x14 => @END),
+    }
+}
+
+const VERSION: u32 = 0x01;
+const REDIRECTION_TABLE: u32 = 0x10;
+const MASKED: u32 = 1 << 16;
+const LEVEL_TRIGGERED: u32 = 1 << 15;
+const ACTIVE_LOW: u32 = 1 << 13;
+
+/// How a line signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal {
+    /// Active low rather than high.
+    pub active_low: bool,
+    /// Level- rather than edge-triggered.
+    pub level: bool,
+}
+
+impl Signal {
+    /// ISA interrupts: edge-triggered, active high.
+    pub const ISA: Signal = Signal {
+        active_low: false,
+        level: false,
+    };
+}
+
+/// An I/O APIC.
+pub struct IoApic {
+    registers: &'static Registers,
+}
+
+// SAFETY: the select/window pair is used under the caller's serialisation
+// (one CPU, interrupts masked while configuring).
+unsafe impl Sync for IoApic {}
+// SAFETY: as above.
+unsafe impl Send for IoApic {}
+
+impl IoApic {
+    /// # Safety
+    /// `base` must map the I/O APIC's registers as uncached device memory.
+    pub unsafe fn new(base: usize) -> IoApic {
+        // SAFETY: the caller guarantees the mapping.
+        let registers = unsafe { &*(base as *const Registers) };
+        IoApic { registers }
+    }
+
+    fn read(&self, register: u32) -> u32 {
+        self.registers.select.set(register);
+        self.registers.window.get()
+    }
+
+    fn write(&self, register: u32, value: u32) {
+        self.registers.select.set(register);
+        self.registers.window.set(value);
+    }
+
+    /// How many lines it has.
+    pub fn lines(&self) -> u32 {
+        ((self.read(VERSION) >> 16) & 0xff) + 1
+    }
+
+    /// Routes `line` to `vector` on the CPU with APIC ID `destination`,
+    /// masked or not.
+    pub fn route(&self, line: u32, vector: u8, destination: u8, signal: Signal, masked: bool) {
+        let mut low = vector as u32;
+        if signal.active_low {
+            low |= ACTIVE_LOW;
+        }
+        if signal.level {
+            low |= LEVEL_TRIGGERED;
+        }
+        if masked {
+            low |= MASKED;
+        }
+        self.write(REDIRECTION_TABLE + 2 * line + 1, (destination as u32) << 24);
+        self.write(REDIRECTION_TABLE + 2 * line, low);
+    }
+
+    /// Masks or unmasks `line`, keeping its route.
+    pub fn set_masked(&self, line: u32, masked: bool) {
+        let register = REDIRECTION_TABLE + 2 * line;
+        let low = self.read(register);
+        self.write(register, if masked { low | MASKED } else { low & !MASKED });
+    }
+}
