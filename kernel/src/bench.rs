@@ -11,9 +11,9 @@
 //! kbench: metric frame_alloc_free instructions 212 212 213 ...
 //! ```
 
-use crate::kprintln;
 use crate::mm::frames::{self, KernelFrames};
 use crate::mm::{self, PAGE_SIZE};
+use crate::{irq, kprintln, timer};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::hint::black_box;
@@ -128,5 +128,63 @@ pub fn run<A: Arch>() {
         ),
         _ => kprintln!("kbench: skipped map_unmap_4k: no address space or frame"),
     }
+    interrupt_round_trips::<A>();
     kprintln!("kbench: end");
+}
+
+fn nothing(_irq: usize) {}
+
+/// Instructions for a fixed amount of work, measured as one interval.
+fn measure_work<A: Arch>() -> u64 {
+    let start = A::cycle_counter();
+    for i in 0..WORK_ITERATIONS {
+        black_box(i);
+    }
+    A::cycles_between(start, A::cycle_counter())
+}
+
+/// Loop iterations of the work the timer interrupts: long enough for tens
+/// of ticks at [`TICK_HZ`].
+const WORK_ITERATIONS: u32 = 2_000_000;
+/// A fast tick, so the work is interrupted often.
+const TICK_HZ: u32 = 10_000;
+
+fn interrupt_round_trips<A: Arch>() {
+    // A software interrupt through the interrupt controller: raised, taken
+    // at once (interrupts enabled), dispatched to an empty handler, ended.
+    let irq = A::SOFTWARE_IRQ;
+    if irq::register(irq, nothing).is_ok() && A::set_masked(irq, false).is_ok() {
+        A::enable();
+        let samples = sample::<A>(|| {
+            let _ = A::raise(irq);
+        });
+        A::disable();
+        irq::unregister(irq);
+        print("irq_software_round_trip", "instructions", &samples);
+    } else {
+        kprintln!("kbench: skipped irq_software_round_trip: interrupt {irq} unavailable");
+    }
+
+    // The timer interrupt: the extra cost of a fixed amount of work while
+    // ticks arrive, per tick.
+    let quiet = measure_work::<A>();
+    let mut per_tick = Vec::with_capacity(SAMPLES / 4);
+    if timer::start::<A>(TICK_HZ, None).is_ok() {
+        for _ in 0..SAMPLES / 4 {
+            let ticks = timer::ticks();
+            A::enable();
+            let busy = measure_work::<A>();
+            A::disable();
+            if let Some(cost) = busy
+                .saturating_sub(quiet)
+                .checked_div(timer::ticks() - ticks)
+            {
+                per_tick.push(cost);
+            }
+        }
+        timer::stop::<A>();
+        print("timer_irq_round_trip", "instructions", &per_tick);
+    } else {
+        kprintln!("kbench: skipped timer_irq_round_trip: no timer");
+    }
 }

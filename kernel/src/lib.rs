@@ -13,6 +13,7 @@ pub mod bench;
 pub mod clock;
 pub mod cmdline;
 pub mod console;
+pub mod crash;
 pub mod fault_catch;
 pub mod fixed_string;
 pub mod irq;
@@ -70,6 +71,8 @@ pub enum Mode {
     /// Exit at once with the given status, so the host can check that
     /// statuses survive the trip through the emulator.
     Exit(u8),
+    /// Fault on purpose, so the host can check the report.
+    Crash(crash::Kind),
 }
 
 impl Mode {
@@ -79,11 +82,15 @@ impl Mode {
             None | Some("run") => Ok(Mode::Run),
             Some("test") => Ok(Mode::Test),
             Some("bench") => Ok(Mode::Bench),
+            Some("crash") => match cmdline.get("crash.kind").and_then(crash::Kind::parse) {
+                Some(kind) => Ok(Mode::Crash(kind)),
+                None => Err("mode=crash needs crash.kind=page-fault|stack-overflow"),
+            },
             Some("exit") => match cmdline.get("exit.code").map(str::parse::<u8>) {
                 Some(Ok(code)) => Ok(Mode::Exit(code)),
                 _ => Err("mode=exit needs exit.code=<0-255>"),
             },
-            Some(_) => Err("unknown mode (expected run, test, bench or exit)"),
+            Some(_) => Err("unknown mode (expected run, test, bench, crash or exit)"),
         }
     }
 }
@@ -115,12 +122,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
 
     let cmdline = Cmdline::new(boot.cmdline);
     match Mode::from_cmdline(&cmdline) {
-        Ok(Mode::Run) => {
-            log::info!("boot complete; nothing more to run yet, waiting");
-            loop {
-                A::wait_for_interrupt();
-            }
-        }
+        Ok(Mode::Run) => echo_console::<A>(),
         Ok(Mode::Test) => {
             let portable = suite::portable::<A>();
             let verdict = ktest::run(&[portable.as_slice(), arch_tests]);
@@ -134,6 +136,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
             bench::run::<A>();
             A::exit(exit_code::SUCCESS)
         }
+        Ok(Mode::Crash(kind)) => crash::run(kind),
         Ok(Mode::Exit(code)) => {
             log::info!("exiting with status {code} as asked");
             A::exit(code)
@@ -141,6 +144,29 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
         Err(message) => {
             log::error!("command line {:?}: {message}", boot.cmdline);
             A::exit(exit_code::BAD_CMDLINE)
+        }
+    }
+}
+
+/// Run mode until there is a shell: echo what is typed, taken from the
+/// console's receive interrupt, with the tick running.
+fn echo_console<A: Arch>() -> ! {
+    if let Err(e) = console::enable_input::<A>() {
+        log::warn!("console input unavailable: {e}");
+    }
+    if let Err(e) = timer::start::<A>(100, None) {
+        log::warn!("no periodic tick: {e}");
+    }
+    log::info!("boot complete; typing echoes (by interrupt); Ctrl-A X quits");
+    A::enable();
+    loop {
+        A::wait_for_interrupt();
+        while let Some(byte) = console::read_input() {
+            match byte {
+                b'\r' | b'\n' => kprint!("\n"),
+                0x7f | 0x08 => A::write_bytes(b"\x08 \x08"),
+                _ => A::write_bytes(&[byte]),
+            }
         }
     }
 }

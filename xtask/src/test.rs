@@ -330,12 +330,78 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
     }
 
     exit_round_trip(machine, kernel, tally)?;
+    crash_reports(machine, kernel, tally)?;
     step(format!(
         "{scope}: {} passed, {} failed in {}",
         tally.passed - before.0,
         tally.failed - before.1,
         seconds(boot.elapsed)
     ));
+    Ok(())
+}
+
+/// What each deliberate kernel fault's report must contain, per
+/// architecture: the exception, the registers the issue asks for, and the
+/// panic line with its location.
+fn crash_markers(arch: Arch, kind: &str) -> &'static [&'static str] {
+    match (arch, kind) {
+        (Arch::X64, "page-fault") => &[
+            "#PF page fault",
+            "cr2 0x1000",
+            "rip 0x",
+            "rax 0x",
+            "KERNEL PANIC at",
+        ],
+        (Arch::X64, _) => &["#DF double fault", "rip 0x", "KERNEL PANIC at"],
+        (Arch::Arm, "page-fault") => &[
+            "data abort in kernel mode",
+            "DFAR 0x00001000",
+            "DFSR 0x",
+            "pc  0x",
+            "KERNEL PANIC at",
+        ],
+        (Arch::Arm, _) => &["abort while entering an abort handler", "KERNEL PANIC at"],
+    }
+}
+
+/// Boots with a deliberate kernel fault and checks that it is reported,
+/// with the details, and ends the machine with the panic status.
+fn crash_reports(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
+    for kind in ["page-fault", "stack-overflow"] {
+        let args = boot_args(machine, kernel, &format!("mode=crash crash.kind={kind}"))?;
+        let boot = qemu::boot(
+            machine.arch().qemu_binary(),
+            &args,
+            BOOT_TIME_LIMIT,
+            None,
+            |_| {},
+        )?;
+        let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+        let output = boot.lines.join("\n");
+        let missing: Vec<&str> = crash_markers(machine.arch(), kind)
+            .iter()
+            .copied()
+            .filter(|m| !output.contains(m))
+            .collect();
+        let detail = if let Some(reason) = abnormal_end(machine, &boot) {
+            reason
+        } else if exit != Some(kernel::exit_code::PANIC) {
+            format!("ended with {exit:?}, not the panic status")
+        } else if !missing.is_empty() {
+            format!("report lacks {missing:?}")
+        } else {
+            String::new()
+        };
+        tally.record(
+            detail.is_empty(),
+            machine.name(),
+            &format!("trap::kernel_{}_reported", kind.replace('-', "_")),
+            &detail,
+        );
+        if !detail.is_empty() {
+            show_failure_context(&boot);
+        }
+    }
     Ok(())
 }
 

@@ -164,3 +164,8 @@ pub fn console_irq() -> Result<usize, IrqError> {
         .map(|&irq| irq as usize)
         .ok_or(IrqError::NoDevice)
 }
+
+/// The GIC's interrupt lines (for tests and reports).
+pub fn gic_lines() -> Option<u32> {
+    devices().ok().map(|d| d.gic.lines())
+}

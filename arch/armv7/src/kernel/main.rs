@@ -3,6 +3,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod console;
 mod cp15;
 mod interrupts;

@@ -12,7 +12,15 @@ use kernel::cmdline::Cmdline;
 use kernel::ktest::{Outcome, Test};
 use kernel::{ensure, ensure_eq, fail};
 
-pub static ARCH_TESTS: [Test; 7] = [
+pub static ARCH_TESTS: [Test; 9] = [
+    Test {
+        name: "irq::spurious_acknowledge_is_counted",
+        run: spurious_acknowledge_is_counted,
+    },
+    Test {
+        name: "interrupts::gic_from_the_device_tree",
+        run: gic_from_the_device_tree,
+    },
     Test {
         name: "console::pl011_loopback",
         run: pl011_loopback,
@@ -303,5 +311,22 @@ fn svc_mode_with_per_mode_stacks() -> Outcome {
         );
         seen[i] = sp;
     }
+    Ok(())
+}
+
+fn spurious_acknowledge_is_counted() -> Outcome {
+    let before = kernel::irq::spurious_count();
+    // An IRQ exception with nothing pending at the GIC (it answers 1023).
+    platform::disable_interrupts();
+    crate::interrupts::handle_irq();
+    ensure_eq!(kernel::irq::spurious_count(), before + 1, "spurious count");
+    Ok(())
+}
+
+fn gic_from_the_device_tree() -> Outcome {
+    let Some(lines) = crate::interrupts::gic_lines() else {
+        fail!("no GIC")
+    };
+    ensure_eq!(lines, 96, "GIC lines on vexpress-a15");
     Ok(())
 }

@@ -231,8 +231,21 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
         frame.pc += 4;
         return;
     }
+    let registers = match kind {
+        Kind::DataAbort => alloc::format!(
+            "DFSR {:#010x}, DFAR {:#010x}: ",
+            fault.detail,
+            fault.address
+        ),
+        Kind::PrefetchAbort => alloc::format!(
+            "IFSR {:#010x}, IFAR {:#010x}: ",
+            fault.detail,
+            fault.address
+        ),
+        _ => alloc::string::String::new(),
+    };
     panic!(
-        "{} in {} mode: {fault}\n{frame}",
+        "{} in {} mode: {registers}{fault}\n{frame}",
         kind.name(),
         if frame.user_mode() { "user" } else { "kernel" }
     );

@@ -243,3 +243,13 @@ pub fn stop_ticks() {
         c.local.stop_timer();
     }
 }
+
+/// I/O APICs and ISA overrides the MADT gave (for tests and reports).
+pub fn madt_summary() -> Option<(usize, usize, (u32, bool, bool))> {
+    let c = controllers().ok()?;
+    Some((
+        c.madt.io_apics.as_slice().len(),
+        c.madt.overrides.as_slice().len(),
+        c.madt.isa_route(0),
+    ))
+}

@@ -10,7 +10,15 @@ use kernel::{ensure, ensure_eq, fail};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-pub static ARCH_TESTS: [Test; 4] = [
+pub static ARCH_TESTS: [Test; 6] = [
+    Test {
+        name: "irq::spurious_vector_is_counted",
+        run: spurious_vector_is_counted,
+    },
+    Test {
+        name: "interrupts::madt_matches_the_machine",
+        run: madt_matches_the_machine,
+    },
     Test {
         name: "console::uart16550_loopback",
         run: uart16550_loopback,
@@ -103,6 +111,33 @@ fn kernel_window_aliases_physical() -> Outcome {
             0x0123_4567_89ab_cdef,
             "read through alias"
         );
+    }
+    Ok(())
+}
+
+fn spurious_vector_is_counted() -> Outcome {
+    let before = kernel::irq::spurious_count();
+    // What the local APIC delivers when it withdraws an interrupt.
+    // SAFETY: vector 0xff's stub counts the interrupt and returns; no end
+    // of interrupt is sent for it.
+    unsafe { core::arch::asm!("int 0xff", options(nomem, nostack)) };
+    ensure_eq!(kernel::irq::spurious_count(), before + 1, "spurious count");
+    Ok(())
+}
+
+fn madt_matches_the_machine() -> Outcome {
+    let Some((io_apics, overrides, timer_route)) = crate::interrupts::madt_summary() else {
+        fail!("no interrupt controllers");
+    };
+    match X86_64::boot_info().machine {
+        "q35" => {
+            ensure_eq!(io_apics, 1, "I/O APICs on q35");
+            ensure_eq!(timer_route, (2, false, false), "ISA IRQ 0 override on q35");
+            ensure!(overrides >= 1, "no overrides on q35");
+        }
+        // microvm has a second I/O APIC for its VirtIO-MMIO slots.
+        "microvm" => ensure_eq!(io_apics, 2, "I/O APICs on microvm"),
+        other => fail!("no expectations for machine {other}"),
     }
     Ok(())
 }

@@ -251,8 +251,13 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
         kernel::trap::breakpoint(frame.rip as usize - 1);
         return;
     }
+    let cr2 = if frame.vector == PAGE_FAULT {
+        alloc::format!(", cr2 {:#x}", fault.address)
+    } else {
+        alloc::string::String::new()
+    };
     panic!(
-        "{} (vector {vector}, error code {:#x}) in {} mode: {fault}\n{frame}",
+        "{} (vector {vector}, error code {:#x}{cr2}) in {} mode: {fault}\n{frame}",
         exception_name(vector),
         frame.error_code,
         if frame.user_mode() { "user" } else { "kernel" }
