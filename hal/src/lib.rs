@@ -204,6 +204,18 @@ pub trait Cpu {
     /// Waits until an interrupt arrives (or returns at once if one is pending).
     fn wait_for_interrupt();
 
+    /// Called with interrupts disabled: enables them and waits for one,
+    /// with no gap in which an interrupt could be taken before the wait
+    /// starts (and then sleep through). Returns with interrupts disabled,
+    /// after the interrupt's handler ran.
+    fn idle();
+
+    /// Makes instructions just written through the kernel's alias
+    /// `[kernel_address, +len)` visible to instruction fetch at any other
+    /// mapping of the same memory (cache maintenance on ARMv7; nothing on
+    /// x86_64, whose caches are coherent with instruction fetch).
+    fn sync_instructions(kernel_address: usize, len: usize);
+
     /// The CPU's cycle counter, for measuring short intervals: the TSC on
     /// x86_64, PMCCNTR on ARMv7. Under QEMU with `-icount shift=0` both
     /// count guest instructions. It wraps at 2^[`CYCLE_COUNTER_BITS`](Self::CYCLE_COUNTER_BITS);
@@ -240,10 +252,70 @@ pub trait Cpu {
     unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault>;
 }
 
+/// Where a new user thread starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Its first instruction.
+    pub pc: usize,
+    /// Its initial stack pointer.
+    pub sp: usize,
+    /// Values for the first two argument registers.
+    pub args: [usize; 2],
+}
+
+/// Threads: each has a kernel stack, and the kernel switches between them
+/// by switching stacks.
+///
+/// While a thread runs in user mode, the top of its kernel stack is free;
+/// a trap from user mode saves the user registers there. The architecture
+/// calls back into the portable core at these points:
+/// - `kernel::task::user_thread_started` on a new user thread's first
+///   run, before it enters user mode;
+/// - `kernel::syscall::handle` for a system call;
+/// - `kernel::task::user_fault` for an exception from user mode;
+/// - `kernel::task::before_user_return` just before any return to user
+///   mode after an interrupt or system call (the preemption point).
+pub trait Threads {
+    /// Prepares the kernel stack ending at `kernel_stack_top` so that the
+    /// first [`switch`](Self::switch) to it enters user mode at `entry`, in
+    /// the address space active then. Returns the saved stack pointer.
+    ///
+    /// # Safety
+    /// The stack must be mapped, unused and large enough.
+    unsafe fn prepare_user_thread(kernel_stack_top: usize, entry: UserEntry) -> usize;
+
+    /// Prepares a kernel stack so that the first switch to it calls
+    /// `main(argument)` in kernel mode with interrupts disabled.
+    ///
+    /// # Safety
+    /// As for [`prepare_user_thread`](Self::prepare_user_thread).
+    unsafe fn prepare_kernel_thread(
+        kernel_stack_top: usize,
+        main: extern "C" fn(usize) -> !,
+        argument: usize,
+    ) -> usize;
+
+    /// Saves the current thread's kernel context on its stack, stores the
+    /// stack pointer at `save`, and resumes the thread whose saved stack
+    /// pointer is `load`. Returns when some thread switches back to `save`.
+    ///
+    /// # Safety
+    /// Interrupts must be disabled; `load` must come from a prepare call
+    /// or an earlier switch, and its thread must not be running.
+    unsafe fn switch(save: *mut usize, load: usize);
+
+    /// Makes `top` the kernel stack that traps from user mode use: that of
+    /// the thread about to run.
+    fn set_kernel_stack(top: usize);
+}
+
 /// How the machine was started and how to leave it.
 pub trait Platform {
     /// Short architecture name, as used on the command line of `cargo xtask`.
     const ARCH: &'static str;
+
+    /// The ELF machine number of programs this CPU runs.
+    const ELF_MACHINE: u16;
 
     /// What the boot firmware or loader told the kernel.
     fn boot_info() -> &'static BootInfo;
@@ -258,6 +330,7 @@ pub trait Platform {
 }
 
 /// Everything the portable core needs from an architecture.
-pub trait Arch: Console + Memory + Interrupts + Time + Cpu + Platform + 'static {}
+pub trait Arch: Console + Memory + Interrupts + Time + Cpu + Threads + Platform + 'static {}
 
-impl<T> Arch for T where T: Console + Memory + Interrupts + Time + Cpu + Platform + 'static {}
+impl<T> Arch for T where T: Console + Memory + Interrupts + Time + Cpu + Threads + Platform + 'static
+{}

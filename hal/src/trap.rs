@@ -28,6 +28,9 @@ pub enum FaultKind {
     DivideByZero,
     /// A breakpoint instruction.
     Breakpoint,
+    /// x86_64's general-protection fault: a privileged instruction, an I/O
+    /// port, or a non-canonical address.
+    GeneralProtection,
     /// Anything else (with the architecture's own code in `detail`).
     Other,
 }
@@ -57,6 +60,7 @@ impl fmt::Display for Fault {
             FaultKind::IllegalInstruction => "illegal instruction",
             FaultKind::DivideByZero => "division by zero",
             FaultKind::Breakpoint => "breakpoint",
+            FaultKind::GeneralProtection => "general protection fault",
             FaultKind::Other => "fault",
         };
         write!(f, "{kind}")?;

@@ -153,7 +153,7 @@ fn interrupt_round_trips<A: Arch>() {
     // A software interrupt through the interrupt controller: raised, taken
     // at once (interrupts enabled), dispatched to an empty handler, ended.
     let irq = A::SOFTWARE_IRQ;
-    if irq::register(irq, nothing).is_ok() && A::set_masked(irq, false).is_ok() {
+    if irq::register(irq, "bench", nothing).is_ok() && A::set_masked(irq, false).is_ok() {
         A::enable();
         let samples = sample::<A>(|| {
             let _ = A::raise(irq);

@@ -112,8 +112,28 @@ pub fn input_dropped() -> u64 {
 }
 
 fn drain_receiver<A: hal::Arch>(_irq: usize) {
+    let mut any = false;
     while let Some(byte) = A::read_byte() {
         push_input(byte);
+        any = true;
+    }
+    if any {
+        crate::task::wake_console_readers();
+    }
+}
+
+/// Writes text from a user program: newlines become CR LF, and a message
+/// is not interleaved with kernel output.
+pub fn write_text(bytes: &[u8]) {
+    let Some(&write_bytes) = WRITE_BYTES.get() else {
+        return;
+    };
+    let _guard = LOCK.lock();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            write_bytes(b"\r\n");
+        }
+        write_bytes(line);
     }
 }
 
@@ -121,7 +141,7 @@ fn drain_receiver<A: hal::Arch>(_irq: usize) {
 /// input ring ([`read_input`]). Returns the interrupt number.
 pub fn enable_input<A: hal::Arch>() -> Result<usize, &'static str> {
     let irq = A::enable_receive_interrupt().map_err(|_| "the console has no receive interrupt")?;
-    match irq::register(irq, drain_receiver::<A>) {
+    match irq::register(irq, "console", drain_receiver::<A>) {
         Ok(()) | Err(irq::RegisterError::Taken(_)) => {}
         Err(irq::RegisterError::OutOfRange(_)) => return Err("receive interrupt out of range"),
     }

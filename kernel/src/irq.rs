@@ -3,6 +3,7 @@
 //! be nothing. Every interrupt is counted; one with no handler is reported
 //! and its line masked, so it can neither go unnoticed nor storm.
 
+use crate::sync::IrqLock;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Interrupt numbers the kernel keeps state for.
@@ -13,6 +14,7 @@ pub type Handler = fn(usize);
 
 static HANDLERS: [AtomicUsize; MAX_IRQS] = [const { AtomicUsize::new(0) }; MAX_IRQS];
 static COUNTS: [AtomicU64; MAX_IRQS] = [const { AtomicU64::new(0) }; MAX_IRQS];
+static NAMES: IrqLock<[&str; MAX_IRQS]> = IrqLock::new([""; MAX_IRQS]);
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 static UNHANDLED: AtomicU64 = AtomicU64::new(0);
 
@@ -34,12 +36,20 @@ impl core::fmt::Display for RegisterError {
     }
 }
 
-/// Attaches `handler` to interrupt `irq`.
-pub fn register(irq: usize, handler: Handler) -> Result<(), RegisterError> {
+/// Attaches `handler` to interrupt `irq`, which serves `name` (shown by
+/// the `irqs` listing).
+pub fn register(irq: usize, name: &'static str, handler: Handler) -> Result<(), RegisterError> {
     let slot = HANDLERS.get(irq).ok_or(RegisterError::OutOfRange(irq))?;
     slot.compare_exchange(0, handler as usize, Ordering::SeqCst, Ordering::SeqCst)
-        .map(|_| ())
-        .map_err(|_| RegisterError::Taken(irq))
+        .map_err(|_| RegisterError::Taken(irq))?;
+    NAMES.lock()[irq] = name;
+    Ok(())
+}
+
+/// What interrupt `irq` serves, as registered ("" if unknown). The name
+/// stays after the handler goes, so counts remain labelled.
+pub fn name(irq: usize) -> &'static str {
+    NAMES.lock().get(irq).copied().unwrap_or("")
 }
 
 /// Detaches whatever handler interrupt `irq` has.

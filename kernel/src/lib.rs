@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod archive;
 pub mod bench;
 pub mod clock;
 pub mod cmdline;
@@ -23,6 +24,8 @@ pub mod mm;
 pub mod panic;
 mod suite;
 pub mod sync;
+pub mod syscall;
+pub mod task;
 pub mod timer;
 pub mod trap;
 
@@ -31,6 +34,10 @@ use hal::{Arch, BootInfo, FirmwareTables, MemoryKind, boot::ByteSize};
 
 /// The kernel's version, as printed in the banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The boot archive of user programs (see [`archive`]), empty when the
+/// kernel was built without them.
+pub static USER_PROGRAMS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/user-programs.far"));
 
 /// Statuses the kernel exits with; the host maps them back to names.
 pub mod exit_code {
@@ -45,6 +52,8 @@ pub mod exit_code {
     /// The boot path found the machine unusable (for example, no usable
     /// memory map or a malformed device tree).
     pub const BOOT_FAILURE: u8 = 4;
+    /// The init process could not start, or was killed by a fault.
+    pub const INIT_FAILED: u8 = 5;
 
     /// A name for `code`, for reports.
     pub fn name(code: u8) -> &'static str {
@@ -54,6 +63,7 @@ pub mod exit_code {
             PANIC => "kernel panic",
             BAD_CMDLINE => "bad command line",
             BOOT_FAILURE => "boot failure",
+            INIT_FAILED => "init failed",
             _ => "other",
         }
     }
@@ -62,11 +72,14 @@ pub mod exit_code {
 /// What the kernel does once booted, chosen by `mode=` on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Print the banner and wait.
+    /// Start init, which starts the shell.
     Run,
     /// Run the in-kernel test suite and exit with its verdict.
     Test,
-    /// Run the benchmarks and exit.
+    /// Start init, which runs the user-level test suite; exit with its
+    /// verdict.
+    UserTest,
+    /// Run the kernel's benchmarks, then init's, and exit.
     Bench,
     /// Exit at once with the given status, so the host can check that
     /// statuses survive the trip through the emulator.
@@ -81,6 +94,7 @@ impl Mode {
         match cmdline.get("mode") {
             None | Some("run") => Ok(Mode::Run),
             Some("test") => Ok(Mode::Test),
+            Some("user-test") => Ok(Mode::UserTest),
             Some("bench") => Ok(Mode::Bench),
             Some("crash") => match cmdline.get("crash.kind").and_then(crash::Kind::parse) {
                 Some(kind) => Ok(Mode::Crash(kind)),
@@ -90,7 +104,7 @@ impl Mode {
                 Some(Ok(code)) => Ok(Mode::Exit(code)),
                 _ => Err("mode=exit needs exit.code=<0-255>"),
             },
-            Some(_) => Err("unknown mode (expected run, test, bench, crash or exit)"),
+            Some(_) => Err("unknown mode (expected run, test, user-test, bench, crash or exit)"),
         }
     }
 }
@@ -119,10 +133,19 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
         log::error!("devices cannot start: {error}");
         A::exit(exit_code::BOOT_FAILURE);
     }
+    let programs = archive::Archive::parse(USER_PROGRAMS).unwrap_or_else(|error| {
+        log::error!("boot archive unusable ({error}); no user programs");
+        archive::Archive::EMPTY
+    });
+    if let Err(error) = task::init::<A>(programs) {
+        log::error!("threads cannot start: {error}");
+        A::exit(exit_code::BOOT_FAILURE);
+    }
 
     let cmdline = Cmdline::new(boot.cmdline);
     match Mode::from_cmdline(&cmdline) {
-        Ok(Mode::Run) => echo_console::<A>(),
+        Ok(Mode::Run) => run_init::<A>("run"),
+        Ok(Mode::UserTest) => run_init::<A>("test"),
         Ok(Mode::Test) => {
             let portable = suite::portable::<A>();
             let verdict = ktest::run(&[portable.as_slice(), arch_tests]);
@@ -134,7 +157,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
         }
         Ok(Mode::Bench) => {
             bench::run::<A>();
-            A::exit(exit_code::SUCCESS)
+            run_init::<A>("bench")
         }
         Ok(Mode::Crash(kind)) => crash::run(kind),
         Ok(Mode::Exit(code)) => {
@@ -148,25 +171,39 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
     }
 }
 
-/// Run mode until there is a shell: echo what is typed, taken from the
-/// console's receive interrupt, with the tick running.
-fn echo_console<A: Arch>() -> ! {
+/// Starts the init process with `argument` (its mode), the tick and
+/// console input, then waits for init to end and ends the machine with its
+/// status.
+fn run_init<A: Arch>(argument: &str) -> ! {
     if let Err(e) = console::enable_input::<A>() {
         log::warn!("console input unavailable: {e}");
     }
-    if let Err(e) = timer::start::<A>(100, None) {
-        log::warn!("no periodic tick: {e}");
+    if let Err(e) = task::start_ticking::<A>() {
+        log::error!("no scheduler tick: {e}");
+        A::exit(exit_code::BOOT_FAILURE);
     }
-    log::info!("boot complete; typing echoes (by interrupt); Ctrl-A X quits");
-    A::enable();
-    loop {
-        A::wait_for_interrupt();
-        while let Some(byte) = console::read_input() {
-            match byte {
-                b'\r' | b'\n' => kprint!("\n"),
-                0x7f | 0x08 => A::write_bytes(b"\x08 \x08"),
-                _ => A::write_bytes(&[byte]),
-            }
+    let options = task::SpawnOptions {
+        arguments: argument.as_bytes(),
+        parent: task::Parent::Kernel,
+        privileged: true,
+    };
+    let pid = match task::spawn::<A>("init", options) {
+        Ok(pid) => pid,
+        Err(error) => {
+            log::error!("init cannot start: {error}");
+            A::exit(exit_code::INIT_FAILED);
+        }
+    };
+    log::info!("boot complete; init is process {pid}");
+    match task::wait_kernel_child::<A>(pid) {
+        Ok(task::ExitStatus::Exited(code)) => {
+            log::info!("init exited with status {code}");
+            A::exit(code.clamp(0, 255) as u8)
+        }
+        Ok(task::ExitStatus::Faulted(_)) => A::exit(exit_code::INIT_FAILED),
+        Err(error) => {
+            log::error!("lost track of init: {error}");
+            A::exit(exit_code::INIT_FAILED)
         }
     }
 }

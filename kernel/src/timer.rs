@@ -46,7 +46,7 @@ pub fn start<A: Arch>(hz: u32, callback: Option<fn()>) -> Result<(), StartError>
     stop::<A>();
     CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::SeqCst);
     let irq = A::start_ticks(hz).map_err(StartError::Timer)?;
-    if let Err(e) = irq::register(irq, on_tick::<A>) {
+    if let Err(e) = irq::register(irq, "timer", on_tick::<A>) {
         A::stop_ticks();
         return Err(StartError::Irq(e));
     }

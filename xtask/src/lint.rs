@@ -1,16 +1,18 @@
 //! `cargo xtask lint`: rustfmt and clippy over every crate, for the host and
 //! for each kernel target; `cargo xtask test` runs it first.
 
+use crate::cli::Profile;
 use crate::kernel_image::workspace;
 use crate::machine::Arch;
 use crate::{Result, error, seconds, step};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-/// One check: what it is called, and cargo's arguments.
+/// One check: what it is called, cargo's arguments and environment.
 pub struct Check {
     pub name: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// The checks, in the order they run.
@@ -20,21 +22,36 @@ pub fn checks() -> Vec<Check> {
         Check {
             name: "rustfmt".into(),
             args: words("fmt --all -- --check"),
+            env: Vec::new(),
         },
         Check {
             name: "clippy host crates".into(),
             args: words(
-                "clippy --workspace --exclude arch-x86_64 --exclude arch-armv7 --all-targets -- -D warnings",
+                "clippy --workspace --exclude arch-x86_64 --exclude arch-armv7 \
+                 --exclude ferrite-rt --exclude user-programs --all-targets -- -D warnings",
             ),
+            env: Vec::new(),
         },
         Check {
             name: "clippy architecture libraries".into(),
             args: words(
                 "clippy --package arch-x86_64 --package arch-armv7 --lib --tests -- -D warnings",
             ),
+            env: Vec::new(),
         },
     ];
     for arch in Arch::ALL {
+        // The archive a test build embeds, so that linting does not make
+        // the next build recompile the kernel with a different one.
+        let archive = crate::kernel_image::user_archive_path(arch, Profile::Debug);
+        let env = if archive.is_file() {
+            vec![(
+                "FERRITE_USER_PROGRAMS".to_string(),
+                archive.display().to_string(),
+            )]
+        } else {
+            Vec::new()
+        };
         checks.push(Check {
             name: format!("clippy {} kernel", arch.name()),
             args: words(&format!(
@@ -42,6 +59,15 @@ pub fn checks() -> Vec<Check> {
                 arch.package(),
                 arch.target()
             )),
+            env,
+        });
+        checks.push(Check {
+            name: format!("clippy {} user programs", arch.name()),
+            args: words(&format!(
+                "clippy --package ferrite-rt --package user-programs --target {} -- -D warnings",
+                arch.target()
+            )),
+            env: Vec::new(),
         });
     }
     checks
@@ -87,6 +113,7 @@ pub fn run_check(check: &Check) -> Result<Output> {
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(workspace())
             .args(&check.args)
+            .envs(check.env.iter().map(|(k, v)| (k, v)))
             .output()?,
     )
 }

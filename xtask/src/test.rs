@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 const BOOT_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// Packages whose unit tests run on the host, and which of their targets.
-const HOST_TEST_PACKAGES: [(&str, &str); 6] = [
+const HOST_TEST_PACKAGES: [(&str, &str); 7] = [
     ("hal", "--lib"),
+    ("abi", "--lib"),
     ("kernel", "--lib"),
     ("drivers", "--lib"),
     ("arch-x86_64", "--lib"),

@@ -50,17 +50,17 @@ pub const TTBCR_N: u32 = 1;
 /// User space: what TTBR0 translates.
 pub const USER_END: u32 = 0x8000_0000;
 /// User addresses below this are never mapped.
-pub const USER_NULL_GUARD_END: u32 = 2 * MIB;
+pub const USER_NULL_GUARD_END: u32 = abi::layout::NULL_GUARD_END as u32;
 /// Where user programs are linked; the init process starts here.
-pub const USER_IMAGE_BASE: u32 = 2 * MIB;
+pub const USER_IMAGE_BASE: u32 = abi::layout::IMAGE_BASE as u32;
 /// End of the program image and main-stack window.
-pub const USER_IMAGE_END: u32 = 4 * MIB;
+pub const USER_IMAGE_END: u32 = abi::layout::IMAGE_END as u32;
 /// The init process's entry point.
-pub const INIT_ENTRY: u32 = 0x20_1000;
+pub const INIT_ENTRY: u32 = abi::layout::ENTRY as u32;
 /// The init process's initial stack pointer.
-pub const INIT_STACK_TOP: u32 = 0x3f_fff0;
+pub const INIT_STACK_TOP: u32 = abi::layout::STACK_TOP as u32;
 /// Anonymous memory user programs map at run time.
-pub const USER_ANON_START: u32 = 4 * MIB;
+pub const USER_ANON_START: u32 = abi::layout::ANON_START as u32;
 
 /// The kernel half: what TTBR1 translates.
 pub const KERNEL_SPACE_START: u32 = USER_END;
@@ -119,7 +119,7 @@ pub const VIRTUAL: &[Region] = &[
         contents: Contents::Dynamic {
             allowed: &[MapFlags::USER_RX, MapFlags::USER_RO, MapFlags::USER_RW],
         },
-        note: "program image and main stack; init: entry 0x201000, stack top 0x3ffff0",
+        note: "program image, then the main thread's stack at its top",
     },
     Region {
         name: "user anonymous memory",

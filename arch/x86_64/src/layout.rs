@@ -46,18 +46,20 @@ pub const LOW_MEMORY_END: u64 = MIB;
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
 /// User addresses below this are never mapped, so null pointers and small
 /// offsets from them fault.
-pub const USER_NULL_GUARD_END: u64 = 2 * MIB;
+pub const USER_NULL_GUARD_END: u64 = abi::layout::NULL_GUARD_END as u64;
 /// Where user programs are linked; the init process starts here.
-pub const USER_IMAGE_BASE: u64 = 2 * MIB;
+pub const USER_IMAGE_BASE: u64 = abi::layout::IMAGE_BASE as u64;
 /// End of the program image and main-stack window.
-pub const USER_IMAGE_END: u64 = 4 * MIB;
+pub const USER_IMAGE_END: u64 = abi::layout::IMAGE_END as u64;
 /// The init process's entry point.
-pub const INIT_ENTRY: u64 = 0x20_1000;
+pub const INIT_ENTRY: u64 = abi::layout::ENTRY as u64;
 /// The init process's initial stack pointer.
-pub const INIT_STACK_TOP: u64 = 0x3f_fff0;
+pub const INIT_STACK_TOP: u64 = abi::layout::STACK_TOP as u64;
 /// Anonymous memory user programs map at run time.
-pub const USER_ANON_START: u64 = 4 * MIB;
-/// End of the anonymous-memory window (one page below the canonical hole).
+pub const USER_ANON_START: u64 = abi::layout::ANON_START as u64;
+/// End of the anonymous-memory window: one page below the canonical hole,
+/// so that no instruction can end at the hole's edge (SYSRET to a
+/// non-canonical address would fault in kernel mode).
 pub const USER_ANON_END: u64 = USER_END - 4 * KIB;
 
 /// The kernel half: the upper canonical half.
@@ -111,7 +113,7 @@ pub const VIRTUAL: &[Region] = &[
         contents: Contents::Dynamic {
             allowed: &[MapFlags::USER_RX, MapFlags::USER_RO, MapFlags::USER_RW],
         },
-        note: "program image and main stack; init: entry 0x201000, stack top 0x3ffff0",
+        note: "program image, then the main thread's stack at its top",
     },
     Region {
         name: "user anonymous memory",

@@ -126,7 +126,7 @@ fn raised_interrupt_reaches_its_handler<A: Arch>() -> Outcome {
     if let Err(e) = A::set_masked(irq, false) {
         fail!("unmask: {e}");
     }
-    if let Err(e) = irq::register(irq, count_handler) {
+    if let Err(e) = irq::register(irq, "test", count_handler) {
         fail!("register: {e}");
     }
     let (before, count_before) = (HANDLED.load(Ordering::Relaxed), irq::count(irq));

@@ -680,13 +680,10 @@ fn user_space_round_trip_frees_everything<A: Arch>() -> Outcome {
         "kernel address in a user space"
     );
 
+    // The kernel never touches user addresses (SMAP would stop it on
+    // x86_64); user programs prove the mapping, this the bookkeeping.
     A::activate(Some(root));
-    // SAFETY: the user page is mapped in the active space to our frame.
-    unsafe { (page as *mut u32).write_volatile(0xabcd_0123) };
     A::activate(None);
-    // SAFETY: the same frame through the direct map.
-    let seen = unsafe { (kernel_virt as *const u32).read_volatile() };
-    ensure_eq!(seen, 0xabcd_0123, "value written through the user mapping");
     expect_fault::<A>(
         read_byte,
         page,

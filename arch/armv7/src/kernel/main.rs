@@ -11,6 +11,7 @@ mod interrupts;
 mod memory;
 mod platform;
 mod tests;
+mod threads;
 mod time;
 mod traps;
 
@@ -62,6 +63,7 @@ extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
     kernel::init_early::<Armv7>();
     traps::init();
     time::init();
+    threads::init();
     let mut boot = match tree {
         Ok((blob, info)) => platform::read_boot_info(blob, info),
         Err(error) => {

@@ -11,7 +11,9 @@
 
 use crate::cp15::{TTBCR_PD0, TlbiMva, Ttbcr, Ttbr1};
 use aarch32_cpu::asm::{dsb, isb};
-use aarch32_cpu::register::{BpIAll, SysRegRead, SysRegWrite, TlbIAll, Ttbr0};
+use aarch32_cpu::register::{
+    BpIAll, Ctr, Dccmvau, Iciallu, SysRegRead, SysRegWrite, TlbIAll, Ttbr0,
+};
 use arch_armv7::layout::{self, KERNEL_VIRT_OFFSET};
 use arch_armv7::mmu::{self, TableMemory, TableRead, Tables};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -385,9 +387,17 @@ fn write_ttbr0(root: Option<RootTable>) {
     isb();
 }
 
+/// The user table TTBR0 walks now, if any (for tests).
+pub fn active_user_table() -> Option<u32> {
+    current_ttbr0()
+}
+
 fn current_ttbr0() -> Option<u32> {
     let ttbcr = Ttbcr::read_raw();
-    (ttbcr & TTBCR_PD0 == 0).then(|| Ttbr0::read().raw_value() & !0x3fff)
+    // With TTBCR.N = 1 the user table is 8 KiB aligned: TTBR0 holds its
+    // address in bits [31:13] (walk attributes below).
+    let base_mask = !((1u32 << (14 - layout::TTBCR_N)) - 1);
+    (ttbcr & TTBCR_PD0 == 0).then(|| Ttbr0::read().raw_value() & base_mask)
 }
 
 impl hal::Memory for crate::platform::Armv7 {
@@ -509,4 +519,24 @@ impl hal::Memory for crate::platform::Armv7 {
         }
         Ok((first_virt.ok_or(MapError::Misaligned)? + (paddr - first)) as usize)
     }
+}
+
+/// Cleans `[kernel_address, +len)` from the data cache to the point of
+/// unification and drops the instruction cache and branch predictor, so
+/// code written through the direct map can be fetched at its user address.
+pub fn sync_instructions(kernel_address: usize, len: usize) {
+    // CTR.DminLine: log2 of the smallest data-cache line, in words.
+    let line = 4usize << ((Ctr::read_raw() >> 16) & 0xf);
+    let start = kernel_address & !(line - 1);
+    let end = kernel_address.saturating_add(len);
+    for address in (start..end).step_by(line) {
+        // SAFETY: cache maintenance by address has no architectural effect
+        // beyond writing back the line; the range is mapped kernel memory.
+        unsafe { Dccmvau::write(Dccmvau(address as u32)) };
+    }
+    dsb();
+    Iciallu::write();
+    BpIAll::write();
+    dsb();
+    isb();
 }

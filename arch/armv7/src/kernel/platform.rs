@@ -213,6 +213,21 @@ impl hal::Cpu for Armv7 {
         aarch32_cpu::asm::wfi();
     }
 
+    fn idle() {
+        // WFI wakes for a pending interrupt even while IRQs are masked, so
+        // one that arrives before it cannot be slept through; unmasking
+        // then takes it.
+        aarch32_cpu::asm::wfi();
+        // SAFETY: the caller is ready for interrupts here; that is the
+        // point of idling.
+        unsafe { aarch32_cpu::interrupt::enable() };
+        aarch32_cpu::interrupt::disable();
+    }
+
+    fn sync_instructions(kernel_address: usize, len: usize) {
+        crate::memory::sync_instructions(kernel_address, len);
+    }
+
     fn cycle_counter() -> u64 {
         time::cycles() as u64
     }
@@ -236,6 +251,8 @@ impl hal::Cpu for Armv7 {
 
 impl hal::Platform for Armv7 {
     const ARCH: &'static str = "armv7";
+    /// EM_ARM.
+    const ELF_MACHINE: u16 = 40;
 
     fn init_devices() -> Result<(), &'static str> {
         interrupts::init()

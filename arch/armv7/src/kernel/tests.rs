@@ -12,7 +12,7 @@ use kernel::cmdline::Cmdline;
 use kernel::ktest::{Outcome, Test};
 use kernel::{ensure, ensure_eq, fail};
 
-pub static ARCH_TESTS: [Test; 9] = [
+pub static ARCH_TESTS: [Test; 10] = [
     Test {
         name: "irq::spurious_acknowledge_is_counted",
         run: spurious_acknowledge_is_counted,
@@ -48,6 +48,10 @@ pub static ARCH_TESTS: [Test; 9] = [
     Test {
         name: "cpu::svc_mode_with_per_mode_stacks",
         run: svc_mode_with_per_mode_stacks,
+    },
+    Test {
+        name: "mmu::user_tables_at_8k_alignment_switch",
+        run: user_tables_at_8k_alignment_switch,
     },
 ];
 
@@ -329,4 +333,59 @@ fn gic_from_the_device_tree() -> Outcome {
     };
     ensure_eq!(lines, 96, "GIC lines on vexpress-a15");
     Ok(())
+}
+
+/// User L1 tables are 8 KiB aligned (TTBCR.N = 1), so two may share their
+/// 16 KiB-aligned bits: switching between such a pair must still switch,
+/// and destroying the active one must stop walks through it.
+fn user_tables_at_8k_alignment_switch() -> Outcome {
+    let frames = &kernel::mm::frames::KernelFrames;
+    let mut roots = alloc::vec::Vec::new();
+    // Enough tables that two fall in one 16 KiB block.
+    let mut pair = None;
+    for _ in 0..8 {
+        let Ok(root) = Armv7::create_space(frames) else {
+            break;
+        };
+        if let Some(&other) = roots
+            .iter()
+            .find(|r: &&hal::RootTable| r.0 ^ root.0 == 0x2000)
+        {
+            pair = Some((other, root));
+        }
+        roots.push(root);
+    }
+    let outcome = match pair {
+        None => Err(kernel::ktest::Failure::new(
+            file!(),
+            line!(),
+            format_args!("no two tables in one 16 KiB block among {roots:x?}"),
+        )),
+        Some((a, b)) => {
+            Armv7::activate(Some(a));
+            let first = memory::active_user_table();
+            Armv7::activate(Some(b));
+            let second = memory::active_user_table();
+            Armv7::destroy_space(b, frames);
+            let after_destroy = memory::active_user_table();
+            roots.retain(|r| *r != b);
+            Armv7::activate(None);
+            if (first, second, after_destroy) == (Some(a.0 as u32), Some(b.0 as u32), None) {
+                Ok(())
+            } else {
+                Err(kernel::ktest::Failure::new(
+                    file!(),
+                    line!(),
+                    format_args!(
+                        "active tables {first:x?}, {second:x?}, after destroy {after_destroy:x?} (a {:#x}, b {:#x})",
+                        a.0, b.0
+                    ),
+                ))
+            }
+        }
+    };
+    for root in roots {
+        Armv7::destroy_space(root, frames);
+    }
+    outcome
 }

@@ -1,6 +1,7 @@
 //! Exceptions: the vector table, the trap frame, fault decoding and
 //! reports, and recovery from expected kernel faults.
 
+use crate::platform::Armv7;
 use aarch32_cpu::register::{Dfar, Dfsr, Ifar, Ifsr, Vbar};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -84,6 +85,20 @@ const MODE_USR: u32 = 0x10;
 const THUMB: u32 = 1 << 5;
 
 impl TrapFrame {
+    /// A frame that returns to user mode at `pc` with `cpsr`.
+    pub fn new_user(r: [u32; 13], sp_usr: u32, pc: u32, cpsr: u32) -> TrapFrame {
+        TrapFrame {
+            r,
+            lr_svc: 0,
+            sp_usr,
+            lr_usr: 0,
+            kind: Kind::Svc as u32,
+            _pad: 0,
+            pc,
+            cpsr,
+        }
+    }
+
     /// Whether the exception came from user mode.
     pub fn user_mode(&self) -> bool {
         self.cpsr & MODE_MASK == MODE_USR
@@ -209,6 +224,14 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
     match kind {
         Kind::Irq => {
             crate::interrupts::handle_irq();
+            if frame.user_mode() {
+                kernel::task::before_user_return::<Armv7>();
+            }
+            return;
+        }
+        Kind::Svc if frame.user_mode() => {
+            crate::threads::syscall(frame);
+            kernel::task::before_user_return::<Armv7>();
             return;
         }
         Kind::Fiq => {
@@ -223,6 +246,13 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
         _ => {}
     }
     let fault = decode(frame);
+    if frame.user_mode() {
+        // Returns only if the fault was resolved (a page brought in);
+        // otherwise the process is killed and this thread never resumes.
+        kernel::task::user_fault::<Armv7>(fault, kind.name());
+        kernel::task::before_user_return::<Armv7>();
+        return;
+    }
     if recover(frame, fault) {
         return;
     }

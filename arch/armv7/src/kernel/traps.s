@@ -24,14 +24,21 @@ exception_vectors:
     cps #0x13
     sub sp, sp, #16             /* sp_usr, lr_usr, kind, pad */
     push {r0-r12, lr}
+    mov r1, #\kind
+    b trap_body
+.endm
+
+trap_body:
     add r0, sp, #56
     stm r0, {sp, lr}^           /* the user-mode sp and lr */
-    mov r1, #\kind
     str r1, [sp, #64]
     mov r4, sp
     bic sp, sp, #7              /* AAPCS: 8-byte aligned for the call */
     mov r0, r4
     bl armv7_trap
+/* Restores the TrapFrame at r4 and returns from the exception. */
+.global trap_exit
+trap_exit:
     mov sp, r4
     add r0, sp, #56
     ldm r0, {sp, lr}^
@@ -39,7 +46,6 @@ exception_vectors:
     pop {r0-r12, lr}
     add sp, sp, #16
     rfeia sp!
-.endm
 
 /*
  * An abort taken while an abort entry was saving state (so from abort

@@ -1,6 +1,8 @@
 //! Segments: the GDT and the TSS, whose interrupt stacks give double faults
-//! and NMIs a known-good stack.
+//! and NMIs a known-good stack, and whose RSP0 is the kernel stack that
+//! traps from user mode land on.
 
+use core::cell::UnsafeCell;
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
@@ -25,7 +27,6 @@ static mut NMI_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 /// The kernel's segment selectors. The order of the user segments is what
 /// SYSRET expects: user data at STAR.SYSRET + 8, user code at + 16.
 #[derive(Clone, Copy, Debug)]
-#[expect(dead_code, reason = "the user selectors are for entering user mode")]
 pub struct Selectors {
     pub kernel_code: SegmentSelector,
     pub kernel_data: SegmentSelector,
@@ -34,7 +35,14 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS, written after loading: RSP0 changes on every switch to a thread.
+struct Tss(UnsafeCell<TaskStateSegment>);
+
+// SAFETY: one CPU; RSP0 is written only with interrupts disabled (by the
+// scheduler), and the CPU reads it only when an interrupt arrives.
+unsafe impl Sync for Tss {}
+
+static TSS: Tss = Tss(UnsafeCell::new(TaskStateSegment::new()));
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 fn stack_top(stack: *mut Stack) -> VirtAddr {
@@ -43,20 +51,21 @@ fn stack_top(stack: *mut Stack) -> VirtAddr {
 
 /// Loads the GDT and TSS and reloads every segment register.
 pub fn init() -> Selectors {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] =
+    let tss = TSS.0.get();
+    // SAFETY: before the TSS is loaded nothing else reads or writes it.
+    unsafe {
+        (*tss).interrupt_stack_table[DOUBLE_FAULT_IST as usize] =
             stack_top(&raw mut DOUBLE_FAULT_STACK);
-        tss.interrupt_stack_table[NMI_IST as usize] = stack_top(&raw mut NMI_STACK);
-        tss
-    });
+        (*tss).interrupt_stack_table[NMI_IST as usize] = stack_top(&raw mut NMI_STACK);
+    }
     let (gdt, selectors) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
+        // SAFETY: the TSS is a static, so valid for as long as the GDT is.
+        let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
         (
             gdt,
             Selectors {
@@ -79,4 +88,16 @@ pub fn init() -> Selectors {
         load_tss(selectors.tss);
     }
     *selectors
+}
+
+/// The loaded selectors.
+pub fn selectors() -> Selectors {
+    GDT.get().expect("the GDT is loaded at boot").1
+}
+
+/// Makes `top` the stack the CPU switches to on a trap from user mode.
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: a single aligned store to a field the CPU reads only when it
+    // takes an interrupt; callers have interrupts disabled.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
 }

@@ -14,6 +14,7 @@ mod platform;
 mod ports;
 mod serial;
 mod tests;
+mod threads;
 mod time;
 mod traps;
 
@@ -41,6 +42,7 @@ extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
     gdt::init();
     traps::init();
     time::init();
+    threads::init();
     let mut boot = match platform::read_boot_info(start_info_paddr as u64) {
         Ok(boot) => boot,
         Err(error) => {

@@ -163,6 +163,17 @@ impl hal::Cpu for X86_64 {
         hlt();
     }
 
+    fn idle() {
+        // STI takes effect after the next instruction, so no interrupt can
+        // be taken between it and HLT.
+        cpu_interrupts::enable_and_hlt();
+        cpu_interrupts::disable();
+    }
+
+    fn sync_instructions(_kernel_address: usize, _len: usize) {
+        // Instruction fetch is coherent with data writes on x86_64.
+    }
+
     fn cycle_counter() -> u64 {
         time::rdtsc()
     }
@@ -183,6 +194,8 @@ impl hal::Cpu for X86_64 {
 
 impl hal::Platform for X86_64 {
     const ARCH: &'static str = "x86_64";
+    /// EM_X86_64.
+    const ELF_MACHINE: u16 = 62;
 
     fn init_devices() -> Result<(), &'static str> {
         interrupts::init()

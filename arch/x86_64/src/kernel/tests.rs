@@ -10,7 +10,7 @@ use kernel::{ensure, ensure_eq, fail};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-pub static ARCH_TESTS: [Test; 6] = [
+pub static ARCH_TESTS: [Test; 7] = [
     Test {
         name: "irq::spurious_vector_is_counted",
         run: spurious_vector_is_counted,
@@ -34,6 +34,10 @@ pub static ARCH_TESTS: [Test; 6] = [
     Test {
         name: "paging::kernel_window_aliases_physical",
         run: kernel_window_aliases_physical,
+    },
+    Test {
+        name: "user::smep_and_smap_stop_the_kernel_at_user_pages",
+        run: smep_and_smap_stop_the_kernel_at_user_pages,
     },
 ];
 
@@ -140,4 +144,76 @@ fn madt_matches_the_machine() -> Outcome {
         other => fail!("no expectations for machine {other}"),
     }
     Ok(())
+}
+
+extern "C" fn read_user_byte(address: usize) {
+    // SAFETY: run under catch_fault; with SMAP the read faults, which is
+    // what the test expects.
+    unsafe { core::hint::black_box((address as *const u8).read_volatile()) };
+}
+
+extern "C" fn call_user_code(address: usize) {
+    // SAFETY: as above; with SMEP the fetch faults. If it did not, the
+    // page holds a single RET.
+    let code: extern "C" fn() = unsafe { core::mem::transmute(address) };
+    code();
+}
+
+/// QEMU's `-cpu max` has both; the kernel turns them on, so a kernel read
+/// of a user page and a kernel jump into one both fault.
+fn smep_and_smap_stop_the_kernel_at_user_pages() -> Outcome {
+    use hal::mm::{MapFlags, PAGE_SIZE, Space};
+    use hal::trap::{Access, FaultKind};
+    ensure_eq!(crate::threads::protections(), (true, true), "SMEP, SMAP on");
+    let frames = &KernelFrames;
+    let Ok(root) = X86_64::create_space(frames) else {
+        fail!("no user space");
+    };
+    let Ok(frame) = kernel::mm::frames::allocate_zeroed(1, PAGE_SIZE) else {
+        fail!("no frame");
+    };
+    // SAFETY: the frame is ours; RET through the direct map.
+    unsafe { (kernel::mm::frames::to_virt(frame) as *mut u8).write(0xc3) };
+    let page = abi::layout::IMAGE_BASE;
+    let mut outcome = Ok(());
+    for (flags, probe, access) in [
+        (
+            MapFlags::USER_RO,
+            read_user_byte as extern "C" fn(usize),
+            Access::Read,
+        ),
+        (MapFlags::USER_RX, call_user_code, Access::Execute),
+    ] {
+        let _ = X86_64::unmap(Space::User(root), page);
+        if X86_64::map(Space::User(root), page, frame, PAGE_SIZE, flags, frames).is_err() {
+            outcome = Err(kernel::ktest::Failure::new(
+                file!(),
+                line!(),
+                format_args!("map"),
+            ));
+            break;
+        }
+        X86_64::activate(Some(root));
+        // SAFETY: the probes hold no locks and own nothing.
+        let result = unsafe { <X86_64 as hal::Cpu>::catch_fault(probe, page) };
+        X86_64::activate(None);
+        match result {
+            Err(fault)
+                if fault.kind == FaultKind::Permission
+                    && fault.access == Some(access)
+                    && fault.address == page => {}
+            other => {
+                outcome = Err(kernel::ktest::Failure::new(
+                    file!(),
+                    line!(),
+                    format_args!("{access:?} of a user page from the kernel: {other:?}"),
+                ));
+                break;
+            }
+        }
+    }
+    let _ = X86_64::unmap(Space::User(root), page);
+    kernel::mm::frames::free(frame, 1);
+    X86_64::destroy_space(root, frames);
+    outcome
 }

@@ -1,6 +1,7 @@
 //! Exceptions and interrupts: the IDT, the trap frame, fault decoding and
 //! reports, and recovery from expected kernel faults.
 
+use crate::platform::X86_64;
 use crate::{gdt, interrupts};
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -54,6 +55,34 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
+    /// A frame of zeros, to fill in.
+    pub const fn zeroed() -> TrapFrame {
+        TrapFrame {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: 0,
+            rsi: 0,
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: 0,
+            error_code: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            ss: 0,
+        }
+    }
+
     /// Whether the trap came from user mode.
     pub fn user_mode(&self) -> bool {
         self.cs & 3 == 3
@@ -152,7 +181,9 @@ pub fn decode(frame: &TrapFrame) -> Fault {
         }
         0 => (FaultKind::DivideByZero, None, frame.rip as usize),
         3 => (FaultKind::Breakpoint, None, frame.rip as usize),
-        6 => (FaultKind::IllegalInstruction, None, frame.rip as usize),
+        // #NM: x87 and SSE are disabled, so their instructions are illegal.
+        6 | 7 => (FaultKind::IllegalInstruction, None, frame.rip as usize),
+        13 => (FaultKind::GeneralProtection, None, frame.rip as usize),
         17 => (FaultKind::Alignment, None, frame.rip as usize),
         _ => (FaultKind::Other, None, frame.rip as usize),
     };
@@ -240,9 +271,19 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector >= interrupts::FIRST_VECTOR {
         interrupt(vector);
+        if frame.user_mode() {
+            kernel::task::before_user_return::<X86_64>();
+        }
         return;
     }
     let fault = decode(frame);
+    if frame.user_mode() {
+        // Returns only if the fault was resolved (a page brought in);
+        // otherwise the process is killed and this thread never resumes.
+        kernel::task::user_fault::<X86_64>(fault, exception_name(vector));
+        kernel::task::before_user_return::<X86_64>();
+        return;
+    }
     if recover(frame, fault) {
         return;
     }
@@ -274,9 +315,7 @@ fn interrupt(vector: u8) {
             interrupts::end_of_interrupt(vector);
         }
         _ => {
-            kernel::irq::dispatch::<crate::platform::X86_64>(
-                (vector - interrupts::FIRST_VECTOR) as usize,
-            );
+            kernel::irq::dispatch::<X86_64>((vector - interrupts::FIRST_VECTOR) as usize);
             interrupts::end_of_interrupt(vector);
         }
     }

@@ -53,6 +53,9 @@ trap_common:
     cld
     mov %rsp, %rdi
     call x86_64_trap
+/* Restores a TrapFrame at %rsp and returns from the trap. */
+.global trap_return
+trap_return:
     pop %r15
     pop %r14
     pop %r13

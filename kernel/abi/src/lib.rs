@@ -1,0 +1,493 @@
+//! The contract between Ferrite and its user programs.
+//!
+//! Everything a system call passes across the user/kernel boundary is
+//! defined here once: call numbers, error codes, the records the kernel
+//! writes into user memory, and the fixed addresses of a program's image
+//! and stack. The kernel and the user runtime both build this crate, so
+//! they cannot disagree; `docs/syscalls.md` describes it for people.
+//!
+//! Registers: on x86_64 the number goes in `rax` and arguments in `rdi`,
+//! `rsi`, `rdx`, `r10`, `r8`, `r9`; results come back in `rax` and `rdx`;
+//! `syscall` itself clobbers `rcx` and `r11`. On ARMv7 the number goes in
+//! `r7`, arguments in `r0`-`r5`, results in `r0` and `r1`. Every other
+//! register is preserved.
+
+#![no_std]
+
+pub mod layout;
+
+use core::fmt;
+
+/// System call numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Syscall {
+    /// `exit(code)`: ends the calling process with `code`. Never returns.
+    Exit = 0,
+    /// `write(buffer, length) -> written`: writes bytes to the console.
+    Write = 1,
+    /// `read(buffer, capacity) -> count`: reads console input, waiting
+    /// until at least one byte has arrived.
+    Read = 2,
+    /// `yield()`: lets other ready threads of the same priority run.
+    Yield = 3,
+    /// `sleep(ns_low, ns_high)`: waits for at least that many nanoseconds.
+    Sleep = 4,
+    /// `time() -> (ns_low, ns_high)`: nanoseconds on the monotonic clock.
+    Time = 5,
+    /// `thread_spawn(entry, stack_top, argument) -> thread id`: starts a
+    /// thread in the calling process at `entry(argument)`.
+    ThreadSpawn = 6,
+    /// `thread_exit()`: ends the calling thread; the process ends with
+    /// status 0 when its last thread does. Never returns.
+    ThreadExit = 7,
+    /// `map(address, length, protection) -> address`: maps zeroed
+    /// anonymous memory; address 0 lets the kernel choose.
+    Map = 8,
+    /// `unmap(address, length)`: removes anonymous memory mapped by `map`.
+    Unmap = 9,
+    /// `spawn(name, name_length, arguments, arguments_length, flags) -> pid`:
+    /// starts a program from the boot archive in a new process.
+    Spawn = 10,
+    /// `wait(pid, status) -> pid`: waits until child `pid` (0: any child)
+    /// has ended and writes its [`WaitStatus`].
+    Wait = 11,
+    /// `process_id() -> pid`: the calling process's id.
+    ProcessId = 12,
+    /// `info(kind, buffer, capacity) -> length`: writes system information
+    /// records ([`InfoKind`]) into the buffer.
+    Info = 13,
+    /// `power_off(status)`: ends the machine. Only processes with the
+    /// power-off privilege may; others get [`Error::PermissionDenied`].
+    PowerOff = 14,
+    /// `thread_id() -> tid`: the calling thread's id.
+    ThreadId = 15,
+}
+
+impl Syscall {
+    /// Every call, in number order.
+    pub const ALL: [Syscall; 16] = [
+        Syscall::Exit,
+        Syscall::Write,
+        Syscall::Read,
+        Syscall::Yield,
+        Syscall::Sleep,
+        Syscall::Time,
+        Syscall::ThreadSpawn,
+        Syscall::ThreadExit,
+        Syscall::Map,
+        Syscall::Unmap,
+        Syscall::Spawn,
+        Syscall::Wait,
+        Syscall::ProcessId,
+        Syscall::Info,
+        Syscall::PowerOff,
+        Syscall::ThreadId,
+    ];
+
+    /// The call with number `number`.
+    pub fn from_number(number: usize) -> Option<Syscall> {
+        Syscall::ALL.get(number).copied()
+    }
+}
+
+/// Why a system call failed. A call returns `-(error as isize)` in its
+/// first result register; see [`decode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Error {
+    /// No system call has this number.
+    UnknownSyscall = 1,
+    /// A pointer and length do not lie in mapped user memory with the
+    /// access the call needs (or they overflow).
+    BadAddress = 2,
+    /// An argument is out of range or malformed.
+    InvalidArgument = 3,
+    /// The kernel has no memory for the request.
+    OutOfMemory = 4,
+    /// No such program or process.
+    NotFound = 5,
+    /// `wait` has no child process to wait for.
+    NoChildren = 6,
+    /// The program is not a valid executable for this machine.
+    BadImage = 7,
+    /// The caller lacks the privilege the call needs.
+    PermissionDenied = 8,
+    /// A string or buffer exceeds the call's limit.
+    TooLong = 9,
+    /// A limit on threads or processes is reached.
+    LimitReached = 10,
+}
+
+impl Error {
+    /// Every error, in number order.
+    pub const ALL: [Error; 10] = [
+        Error::UnknownSyscall,
+        Error::BadAddress,
+        Error::InvalidArgument,
+        Error::OutOfMemory,
+        Error::NotFound,
+        Error::NoChildren,
+        Error::BadImage,
+        Error::PermissionDenied,
+        Error::TooLong,
+        Error::LimitReached,
+    ];
+
+    /// The value a failing call returns.
+    pub const fn encode(self) -> usize {
+        (self as usize).wrapping_neg()
+    }
+
+    /// A short description.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Error::UnknownSyscall => "unknown system call",
+            Error::BadAddress => "bad address",
+            Error::InvalidArgument => "invalid argument",
+            Error::OutOfMemory => "out of memory",
+            Error::NotFound => "not found",
+            Error::NoChildren => "no child processes",
+            Error::BadImage => "not a valid executable",
+            Error::PermissionDenied => "permission denied",
+            Error::TooLong => "too long",
+            Error::LimitReached => "limit reached",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Results at or above this value (as unsigned) are errors.
+pub const FIRST_ERROR_VALUE: usize = 4096usize.wrapping_neg();
+
+/// Splits a call's first result into a value or an error.
+pub fn decode(value: usize) -> Result<usize, Error> {
+    if value < FIRST_ERROR_VALUE {
+        return Ok(value);
+    }
+    let number = value.wrapping_neg();
+    Err(Error::ALL
+        .get(number.wrapping_sub(1))
+        .copied()
+        .unwrap_or(Error::InvalidArgument))
+}
+
+/// `map` protection: readable (always implied).
+pub const PROT_READ: usize = 1;
+/// `map` protection: writable. Anonymous memory is never executable.
+pub const PROT_WRITE: usize = 2;
+
+/// `spawn` flag: the child gets the parent's privileges (power-off).
+pub const SPAWN_INHERIT_PRIVILEGES: usize = 1;
+
+/// Longest program name `spawn` accepts.
+pub const MAX_NAME_LENGTH: usize = 32;
+/// Longest argument string `spawn` passes on.
+pub const MAX_ARGUMENTS_LENGTH: usize = 1024;
+/// Largest buffer one `write` call takes.
+pub const MAX_WRITE_LENGTH: usize = 64 * 1024;
+
+/// The status code of a program whose runtime caught a panic.
+pub const EXIT_PANIC: i32 = 101;
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitReason {
+    /// It called `exit` (or its last thread ended): `code` holds its status.
+    Exited = 0,
+    /// The kernel killed it for a fault: `fault_*` say which.
+    Faulted = 1,
+}
+
+/// What went wrong, for a process killed by a fault. The numbers are part
+/// of the ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum FaultKind {
+    /// Nothing is mapped at the address.
+    NotMapped = 1,
+    /// Mapped, but the access is not allowed (includes kernel memory).
+    Permission = 2,
+    /// Misaligned access.
+    Alignment = 3,
+    /// Undefined or privileged instruction.
+    IllegalInstruction = 4,
+    /// Integer division by zero (x86_64; ARMv7 division does not trap).
+    DivideByZero = 5,
+    /// A breakpoint instruction.
+    Breakpoint = 6,
+    /// Any other exception.
+    Other = 7,
+    /// x86_64's general-protection fault: a privileged instruction, an I/O
+    /// port access or a non-canonical address.
+    GeneralProtection = 8,
+}
+
+impl FaultKind {
+    /// The kind with number `number`.
+    pub fn from_number(number: u32) -> Option<FaultKind> {
+        Some(match number {
+            1 => FaultKind::NotMapped,
+            2 => FaultKind::Permission,
+            3 => FaultKind::Alignment,
+            4 => FaultKind::IllegalInstruction,
+            5 => FaultKind::DivideByZero,
+            6 => FaultKind::Breakpoint,
+            7 => FaultKind::Other,
+            8 => FaultKind::GeneralProtection,
+            _ => return None,
+        })
+    }
+
+    /// A short description.
+    pub const fn message(self) -> &'static str {
+        match self {
+            FaultKind::NotMapped => "page not mapped",
+            FaultKind::Permission => "permission denied",
+            FaultKind::Alignment => "misaligned access",
+            FaultKind::IllegalInstruction => "illegal instruction",
+            FaultKind::DivideByZero => "division by zero",
+            FaultKind::Breakpoint => "breakpoint",
+            FaultKind::Other => "fault",
+            FaultKind::GeneralProtection => "general protection fault",
+        }
+    }
+}
+
+/// The access that faulted, for memory faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum FaultAccess {
+    /// Not a memory access.
+    None = 0,
+    /// A data read.
+    Read = 1,
+    /// A data write.
+    Write = 2,
+    /// An instruction fetch.
+    Execute = 3,
+}
+
+/// What `wait` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct WaitStatus {
+    /// The child that ended.
+    pub pid: u32,
+    /// An [`ExitReason`].
+    pub reason: u32,
+    /// The exit status, for [`ExitReason::Exited`].
+    pub code: i32,
+    /// A [`FaultKind`], for [`ExitReason::Faulted`].
+    pub fault_kind: u32,
+    /// A [`FaultAccess`].
+    pub fault_access: u32,
+    /// Explicit padding, always zero.
+    pub reserved: u32,
+    /// The address the fault concerned.
+    pub fault_address: u64,
+    /// Where the faulting instruction is.
+    pub fault_pc: u64,
+}
+
+impl WaitStatus {
+    /// The reason, if the kernel wrote a known one.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        match self.reason {
+            0 => Some(ExitReason::Exited),
+            1 => Some(ExitReason::Faulted),
+            _ => None,
+        }
+    }
+
+    /// The fault kind, for a process killed by a fault.
+    pub fn fault(&self) -> Option<FaultKind> {
+        (self.exit_reason() == Some(ExitReason::Faulted))
+            .then(|| FaultKind::from_number(self.fault_kind))
+            .flatten()
+    }
+}
+
+/// What `info` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum InfoKind {
+    /// One [`SystemInfo`].
+    System = 0,
+    /// One [`MemoryInfo`].
+    Memory = 1,
+    /// A [`ProcessInfo`] per process.
+    Processes = 2,
+    /// An [`IrqInfo`] per interrupt that has arrived.
+    Interrupts = 3,
+}
+
+impl InfoKind {
+    /// The kind with number `number`.
+    pub fn from_number(number: usize) -> Option<InfoKind> {
+        Some(match number {
+            0 => InfoKind::System,
+            1 => InfoKind::Memory,
+            2 => InfoKind::Processes,
+            3 => InfoKind::Interrupts,
+            _ => return None,
+        })
+    }
+}
+
+/// A fixed-size, NUL-padded name.
+pub type Name = [u8; 32];
+
+/// The text of a [`Name`], up to its first NUL (invalid UTF-8 shows as `?`).
+pub fn name_str(name: &Name) -> &str {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    core::str::from_utf8(&name[..end]).unwrap_or("?")
+}
+
+/// Copies `text` into a [`Name`], cutting it if it is too long.
+pub fn name_from(text: &str) -> Name {
+    let mut name = [0; 32];
+    let n = text.len().min(name.len());
+    name[..n].copy_from_slice(&text.as_bytes()[..n]);
+    name
+}
+
+/// The system as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct SystemInfo {
+    /// Kernel version.
+    pub version: Name,
+    /// Architecture (`x64`, `arm`).
+    pub arch: Name,
+    /// The QEMU machine.
+    pub machine: Name,
+    /// Nanoseconds since boot.
+    pub uptime_ns: u64,
+    /// The scheduler's tick rate.
+    pub tick_hz: u32,
+    /// Processes alive (zombies included).
+    pub processes: u32,
+    /// Threads alive, the idle thread included.
+    pub threads: u32,
+    /// Explicit padding, always zero.
+    pub reserved: u32,
+    /// Cycle-counter value when the first user instruction ran (guest
+    /// instructions since reset under `-icount`); 0 if unknown.
+    pub first_user_cycles: u64,
+    /// An address in the kernel half that is mapped, for the kernel only
+    /// (the kernel image in the direct map): touching it must fault.
+    pub kernel_address: u64,
+}
+
+/// Memory, in frames of `page_size` bytes and heap bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct MemoryInfo {
+    /// Bytes per frame.
+    pub page_size: u64,
+    /// Frames the allocator manages.
+    pub total_frames: u64,
+    /// Frames free now.
+    pub free_frames: u64,
+    /// Bytes in the kernel heap.
+    pub heap_total: u64,
+    /// Heap bytes in use.
+    pub heap_used: u64,
+}
+
+/// A process's state, as `info` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ProcessState {
+    /// At least one thread is running or ready.
+    Running = 0,
+    /// Every thread waits (sleeps, reads, waits for a child).
+    Blocked = 1,
+    /// Ended; its parent has not collected the status yet.
+    Zombie = 2,
+}
+
+/// One process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct ProcessInfo {
+    /// Its id.
+    pub pid: u32,
+    /// Its parent's id; 0 for none.
+    pub parent: u32,
+    /// Live threads.
+    pub threads: u32,
+    /// A [`ProcessState`].
+    pub state: u32,
+    /// Frames mapped in its address space (page tables not counted).
+    pub resident_pages: u64,
+    /// CPU time its threads used, in ticks.
+    pub cpu_ticks: u64,
+    /// The program's name.
+    pub name: Name,
+}
+
+/// One interrupt line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct IrqInfo {
+    /// The architecture's interrupt number.
+    pub irq: u32,
+    /// Explicit padding, always zero.
+    pub reserved: u32,
+    /// How many times it arrived.
+    pub count: u64,
+    /// What it is for, if the kernel knows.
+    pub name: Name,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_positions() {
+        for (i, call) in Syscall::ALL.iter().enumerate() {
+            assert_eq!(*call as usize, i);
+            assert_eq!(Syscall::from_number(i), Some(*call));
+        }
+        assert_eq!(Syscall::from_number(Syscall::ALL.len()), None);
+        for (i, error) in Error::ALL.iter().enumerate() {
+            assert_eq!(*error as usize, i + 1);
+        }
+    }
+
+    #[test]
+    fn errors_round_trip_and_values_pass() {
+        for error in Error::ALL {
+            assert_eq!(decode(error.encode()), Err(error));
+        }
+        assert_eq!(decode(0), Ok(0));
+        assert_eq!(decode(FIRST_ERROR_VALUE - 1), Ok(FIRST_ERROR_VALUE - 1));
+        // Unassigned error numbers still read as errors.
+        assert_eq!(decode(usize::MAX - 200), Err(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn names_are_cut_and_read_back() {
+        assert_eq!(name_str(&name_from("init")), "init");
+        let long = "a-very-long-program-name-beyond-thirty-two-bytes";
+        assert_eq!(name_str(&name_from(long)), &long[..32]);
+    }
+
+    #[test]
+    fn records_have_the_same_layout_on_every_target() {
+        assert_eq!(size_of::<WaitStatus>(), 40);
+        assert_eq!(size_of::<MemoryInfo>(), 40);
+        assert_eq!(size_of::<ProcessInfo>(), 64);
+        assert_eq!(size_of::<IrqInfo>(), 48);
+        assert_eq!(size_of::<SystemInfo>(), 136);
+    }
+}

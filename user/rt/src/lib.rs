@@ -1,0 +1,68 @@
+//! The runtime every Ferrite user program links: the entry point, typed
+//! system calls, console printing, a heap, threads, processes and time.
+//!
+//! A program names its main function with [`entry!`]; it gets its
+//! argument string and returns its exit status:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! rt::entry!(main);
+//! fn main(args: &str) -> i32 {
+//!     rt::println!("hello, {args}");
+//!     0
+//! }
+//! ```
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod heap;
+pub mod io;
+pub mod process;
+pub mod sys;
+pub mod thread;
+pub mod time;
+
+pub use abi::Error;
+
+/// Declares the program's main function: `fn(&str) -> i32`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        fn __ferrite_main(arguments: &str) -> i32 {
+            $main(arguments)
+        }
+    };
+}
+
+unsafe extern "Rust" {
+    /// Defined by [`entry!`] in the program.
+    fn __ferrite_main(arguments: &str) -> i32;
+}
+
+/// Called by the entry code in `arch` with the argument bytes the kernel
+/// copied to the top of the stack.
+extern "C" fn start(arguments: *const u8, len: usize) -> ! {
+    let bytes = if len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the kernel copied `len` bytes to `arguments`, in the
+        // stack region, above the initial stack pointer, so nothing
+        // overwrites them.
+        unsafe { core::slice::from_raw_parts(arguments, len) }
+    };
+    let arguments = core::str::from_utf8(bytes).unwrap_or("");
+    // SAFETY: `entry!` defines the symbol with this signature.
+    let status = unsafe { __ferrite_main(arguments) };
+    sys::exit(status)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    io::print_panic(info);
+    sys::exit(abi::EXIT_PANIC)
+}

@@ -1,0 +1,116 @@
+//! Other processes: starting programs and learning how they ended.
+
+use crate::sys;
+use abi::{Error, ExitReason, FaultKind, WaitStatus};
+use core::fmt;
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// The kernel killed it for a fault.
+    Fault {
+        kind: FaultKind,
+        address: u64,
+        pc: u64,
+    },
+}
+
+impl Exit {
+    fn from_status(status: &WaitStatus) -> Exit {
+        match (status.exit_reason(), status.fault()) {
+            (Some(ExitReason::Faulted), Some(kind)) => Exit::Fault {
+                kind,
+                address: status.fault_address,
+                pc: status.fault_pc,
+            },
+            (Some(ExitReason::Faulted), None) => Exit::Fault {
+                kind: FaultKind::Other,
+                address: status.fault_address,
+                pc: status.fault_pc,
+            },
+            _ => Exit::Code(status.code),
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exited with status {code}"),
+            Exit::Fault { kind, address, pc } => {
+                write!(f, "killed: {} at {address:#x} (pc {pc:#x})", kind.message())
+            }
+        }
+    }
+}
+
+/// Starts program `name` with `arguments`.
+pub fn spawn(name: &str, arguments: &str) -> Result<u32, Error> {
+    sys::spawn(name, arguments, 0)
+}
+
+/// Waits for child `pid` (0: any); returns its id and how it ended.
+pub fn wait(pid: u32) -> Result<(u32, Exit), Error> {
+    let mut status = WaitStatus::default();
+    let pid = sys::wait(pid, &mut status)?;
+    Ok((pid, Exit::from_status(&status)))
+}
+
+/// Starts `name` and waits for it.
+pub fn run(name: &str, arguments: &str) -> Result<Exit, Error> {
+    let pid = spawn(name, arguments)?;
+    wait(pid).map(|(_, exit)| exit)
+}
+
+/// Reads records of type `T` from `info(kind)` into a vector. `T` must be
+/// the plain record type the kernel writes for `kind`.
+fn info_records<T: Copy>(kind: abi::InfoKind) -> Result<alloc::vec::Vec<T>, Error> {
+    let size = size_of::<T>();
+    let mut capacity = 16;
+    loop {
+        let mut buffer = alloc::vec![0u8; capacity * size];
+        let needed = sys::info(kind, &mut buffer)?;
+        if needed <= buffer.len() {
+            let count = needed / size;
+            let records = (0..count)
+                .map(|n| {
+                    // SAFETY: the kernel wrote `count` whole records of T
+                    // (a plain repr(C) ABI record) into the buffer;
+                    // unaligned reads allow any buffer alignment.
+                    unsafe { (buffer.as_ptr().add(n * size) as *const T).read_unaligned() }
+                })
+                .collect();
+            return Ok(records);
+        }
+        capacity = needed.div_ceil(size);
+    }
+}
+
+fn info_record<T: Copy>(kind: abi::InfoKind) -> Result<T, Error> {
+    info_records::<T>(kind)?
+        .first()
+        .copied()
+        .ok_or(Error::InvalidArgument)
+}
+
+/// The system as a whole.
+pub fn system() -> Result<abi::SystemInfo, Error> {
+    info_record(abi::InfoKind::System)
+}
+
+/// Memory use.
+pub fn memory() -> Result<abi::MemoryInfo, Error> {
+    info_record(abi::InfoKind::Memory)
+}
+
+/// Every process.
+pub fn processes() -> Result<alloc::vec::Vec<abi::ProcessInfo>, Error> {
+    info_records(abi::InfoKind::Processes)
+}
+
+/// Every interrupt that has arrived, with its count.
+pub fn interrupts() -> Result<alloc::vec::Vec<abi::IrqInfo>, Error> {
+    info_records(abi::InfoKind::Interrupts)
+}

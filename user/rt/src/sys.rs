@@ -1,0 +1,139 @@
+//! The system calls, typed. Each returns what the kernel returned, with
+//! errors as [`Error`]; see `docs/syscalls.md` for the contract.
+
+use crate::arch;
+use abi::{Error, Syscall};
+
+fn call(number: Syscall, args: [usize; 6]) -> (usize, usize) {
+    arch::syscall(number as usize, args)
+}
+
+fn checked(number: Syscall, args: [usize; 6]) -> Result<usize, Error> {
+    abi::decode(call(number, args).0)
+}
+
+/// Makes a raw call with any number, for tests of the kernel's checks.
+pub fn raw(number: usize, args: [usize; 6]) -> Result<usize, Error> {
+    abi::decode(arch::syscall(number, args).0)
+}
+
+/// Ends the process with `status`.
+pub fn exit(status: i32) -> ! {
+    call(Syscall::Exit, [status as usize, 0, 0, 0, 0, 0]);
+    unreachable!("exit returned")
+}
+
+/// Ends the calling thread.
+pub fn thread_exit() -> ! {
+    call(Syscall::ThreadExit, [0; 6]);
+    unreachable!("thread_exit returned")
+}
+
+/// Writes bytes to the console; returns how many.
+pub fn write(bytes: &[u8]) -> Result<usize, Error> {
+    write_raw(bytes.as_ptr() as usize, bytes.len())
+}
+
+/// `write` with any pointer and length (for tests of the kernel's checks).
+pub fn write_raw(address: usize, len: usize) -> Result<usize, Error> {
+    checked(Syscall::Write, [address, len, 0, 0, 0, 0])
+}
+
+/// Reads console input into `buffer`, waiting for at least one byte.
+pub fn read(buffer: &mut [u8]) -> Result<usize, Error> {
+    read_raw(buffer.as_mut_ptr() as usize, buffer.len())
+}
+
+/// `read` with any pointer and length.
+pub fn read_raw(address: usize, len: usize) -> Result<usize, Error> {
+    checked(Syscall::Read, [address, len, 0, 0, 0, 0])
+}
+
+/// Lets other threads of the same priority run.
+pub fn yield_now() {
+    call(Syscall::Yield, [0; 6]);
+}
+
+/// Waits at least `ns` nanoseconds.
+pub fn sleep_ns(ns: u64) {
+    call(
+        Syscall::Sleep,
+        [ns as u32 as usize, (ns >> 32) as usize, 0, 0, 0, 0],
+    );
+}
+
+/// Nanoseconds on the monotonic clock.
+pub fn time_ns() -> u64 {
+    let (low, high) = call(Syscall::Time, [0; 6]);
+    (low as u64 & 0xffff_ffff) | ((high as u64) << 32)
+}
+
+/// Starts a thread at `entry(argument)` on the stack ending at `stack_top`.
+pub fn thread_spawn(entry: usize, stack_top: usize, argument: usize) -> Result<u32, Error> {
+    checked(Syscall::ThreadSpawn, [entry, stack_top, argument, 0, 0, 0]).map(|t| t as u32)
+}
+
+/// Maps `len` bytes of zeroed memory (anywhere for `address` 0).
+pub fn map(address: usize, len: usize, protection: usize) -> Result<usize, Error> {
+    checked(Syscall::Map, [address, len, protection, 0, 0, 0])
+}
+
+/// Unmaps memory mapped by [`map`].
+pub fn unmap(address: usize, len: usize) -> Result<(), Error> {
+    checked(Syscall::Unmap, [address, len, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Starts program `name` from the boot archive with `arguments`.
+pub fn spawn(name: &str, arguments: &str, flags: usize) -> Result<u32, Error> {
+    checked(
+        Syscall::Spawn,
+        [
+            name.as_ptr() as usize,
+            name.len(),
+            arguments.as_ptr() as usize,
+            arguments.len(),
+            flags,
+            0,
+        ],
+    )
+    .map(|pid| pid as u32)
+}
+
+/// Waits for child `pid` (0: any) to end; writes its status.
+pub fn wait(pid: u32, status: &mut abi::WaitStatus) -> Result<u32, Error> {
+    wait_raw(pid as usize, status as *mut abi::WaitStatus as usize)
+}
+
+/// `wait` with any status pointer.
+pub fn wait_raw(pid: usize, status_address: usize) -> Result<u32, Error> {
+    checked(Syscall::Wait, [pid, status_address, 0, 0, 0, 0]).map(|pid| pid as u32)
+}
+
+/// This process's id.
+pub fn process_id() -> u32 {
+    call(Syscall::ProcessId, [0; 6]).0 as u32
+}
+
+/// This thread's id.
+pub fn thread_id() -> u32 {
+    call(Syscall::ThreadId, [0; 6]).0 as u32
+}
+
+/// Writes information records into `buffer`; returns the bytes all of
+/// them need.
+pub fn info(kind: abi::InfoKind, buffer: &mut [u8]) -> Result<usize, Error> {
+    info_raw(kind as usize, buffer.as_mut_ptr() as usize, buffer.len())
+}
+
+/// `info` with any pointer and length.
+pub fn info_raw(kind: usize, address: usize, len: usize) -> Result<usize, Error> {
+    checked(Syscall::Info, [kind, address, len, 0, 0, 0])
+}
+
+/// Ends the machine with `status` (needs the privilege).
+pub fn power_off(status: u8) -> Error {
+    match checked(Syscall::PowerOff, [status as usize, 0, 0, 0, 0, 0]) {
+        Ok(_) => Error::InvalidArgument,
+        Err(e) => e,
+    }
+}

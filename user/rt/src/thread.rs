@@ -1,0 +1,40 @@
+//! Threads in the calling process.
+
+use crate::sys;
+use abi::Error;
+use alloc::boxed::Box;
+
+/// Stack each thread gets (demand-zero: untouched pages cost nothing).
+pub const STACK_SIZE: usize = 64 * 1024;
+
+type Work = Box<dyn FnOnce() + Send + 'static>;
+
+/// Entry of every thread: runs the boxed closure passed as the argument.
+extern "C" fn thread_start(work: usize) -> ! {
+    // SAFETY: `spawn` passes a pointer from Box::into_raw of a `Work`,
+    // handed to exactly this thread.
+    let work = unsafe { Box::from_raw(work as *mut Work) };
+    work();
+    sys::thread_exit()
+}
+
+/// Starts `work` on a new thread; returns its id. The thread's stack is
+/// not freed when it ends (threads live as long as their process here).
+pub fn spawn(work: impl FnOnce() + Send + 'static) -> Result<u32, Error> {
+    let stack = sys::map(0, STACK_SIZE, abi::PROT_READ | abi::PROT_WRITE)?;
+    let work: Box<Work> = Box::new(Box::new(work));
+    let argument = Box::into_raw(work) as usize;
+    match sys::thread_spawn(
+        thread_start as *const () as usize,
+        stack + STACK_SIZE,
+        argument,
+    ) {
+        Ok(tid) => Ok(tid),
+        Err(e) => {
+            // SAFETY: the thread did not start, so the box is still ours.
+            drop(unsafe { Box::from_raw(argument as *mut Work) });
+            let _ = sys::unmap(stack, STACK_SIZE);
+            Err(e)
+        }
+    }
+}
