@@ -184,6 +184,11 @@ pub trait Time {
     /// Nanoseconds on a clock that never goes backwards.
     fn monotonic_ns() -> u64;
 
+    /// Nanoseconds since the CPU left reset, from the counter that starts
+    /// there (the TSC; the ARM generic counter). Under QEMU's `-icount
+    /// shift=0` this is the guest's instruction count.
+    fn since_reset_ns() -> u64;
+
     /// Seconds since 1970-01-01 UTC from the real-time clock, if there is
     /// one and it reads sensibly.
     fn wall_clock_seconds() -> Option<u64>;

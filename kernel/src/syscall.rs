@@ -3,7 +3,7 @@
 //! reached through the caller's address space ([`UserSpace`]), which
 //! checks every page, so a bad pointer or length yields an error code.
 
-use crate::task::space::UserSpace;
+use crate::task::space::{self, UserSpace};
 use crate::task::{self, ExitStatus, Parent, SpawnOptions};
 use crate::{console, irq, mm, timer};
 use abi::{Error, InfoKind, Syscall, layout};
@@ -237,6 +237,8 @@ unsafe impl Record for abi::MemoryInfo {}
 unsafe impl Record for abi::ProcessInfo {}
 // SAFETY: as above.
 unsafe impl Record for abi::IrqInfo {}
+// SAFETY: a byte array.
+unsafe impl Record for abi::Name {}
 
 fn as_bytes<T: Record>(record: &T) -> &[u8] {
     // SAFETY: `Record` guarantees every byte of T is initialised; the
@@ -247,6 +249,8 @@ fn as_bytes<T: Record>(record: &T) -> &[u8] {
 /// Writes as many whole records as fit in `capacity` bytes at `address`;
 /// returns the bytes all of them take, so the caller can retry with room.
 fn put_records<A: Arch, T: Record>(address: usize, capacity: usize, records: &[T]) -> Outcome {
+    // The whole buffer must be user memory, even where nothing is written.
+    space::check_bounds::<A>(address, capacity)?;
     let size = size_of::<T>();
     let fit = (capacity / size).min(records.len());
     in_space(|space| {
@@ -272,9 +276,9 @@ fn info<A: Arch>(kind: usize, address: usize, capacity: usize) -> Outcome {
                 processes: processes as u32,
                 threads: threads as u32,
                 reserved: 0,
-                first_user_cycles: task::first_user_cycles(),
-                kernel_address: A::phys_to_virt(A::boot_info().kernel_image.start).unwrap_or(0)
-                    as u64,
+                first_user_ns: task::first_user_ns(),
+                // The kernel's own read-only data: certainly mapped.
+                kernel_address: crate::VERSION.as_ptr() as u64,
             };
             put_records::<A, _>(address, capacity, &[record])
         }
@@ -309,6 +313,10 @@ fn info<A: Arch>(kind: usize, address: usize, capacity: usize) -> Outcome {
                 return Err(Error::OutOfMemory);
             }
             put_records::<A, _>(address, capacity, &records)
+        }
+        InfoKind::Programs => {
+            let names = task::program_names()?;
+            put_records::<A, _>(address, capacity, &names)
         }
     }
 }

@@ -122,7 +122,7 @@ fn run_machine(machine: Machine, kernel: &std::path::Path) -> Result<Vec<Result_
         machine.arch().qemu_binary(),
         &args,
         BOOT_TIME_LIMIT,
-        None,
+        &[],
         |_| {},
     )?;
     let finished = boot.lines.iter().any(|l| l.contains("kbench: end"));

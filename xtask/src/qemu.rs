@@ -1,7 +1,8 @@
-//! Booting a guest with its serial output captured, under a time limit.
+//! Booting a guest with its serial output captured, under a time limit,
+//! optionally typing on its console when it prompts.
 
 use crate::Result;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ pub struct Boot {
     /// What QEMU itself printed on stderr.
     pub stderr: String,
     pub elapsed: Duration,
+    /// Steps of the script that were typed.
+    pub typed: usize,
 }
 
 impl Boot {
@@ -26,47 +29,45 @@ impl Boot {
     }
 }
 
-/// Text typed on the guest's console when it asks: when an output line
-/// contains `prompt`, `text` is written to QEMU's standard input.
-pub struct Typing<'a> {
+/// One step of typing: once the guest has printed `prompt` (since the
+/// previous step was typed; it need not end a line), `text` is written to
+/// QEMU's standard input.
+pub struct Step<'a> {
     pub prompt: &'a str,
     pub text: &'a str,
 }
 
 /// Runs `binary args`, passing each output line to `on_line` as it arrives,
-/// typing `typing` when prompted, and kills QEMU if it runs longer than
+/// typing `script` step by step, and kills QEMU if it runs longer than
 /// `limit`.
 pub fn boot(
     binary: &str,
     args: &[String],
     limit: Duration,
-    typing: Option<Typing<'_>>,
+    script: &[Step<'_>],
     mut on_line: impl FnMut(&str),
 ) -> Result<Boot> {
     let started = Instant::now();
     let mut child = Command::new(binary)
         .args(args)
-        .stdin(if typing.is_some() {
-            Stdio::piped()
-        } else {
+        .stdin(if script.is_empty() {
             Stdio::null()
+        } else {
+            Stdio::piped()
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
     // Kept open until QEMU ends: end of input would close the console.
     let mut stdin = child.stdin.take();
-    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
-    let (sender, receiver) = mpsc::channel();
+    let (sender, receiver) = mpsc::channel::<Vec<u8>>();
+    // Chunks, not lines: a prompt does not end its line.
     let reader = std::thread::spawn(move || {
-        // Bytes, not strings: a corrupt guest may print anything.
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
-            if sender.send(text).is_err() {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 || sender.send(chunk[..n].to_vec()).is_err() {
                 break;
             }
         }
@@ -79,21 +80,35 @@ pub fn boot(
 
     let deadline = started + limit;
     let mut lines = Vec::new();
+    // Bytes of the line not yet ended; text since the last step was typed.
+    let mut partial: Vec<u8> = Vec::new();
+    let mut since_typed = String::new();
+    let mut typed = 0;
     let mut timed_out = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(left) {
-            Ok(line) => {
-                if let (Some(t), Some(input)) = (&typing, stdin.as_mut())
-                    && line.contains(t.prompt)
-                {
-                    use std::io::Write;
-                    let _ = input
-                        .write_all(t.text.as_bytes())
-                        .and_then(|()| input.flush());
+            Ok(chunk) => {
+                // A corrupt guest may print anything: bytes, not strings.
+                since_typed.push_str(&String::from_utf8_lossy(&chunk));
+                partial.extend_from_slice(&chunk);
+                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    let text = String::from_utf8_lossy(&line[..end])
+                        .trim_end_matches('\r')
+                        .to_string();
+                    on_line(&text);
+                    lines.push(text);
                 }
-                on_line(&line);
-                lines.push(line);
+                if let (Some(step), Some(input)) = (script.get(typed), stdin.as_mut())
+                    && since_typed.contains(step.prompt)
+                {
+                    let _ = input
+                        .write_all(step.text.as_bytes())
+                        .and_then(|()| input.flush());
+                    typed += 1;
+                    since_typed.clear();
+                }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -102,6 +117,13 @@ pub fn boot(
                 break;
             }
         }
+    }
+    if !partial.is_empty() {
+        let text = String::from_utf8_lossy(&partial)
+            .trim_end_matches('\r')
+            .to_string();
+        on_line(&text);
+        lines.push(text);
     }
     drop(stdin.take());
     let status = child.wait()?;
@@ -113,5 +135,6 @@ pub fn boot(
         timed_out,
         stderr,
         elapsed: started.elapsed(),
+        typed,
     })
 }

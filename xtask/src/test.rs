@@ -188,9 +188,8 @@ enum SuiteEvent<'a> {
 
 /// Reads a protocol line. The marker may follow other bytes on the line: a
 /// device test that misbehaves can leave stray bytes on the console.
-fn parse_suite_line(line: &str) -> Option<SuiteEvent<'_>> {
-    const MARKER: &str = "ktest: ";
-    let rest = &line[line.find(MARKER)? + MARKER.len()..];
+fn parse_suite_line<'a>(line: &'a str, marker: &str) -> Option<SuiteEvent<'a>> {
+    let rest = &line[line.find(marker)? + marker.len()..];
     let (word, rest) = rest.split_once(' ')?;
     match word {
         "begin" => rest.trim().parse().ok().map(SuiteEvent::Begin),
@@ -275,41 +274,87 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
         "mode=test test.ram_mib={ram} test.machine={} test.unix_time={unix_time} test.input={INPUT_LINE}",
         machine.qemu_name()
     );
-    let args = boot_args(machine, kernel, &cmdline)?;
-    let mut announced = None;
-    let mut end = None;
-    let mut results = 0;
     let typed = format!("{INPUT_LINE}\r");
-    let typing = qemu::Typing {
+    let typing = [qemu::Step {
         prompt: INPUT_PROMPT,
         text: &typed,
-    };
-    let boot = qemu::boot(
-        machine.arch().qemu_binary(),
-        &args,
-        BOOT_TIME_LIMIT,
-        Some(typing),
-        |line| match parse_suite_line(line) {
-            Some(SuiteEvent::Begin(n)) => announced = Some(n),
-            Some(SuiteEvent::Pass { name, time }) => {
-                results += 1;
-                tally.record(true, scope, name, &format!("({time})"));
-            }
-            Some(SuiteEvent::Fail { name, message }) => {
-                results += 1;
-                tally.record(false, scope, name, message);
-            }
-            Some(SuiteEvent::End { passed, failed }) => end = Some(passed + failed),
-            None => {}
-        },
-    )?;
-
+    }];
+    let boot = suite_boot(machine, kernel, &cmdline, &typing, "ktest: ", "", tally)?;
     let banner = boot
         .lines
         .iter()
         .any(|l| l.starts_with("Ferrite ") && l.contains(machine.qemu_name()));
     tally.record(banner, scope, "console::banner_reaches_host", "");
+    let mut elapsed = boot.elapsed;
 
+    step(format!("booting {scope} for the user-level tests"));
+    let boot = suite_boot(
+        machine,
+        kernel,
+        "mode=user-test",
+        &[],
+        "utest: ",
+        "user::",
+        tally,
+    )?;
+    fault_reports(machine, &boot, tally);
+    elapsed += boot.elapsed;
+
+    elapsed += shell_session(machine, kernel, tally)?;
+    exit_round_trip(machine, kernel, tally)?;
+    crash_reports(machine, kernel, tally)?;
+    step(format!(
+        "{scope}: {} passed, {} failed in {} (test boots)",
+        tally.passed - before.0,
+        tally.failed - before.1,
+        seconds(elapsed)
+    ));
+    Ok(())
+}
+
+/// Boots with `cmdline` and records the results of the test suite that
+/// prints `marker` lines, prefixing test names with `prefix`; the suite
+/// must run to completion and the machine end with success or "tests
+/// failed".
+fn suite_boot(
+    machine: Machine,
+    kernel: &Path,
+    cmdline: &str,
+    script: &[qemu::Step<'_>],
+    marker: &str,
+    prefix: &str,
+    tally: &mut Tally,
+) -> Result<qemu::Boot> {
+    let before_failed = tally.failed;
+    let scope = machine.name();
+    let args = boot_args(machine, kernel, cmdline)?;
+    let mut announced = None;
+    let mut end = None;
+    let mut results = 0;
+    let boot = qemu::boot(
+        machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        script,
+        |line| match parse_suite_line(line, marker) {
+            Some(SuiteEvent::Begin(n)) => announced = Some(n),
+            Some(SuiteEvent::Pass { name, time }) => {
+                results += 1;
+                tally.record(
+                    true,
+                    scope,
+                    &format!("{prefix}{name}"),
+                    &format!("({time})"),
+                );
+            }
+            Some(SuiteEvent::Fail { name, message }) => {
+                results += 1;
+                tally.record(false, scope, &format!("{prefix}{name}"), message);
+            }
+            Some(SuiteEvent::End { passed, failed }) => end = Some(passed + failed),
+            None => {}
+        },
+    )?;
     let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
     let problem = if let Some(reason) = abnormal_end(machine, &boot) {
         Some(reason)
@@ -320,25 +365,242 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
             "suite incomplete: {results} results, {announced:?} announced, {end:?} at the end (exit: {})",
             exit.map_or("none", kernel::exit_code::name)
         ))
+    } else if exit != Some(kernel::exit_code::SUCCESS)
+        && exit != Some(kernel::exit_code::TESTS_FAILED)
+    {
+        Some(format!(
+            "ended with {}",
+            exit.map_or("no status", kernel::exit_code::name)
+        ))
     } else {
         None
     };
     if let Some(problem) = &problem {
-        tally.record(false, scope, "suite runs to completion", problem);
+        tally.record(
+            false,
+            scope,
+            &format!("{prefix}suite runs to completion"),
+            problem,
+        );
     }
-    if problem.is_some() || tally.failed > before.1 {
+    if problem.is_some() || tally.failed > before_failed {
         show_failure_context(&boot);
     }
+    Ok(boot)
+}
 
-    exit_round_trip(machine, kernel, tally)?;
-    crash_reports(machine, kernel, tally)?;
-    step(format!(
-        "{scope}: {} passed, {} failed in {}",
-        tally.passed - before.0,
-        tally.failed - before.1,
-        seconds(boot.elapsed)
-    ));
-    Ok(())
+/// Every process the kernel killed in the user-level suite was reported
+/// on the console with its id, name, fault and addresses.
+fn fault_reports(machine: Machine, boot: &qemu::Boot, tally: &mut Tally) {
+    let reports: Vec<&String> = boot
+        .lines
+        .iter()
+        .filter(|l| l.contains(" killed: "))
+        .collect();
+    let malformed: Vec<&&String> = reports
+        .iter()
+        .filter(|l| !is_kill_report(l, "probe"))
+        .collect();
+    // Six fault kinds kill on both architectures (division by zero only
+    // traps on x86_64), and the memory test kills three more probes.
+    let detail = if reports.len() < 9 {
+        format!("{} kill reports, expected at least 9", reports.len())
+    } else if let Some(line) = malformed.first() {
+        format!("report lacks process, fault or address: {line:?}")
+    } else {
+        String::new()
+    };
+    tally.record(
+        detail.is_empty(),
+        machine.name(),
+        "user::kills_are_reported_with_process_fault_and_address",
+        &detail,
+    );
+}
+
+/// Whether `line` is the kernel's report of killing process `name`:
+/// `ferrite: process N (name) killed: CAUSE: FAULT ... at pc 0x...`.
+fn is_kill_report(line: &str, name: &str) -> bool {
+    let Some(rest) = line.strip_prefix("ferrite: process ") else {
+        return false;
+    };
+    let Some((pid, rest)) = rest.split_once(' ') else {
+        return false;
+    };
+    pid.parse::<u32>().is_ok()
+        && rest.starts_with(&format!("({name}) killed: "))
+        && rest.contains(" at pc 0x")
+}
+
+/// What the shell session types, one command per prompt, and what each
+/// must print. The commands run in order; `poweroff` ends the machine.
+const SHELL_PROMPT: &str = "ferrite> ";
+
+struct ShellCheck {
+    name: &'static str,
+    typed: &'static str,
+    /// Output lines that must appear, each as a whole line or (with a
+    /// trailing `*`) as a line's start.
+    expected: &'static [&'static str],
+}
+
+const SHELL_CHECKS: &[ShellCheck] = &[
+    ShellCheck {
+        name: "shell::help_lists_commands_and_programs",
+        typed: "help\r",
+        expected: &[
+            "commands:",
+            "  run PROGRAM [ARGS]*",
+            "programs for run: *hello*",
+        ],
+    },
+    ShellCheck {
+        name: "shell::echo_prints_its_arguments",
+        typed: "echo hello from the host\r",
+        expected: &["hello from the host"],
+    },
+    ShellCheck {
+        name: "shell::backspace_edits_the_line",
+        typed: "ecx\x7fho edi\x08ited\r",
+        expected: &["edited"],
+    },
+    ShellCheck {
+        name: "shell::ps_lists_init_and_the_shell",
+        typed: "ps\r",
+        expected: &[
+            "  PID  PPID STATE*",
+            "    1     0 blocked*init",
+            "    2     1 running*sh",
+        ],
+    },
+    ShellCheck {
+        name: "shell::mem_reports_frames_and_heap",
+        typed: "mem\r",
+        expected: &[
+            "frames: * KiB free of * KiB*",
+            "kernel heap: * KiB used of * KiB",
+        ],
+    },
+    ShellCheck {
+        name: "shell::uptime_reports_time_and_counts",
+        typed: "uptime\r",
+        expected: &["up *.* s, 2 processes, 4 threads"],
+    },
+    ShellCheck {
+        name: "shell::irqs_counts_timer_and_console",
+        typed: "irqs\r",
+        expected: &["  IRQ      COUNT NAME", "* timer", "* console"],
+    },
+    ShellCheck {
+        name: "shell::unknown_command_is_explained",
+        typed: "frobnicate now\r",
+        expected: &["sh: unknown command: frobnicate (type help for the list)"],
+    },
+    ShellCheck {
+        name: "shell::run_starts_a_program",
+        typed: "run hello from xtask\r",
+        expected: &["hello from process 3 from xtask"],
+    },
+    ShellCheck {
+        name: "shell::run_reports_a_killed_program",
+        typed: "run probe fault null-read\r",
+        expected: &["[process 4 (probe) killed: page not mapped at 0x0 (pc 0x*)]"],
+    },
+    ShellCheck {
+        name: "shell::missing_program_is_explained",
+        typed: "run nonesuch\r",
+        expected: &["run: nonesuch: not found"],
+    },
+    ShellCheck {
+        name: "shell::poweroff_ends_the_machine",
+        typed: "poweroff\r",
+        expected: &["ferrite: powered off by process 2 with status 0"],
+    },
+];
+
+/// Whether `line` matches `pattern`, where `*` stands for any text.
+fn matches_pattern(line: &str, pattern: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = line.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Boots in run mode and drives the shell over the serial console.
+fn shell_session(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<Duration> {
+    let scope = machine.name();
+    step(format!("booting {scope} to drive the shell"));
+    let args = boot_args(machine, kernel, "mode=run")?;
+    let script: Vec<qemu::Step<'_>> = SHELL_CHECKS
+        .iter()
+        .map(|c| qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: c.typed,
+        })
+        .collect();
+    let boot = qemu::boot(
+        machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        &script,
+        |_| {},
+    )?;
+    // The output of each command runs from its prompt line to the next.
+    let mut sections: Vec<Vec<&str>> = Vec::new();
+    for line in &boot.lines {
+        if line.starts_with(SHELL_PROMPT) {
+            sections.push(Vec::new());
+        } else if let Some(section) = sections.last_mut() {
+            section.push(line);
+        }
+    }
+    let mut failed = false;
+    for (n, check) in SHELL_CHECKS.iter().enumerate() {
+        let output = sections.get(n).map(Vec::as_slice).unwrap_or(&[]);
+        let missing: Vec<&str> = check
+            .expected
+            .iter()
+            .copied()
+            .filter(|p| !output.iter().any(|l| matches_pattern(l, p)))
+            .collect();
+        let detail = if n >= boot.typed {
+            "never prompted for this command".to_string()
+        } else if missing.is_empty() {
+            String::new()
+        } else {
+            format!("no line like {missing:?} in {output:?}")
+        };
+        failed |= !detail.is_empty();
+        tally.record(detail.is_empty(), scope, check.name, &detail);
+    }
+    let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+    let ended = exit == Some(kernel::exit_code::SUCCESS);
+    tally.record(
+        ended,
+        scope,
+        "shell::session_ends_with_success",
+        &if ended {
+            String::new()
+        } else {
+            abnormal_end(machine, &boot).unwrap_or_else(|| format!("ended with {exit:?}"))
+        },
+    );
+    if failed || !ended {
+        show_failure_context(&boot);
+    }
+    Ok(boot.elapsed)
 }
 
 /// What each deliberate kernel fault's report must contain, per
@@ -374,7 +636,7 @@ fn crash_reports(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
             machine.arch().qemu_binary(),
             &args,
             BOOT_TIME_LIMIT,
-            None,
+            &[],
             |_| {},
         )?;
         let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
@@ -415,7 +677,7 @@ fn exit_round_trip(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result
         machine.arch().qemu_binary(),
         &args,
         BOOT_TIME_LIMIT,
-        None,
+        &[],
         |_| {},
     )?;
     let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
@@ -438,6 +700,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shell_patterns_match_whole_lines() {
+        assert!(matches_pattern("hello", "hello"));
+        assert!(!matches_pattern("hello there", "hello"));
+        assert!(matches_pattern("hello there", "hello*"));
+        assert!(matches_pattern(
+            "    1     0 blocked    1   116K  3ms init",
+            "    1     0 blocked*init"
+        ));
+        assert!(matches_pattern(
+            "up 1.234 s, 2 processes",
+            "up *.* s, 2 processes"
+        ));
+        assert!(!matches_pattern(
+            "up 1.234 s, 3 processes",
+            "up *.* s, 2 processes"
+        ));
+        assert!(matches_pattern("   36       12 timer", "* timer"));
+    }
+
+    #[test]
+    fn kill_reports_are_recognised() {
+        assert!(is_kill_report(
+            "ferrite: process 9 (probe) killed: #PF page fault: page not mapped reading 0x0 at pc 0x202023 (syndrome 0xe00000004)",
+            "probe"
+        ));
+        assert!(!is_kill_report(
+            "ferrite: process x (probe) killed: y at pc 0x1",
+            "probe"
+        ));
+        assert!(!is_kill_report(
+            "ferrite: process 9 (sh) killed: y at pc 0x1",
+            "probe"
+        ));
+        assert!(!is_kill_report(
+            "ferrite: process 9 (probe) killed: no pc",
+            "probe"
+        ));
+    }
+
+    #[test]
     fn reads_libtest_lines() {
         assert_eq!(parse_libtest_line("test a::b ... ok"), Some(("a::b", true)));
         assert_eq!(
@@ -451,35 +753,42 @@ mod tests {
     #[test]
     fn reads_the_kernel_test_protocol() {
         assert_eq!(
-            parse_suite_line("ktest: begin 12"),
+            parse_suite_line("ktest: begin 12", "ktest: "),
             Some(SuiteEvent::Begin(12))
         );
         assert_eq!(
-            parse_suite_line("ktest: pass boot::x 0.215 ms"),
+            parse_suite_line("ktest: pass boot::x 0.215 ms", "ktest: "),
             Some(SuiteEvent::Pass {
                 name: "boot::x",
                 time: "0.215 ms"
             })
         );
         assert_eq!(
-            parse_suite_line("ktest: fail a::b: sent 0x55: lost (x.rs:3)"),
+            parse_suite_line("ktest: fail a::b: sent 0x55: lost (x.rs:3)", "ktest: "),
             Some(SuiteEvent::Fail {
                 name: "a::b",
                 message: "sent 0x55: lost (x.rs:3)"
             })
         );
         assert_eq!(
-            parse_suite_line("ktest: end 11 passed 1 failed"),
+            parse_suite_line("ktest: end 11 passed 1 failed", "ktest: "),
             Some(SuiteEvent::End {
                 passed: 11,
                 failed: 1
             })
         );
-        assert_eq!(parse_suite_line("ktest: end garbage"), None);
+        assert_eq!(parse_suite_line("ktest: end garbage", "ktest: "), None);
         assert_eq!(
-            parse_suite_line("\u{fffd}U\u{0}ktest: begin 3"),
+            parse_suite_line("\u{fffd}U\u{0}ktest: begin 3", "ktest: "),
             Some(SuiteEvent::Begin(3))
         );
-        assert_eq!(parse_suite_line("kernel: pass x"), None);
+        assert_eq!(parse_suite_line("kernel: pass x", "ktest: "), None);
+        assert_eq!(
+            parse_suite_line("utest: pass a 1 ms", "utest: "),
+            Some(SuiteEvent::Pass {
+                name: "a",
+                time: "1 ms"
+            })
+        );
     }
 }

@@ -326,6 +326,8 @@ pub enum InfoKind {
     Processes = 2,
     /// An [`IrqInfo`] per interrupt that has arrived.
     Interrupts = 3,
+    /// A [`Name`] per program in the boot archive.
+    Programs = 4,
 }
 
 impl InfoKind {
@@ -336,6 +338,7 @@ impl InfoKind {
             1 => InfoKind::Memory,
             2 => InfoKind::Processes,
             3 => InfoKind::Interrupts,
+            4 => InfoKind::Programs,
             _ => return None,
         })
     }
@@ -378,11 +381,13 @@ pub struct SystemInfo {
     pub threads: u32,
     /// Explicit padding, always zero.
     pub reserved: u32,
-    /// Cycle-counter value when the first user instruction ran (guest
-    /// instructions since reset under `-icount`); 0 if unknown.
-    pub first_user_cycles: u64,
+    /// Nanoseconds from the CPU's reset to the first user instruction, by
+    /// the counter that runs from reset (the TSC, the ARM generic timer);
+    /// under QEMU's `-icount shift=0` that is guest instructions. 0 if
+    /// unknown.
+    pub first_user_ns: u64,
     /// An address in the kernel half that is mapped, for the kernel only
-    /// (the kernel image in the direct map): touching it must fault.
+    /// (in the kernel's read-only data): touching it must fault.
     pub kernel_address: u64,
 }
 

@@ -477,8 +477,8 @@ static SCHEDULER: IrqLock<Scheduler> = IrqLock::new(Scheduler::new());
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
 static CURRENT_TID: AtomicU32 = AtomicU32::new(0);
-/// The cycle counter when the first user instruction was about to run.
-static FIRST_USER_CYCLES: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds from reset to the first return to user mode.
+static FIRST_USER_NS: AtomicU64 = AtomicU64::new(0);
 static ARCHIVE: Once<Archive<'static>> = Once::new();
 
 /// Adopts the running boot code as the first kernel thread and creates the
@@ -740,8 +740,8 @@ pub fn current_privileged() -> bool {
 /// Called on a new user thread's first run, before it enters user mode.
 pub fn user_thread_started<A: Arch>() {
     reap();
-    if FIRST_USER_CYCLES.load(Ordering::Relaxed) == 0 {
-        FIRST_USER_CYCLES.store(A::cycle_counter().max(1), Ordering::Relaxed);
+    if FIRST_USER_NS.load(Ordering::Relaxed) == 0 {
+        FIRST_USER_NS.store(A::since_reset_ns().max(1), Ordering::Relaxed);
     }
     before_user_return::<A>();
 }
@@ -1117,13 +1117,24 @@ pub fn process_info() -> Result<Vec<abi::ProcessInfo>, Error> {
     Ok(out)
 }
 
+/// The names of the programs in the boot archive.
+pub fn program_names() -> Result<Vec<Name>, Error> {
+    let archive = ARCHIVE.get().copied().unwrap_or(Archive::EMPTY);
+    let mut names = Vec::new();
+    names
+        .try_reserve(archive.len())
+        .map_err(|_| Error::OutOfMemory)?;
+    names.extend(archive.names().map(abi::name_from));
+    Ok(names)
+}
+
 /// (processes, threads) alive now.
 pub fn counts() -> (usize, usize) {
     let s = SCHEDULER.lock();
     (s.process_count(), s.live_threads)
 }
 
-/// The cycle counter when user mode was first entered (0: not yet).
-pub fn first_user_cycles() -> u64 {
-    FIRST_USER_CYCLES.load(Ordering::Relaxed)
+/// Nanoseconds from reset to the first entry to user mode (0: not yet).
+pub fn first_user_ns() -> u64 {
+    FIRST_USER_NS.load(Ordering::Relaxed)
 }

@@ -56,6 +56,17 @@ fn map_error(error: MapError) -> Error {
     }
 }
 
+/// Checks that `[address, address + len)` does not overflow and lies in
+/// user space; returns its end.
+pub fn check_bounds<A: Arch>(address: usize, len: usize) -> Result<usize, Error> {
+    let end = address.checked_add(len).ok_or(Error::BadAddress)?;
+    let (user_start, user_end) = A::user_range();
+    if address < user_start || end > user_end {
+        return Err(Error::BadAddress);
+    }
+    Ok(end)
+}
+
 /// One user address space.
 pub struct UserSpace {
     root: RootTable,
@@ -182,11 +193,7 @@ impl UserSpace {
         if len == 0 {
             return Ok(());
         }
-        let end = address.checked_add(len).ok_or(Error::BadAddress)?;
-        let (user_start, user_end) = A::user_range();
-        if address < user_start || end > user_end {
-            return Err(Error::BadAddress);
-        }
+        let end = check_bounds::<A>(address, len)?;
         // Check everything before touching anything, so a failed copy has
         // no half-done effect.
         let mut page = address & !(PAGE_SIZE - 1);

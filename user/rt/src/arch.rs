@@ -55,6 +55,10 @@ mod imp {
     /// Whether integer division by zero traps (it does: #DE).
     pub const DIVISION_BY_ZERO_TRAPS: bool = true;
 
+    /// How the kernel reports [`privileged_instruction`]: HLT in user mode
+    /// is a general-protection fault.
+    pub const PRIVILEGED_INSTRUCTION_FAULT: abi::FaultKind = abi::FaultKind::GeneralProtection;
+
     /// Divides with the CPU's instruction, without Rust's zero check.
     pub fn hardware_divide(dividend: usize, divisor: usize) -> usize {
         let quotient: usize;
@@ -138,6 +142,10 @@ mod imp {
     /// Whether integer division by zero traps: on ARMv7-A, UDIV and SDIV
     /// return zero instead. Rust's own check makes the program panic.
     pub const DIVISION_BY_ZERO_TRAPS: bool = false;
+
+    /// How the kernel reports [`privileged_instruction`]: system-register
+    /// access from user mode is an undefined instruction.
+    pub const PRIVILEGED_INSTRUCTION_FAULT: abi::FaultKind = abi::FaultKind::IllegalInstruction;
 
     /// Divides with the CPU's instruction, without Rust's zero check.
     pub fn hardware_divide(dividend: usize, divisor: usize) -> usize {

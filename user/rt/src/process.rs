@@ -110,6 +110,11 @@ pub fn processes() -> Result<alloc::vec::Vec<abi::ProcessInfo>, Error> {
     info_records(abi::InfoKind::Processes)
 }
 
+/// The programs in the boot archive.
+pub fn programs() -> Result<alloc::vec::Vec<abi::Name>, Error> {
+    info_records(abi::InfoKind::Programs)
+}
+
 /// Every interrupt that has arrived, with its count.
 pub fn interrupts() -> Result<alloc::vec::Vec<abi::IrqInfo>, Error> {
     info_records(abi::InfoKind::Interrupts)

@@ -191,6 +191,10 @@ impl hal::Time for Armv7 {
         time::monotonic_ns()
     }
 
+    fn since_reset_ns() -> u64 {
+        time::since_reset_ns()
+    }
+
     fn wall_clock_seconds() -> Option<u64> {
         interrupts::wall_clock_seconds()
     }

@@ -43,6 +43,14 @@ pub fn init() {
 
 /// Nanoseconds since [`init`].
 pub fn monotonic_ns() -> u64 {
-    let counts = count().saturating_sub(COUNT_AT_BOOT.load(Ordering::Relaxed));
+    counts_to_ns(count().saturating_sub(COUNT_AT_BOOT.load(Ordering::Relaxed)))
+}
+
+/// Nanoseconds since reset, when the generic counter started at zero.
+pub fn since_reset_ns() -> u64 {
+    counts_to_ns(count())
+}
+
+fn counts_to_ns(counts: u64) -> u64 {
     ((counts as u128 * NS_PER_COUNT_FP32.load(Ordering::Relaxed) as u128) >> 32) as u64
 }

@@ -141,6 +141,10 @@ impl hal::Time for X86_64 {
         time::monotonic_ns()
     }
 
+    fn since_reset_ns() -> u64 {
+        time::since_reset_ns()
+    }
+
     fn wall_clock_seconds() -> Option<u64> {
         drivers::cmos_rtc::read_time(&IoPorts)?.unix_seconds()
     }

@@ -106,6 +106,14 @@ pub fn init() {
 
 /// Nanoseconds since [`init`].
 pub fn monotonic_ns() -> u64 {
-    let ticks = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    ticks_to_ns(rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed)))
+}
+
+/// Nanoseconds since reset, when the TSC started at zero.
+pub fn since_reset_ns() -> u64 {
+    ticks_to_ns(rdtsc())
+}
+
+fn ticks_to_ns(ticks: u64) -> u64 {
     ((ticks as u128 * NS_PER_TICK_FP32.load(Ordering::Relaxed) as u128) >> 32) as u64
 }

@@ -1,6 +1,193 @@
+//! Does one thing a test asks for, chosen by its arguments, and reports
+//! through its exit status: the user-level tests run it as a child.
+//!
+//! - `exit N`: exits with status N.
+//! - `spin DEADLINE_NS`: computes until the monotonic clock reaches the
+//!   deadline; exits 0 if it made progress and was preempted along the
+//!   way, 1 if it never ran before the deadline, 2 if it was never
+//!   preempted.
+//! - `fault KIND [ADDRESS]`: faults on purpose (null-read, ro-write,
+//!   kernel-read ADDRESS, undefined, privileged, divide, exec-data).
+//! - `memory PAGES`: maps and touches PAGES pages in this thread and as
+//!   many in a second thread; exits 0 if the free frame count dropped by
+//!   at least that much.
+//! - `threads N`: N threads add to a shared counter; exits 0 if all ran.
+//! - `power-off`: tries to power off; exits 0 if refused for lack of
+//!   privilege.
+//! - `sleep MS`: sleeps, then exits 0.
+
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+use core::hint::black_box;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use rt::{arch, sys};
+
 rt::entry!(main);
-fn main(_: &str) -> i32 {
+
+fn main(arguments: &str) -> i32 {
+    let mut words = arguments.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let number = |word: Option<&str>| -> u64 {
+        let word = word.unwrap_or("0");
+        match word.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap_or(0),
+            None => word.parse().unwrap_or(0),
+        }
+    };
+    match command {
+        "exit" => number(words.next()) as i32,
+        "spin" => spin(number(words.next())),
+        "fault" => fault(words.next().unwrap_or(""), number(words.next()) as usize),
+        "memory" => memory(number(words.next()) as usize),
+        "threads" => threads(number(words.next()) as usize),
+        "power-off" => match sys::power_off(0) {
+            rt::Error::PermissionDenied => 0,
+            _ => 1,
+        },
+        "sleep" => {
+            rt::time::sleep(core::time::Duration::from_millis(number(words.next())));
+            0
+        }
+        _ => {
+            rt::println!("probe: unknown request {arguments:?}");
+            100
+        }
+    }
+}
+
+/// A gap in the clock longer than this between two checks means another
+/// thread ran in between.
+const PREEMPTION_GAP_NS: u64 = 2_000_000;
+
+fn spin(deadline: u64) -> i32 {
+    let mut iterations = 0u64;
+    let mut preempted = 0;
+    let mut last = sys::time_ns();
+    while last < deadline {
+        for _ in 0..1000 {
+            iterations = black_box(iterations + 1);
+        }
+        let now = sys::time_ns();
+        if now - last > PREEMPTION_GAP_NS && now < deadline {
+            preempted += 1;
+        }
+        last = now;
+    }
+    match (iterations, preempted) {
+        (0, _) => 1,
+        (_, 0) => 2,
+        _ => 0,
+    }
+}
+
+/// A constant in read-only data.
+static READ_ONLY: u32 = 0x600d_f00d;
+
+fn fault(kind: &str, address: usize) -> i32 {
+    match kind {
+        "null-read" => {
+            // SAFETY: deliberately invalid; the kernel ends the process.
+            black_box(unsafe { (black_box(0usize) as *const u32).read_volatile() });
+        }
+        "ro-write" => {
+            let target = black_box(&READ_ONLY as *const u32 as *mut u32);
+            rt::println!("probe: writing {target:p}");
+            // SAFETY: deliberately invalid; the kernel ends the process.
+            unsafe { target.write_volatile(0) };
+        }
+        "kernel-read" => {
+            // SAFETY: deliberately invalid; the kernel ends the process.
+            black_box(unsafe { (black_box(address) as *const u32).read_volatile() });
+        }
+        "undefined" => arch::undefined_instruction(),
+        "privileged" => arch::privileged_instruction(),
+        "divide" => {
+            black_box(arch::hardware_divide(1, black_box(0)));
+            // Where the hardware does not trap, Rust's own check panics.
+            black_box(1 / black_box(0usize));
+        }
+        "exec-data" => {
+            let code: &[u8; 4] = black_box(&[0; 4]);
+            let data = alloc::boxed::Box::new(*code);
+            // SAFETY: deliberately invalid: heap pages are never
+            // executable, so the kernel ends the process.
+            let function: extern "C" fn() =
+                unsafe { core::mem::transmute(&*data as *const [u8; 4]) };
+            function();
+        }
+        _ => return 100,
+    }
+    // Reaching here means the fault did not happen.
+    99
+}
+
+fn free_frames() -> u64 {
+    rt::process::memory().map_or(0, |m| m.free_frames)
+}
+
+fn touch(pages: usize) -> bool {
+    let Ok(start) = sys::map(0, pages * 4096, abi::PROT_READ | abi::PROT_WRITE) else {
+        return false;
+    };
+    for page in 0..pages {
+        // SAFETY: the kernel mapped these pages for this process.
+        unsafe { ((start + page * 4096) as *mut u64).write_volatile(page as u64) };
+    }
+    true
+}
+
+fn memory(pages: usize) -> i32 {
+    let before = free_frames();
+    if !touch(pages) {
+        return 1;
+    }
+    static DONE: AtomicUsize = AtomicUsize::new(0);
+    if rt::thread::spawn(move || {
+        if touch(pages) {
+            DONE.store(1, Ordering::Release);
+        } else {
+            DONE.store(2, Ordering::Release);
+        }
+    })
+    .is_err()
+    {
+        return 2;
+    }
+    while DONE.load(Ordering::Acquire) == 0 {
+        sys::yield_now();
+    }
+    if DONE.load(Ordering::Acquire) != 1 {
+        return 3;
+    }
+    if before - free_frames() < 2 * pages as u64 {
+        return 4;
+    }
+    0
+}
+
+fn threads(count: usize) -> i32 {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    for _ in 0..count {
+        if rt::thread::spawn(|| {
+            for _ in 0..100 {
+                COUNTER.fetch_add(1, Ordering::Relaxed);
+                sys::yield_now();
+            }
+        })
+        .is_err()
+        {
+            return 1;
+        }
+    }
+    let deadline = sys::time_ns() + 5_000_000_000;
+    while COUNTER.load(Ordering::Relaxed) < count * 100 {
+        if sys::time_ns() > deadline {
+            return 2;
+        }
+        sys::yield_now();
+    }
     0
 }

@@ -1,0 +1,155 @@
+//! The user-level benchmarks: what system calls and switches cost as a
+//! program sees them. Each metric is printed on one line for
+//! `cargo xtask bench`, in the kernel benchmarks' format with the
+//! `ubench:` marker:
+//!
+//! ```text
+//! ubench: metric null_syscall instructions 71 71 72 ...
+//! ```
+//!
+//! Samples are per operation: the cycle counter (guest instructions under
+//! `-icount shift=0`) and the monotonic clock in ns, each over a batch,
+//! less the cost of measuring an empty batch.
+
+use alloc::vec::Vec;
+use core::hint::black_box;
+use core::sync::atomic::{AtomicBool, Ordering};
+use rt::{arch, print, println, sys};
+
+/// Samples per metric, and operations per sample.
+const SAMPLES: usize = 51;
+const BATCH: u64 = 64;
+/// Process start and exit is costly; fewer, smaller samples.
+const PROCESS_SAMPLES: usize = 15;
+const PROCESS_BATCH: u64 = 4;
+
+struct Metric {
+    name: &'static str,
+    cycles: Vec<u64>,
+    ns: Vec<u64>,
+}
+
+/// Per-operation cycles and ns of `op`, over `samples` batches of `batch`.
+fn sample(samples: usize, batch: u64, mut op: impl FnMut()) -> (Vec<u64>, Vec<u64>) {
+    for _ in 0..batch {
+        op();
+    }
+    let (mut cycles, mut ns) = (Vec::new(), Vec::new());
+    for _ in 0..samples {
+        let (t0, c0) = (sys::time_ns(), arch::cycle_counter());
+        for _ in 0..batch {
+            op();
+        }
+        let (c1, t1) = (arch::cycle_counter(), sys::time_ns());
+        // The 32-bit ARM counter may wrap once within a batch.
+        cycles.push(c1.wrapping_sub(c0) & counter_mask());
+        ns.push(t1 - t0);
+    }
+    (
+        cycles.into_iter().map(|c| c / batch).collect(),
+        ns.into_iter().map(|n| n / batch).collect(),
+    )
+}
+
+fn counter_mask() -> u64 {
+    if size_of::<usize>() == 8 {
+        u64::MAX
+    } else {
+        u32::MAX as u64
+    }
+}
+
+fn print_metric(name: &str, unit: &str, samples: &[u64]) {
+    print!("ubench: metric {name} {unit}");
+    for value in samples {
+        print!(" {value}");
+    }
+    println!();
+}
+
+/// Subtracts the cheapest empty batch from every sample.
+fn net(samples: Vec<u64>, floor: u64) -> Vec<u64> {
+    samples
+        .into_iter()
+        .map(|s| s.saturating_sub(floor))
+        .collect()
+}
+
+/// Two threads of this process take turns: each yield switches to the
+/// other, so every yield is one thread switch.
+fn yield_ping_pong() -> (Vec<u64>, Vec<u64>) {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    STOP.store(false, Ordering::Relaxed);
+    let partner = rt::thread::spawn(|| {
+        while !STOP.load(Ordering::Relaxed) {
+            sys::yield_now();
+        }
+    });
+    if partner.is_err() {
+        return (Vec::new(), Vec::new());
+    }
+    // Each measured yield of this thread brings one of the partner's:
+    // two switches per operation.
+    let (cycles, ns) = sample(SAMPLES, BATCH, sys::yield_now);
+    STOP.store(true, Ordering::Relaxed);
+    sys::yield_now();
+    (
+        cycles.into_iter().map(|c| c / 2).collect(),
+        ns.into_iter().map(|n| n / 2).collect(),
+    )
+}
+
+fn spawn_and_exit() {
+    match rt::process::run("hello", "quiet") {
+        Ok(rt::process::Exit::Code(0)) => {}
+        other => println!("ubench: hello failed: {other:?}"),
+    }
+}
+
+/// Runs every benchmark; returns the exit status.
+pub fn run() -> i32 {
+    println!("ubench: begin");
+    if let Ok(system) = rt::process::system() {
+        print_metric(
+            "boot_to_first_user_instruction",
+            "ns",
+            &[system.first_user_ns],
+        );
+    }
+    let (overhead_cycles, overhead_ns) = sample(SAMPLES, BATCH, || {
+        black_box(());
+    });
+    let floor_cycles = overhead_cycles.iter().copied().min().unwrap_or(0);
+    let floor_ns = overhead_ns.iter().copied().min().unwrap_or(0);
+    let mut metrics = Vec::new();
+    let (cycles, ns) = sample(SAMPLES, BATCH, || {
+        black_box(sys::process_id());
+    });
+    metrics.push(Metric {
+        name: "null_syscall",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = yield_ping_pong();
+    metrics.push(Metric {
+        name: "thread_switch_yield",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = sample(PROCESS_SAMPLES, PROCESS_BATCH, spawn_and_exit);
+    metrics.push(Metric {
+        name: "process_spawn_exit",
+        cycles,
+        ns,
+    });
+    for metric in metrics {
+        print_metric(
+            metric.name,
+            "instructions",
+            &net(metric.cycles, floor_cycles),
+        );
+        print_metric(metric.name, "ns", &net(metric.ns, floor_ns));
+    }
+    println!("ubench: end");
+    0
+}

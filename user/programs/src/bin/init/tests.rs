@@ -1,0 +1,600 @@
+//! The user-level test suite: what only a running user process can show
+//! about the kernel (isolation, preemption, system-call checks, cleanup).
+//! Results use the in-kernel suite's line format with the `utest:` marker:
+//!
+//! ```text
+//! utest: begin 20
+//! utest: pass fault::null_dereference 12.500 ms
+//! utest: fail sched::preemption: ... (user/programs/src/bin/init/tests.rs:88)
+//! utest: end 19 passed 1 failed
+//! ```
+
+use abi::{Error, FaultKind};
+use alloc::format;
+use alloc::string::String;
+use core::time::Duration;
+use rt::process::{self, Exit};
+use rt::{arch, println, sys};
+
+type Outcome = Result<(), String>;
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(format!("{} ({}:{})", format_args!($($arg)+), file!(), line!()));
+        }
+    };
+}
+
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr, $what:expr) => {{
+        let (left, right) = (&$left, &$right);
+        ensure!(left == right, "{}: {:?} != {:?}", $what, left, right);
+    }};
+}
+
+struct Test {
+    name: &'static str,
+    run: fn() -> Outcome,
+}
+
+const TESTS: &[Test] = &[
+    Test {
+        name: "process::exit_status_reaches_the_parent",
+        run: exit_status_reaches_the_parent,
+    },
+    Test {
+        name: "process::wait_without_children_fails",
+        run: wait_without_children_fails,
+    },
+    Test {
+        name: "process::unknown_and_malformed_programs_are_refused",
+        run: unknown_and_malformed_programs_are_refused,
+    },
+    Test {
+        name: "sched::two_cpu_bound_processes_both_progress",
+        run: two_cpu_bound_processes_both_progress,
+    },
+    Test {
+        name: "sched::threads_of_a_process_share_memory",
+        run: threads_of_a_process_share_memory,
+    },
+    Test {
+        name: "time::sleep_wakes_within_tolerance",
+        run: sleep_wakes_within_tolerance,
+    },
+    Test {
+        name: "fault::null_dereference",
+        run: null_dereference,
+    },
+    Test {
+        name: "fault::write_to_read_only_memory",
+        run: write_to_read_only_memory,
+    },
+    Test {
+        name: "fault::kernel_memory_is_out_of_reach",
+        run: kernel_memory_is_out_of_reach,
+    },
+    Test {
+        name: "fault::undefined_instruction",
+        run: undefined_instruction,
+    },
+    Test {
+        name: "fault::privileged_instruction",
+        run: privileged_instruction,
+    },
+    Test {
+        name: "fault::division_by_zero",
+        run: division_by_zero,
+    },
+    Test {
+        name: "fault::data_is_not_executable",
+        run: data_is_not_executable,
+    },
+    Test {
+        name: "fault::system_keeps_running_after_faults",
+        run: system_keeps_running_after_faults,
+    },
+    Test {
+        name: "syscall::kernel_pointers_are_refused",
+        run: kernel_pointers_are_refused,
+    },
+    Test {
+        name: "syscall::unmapped_and_read_only_buffers_are_refused",
+        run: unmapped_and_read_only_buffers_are_refused,
+    },
+    Test {
+        name: "syscall::huge_lengths_are_refused",
+        run: huge_lengths_are_refused,
+    },
+    Test {
+        name: "syscall::bad_numbers_and_arguments_are_refused",
+        run: bad_numbers_and_arguments_are_refused,
+    },
+    Test {
+        name: "memory::anonymous_memory_is_zeroed_and_unmappable",
+        run: anonymous_memory_is_zeroed_and_unmappable,
+    },
+    Test {
+        name: "memory::exited_processes_free_every_frame",
+        run: exited_processes_free_every_frame,
+    },
+    Test {
+        name: "privilege::only_privileged_processes_power_off",
+        run: only_privileged_processes_power_off,
+    },
+];
+
+/// Runs every test; returns the exit status (0: all passed).
+pub fn run() -> i32 {
+    println!("utest: begin {}", TESTS.len());
+    let (mut passed, mut failed) = (0, 0);
+    for test in TESTS {
+        let started = sys::time_ns();
+        match (test.run)() {
+            Ok(()) => {
+                let ms = (sys::time_ns() - started) as f64 / 1e6;
+                println!("utest: pass {} {ms:.3} ms", test.name);
+                passed += 1;
+            }
+            Err(message) => {
+                println!("utest: fail {}: {message}", test.name);
+                failed += 1;
+            }
+        }
+    }
+    println!("utest: end {passed} passed {failed} failed");
+    i32::from(failed > 0)
+}
+
+fn probe(arguments: &str) -> Result<Exit, String> {
+    process::run("probe", arguments).map_err(|e| format!("probe {arguments:?}: {e}"))
+}
+
+fn exit_status_reaches_the_parent() -> Outcome {
+    ensure_eq!(probe("exit 42")?, Exit::Code(42), "exit 42");
+    ensure_eq!(probe("exit 0")?, Exit::Code(0), "exit 0");
+    // Two children at once, collected in either order with wait(0).
+    let a = process::spawn("probe", "exit 3").map_err(|e| format!("spawn: {e}"))?;
+    let b = process::spawn("probe", "exit 4").map_err(|e| format!("spawn: {e}"))?;
+    let mut seen = [process::wait(0), process::wait(0)];
+    seen.sort_by_key(|r| r.map(|(pid, _)| pid).unwrap_or(0));
+    ensure_eq!(
+        seen[0],
+        Ok((a.min(b), Exit::Code(if a < b { 3 } else { 4 }))),
+        "first child"
+    );
+    ensure_eq!(
+        seen[1],
+        Ok((a.max(b), Exit::Code(if a < b { 4 } else { 3 }))),
+        "second child"
+    );
+    Ok(())
+}
+
+fn wait_without_children_fails() -> Outcome {
+    ensure_eq!(
+        process::wait(0),
+        Err(Error::NoChildren),
+        "wait for any child"
+    );
+    ensure_eq!(
+        process::wait(1),
+        Err(Error::NotFound),
+        "wait for init itself"
+    );
+    ensure_eq!(
+        process::wait(99_999),
+        Err(Error::NotFound),
+        "wait for no such process"
+    );
+    Ok(())
+}
+
+fn unknown_and_malformed_programs_are_refused() -> Outcome {
+    ensure_eq!(
+        process::spawn("no-such-program", ""),
+        Err(Error::NotFound),
+        "unknown program"
+    );
+    ensure_eq!(
+        process::spawn("", ""),
+        Err(Error::InvalidArgument),
+        "empty name"
+    );
+    let long = "x".repeat(abi::MAX_NAME_LENGTH + 1);
+    ensure_eq!(process::spawn(&long, ""), Err(Error::TooLong), "long name");
+    let arguments = "y".repeat(abi::MAX_ARGUMENTS_LENGTH + 1);
+    ensure_eq!(
+        process::spawn("probe", &arguments),
+        Err(Error::TooLong),
+        "long arguments"
+    );
+    Ok(())
+}
+
+fn two_cpu_bound_processes_both_progress() -> Outcome {
+    // Both compute until the same deadline. Without preemption the first
+    // would run to the deadline before the second ever started.
+    let deadline = sys::time_ns() + 300_000_000;
+    let arguments = format!("spin {deadline}");
+    let a = process::spawn("probe", &arguments).map_err(|e| format!("spawn: {e}"))?;
+    let b = process::spawn("probe", &arguments).map_err(|e| format!("spawn: {e}"))?;
+    for pid in [a, b] {
+        let (_, exit) = process::wait(pid).map_err(|e| format!("wait: {e}"))?;
+        ensure!(
+            exit == Exit::Code(0),
+            "spinner {pid}: {exit} (1: never ran before the deadline, 2: never preempted)"
+        );
+    }
+    Ok(())
+}
+
+fn threads_of_a_process_share_memory() -> Outcome {
+    ensure_eq!(probe("threads 4")?, Exit::Code(0), "four threads counting");
+    Ok(())
+}
+
+fn sleep_wakes_within_tolerance() -> Outcome {
+    // A loaded host can delay any one wake-up; one of three must be on
+    // time, and none may be early.
+    const ASKED: Duration = Duration::from_millis(30);
+    const TOLERANCE: Duration = Duration::from_millis(15);
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = rt::time::now();
+        rt::time::sleep(ASKED);
+        let slept = rt::time::now() - start;
+        ensure!(slept >= ASKED, "woke early: {slept:?} of {ASKED:?}");
+        best = best.min(slept);
+    }
+    ensure!(
+        best <= ASKED + TOLERANCE,
+        "slept {best:?} for {ASKED:?} at best"
+    );
+    Ok(())
+}
+
+/// Runs a faulting probe and checks how the kernel reported its end.
+fn expect_fault(arguments: &str, kind: FaultKind, address: Option<u64>) -> Outcome {
+    match probe(arguments)? {
+        Exit::Fault {
+            kind: k,
+            address: a,
+            pc,
+        } => {
+            ensure_eq!(k, kind, "fault kind");
+            if let Some(address) = address {
+                ensure_eq!(a, address, "fault address");
+            }
+            // The faulting instruction is in the program, unless the fault
+            // was fetching the instruction itself.
+            let image = abi::layout::IMAGE_BASE as u64..abi::layout::STACK_BASE as u64;
+            ensure!(
+                image.contains(&pc) || pc == a,
+                "fault pc {pc:#x} is neither in the image nor the faulting address {a:#x}"
+            );
+            Ok(())
+        }
+        other => Err(format!("{arguments}: {other}, not a fault")),
+    }
+}
+
+fn null_dereference() -> Outcome {
+    expect_fault("fault null-read", FaultKind::NotMapped, Some(0))
+}
+
+fn write_to_read_only_memory() -> Outcome {
+    expect_fault("fault ro-write", FaultKind::Permission, None)
+}
+
+fn kernel_memory_is_out_of_reach() -> Outcome {
+    let system = process::system().map_err(|e| format!("info: {e}"))?;
+    ensure!(system.kernel_address != 0, "no kernel address reported");
+    let address = system.kernel_address;
+    expect_fault(
+        &format!("fault kernel-read {address:#x}"),
+        FaultKind::Permission,
+        Some(address),
+    )
+}
+
+fn undefined_instruction() -> Outcome {
+    expect_fault("fault undefined", FaultKind::IllegalInstruction, None)
+}
+
+fn privileged_instruction() -> Outcome {
+    expect_fault("fault privileged", arch::PRIVILEGED_INSTRUCTION_FAULT, None)
+}
+
+fn division_by_zero() -> Outcome {
+    if arch::DIVISION_BY_ZERO_TRAPS {
+        expect_fault("fault divide", FaultKind::DivideByZero, None)
+    } else {
+        // The hardware returns zero; Rust's check panics instead.
+        ensure_eq!(
+            probe("fault divide")?,
+            Exit::Code(abi::EXIT_PANIC),
+            "panicked"
+        );
+        Ok(())
+    }
+}
+
+fn data_is_not_executable() -> Outcome {
+    expect_fault("fault exec-data", FaultKind::Permission, None)
+}
+
+fn system_keeps_running_after_faults() -> Outcome {
+    ensure_eq!(
+        probe("exit 7")?,
+        Exit::Code(7),
+        "a new process after the faults"
+    );
+    let processes = process::processes().map_err(|e| format!("info: {e}"))?;
+    ensure_eq!(processes.len(), 1, "processes left (zombies included)");
+    ensure_eq!(abi::name_str(&processes[0].name), "init", "the one left");
+    Ok(())
+}
+
+/// A page of this program's text: mapped, readable, not writable.
+fn text_address() -> usize {
+    abi::layout::ENTRY
+}
+
+fn kernel_pointers_are_refused() -> Outcome {
+    let system = process::system().map_err(|e| format!("info: {e}"))?;
+    let kernel = system.kernel_address as usize;
+    ensure_eq!(
+        sys::write_raw(kernel, 16),
+        Err(Error::BadAddress),
+        "write from kernel memory"
+    );
+    ensure_eq!(
+        sys::info_raw(1, kernel, 64),
+        Err(Error::BadAddress),
+        "info into kernel memory"
+    );
+    let mut status = abi::WaitStatus::default();
+    let child = process::spawn("probe", "exit 0").map_err(|e| format!("spawn: {e}"))?;
+    ensure_eq!(
+        sys::wait_raw(child as usize, kernel),
+        Err(Error::BadAddress),
+        "wait status into kernel memory"
+    );
+    // The refused wait left the child to collect.
+    ensure_eq!(
+        sys::wait(child, &mut status),
+        Ok(child),
+        "the child is still there"
+    );
+    ensure_eq!(
+        sys::raw(abi::Syscall::Spawn as usize, [kernel, 5, 0, 0, 0, 0]),
+        Err(Error::BadAddress),
+        "program name in kernel memory"
+    );
+    Ok(())
+}
+
+fn unmapped_and_read_only_buffers_are_refused() -> Outcome {
+    let unmapped = 0x1000_0000;
+    ensure_eq!(
+        sys::write_raw(unmapped, 8),
+        Err(Error::BadAddress),
+        "write from unmapped memory"
+    );
+    ensure_eq!(
+        sys::write_raw(0, 8),
+        Err(Error::BadAddress),
+        "write from the null page"
+    );
+    ensure_eq!(
+        sys::read_raw(text_address(), 8),
+        Err(Error::BadAddress),
+        "read into program text"
+    );
+    ensure_eq!(
+        sys::info_raw(1, text_address(), 64),
+        Err(Error::BadAddress),
+        "info into program text"
+    );
+    // A buffer that starts mapped and runs off the end of its mapping.
+    let page =
+        sys::map(0, 4096, abi::PROT_READ | abi::PROT_WRITE).map_err(|e| format!("map: {e}"))?;
+    ensure_eq!(
+        sys::write_raw(page + 4000, 200),
+        Err(Error::BadAddress),
+        "write across the end"
+    );
+    ensure_eq!(sys::write_raw(page, 0), Ok(0), "empty write");
+    sys::unmap(page, 4096).map_err(|e| format!("unmap: {e}"))?;
+    ensure_eq!(
+        sys::write_raw(page, 8),
+        Err(Error::BadAddress),
+        "write from unmapped memory"
+    );
+    Ok(())
+}
+
+fn huge_lengths_are_refused() -> Outcome {
+    let mut buffer = [0u8; 16];
+    let address = buffer.as_mut_ptr() as usize;
+    ensure_eq!(
+        sys::read_raw(address, usize::MAX),
+        Err(Error::BadAddress),
+        "read of usize::MAX"
+    );
+    ensure_eq!(
+        sys::read_raw(address, usize::MAX / 2),
+        Err(Error::BadAddress),
+        "read of half the space"
+    );
+    ensure_eq!(
+        sys::write_raw(address, usize::MAX),
+        Err(Error::TooLong),
+        "write of usize::MAX"
+    );
+    ensure_eq!(
+        sys::info_raw(2, address, usize::MAX),
+        Err(Error::BadAddress),
+        "info of usize::MAX"
+    );
+    ensure_eq!(
+        sys::map(0, usize::MAX, abi::PROT_READ),
+        Err(Error::InvalidArgument),
+        "map of usize::MAX"
+    );
+    ensure_eq!(
+        sys::map(0, 1 << 30, abi::PROT_READ),
+        Err(Error::LimitReached),
+        "map of 1 GiB"
+    );
+    Ok(())
+}
+
+fn bad_numbers_and_arguments_are_refused() -> Outcome {
+    ensure_eq!(
+        sys::raw(abi::Syscall::ALL.len(), [0; 6]),
+        Err(Error::UnknownSyscall),
+        "next number"
+    );
+    ensure_eq!(
+        sys::raw(usize::MAX, [0; 6]),
+        Err(Error::UnknownSyscall),
+        "usize::MAX"
+    );
+    ensure_eq!(
+        sys::map(0x1234, 4096, abi::PROT_READ),
+        Err(Error::InvalidArgument),
+        "misaligned map"
+    );
+    ensure_eq!(
+        sys::map(0, 4096, 4),
+        Err(Error::InvalidArgument),
+        "executable map"
+    );
+    ensure_eq!(
+        sys::map(0x1000, 4096, abi::PROT_READ),
+        Err(Error::InvalidArgument),
+        "map below the window"
+    );
+    ensure_eq!(
+        sys::unmap(abi::layout::ENTRY, 4096),
+        Err(Error::InvalidArgument),
+        "unmap of program text"
+    );
+    ensure_eq!(
+        sys::info_raw(99, 0, 0),
+        Err(Error::InvalidArgument),
+        "unknown info kind"
+    );
+    ensure_eq!(
+        sys::raw(
+            abi::Syscall::Spawn as usize,
+            [text_address(), 5, 0, 0, 8, 0]
+        ),
+        Err(Error::InvalidArgument),
+        "unknown spawn flag"
+    );
+    ensure_eq!(
+        sys::thread_spawn(usize::MAX - 15, 0, 0),
+        Err(Error::BadAddress),
+        "thread entry in kernel space"
+    );
+    Ok(())
+}
+
+fn anonymous_memory_is_zeroed_and_unmappable() -> Outcome {
+    let len = 3 * 4096;
+    let start =
+        sys::map(0, len, abi::PROT_READ | abi::PROT_WRITE).map_err(|e| format!("map: {e}"))?;
+    ensure!(
+        start >= abi::layout::ANON_START && start % 4096 == 0,
+        "mapped at {start:#x}"
+    );
+    for page in 0..3 {
+        let word = (start + page * 4096 + 8) as *mut u64;
+        // SAFETY: the kernel just mapped these pages for this process.
+        unsafe {
+            ensure_eq!(word.read_volatile(), 0, "fresh memory");
+            word.write_volatile(0x5a5a_0000 + page as u64);
+            ensure_eq!(word.read_volatile(), 0x5a5a_0000 + page as u64, "written");
+        }
+    }
+    // Unmapping the middle page leaves the others.
+    sys::unmap(start + 4096, 4096).map_err(|e| format!("unmap: {e}"))?;
+    // SAFETY: the first and last pages are still mapped.
+    unsafe {
+        ensure_eq!(
+            ((start + 8) as *const u64).read_volatile(),
+            0x5a5a_0000,
+            "first page"
+        );
+        ensure_eq!(
+            ((start + 2 * 4096 + 8) as *const u64).read_volatile(),
+            0x5a5a_0002,
+            "last page"
+        );
+    }
+    ensure_eq!(
+        sys::unmap(start + 4096, 4096),
+        Err(Error::InvalidArgument),
+        "unmapping a hole"
+    );
+    sys::unmap(start, 4096).map_err(|e| format!("unmap: {e}"))?;
+    sys::unmap(start + 2 * 4096, 4096).map_err(|e| format!("unmap: {e}"))?;
+    // A fixed address in the window works too.
+    let fixed = 0x7000_0000;
+    ensure_eq!(
+        sys::map(fixed, 4096, abi::PROT_READ),
+        Ok(fixed),
+        "fixed map"
+    );
+    ensure_eq!(
+        sys::map(fixed, 4096, abi::PROT_READ),
+        Err(Error::InvalidArgument),
+        "overlapping map"
+    );
+    sys::unmap(fixed, 4096).map_err(|e| format!("unmap: {e}"))?;
+    Ok(())
+}
+
+fn free_frames() -> Result<u64, String> {
+    process::memory()
+        .map(|m| m.free_frames)
+        .map_err(|e| format!("info: {e}"))
+}
+
+fn exited_processes_free_every_frame() -> Outcome {
+    // The first run may grow the kernel's heap; it keeps that memory.
+    ensure_eq!(probe("memory 32")?, Exit::Code(0), "warm-up run");
+    let before = free_frames()?;
+    for _ in 0..3 {
+        ensure_eq!(
+            probe("memory 32")?,
+            Exit::Code(0),
+            "the probe used its memory"
+        );
+        ensure_eq!(
+            probe("fault null-read").map(|e| matches!(e, Exit::Fault { .. }))?,
+            true,
+            "killed probe"
+        );
+    }
+    let after = free_frames()?;
+    ensure_eq!(
+        after,
+        before,
+        "free frames after three processes came and went"
+    );
+    Ok(())
+}
+
+fn only_privileged_processes_power_off() -> Outcome {
+    ensure_eq!(
+        probe("power-off")?,
+        Exit::Code(0),
+        "an ordinary child was refused"
+    );
+    Ok(())
+}
