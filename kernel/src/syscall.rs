@@ -55,6 +55,10 @@ fn dispatch<A: Arch>(call: Syscall, a: [usize; 6]) -> Outcome {
         Syscall::Wait => wait::<A>(a[0], a[1]),
         Syscall::Info => info::<A>(a[0], a[1], a[2]),
         Syscall::PowerOff => power_off::<A>(a[0]),
+        Syscall::SetPriority => {
+            task::set_priority::<A>(a[0])?;
+            one(0)
+        }
     }
 }
 

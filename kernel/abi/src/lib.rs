@@ -62,11 +62,14 @@ pub enum Syscall {
     PowerOff = 14,
     /// `thread_id() -> tid`: the calling thread's id.
     ThreadId = 15,
+    /// `set_priority(priority)`: sets the calling thread's priority, 0
+    /// (lowest) to 7; above 4, the default, needs the process's privilege.
+    SetPriority = 16,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 16] = [
+    pub const ALL: [Syscall; 17] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -83,6 +86,7 @@ impl Syscall {
         Syscall::Info,
         Syscall::PowerOff,
         Syscall::ThreadId,
+        Syscall::SetPriority,
     ];
 
     /// The call with number `number`.

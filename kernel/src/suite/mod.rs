@@ -4,6 +4,7 @@
 mod boot;
 mod irq;
 mod mm;
+mod task;
 
 use crate::ktest::Test;
 use alloc::vec::Vec;
@@ -15,6 +16,7 @@ pub(crate) fn portable<A: Arch>() -> Vec<Test> {
     tests.extend(boot::tests::<A>());
     tests.extend(irq::tests::<A>());
     tests.extend(mm::tests::<A>());
+    tests.extend(task::tests::<A>());
     tests
 }
 

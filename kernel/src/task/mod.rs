@@ -630,19 +630,24 @@ extern "C" fn kernel_thread_main<A: Arch>(_: usize) -> ! {
     exit_thread::<A>()
 }
 
-/// Starts a kernel thread running `work(argument)`; it ends when `work`
-/// returns.
+/// Starts a kernel thread running `work(argument)` at `priority`; it ends
+/// when `work` returns.
 pub fn spawn_kernel_thread<A: Arch>(
     name: &'static str,
+    priority: u8,
     work: fn(usize),
     argument: usize,
 ) -> Result<Tid, Error> {
+    if priority as usize >= queue::PRIORITIES {
+        return Err(Error::InvalidArgument);
+    }
     let stack = KernelStack::new().map_err(|_| Error::OutOfMemory)?;
     let top = stack.top();
     // SAFETY: the stack was just mapped and nothing uses it.
     let sp = unsafe { A::prepare_kernel_thread(top, kernel_thread_main::<A>, 0) };
     let mut thread = new_thread(name, None, Some(stack), top, sp)?;
     thread.entry = Some((work, argument));
+    thread.priority = priority;
     let mut s = SCHEDULER.lock();
     let index = s.insert_thread(thread)?;
     let tid = s.thread(index).tid;
@@ -653,6 +658,29 @@ pub fn spawn_kernel_thread<A: Arch>(
 /// Lets other ready threads of the same priority run.
 pub fn yield_now<A: Arch>() {
     schedule::<A>();
+}
+
+/// Sets the current thread's priority. Only privileged processes (and
+/// kernel threads) may go above [`DEFAULT_PRIORITY`]. A lower priority
+/// takes effect at once: a more urgent ready thread runs.
+pub fn set_priority<A: Arch>(priority: usize) -> Result<(), Error> {
+    if priority >= queue::PRIORITIES {
+        return Err(Error::InvalidArgument);
+    }
+    {
+        let mut guard = SCHEDULER.lock();
+        let s = &mut *guard;
+        let privileged = s
+            .current_process()
+            .is_none_or(|slot| s.process(slot).privileged);
+        if priority > DEFAULT_PRIORITY as usize && !privileged {
+            return Err(Error::PermissionDenied);
+        }
+        let current = s.current;
+        s.thread_mut(current).priority = priority as u8;
+    }
+    schedule::<A>();
+    Ok(())
 }
 
 /// Waits until the monotonic clock reaches `deadline_ns` (the scheduler's

@@ -114,6 +114,11 @@ pub fn process_id() -> u32 {
     call(Syscall::ProcessId, [0; 6]).0 as u32
 }
 
+/// Sets this thread's priority (0 lowest, 7 highest, 4 by default).
+pub fn set_priority(priority: usize) -> Result<(), Error> {
+    checked(Syscall::SetPriority, [priority, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
 /// This thread's id.
 pub fn thread_id() -> u32 {
     call(Syscall::ThreadId, [0; 6]).0 as u32

@@ -2,10 +2,10 @@
 //! through its exit status: the user-level tests run it as a child.
 //!
 //! - `exit N`: exits with status N.
-//! - `spin DEADLINE_NS`: computes until the monotonic clock reaches the
-//!   deadline; exits 0 if it made progress and was preempted along the
-//!   way, 1 if it never ran before the deadline, 2 if it was never
-//!   preempted.
+//! - `spin DEADLINE_NS [PRIORITY]`: (at that priority) computes until the
+//!   monotonic clock reaches the deadline; exits 0 if it made progress and
+//!   was preempted along the way, 1 if it never ran before the deadline, 2
+//!   if it was never preempted, 3 if the priority was refused.
 //! - `fault KIND [ADDRESS]`: faults on purpose (null-read, ro-write,
 //!   kernel-read ADDRESS, undefined, privileged, divide, exec-data).
 //! - `memory PAGES`: maps and touches PAGES pages in this thread and as
@@ -39,7 +39,15 @@ fn main(arguments: &str) -> i32 {
     };
     match command {
         "exit" => number(words.next()) as i32,
-        "spin" => spin(number(words.next())),
+        "spin" => {
+            let deadline = number(words.next());
+            if let Some(priority) = words.next()
+                && sys::set_priority(number(Some(priority)) as usize).is_err()
+            {
+                return 3;
+            }
+            spin(deadline)
+        }
         "fault" => fault(words.next().unwrap_or(""), number(words.next()) as usize),
         "memory" => memory(number(words.next()) as usize),
         "threads" => threads(number(words.next()) as usize),
@@ -66,6 +74,9 @@ fn spin(deadline: u64) -> i32 {
     let mut iterations = 0u64;
     let mut preempted = 0;
     let mut last = sys::time_ns();
+    if last >= deadline {
+        return 1;
+    }
     while last < deadline {
         for _ in 0..1000 {
             iterations = black_box(iterations + 1);

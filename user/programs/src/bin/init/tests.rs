@@ -56,6 +56,10 @@ const TESTS: &[Test] = &[
         run: two_cpu_bound_processes_both_progress,
     },
     Test {
+        name: "sched::higher_priority_runs_to_the_exclusion_of_lower",
+        run: higher_priority_runs_to_the_exclusion_of_lower,
+    },
+    Test {
         name: "sched::threads_of_a_process_share_memory",
         run: threads_of_a_process_share_memory,
     },
@@ -227,6 +231,41 @@ fn two_cpu_bound_processes_both_progress() -> Outcome {
             "spinner {pid}: {exit} (1: never ran before the deadline, 2: never preempted)"
         );
     }
+    Ok(())
+}
+
+fn higher_priority_runs_to_the_exclusion_of_lower() -> Outcome {
+    // The first lowers itself below the second: until the second ends at
+    // the deadline, the first gets no time at all, and the second is never
+    // preempted (round robin only shares among equals).
+    let deadline = sys::time_ns() + 150_000_000;
+    let low = process::spawn("probe", &format!("spin {deadline} 1"))
+        .map_err(|e| format!("spawn: {e}"))?;
+    let high =
+        process::spawn("probe", &format!("spin {deadline}")).map_err(|e| format!("spawn: {e}"))?;
+    let (_, high_exit) = process::wait(high).map_err(|e| format!("wait: {e}"))?;
+    let (_, low_exit) = process::wait(low).map_err(|e| format!("wait: {e}"))?;
+    ensure_eq!(
+        high_exit,
+        Exit::Code(2),
+        "the higher-priority spinner (2: never preempted)"
+    );
+    ensure_eq!(
+        low_exit,
+        Exit::Code(1),
+        "the lower-priority spinner (1: never ran before the deadline)"
+    );
+    // Raising above the default needs privilege, which probes lack.
+    ensure_eq!(
+        probe(&format!("spin {deadline} 6"))?,
+        Exit::Code(3),
+        "raising the priority"
+    );
+    ensure_eq!(
+        sys::set_priority(8),
+        Err(Error::InvalidArgument),
+        "priority 8"
+    );
     Ok(())
 }
 
