@@ -59,6 +59,75 @@ pub fn stats(samples: &[u64]) -> Option<Stats> {
     })
 }
 
+/// A project target for a metric (in guest instructions), with Linux 6.1's
+/// figure on the same machines for comparison.
+struct Target {
+    metric: &'static str,
+    at_most: f64,
+    linux_x64: f64,
+    linux_arm: f64,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        metric: "null_syscall",
+        at_most: 100.0,
+        linux_x64: 338.0,
+        linux_arm: 164.0,
+    },
+    Target {
+        metric: "thread_switch_yield",
+        at_most: 500.0,
+        linux_x64: 2100.0,
+        linux_arm: 2100.0,
+    },
+    Target {
+        metric: "anonymous_page_fault",
+        at_most: 1500.0,
+        linux_x64: 3300.0,
+        linux_arm: 3300.0,
+    },
+    Target {
+        // Under -icount shift=0 a nanosecond of guest time is one
+        // instruction.
+        metric: "boot_to_first_user_instruction",
+        at_most: 2_000_000.0,
+        linux_x64: 1_200_000_000.0,
+        linux_arm: 1_200_000_000.0,
+    },
+];
+
+/// One line per target and machine: the median against the target and
+/// against Linux, as ratios from this run.
+fn target_lines(results: &[Result_]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in results {
+        let Some(target) = TARGETS.iter().find(|t| t.metric == r.metric) else {
+            continue;
+        };
+        // Instructions where the metric has them; the boot is in ns.
+        if r.unit == "ns" && r.metric != "boot_to_first_user_instruction" {
+            continue;
+        }
+        let linux = if r.machine.starts_with("arm") {
+            target.linux_arm
+        } else {
+            target.linux_x64
+        };
+        let median = r.stats.median;
+        lines.push(format!(
+            "target {} {} median={median} target={} of_target={:.2} linux={linux} faster_than_linux={:.1}x {}",
+            r.machine,
+            r.metric,
+            target.at_most,
+            median / target.at_most,
+            linux / median.max(1.0),
+            if median <= target.at_most { "met" } else { "MISSED" }
+        ));
+    }
+    lines
+}
+
 /// One metric of one machine.
 pub struct Result_ {
     pub machine: &'static str,
@@ -67,9 +136,13 @@ pub struct Result_ {
     pub stats: Stats,
 }
 
-/// Reads `kbench: metric NAME UNIT v1 v2 ...`.
+/// Reads `kbench: metric NAME UNIT v1 v2 ...` (the kernel's metrics) or
+/// `ubench: metric ...` (init's).
 fn parse_metric(line: &str) -> Option<(String, String, Vec<u64>)> {
-    let rest = &line[line.find("kbench: metric ")? + "kbench: metric ".len()..];
+    let marker = ["kbench: metric ", "ubench: metric "]
+        .into_iter()
+        .find(|m| line.contains(m))?;
+    let rest = &line[line.find(marker)? + marker.len()..];
     let mut words = rest.split_whitespace();
     let name = words.next()?.to_string();
     let unit = words.next()?.to_string();
@@ -125,7 +198,9 @@ fn run_machine(machine: Machine, kernel: &std::path::Path) -> Result<Vec<Result_
         &[],
         |_| {},
     )?;
-    let finished = boot.lines.iter().any(|l| l.contains("kbench: end"));
+    let finished = ["kbench: end", "ubench: end"]
+        .iter()
+        .all(|marker| boot.lines.iter().any(|l| l.contains(marker)));
     let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
     if !finished || exit != Some(kernel::exit_code::SUCCESS) {
         for line in boot.tail(20) {
@@ -169,6 +244,9 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     }
     for r in &results {
         println!("{}", line(r));
+    }
+    for line in target_lines(&results) {
+        println!("{line}");
     }
     let dir = workspace().join("target").join("bench");
     std::fs::create_dir_all(&dir)?;

@@ -46,9 +46,13 @@ kernel_thread_start:
 /*
  * SYSCALL from user mode: RCX holds the return address, R11 the flags,
  * and interrupts are off (SFMASK). One CPU, so the user stack pointer can
- * wait in a static while the kernel stack is loaded. The frame is a full
- * TrapFrame, so a thread that entered here can be resumed, inspected or
- * killed like any other.
+ * wait in a static while the kernel stack is loaded.
+ *
+ * The frame has TrapFrame's layout, but only the registers a call reads
+ * or must give back are stored: the number and arguments (RAX, RDI, RSI,
+ * RDX, R10, R8, R9), and the return state. The callee-saved registers
+ * stay in the CPU (the kernel's own code preserves them), and RCX and R11
+ * belong to SYSCALL; their slots are left as they are.
  */
 .global syscall_entry
 syscall_entry:
@@ -61,47 +65,32 @@ syscall_entry:
     push %rcx
     push $0                         /* error code */
     push ${SYSCALL_VECTOR}
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    sub $120, %rsp                  /* the general registers */
+    mov %rax, 112(%rsp)
+    mov %rdx, 88(%rsp)
+    mov %rsi, 80(%rsp)
+    mov %rdi, 72(%rsp)
+    mov %r8, 56(%rsp)
+    mov %r9, 48(%rsp)
+    mov %r10, 40(%rsp)
     mov %rsp, %rdi
     call x86_64_syscall
-    /* Non-zero: SYSRET can restore the frame (see x86_64_syscall). */
+    /* Non-zero: SYSRET can return (see x86_64_syscall). MOV keeps flags. */
     test %eax, %eax
-    jz trap_return
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    add $16, %rsp                   /* vector and error code */
-    pop %rcx                        /* rip */
-    add $8, %rsp                    /* cs */
-    pop %r11                        /* rflags */
-    pop %rsp                        /* the user stack; ss is implied */
+    mov 112(%rsp), %rax
+    mov 88(%rsp), %rdx
+    mov 80(%rsp), %rsi
+    mov 72(%rsp), %rdi
+    mov 56(%rsp), %r8
+    mov 48(%rsp), %r9
+    mov 40(%rsp), %r10
+    jz 1f
+    mov 136(%rsp), %rcx             /* rip */
+    mov 152(%rsp), %r11             /* rflags */
+    mov 160(%rsp), %rsp             /* the user stack; ss is implied */
     sysretq
+1:  add $136, %rsp                  /* to rip, cs, rflags, rsp, ss */
+    iretq
 
 .section .bss.syscall, "aw", @nobits
 .p2align 3

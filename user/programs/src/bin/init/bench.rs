@@ -99,6 +99,26 @@ fn yield_ping_pong() -> (Vec<u64>, Vec<u64>) {
     )
 }
 
+/// Touches fresh anonymous pages, one write each: every write takes a
+/// page fault that maps a zeroed frame.
+fn anonymous_page_faults() -> (Vec<u64>, Vec<u64>) {
+    const FAULT_BATCH: u64 = 16;
+    let pages = (SAMPLES as u64 + 1) * FAULT_BATCH;
+    let len = pages as usize * 4096;
+    let Ok(start) = sys::map(0, len, abi::PROT_READ | abi::PROT_WRITE) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut next = start;
+    let result = sample(SAMPLES, FAULT_BATCH, || {
+        // SAFETY: the pages were mapped above for this process; each is
+        // written once, in order.
+        unsafe { (next as *mut u8).write_volatile(1) };
+        next += 4096;
+    });
+    let _ = sys::unmap(start, len);
+    result
+}
+
 fn spawn_and_exit() {
     match rt::process::run("hello", "quiet") {
         Ok(rt::process::Exit::Code(0)) => {}
@@ -133,6 +153,12 @@ pub fn run() -> i32 {
     let (cycles, ns) = yield_ping_pong();
     metrics.push(Metric {
         name: "thread_switch_yield",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = anonymous_page_faults();
+    metrics.push(Metric {
+        name: "anonymous_page_fault",
         cycles,
         ns,
     });
