@@ -67,13 +67,13 @@ pub fn run(options: &TestOptions) -> Result<bool> {
     let mut tally = Tally::default();
     lint(&mut tally)?;
     host_tests(&mut tally)?;
-    for layout in &crate::docs::LAYOUTS {
-        let result = crate::docs::check(layout);
+    for document in crate::docs::documents() {
+        let result = crate::docs::check(&document);
         let detail = result.as_ref().err().cloned().unwrap_or_default();
         tally.record(
             result.is_ok(),
             "docs",
-            &format!("memory-map-{}.md matches the layout", layout.arch),
+            &format!("{} matches the code", document.name()),
             &detail,
         );
     }

@@ -95,6 +95,202 @@ impl Syscall {
     }
 }
 
+/// How one system call is used, for documentation (rendered into
+/// `docs/syscalls.md` by `cargo xtask docs`).
+#[derive(Clone, Copy, Debug)]
+pub struct CallSpec {
+    /// The call's arguments, in register order.
+    pub arguments: &'static [&'static str],
+    /// What it returns in the first (and second) result register.
+    pub returns: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// The errors it can return.
+    pub errors: &'static [Error],
+}
+
+impl Syscall {
+    /// The call's name in documentation and the runtime.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Syscall::Exit => "exit",
+            Syscall::Write => "write",
+            Syscall::Read => "read",
+            Syscall::Yield => "yield",
+            Syscall::Sleep => "sleep",
+            Syscall::Time => "time",
+            Syscall::ThreadSpawn => "thread_spawn",
+            Syscall::ThreadExit => "thread_exit",
+            Syscall::Map => "map",
+            Syscall::Unmap => "unmap",
+            Syscall::Spawn => "spawn",
+            Syscall::Wait => "wait",
+            Syscall::ProcessId => "process_id",
+            Syscall::Info => "info",
+            Syscall::PowerOff => "power_off",
+            Syscall::ThreadId => "thread_id",
+            Syscall::SetPriority => "set_priority",
+        }
+    }
+
+    /// How the call is used.
+    pub const fn spec(self) -> CallSpec {
+        use Error::*;
+        let (arguments, returns, description, errors): (&[&str], &str, &str, &[Error]) = match self
+        {
+            Syscall::Exit => (
+                &["status: i32"],
+                "does not return",
+                "Ends the calling process with `status`; its other threads end too.",
+                &[],
+            ),
+            Syscall::Write => (
+                &["buffer", "length"],
+                "bytes written (all of them)",
+                "Writes the buffer to the console; `\\n` is sent as CR LF. The whole buffer is checked before any of it is written.",
+                &[BadAddress, TooLong],
+            ),
+            Syscall::Read => (
+                &["buffer", "capacity"],
+                "bytes read (at least 1 unless capacity is 0)",
+                "Reads console input, waiting until at least one byte has arrived.",
+                &[BadAddress],
+            ),
+            Syscall::Yield => (
+                &[],
+                "0",
+                "Lets other ready threads of the same or higher priority run.",
+                &[],
+            ),
+            Syscall::Sleep => (
+                &["ns_low: u32", "ns_high: u32"],
+                "0",
+                "Waits at least `ns_high << 32 | ns_low` nanoseconds (0 yields).",
+                &[],
+            ),
+            Syscall::Time => (
+                &[],
+                "ns_low: u32, ns_high: u32",
+                "Nanoseconds since boot on the monotonic clock, split in two halves.",
+                &[],
+            ),
+            Syscall::ThreadSpawn => (
+                &["entry", "stack_top", "argument"],
+                "thread id",
+                "Starts a thread of the calling process at `entry(argument)` with the stack pointer at `stack_top` (the caller provides the stack).",
+                &[BadAddress, InvalidArgument, LimitReached, OutOfMemory],
+            ),
+            Syscall::ThreadExit => (
+                &[],
+                "does not return",
+                "Ends the calling thread; the process ends with status 0 when its last thread does.",
+                &[],
+            ),
+            Syscall::Map => (
+                &["address", "length", "protection"],
+                "address mapped",
+                "Maps `length` bytes (rounded up to pages) of zeroed anonymous memory, readable and, with `PROT_WRITE`, writable; never executable. Address 0 lets the kernel choose (with unmapped guard pages around); otherwise it must be page-aligned, free and in the anonymous window. Pages are allocated on first touch.",
+                &[InvalidArgument, LimitReached, OutOfMemory],
+            ),
+            Syscall::Unmap => (
+                &["address", "length"],
+                "0",
+                "Removes anonymous memory; the range must lie wholly in memory `map` gave, and may cut a mapping in two.",
+                &[InvalidArgument, OutOfMemory],
+            ),
+            Syscall::Spawn => (
+                &[
+                    "name",
+                    "name_length",
+                    "arguments",
+                    "arguments_length",
+                    "flags",
+                ],
+                "process id",
+                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. `SPAWN_INHERIT_PRIVILEGES` passes on the caller's privileges.",
+                &[
+                    BadAddress,
+                    InvalidArgument,
+                    TooLong,
+                    NotFound,
+                    BadImage,
+                    LimitReached,
+                    OutOfMemory,
+                ],
+            ),
+            Syscall::Wait => (
+                &["pid (0: any child)", "status: *mut WaitStatus (0: none)"],
+                "process id of the child",
+                "Waits until the child has ended, writes how (`WaitStatus`) and forgets it. A status that cannot be written leaves the child to wait for again.",
+                &[BadAddress, NotFound, NoChildren],
+            ),
+            Syscall::ProcessId => (&[], "process id", "The calling process's id.", &[]),
+            Syscall::Info => (
+                &["kind: InfoKind", "buffer", "capacity"],
+                "bytes all the records need",
+                "Writes as many whole records of the kind as fit; the result says how much room all of them need.",
+                &[BadAddress, InvalidArgument, OutOfMemory],
+            ),
+            Syscall::PowerOff => (
+                &["status: u8"],
+                "does not return on success",
+                "Ends the machine with `status` (QEMU exits with it). Needs the power-off privilege, which init has and passes to the shell.",
+                &[PermissionDenied],
+            ),
+            Syscall::ThreadId => (&[], "thread id", "The calling thread's id.", &[]),
+            Syscall::SetPriority => (
+                &["priority: 0-7"],
+                "0",
+                "Sets the calling thread's priority (4 by default, 7 most urgent). Going above 4 needs the process's privilege.",
+                &[InvalidArgument, PermissionDenied],
+            ),
+        };
+        CallSpec {
+            arguments,
+            returns,
+            description,
+            errors,
+        }
+    }
+}
+
+/// How one architecture makes a system call.
+#[derive(Clone, Copy, Debug)]
+pub struct CallingConvention {
+    /// The architecture.
+    pub arch: &'static str,
+    /// The instruction that enters the kernel.
+    pub instruction: &'static str,
+    /// The register holding the call number.
+    pub number: &'static str,
+    /// The argument registers, in order.
+    pub arguments: [&'static str; 6],
+    /// The result registers.
+    pub results: [&'static str; 2],
+    /// Registers the call does not preserve besides the results.
+    pub clobbered: &'static [&'static str],
+}
+
+/// The calling conventions; every register not listed is preserved.
+pub const CALLING_CONVENTIONS: [CallingConvention; 2] = [
+    CallingConvention {
+        arch: "x86_64",
+        instruction: "syscall",
+        number: "rax",
+        arguments: ["rdi", "rsi", "rdx", "r10", "r8", "r9"],
+        results: ["rax", "rdx"],
+        clobbered: &["rcx", "r11"],
+    },
+    CallingConvention {
+        arch: "armv7",
+        instruction: "svc #0",
+        number: "r7",
+        arguments: ["r0", "r1", "r2", "r3", "r4", "r5"],
+        results: ["r0", "r1"],
+        clobbered: &[],
+    },
+];
+
 /// Why a system call failed. A call returns `-(error as isize)` in its
 /// first result register; see [`decode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
