@@ -427,6 +427,8 @@ pub enum FaultKind {
     /// x86_64's general-protection fault: a privileged instruction, an I/O
     /// port access or a non-canonical address.
     GeneralProtection = 8,
+    /// The access was allowed, but no memory was left for the page.
+    OutOfMemory = 9,
 }
 
 impl FaultKind {
@@ -441,6 +443,7 @@ impl FaultKind {
             6 => FaultKind::Breakpoint,
             7 => FaultKind::Other,
             8 => FaultKind::GeneralProtection,
+            9 => FaultKind::OutOfMemory,
             _ => return None,
         })
     }
@@ -456,6 +459,7 @@ impl FaultKind {
             FaultKind::Breakpoint => "breakpoint",
             FaultKind::Other => "fault",
             FaultKind::GeneralProtection => "general protection fault",
+            FaultKind::OutOfMemory => "out of memory for a page",
         }
     }
 }

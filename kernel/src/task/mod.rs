@@ -53,8 +53,9 @@ pub const MAX_THREADS: usize = 1024;
 pub const MAX_PROCESSES: usize = 256;
 /// Threads in one process, at most.
 pub const MAX_THREADS_PER_PROCESS: u32 = 64;
-/// Starting a process or thread leaves at least this many frames free, so
-/// user programs cannot exhaust what the kernel itself needs.
+/// Frames user memory never takes, and that starting a process or thread
+/// leaves free: what the kernel itself may still need (its heap, page
+/// tables, stacks) when user programs have used everything else.
 pub const RESERVED_FRAMES: usize = 256;
 
 /// A thread id; ids are never reused.
@@ -81,6 +82,9 @@ pub enum ExitStatus {
     Exited(i32),
     /// The kernel killed it for this fault.
     Faulted(Fault),
+    /// The kernel killed it because no memory was left for a page it was
+    /// allowed to touch (at the fault's address).
+    OutOfMemory(Fault),
 }
 
 impl ExitStatus {
@@ -95,9 +99,12 @@ impl ExitStatus {
                 status.reason = abi::ExitReason::Exited as u32;
                 status.code = code;
             }
-            ExitStatus::Faulted(fault) => {
+            ExitStatus::Faulted(fault) | ExitStatus::OutOfMemory(fault) => {
                 status.reason = abi::ExitReason::Faulted as u32;
-                status.fault_kind = fault_kind_number(fault.kind);
+                status.fault_kind = match self {
+                    ExitStatus::OutOfMemory(_) => abi::FaultKind::OutOfMemory as u32,
+                    _ => fault_kind_number(fault.kind),
+                };
                 status.fault_access = match fault.access {
                     None => abi::FaultAccess::None,
                     Some(Access::Read) => abi::FaultAccess::Read,
@@ -821,12 +828,16 @@ pub fn user_fault<A: Arch>(fault: Fault, cause: &'static str) {
         "ferrite: process {pid} ({}) killed: {cause}: {fault}{}",
         abi::name_str(&name),
         if out_of_memory {
-            " (no memory for a demand-zero page)"
+            " (no memory left for the page)"
         } else {
             ""
         }
     );
-    exit_process::<A>(ExitStatus::Faulted(fault))
+    exit_process::<A>(if out_of_memory {
+        ExitStatus::OutOfMemory(fault)
+    } else {
+        ExitStatus::Faulted(fault)
+    })
 }
 
 /// Wakes the threads waiting for console input (from its interrupt).
@@ -866,9 +877,13 @@ pub struct SpawnOptions<'a> {
     pub privileged: bool,
 }
 
+/// Whether there is room to start a process or thread beyond the reserve.
 fn enough_frames() -> bool {
-    mm::frames::counts().1 >= RESERVED_FRAMES
+    mm::frames::counts().1 >= RESERVED_FRAMES + START_FRAMES
 }
+
+/// Frames a new process or thread takes at least (stacks, tables, image).
+const START_FRAMES: usize = 64;
 
 /// Starts program `name` from the boot archive in a new process.
 pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Error> {

@@ -138,8 +138,13 @@ impl UserSpace {
         self.regions.get(at).filter(|r| r.start <= address)
     }
 
-    /// Maps a fresh zeroed frame at `page`; returns the frame.
+    /// Maps a fresh zeroed frame at `page`; returns the frame. The last
+    /// [`super::RESERVED_FRAMES`] frames are the kernel's: user memory
+    /// cannot take them.
     fn populate<A: Arch>(&mut self, page: usize, flags: MapFlags) -> Result<u64, Error> {
+        if frames::counts().1 <= super::RESERVED_FRAMES {
+            return Err(Error::OutOfMemory);
+        }
         let frame = frames::allocate_zeroed(1, PAGE_SIZE).map_err(|_| Error::OutOfMemory)?;
         if let Err(e) = A::map(self.space(), page, frame, PAGE_SIZE, flags, &KernelFrames) {
             frames::free(frame, 1);

@@ -18,6 +18,9 @@ const USER_CPSR: u32 = 0x10;
 /// CPSR's Thumb bit, set for an entry point with bit 0 set.
 const THUMB: u32 = 1 << 5;
 
+/// Words `armv7_switch` keeps on a stack: TPIDRURW, r4-r11, lr.
+const SWITCH_WORDS: usize = 10;
+
 /// Lets user mode read the cycle counter (PMCCNTR) for measurements.
 pub fn init() {
     // SAFETY: PMUSERENR.EN only opens PMU reads (and counter control) to
@@ -52,10 +55,10 @@ impl hal::Threads for Armv7 {
         // SAFETY: the caller gives a mapped, unused stack; the frame sits
         // at its 8-byte-aligned top.
         unsafe { (frame_address as *mut TrapFrame).write(frame) };
-        // r4-r11 and the return address, which the switch pops into pc.
+        // TPIDRURW, r4-r11 and the return address the switch pops.
         let mut sp = frame_address;
-        let mut words = [0; 9];
-        words[8] = user_thread_start as *const () as usize;
+        let mut words = [0; SWITCH_WORDS];
+        words[SWITCH_WORDS - 1] = user_thread_start as *const () as usize;
         // SAFETY: as above, just below the frame.
         unsafe { push_words(&mut sp, &words) };
         sp
@@ -66,13 +69,13 @@ impl hal::Threads for Armv7 {
         main: extern "C" fn(usize) -> !,
         argument: usize,
     ) -> usize {
-        // Nine words popped must leave the stack 8-byte aligned for the
+        // The words popped must leave the stack 8-byte aligned for the
         // call kernel_thread_start makes.
-        let mut sp = (kernel_stack_top & !7) - 4;
-        let mut words = [0; 9];
-        words[0] = main as usize; // r4
-        words[1] = argument; // r5
-        words[8] = kernel_thread_start as *const () as usize;
+        let mut sp = (kernel_stack_top & !7) - (SWITCH_WORDS * 4) % 8;
+        let mut words = [0; SWITCH_WORDS];
+        words[1] = main as usize; // r4
+        words[2] = argument; // r5
+        words[SWITCH_WORDS - 1] = kernel_thread_start as *const () as usize;
         // SAFETY: the caller gives a mapped, unused stack.
         unsafe { push_words(&mut sp, &words) };
         sp

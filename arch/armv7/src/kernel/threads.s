@@ -10,15 +10,20 @@
 
 /*
  * armv7_switch(save: *mut usize, load: usize): saves the callee-saved
- * registers on this stack, stores its pointer at *save and resumes the
- * stack at load, which holds the same nine words.
+ * registers and the user read/write thread register (TPIDRURW, which user
+ * code may use freely, so each thread has its own) on this stack, stores
+ * its pointer at *save and resumes the stack at load, which holds the
+ * same ten words.
  */
 .global armv7_switch
 armv7_switch:
-    push {r4-r11, lr}
+    mrc p15, 0, r2, c13, c0, 2
+    push {r2, r4-r11, lr}
     str sp, [r0]
     mov sp, r1
-    pop {r4-r11, pc}
+    pop {r2, r4-r11, lr}
+    mcr p15, 0, r2, c13, c0, 2
+    bx lr
 
 /* First run of a user thread: sp points at its TrapFrame. */
 .global user_thread_start

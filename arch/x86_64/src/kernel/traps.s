@@ -50,7 +50,11 @@ trap_common:
     push %r13
     push %r14
     push %r15
-    cld
+    /* Known flags for the kernel: a trap from user mode keeps RFLAGS.AC,
+     * which user code can set and which would switch SMAP off; DF must
+     * be clear. (IF is already clear: every gate is an interrupt gate.) */
+    push $2
+    popfq
     mov %rsp, %rdi
     call x86_64_trap
 /* Restores a TrapFrame at %rsp and returns from the trap. */

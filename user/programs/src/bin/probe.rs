@@ -12,6 +12,8 @@
 //!   many in a second thread; exits 0 if the free frame count dropped by
 //!   at least that much.
 //! - `threads N`: N threads add to a shared counter; exits 0 if all ran.
+//! - `hog`: maps and touches memory until the per-process limit (exits 0)
+//!   or until the kernel kills it for want of memory.
 //! - `power-off`: tries to power off; exits 0 if refused for lack of
 //!   privilege.
 //! - `sleep MS`: sleeps, then exits 0.
@@ -51,6 +53,7 @@ fn main(arguments: &str) -> i32 {
         "fault" => fault(words.next().unwrap_or(""), number(words.next()) as usize),
         "memory" => memory(number(words.next()) as usize),
         "threads" => threads(number(words.next()) as usize),
+        "hog" => hog(),
         "power-off" => match sys::power_off(0) {
             rt::Error::PermissionDenied => 0,
             _ => 1,
@@ -201,4 +204,20 @@ fn threads(count: usize) -> i32 {
         sys::yield_now();
     }
     0
+}
+
+fn hog() -> i32 {
+    const CHUNK_PAGES: usize = 4096;
+    loop {
+        match sys::map(0, CHUNK_PAGES * 4096, abi::PROT_READ | abi::PROT_WRITE) {
+            Ok(start) => {
+                for page in 0..CHUNK_PAGES {
+                    // SAFETY: mapped above for this process.
+                    unsafe { ((start + page * 4096) as *mut u8).write_volatile(1) };
+                }
+            }
+            Err(rt::Error::LimitReached) => return 0,
+            Err(_) => return 1,
+        }
+    }
 }

@@ -120,6 +120,10 @@ const TESTS: &[Test] = &[
         run: anonymous_memory_is_zeroed_and_unmappable,
     },
     Test {
+        name: "memory::exhausting_memory_kills_only_the_hogs",
+        run: exhausting_memory_kills_only_the_hogs,
+    },
+    Test {
         name: "memory::exited_processes_free_every_frame",
         run: exited_processes_free_every_frame,
     },
@@ -625,6 +629,40 @@ fn exited_processes_free_every_frame() -> Outcome {
         after,
         before,
         "free frames after three processes came and went"
+    );
+    Ok(())
+}
+
+fn exhausting_memory_kills_only_the_hogs() -> Outcome {
+    // Four processes each want up to 128 MiB: more than any machine here
+    // has. The kernel keeps its reserve and kills whoever finds no page.
+    let memory = |what| process::memory().map_err(|e| format!("{what}: {e}"));
+    let before = memory("before")?;
+    let mut hogs = alloc::vec::Vec::new();
+    for _ in 0..4 {
+        hogs.push(process::spawn("probe", "hog").map_err(|e| format!("spawn: {e}"))?);
+    }
+    let mut starved = 0;
+    for pid in hogs {
+        match process::wait(pid).map_err(|e| format!("wait: {e}"))?.1 {
+            Exit::Fault {
+                kind: FaultKind::OutOfMemory,
+                ..
+            } => starved += 1,
+            Exit::Code(0) => {}
+            other => return Err(format!("hog {pid}: {other}")),
+        }
+    }
+    ensure!(starved > 0, "no hog ran out of memory");
+    ensure_eq!(probe("exit 5")?, Exit::Code(5), "a process after the hogs");
+    let after = memory("after")?;
+    // Whatever the kernel's heap took from the frames it keeps; every
+    // other frame came back.
+    let heap_growth = (after.heap_total - before.heap_total) / after.page_size;
+    ensure_eq!(
+        after.free_frames + heap_growth,
+        before.free_frames,
+        "free frames"
     );
     Ok(())
 }
