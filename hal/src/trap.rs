@@ -13,27 +13,10 @@ pub enum Access {
     Execute,
 }
 
-/// Why an access or instruction faulted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Nothing is mapped at the address.
-    NotMapped,
-    /// Mapped, but the access is not allowed.
-    Permission,
-    /// Misaligned access where alignment is required.
-    Alignment,
-    /// An instruction the CPU does not know, or may not run here.
-    IllegalInstruction,
-    /// Integer division by zero.
-    DivideByZero,
-    /// A breakpoint instruction.
-    Breakpoint,
-    /// x86_64's general-protection fault: a privileged instruction, an I/O
-    /// port, or a non-canonical address.
-    GeneralProtection,
-    /// Anything else (with the architecture's own code in `detail`).
-    Other,
-}
+/// Why an access or instruction faulted: the kinds the ABI reports to a
+/// parent whose child was killed, so the kernel and user space share one
+/// list.
+pub use abi::FaultKind;
 
 /// A fault, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,17 +36,7 @@ pub struct Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            FaultKind::NotMapped => "page not mapped",
-            FaultKind::Permission => "permission denied",
-            FaultKind::Alignment => "misaligned access",
-            FaultKind::IllegalInstruction => "illegal instruction",
-            FaultKind::DivideByZero => "division by zero",
-            FaultKind::Breakpoint => "breakpoint",
-            FaultKind::GeneralProtection => "general protection fault",
-            FaultKind::Other => "fault",
-        };
-        write!(f, "{kind}")?;
+        write!(f, "{}", self.kind.message())?;
         match self.access {
             Some(Access::Read) => write!(f, " reading {:#x}", self.address)?,
             Some(Access::Write) => write!(f, " writing {:#x}", self.address)?,

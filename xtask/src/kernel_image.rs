@@ -45,6 +45,39 @@ pub fn user_program_names() -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Bytes kept of the truncated test image: the ELF header and part of the
+/// program headers.
+const TRUNCATED_IMAGE_LEN: usize = 100;
+
+/// A copy of an ELF executable whose executable segment is also marked
+/// writable (which the kernel must refuse: W^X).
+pub fn make_text_writable(image: &[u8]) -> Option<Vec<u8>> {
+    const PT_LOAD: u32 = 1;
+    const PF_X: u32 = 1;
+    const PF_W: u32 = 2;
+    let read = |at: usize, len: usize| -> Option<u64> {
+        let bytes = image.get(at..at + len)?;
+        Some(bytes.iter().rev().fold(0, |v, &b| v << 8 | b as u64))
+    };
+    // ELF64 or ELF32, little-endian: where the header fields are.
+    let (phoff, phentsize, phnum, flags_at) = match image.get(4)? {
+        2 => (read(32, 8)?, read(54, 2)?, read(56, 2)?, 4),
+        1 => (read(28, 4)?, read(42, 2)?, read(44, 2)?, 24),
+        _ => return None,
+    };
+    let mut copy = image.to_vec();
+    for n in 0..phnum {
+        let header = usize::try_from(phoff + n * phentsize).ok()?;
+        let flags = read(header + flags_at, 4)? as u32;
+        if read(header, 4)? as u32 == PT_LOAD && flags & PF_X != 0 {
+            copy[header + flags_at..header + flags_at + 4]
+                .copy_from_slice(&(flags | PF_W).to_le_bytes());
+            return Some(copy);
+        }
+    }
+    None
+}
+
 /// Where the packed user programs for `arch` go.
 pub fn user_archive_path(arch: Arch, profile: Profile) -> PathBuf {
     workspace()
@@ -78,12 +111,23 @@ pub fn build_user_programs(arch: Arch, profile: Profile) -> Result<PathBuf> {
         .join(arch.target())
         .join(profile.dir());
     let names = user_program_names()?;
-    let mut files = Vec::new();
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for name in &names {
         let path = dir.join(name);
         let bytes = std::fs::read(&path).map_err(|e| error!("{}: {e}", path.display()))?;
         files.push((name.as_str(), bytes));
     }
+    // Two broken copies of `hello`, for the tests of the kernel's checks.
+    let hello = files
+        .iter()
+        .find(|(name, _)| *name == "hello")
+        .map(|(_, bytes)| bytes.clone())
+        .ok_or_else(|| error!("no hello program to derive the broken images from"))?;
+    let truncated = hello[..hello.len().min(TRUNCATED_IMAGE_LEN)].to_vec();
+    let writable_text = make_text_writable(&hello)
+        .ok_or_else(|| error!("hello has no executable segment to make writable"))?;
+    files.push(("broken-truncated", truncated));
+    files.push(("broken-wx", writable_text));
     let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let archive =
         kernel::archive::build(&entries).map_err(|e| error!("packing the user programs: {e:?}"))?;
@@ -146,4 +190,38 @@ pub fn board_dtb(ram_mib: u64) -> Result<PathBuf> {
     let path = dir.join(format!("vexpress-a15-{ram_mib}m.dtb"));
     std::fs::write(&path, blob)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF64 header with two program headers: R (PT_LOAD), R+X (PT_LOAD).
+    fn two_segments() -> Vec<u8> {
+        let mut image = vec![0u8; 64 + 2 * 56];
+        image[..5].copy_from_slice(b"\x7fELF\x02");
+        image[32..40].copy_from_slice(&64u64.to_le_bytes());
+        image[54..56].copy_from_slice(&56u16.to_le_bytes());
+        image[56..58].copy_from_slice(&2u16.to_le_bytes());
+        for (n, flags) in [(0, 4u32), (1, 5u32)] {
+            let at = 64 + n * 56;
+            image[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+            image[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
+        }
+        image
+    }
+
+    #[test]
+    fn only_the_executable_segment_becomes_writable() {
+        let image = two_segments();
+        let patched = make_text_writable(&image).unwrap();
+        let flags = |bytes: &[u8], n: usize| {
+            let at = 64 + n * 56 + 4;
+            u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+        };
+        assert_eq!((flags(&patched, 0), flags(&patched, 1)), (4, 7));
+        assert_eq!(patched.len(), image.len());
+        assert_eq!(make_text_writable(&image[..70]), None);
+        assert_eq!(make_text_writable(b"not an ELF file"), None);
+    }
 }

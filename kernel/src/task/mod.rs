@@ -102,9 +102,9 @@ impl ExitStatus {
             ExitStatus::Faulted(fault) | ExitStatus::OutOfMemory(fault) => {
                 status.reason = abi::ExitReason::Faulted as u32;
                 status.fault_kind = match self {
-                    ExitStatus::OutOfMemory(_) => abi::FaultKind::OutOfMemory as u32,
-                    _ => fault_kind_number(fault.kind),
-                };
+                    ExitStatus::OutOfMemory(_) => FaultKind::OutOfMemory,
+                    _ => fault.kind,
+                } as u32;
                 status.fault_access = match fault.access {
                     None => abi::FaultAccess::None,
                     Some(Access::Read) => abi::FaultAccess::Read,
@@ -117,19 +117,6 @@ impl ExitStatus {
         }
         status
     }
-}
-
-fn fault_kind_number(kind: FaultKind) -> u32 {
-    (match kind {
-        FaultKind::NotMapped => abi::FaultKind::NotMapped,
-        FaultKind::Permission => abi::FaultKind::Permission,
-        FaultKind::Alignment => abi::FaultKind::Alignment,
-        FaultKind::IllegalInstruction => abi::FaultKind::IllegalInstruction,
-        FaultKind::DivideByZero => abi::FaultKind::DivideByZero,
-        FaultKind::Breakpoint => abi::FaultKind::Breakpoint,
-        FaultKind::GeneralProtection => abi::FaultKind::GeneralProtection,
-        FaultKind::Other => abi::FaultKind::Other,
-    }) as u32
 }
 
 /// Who learns that a process ended.

@@ -113,8 +113,9 @@ fn fault(kind: &str, address: usize) -> i32 {
             unsafe { target.write_volatile(0) };
         }
         "kernel-read" => {
+            // A byte: the address need not be aligned.
             // SAFETY: deliberately invalid; the kernel ends the process.
-            black_box(unsafe { (black_box(address) as *const u32).read_volatile() });
+            black_box(unsafe { (black_box(address) as *const u8).read_volatile() });
         }
         "undefined" => arch::undefined_instruction(),
         "privileged" => arch::privileged_instruction(),

@@ -212,6 +212,17 @@ fn unknown_and_malformed_programs_are_refused() -> Outcome {
     );
     let long = "x".repeat(abi::MAX_NAME_LENGTH + 1);
     ensure_eq!(process::spawn(&long, ""), Err(Error::TooLong), "long name");
+    // xtask packs two broken copies of `hello` for this.
+    ensure_eq!(
+        process::spawn("broken-truncated", ""),
+        Err(Error::BadImage),
+        "truncated image"
+    );
+    ensure_eq!(
+        process::spawn("broken-wx", ""),
+        Err(Error::BadImage),
+        "writable text"
+    );
     let arguments = "y".repeat(abi::MAX_ARGUMENTS_LENGTH + 1);
     ensure_eq!(
         process::spawn("probe", &arguments),
