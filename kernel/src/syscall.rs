@@ -3,7 +3,7 @@
 //! reached through the caller's address space ([`UserSpace`]), which
 //! checks every page, so a bad pointer or length yields an error code.
 
-use crate::task::space::{self, UserSpace};
+use crate::task::space::UserSpace;
 use crate::task::{self, ExitStatus, Parent, SpawnOptions};
 use crate::{console, irq, mm, timer};
 use abi::{Error, InfoKind, Syscall, layout};
@@ -102,7 +102,8 @@ fn read<A: Arch>(address: usize, capacity: usize) -> Outcome {
     if capacity == 0 {
         return one(0);
     }
-    in_space(|space| space.check::<A>(address, capacity, Access::Write))?;
+    // Only the bytes that arrive are written (and their pages brought in).
+    in_space(|space| space.covers::<A>(address, capacity, Access::Write))?;
     loop {
         // Interrupts are masked in system calls, so no input can arrive
         // between finding none and starting to wait.
@@ -267,11 +268,12 @@ fn as_bytes<T: Record>(record: &T) -> &[u8] {
 /// Writes as many whole records as fit in `capacity` bytes at `address`;
 /// returns the bytes all of them take, so the caller can retry with room.
 fn put_records<A: Arch, T: Record>(address: usize, capacity: usize, records: &[T]) -> Outcome {
-    // The whole buffer must be user memory, even where nothing is written.
-    space::check_bounds::<A>(address, capacity)?;
     let size = size_of::<T>();
     let fit = (capacity / size).min(records.len());
     in_space(|space| {
+        // The whole buffer must be writable user memory, even where
+        // nothing is written; pages come in only where records go.
+        space.covers::<A>(address, capacity, Access::Write)?;
         space.check::<A>(address, fit * size, Access::Write)?;
         for (n, record) in records[..fit].iter().enumerate() {
             space.write::<A>(address + n * size, as_bytes(record))?;

@@ -218,6 +218,25 @@ impl UserSpace {
         Ok(())
     }
 
+    /// Checks that regions with `access` cover `[address, address + len)`,
+    /// without bringing any page in: for buffers the kernel may fill only
+    /// in part.
+    pub fn covers<A: Arch>(&self, address: usize, len: usize, access: Access) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = check_bounds::<A>(address, len)?;
+        let mut cursor = address;
+        while cursor < end {
+            let region = self.region_at(cursor).ok_or(Error::BadAddress)?;
+            if !region.allows(access) {
+                return Err(Error::BadAddress);
+            }
+            cursor = region.end;
+        }
+        Ok(())
+    }
+
     /// Checks that `[address, address + len)` allows `access`, bringing in
     /// demand-zero pages.
     pub fn check<A: Arch>(
