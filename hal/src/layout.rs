@@ -127,6 +127,23 @@ impl ImageSections {
     }
 }
 
+/// The linker symbols that bound the kernel image's sections, by name, for
+/// host tools that read them from the kernel's ELF file (the kernel itself
+/// takes their addresses directly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSymbols {
+    /// Start of text.
+    pub text: &'static str,
+    /// Start of read-only data (end of text).
+    pub rodata: &'static str,
+    /// Start of data (end of read-only data).
+    pub data: &'static str,
+    /// End of the image.
+    pub end: &'static str,
+    /// One unmapped guard page starts at each of these.
+    pub guards: &'static [&'static str],
+}
+
 /// How a mapping breaks the layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Violation {

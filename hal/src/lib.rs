@@ -114,6 +114,10 @@ pub trait Memory {
     /// Makes `space` the current user half; `None` leaves only the kernel.
     fn activate(space: Option<RootTable>);
 
+    /// The physical address of the kernel's root table (x86_64: its PML4;
+    /// ARMv7: the TTBR1 table), for host inspection tools.
+    fn kernel_root() -> u64;
+
     /// Maps `size` bytes of device registers at `paddr` uncached; returns
     /// the virtual address of `paddr`.
     fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError>;

@@ -23,6 +23,9 @@ bitflags! {
         const DEVICE = 1 << 4;
         /// Kept in the TLB across address-space switches (kernel mappings).
         const GLOBAL = 1 << 5;
+        /// Cached write-through. Decoded from tables for inspection; the
+        /// kernel never maps it, and the encoders refuse it.
+        const WRITE_THROUGH = 1 << 6;
     }
 }
 
@@ -65,6 +68,8 @@ impl fmt::Display for MapFlags {
             },
             if self.contains(MapFlags::DEVICE) {
                 "device"
+            } else if self.contains(MapFlags::WRITE_THROUGH) {
+                "wthru "
             } else {
                 "cached"
             },

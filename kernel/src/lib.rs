@@ -17,6 +17,7 @@ pub mod console;
 pub mod crash;
 pub mod fault_catch;
 pub mod fixed_string;
+pub mod inspect;
 pub mod irq;
 pub mod ktest;
 pub mod logger;

@@ -20,7 +20,13 @@ tasks:
         Boot a release build on every machine with -icount shift=0 and
         report instructions per operation: one line per metric and machine,
         and target/bench/bench.json.
-  docs  Regenerate docs/memory-map-*.md from the layouts in the code.
+  memmap --arch x64|arm [--machine microvm|q35] [--process NAME]
+        [--svg FILE] [--json] [--release]
+        Boot to the shell with RAM in a host file, pause, walk the page
+        tables from the host and check them against the layout; print
+        the physical and virtual maps (or JSON), draw them (SVG). Exits
+        non-zero on any mismatch.
+  docs  Regenerate docs/memory-map-*.md and docs/syscalls.md from the code.
   lint  rustfmt and clippy (warnings are errors) for the host and both
         kernel targets.
   help  Show this text.
@@ -79,6 +85,7 @@ pub enum Command {
     Build(BuildOptions),
     Run(RunOptions),
     Test(TestOptions),
+    Memmap(crate::memmap::Options),
 }
 
 /// Flags common to the tasks, gathered before each task checks its own.
@@ -90,6 +97,9 @@ struct Flags {
     kvm: bool,
     gdb: bool,
     append: Option<String>,
+    process: Option<String>,
+    svg: Option<String>,
+    json: bool,
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String> {
@@ -108,6 +118,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "--kvm" => flags.kvm = true,
             "--gdb" => flags.gdb = true,
             "--append" => flags.append = Some(value(&mut args, "--append")?),
+            "--process" => flags.process = Some(value(&mut args, "--process")?),
+            "--svg" => flags.svg = Some(value(&mut args, "--svg")?),
+            "--json" => flags.json = true,
             other => return Err(error!("unknown option {other:?}")),
         }
     }
@@ -122,6 +135,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             ("--kvm", f.kvm),
             ("--gdb", f.gdb),
             ("--append", f.append.is_some()),
+            ("--process", f.process.is_some()),
+            ("--svg", f.svg.is_some()),
+            ("--json", f.json),
         ];
         match given
             .iter()
@@ -178,6 +194,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 append: flags.append.unwrap_or_default(),
             }))
         }
+        "memmap" => {
+            only(&["--machine", "--process", "--svg", "--json"], &flags)?;
+            let arch = flags
+                .arch
+                .ok_or_else(|| error!("memmap needs --arch x64|arm"))?;
+            let machine = match &flags.machine {
+                Some(name) => Machine::parse(arch, name)?,
+                None => arch.default_machine(),
+            };
+            Ok(Command::Memmap(crate::memmap::Options {
+                machine,
+                profile,
+                process: flags.process,
+                svg: flags.svg.map(std::path::PathBuf::from),
+                json: flags.json,
+            }))
+        }
         "test" => {
             only(&[], &flags)?;
             Ok(Command::Test(TestOptions {
@@ -224,6 +257,16 @@ mod tests {
             })
         );
         assert_eq!(parse_str("").unwrap(), Command::Help);
+        assert_eq!(
+            parse_str("memmap --arch x64 --machine q35 --process sh --svg m.svg --json").unwrap(),
+            Command::Memmap(crate::memmap::Options {
+                machine: Machine::X64Q35,
+                profile: Profile::Debug,
+                process: Some("sh".into()),
+                svg: Some("m.svg".into()),
+                json: true,
+            })
+        );
     }
 
     #[test]
@@ -240,5 +283,10 @@ mod tests {
         assert!(parse_str("test --arch sparc").is_err());
         assert!(parse_str("frobnicate").is_err());
         assert!(parse_str("run --arch").is_err(), "missing value");
+        assert!(parse_str("memmap").is_err(), "no arch");
+        assert!(
+            parse_str("run --arch x64 --json").is_err(),
+            "json is for memmap"
+        );
     }
 }

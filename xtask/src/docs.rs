@@ -71,6 +71,8 @@ fn flags(f: &MapFlags) -> String {
         },
         if f.contains(MapFlags::DEVICE) {
             "device"
+        } else if f.contains(MapFlags::WRITE_THROUGH) {
+            "write-through"
         } else {
             "cached"
         },

@@ -1,8 +1,8 @@
 //! `cargo xtask`: builds Ferrite, runs it in QEMU and tests it.
 //!
-//! Tasks are plain functions over `std::process::Command`; the tool has no
-//! dependencies beyond the project's own crates, so it builds in seconds on
-//! a fresh machine.
+//! Tasks are plain functions over `std::process::Command`. Besides the
+//! project's own crates the tool uses `serde_json` (QMP, JSON output) and
+//! `elf` (the kernel's symbols), so it builds in seconds on a fresh machine.
 
 mod bench;
 mod cli;
@@ -10,6 +10,7 @@ mod docs;
 mod kernel_image;
 mod lint;
 mod machine;
+mod memmap;
 mod provision;
 mod qemu;
 mod run;
@@ -43,9 +44,10 @@ macro_rules! error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Prints a progress line.
+/// Prints a progress line (on stderr: stdout is for results, such as
+/// `memmap --json`).
 pub fn step(message: impl fmt::Display) {
-    println!("xtask: {message}");
+    eprintln!("xtask: {message}");
 }
 
 /// Seconds with one decimal, for progress lines.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Run(options) => run::run(&options).map(|_| true),
         cli::Command::Test(options) => test::run(&options),
+        cli::Command::Memmap(options) => memmap::run(&options),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

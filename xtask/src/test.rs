@@ -301,6 +301,7 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
     elapsed += boot.elapsed;
 
     elapsed += shell_session(machine, kernel, tally)?;
+    elapsed += memmap_check(machine, kernel, tally);
     exit_round_trip(machine, kernel, tally)?;
     crash_reports(machine, kernel, tally)?;
     step(format!(
@@ -517,6 +518,62 @@ const SHELL_CHECKS: &[ShellCheck] = &[
         expected: &["ferrite: powered off by process 2 with status 0"],
     },
 ];
+
+/// Inspects the running machine's page tables from the host and checks
+/// them against the layout.
+fn memmap_check(machine: Machine, kernel: &Path, tally: &mut Tally) -> Duration {
+    let scope = machine.name();
+    step(format!("booting {scope} to inspect its page tables"));
+    let started = Instant::now();
+    match crate::memmap::inspect(machine, kernel) {
+        Ok(inspection) => {
+            let detail = match inspection.problems.as_slice() {
+                [] => String::new(),
+                problems => {
+                    for problem in problems {
+                        println!("    | {problem}");
+                    }
+                    format!(
+                        "{} mismatch(es); the first: {}",
+                        problems.len(),
+                        problems[0]
+                    )
+                }
+            };
+            tally.record(
+                detail.is_empty(),
+                scope,
+                "memmap::live_tables_match_the_layout",
+                &detail,
+            );
+            let names: Vec<&str> = inspection
+                .processes
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            let inspected = names.iter().any(|n| n.ends_with("(init)"))
+                && names.iter().any(|n| n.ends_with("(sh)"))
+                && inspection.processes.iter().all(|p| !p.user.is_empty());
+            tally.record(
+                inspected,
+                scope,
+                "memmap::init_and_the_shell_are_inspected",
+                &if inspected {
+                    String::new()
+                } else {
+                    format!("processes found: {names:?}")
+                },
+            );
+        }
+        Err(e) => tally.record(
+            false,
+            scope,
+            "memmap::live_tables_match_the_layout",
+            &e.to_string(),
+        ),
+    }
+    started.elapsed()
+}
 
 /// Whether `line` matches `pattern`, where `*` stands for any text.
 fn matches_pattern(line: &str, pattern: &str) -> bool {

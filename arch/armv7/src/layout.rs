@@ -11,7 +11,7 @@
 //! This file is also compiled into the build script (with `hal` as a build
 //! dependency), so it must stay plain data.
 
-use hal::layout::{Contents, PhysicalKind, PhysicalRegion, Region};
+use hal::layout::{Contents, ImageSymbols, PhysicalKind, PhysicalRegion, Region};
 use hal::mm::MapFlags;
 
 const MIB: u32 = 1 << 20;
@@ -81,6 +81,22 @@ pub const KERNEL_DYNAMIC_SIZE: u32 = 64 * MIB;
 pub const SVC_STACK_SIZE: u32 = 64 * 1024;
 /// IRQ, abort, undefined and FIQ modes each get a stack this size.
 pub const EXCEPTION_STACK_SIZE: u32 = 16 * 1024;
+
+/// The linker symbols that bound the image's sections (see `link.ld.in`
+/// and the per-mode stacks' guards in `boot.s`).
+pub const IMAGE_SYMBOLS: ImageSymbols = ImageSymbols {
+    text: "__text_start",
+    rodata: "__rodata_start",
+    data: "__data_start",
+    end: "__kernel_virt_end",
+    guards: &[
+        "svc_stack_guard",
+        "irq_stack_guard",
+        "abort_stack_guard",
+        "undefined_stack_guard",
+        "fiq_stack_guard",
+    ],
+};
 
 /// Single addresses worth knowing, for the documentation.
 pub const KEY_ADDRESSES: &[(&str, u64)] = &[

@@ -46,6 +46,7 @@ impl Attributes {
         if !flags.contains(MapFlags::READ)
             || flags.is_write_execute()
             || flags.contains(MapFlags::DEVICE | MapFlags::EXECUTE)
+            || flags.contains(MapFlags::WRITE_THROUGH)
         {
             return Err(MapError::BadFlags);
         }
@@ -83,8 +84,13 @@ impl Attributes {
             _ => return None,
         };
         match (self.tex, self.c, self.b) {
-            (0b001, true, true) => {}
-            (0b000, false, true) | (0b000, false, false) => flags |= MapFlags::DEVICE,
+            // Write-back (with or without write-allocate).
+            (0b001, true, true) | (0b000, true, true) => {}
+            (0b000, true, false) => flags |= MapFlags::WRITE_THROUGH,
+            // Shareable device, strongly ordered, normal non-cacheable.
+            (0b000, false, true) | (0b000, false, false) | (0b001, false, false) => {
+                flags |= MapFlags::DEVICE
+            }
             _ => return None,
         }
         if !self.execute_never {
@@ -936,5 +942,57 @@ mod tests {
                 (0xc020_2000, 0x8020_2000, 0x1000, MapFlags::KERNEL_RO),
             ]
         );
+    }
+
+    /// Words of a small RAM at 0x8000_0000 holding anything; reads
+    /// elsewhere fail.
+    struct RawRam(Vec<u32>);
+
+    impl TableRead for RawRam {
+        fn read_u32(&self, paddr: u32) -> Option<u32> {
+            let index = paddr.checked_sub(0x8000_0000)? / 4;
+            self.0.get(index as usize).copied()
+        }
+    }
+
+    #[test]
+    fn hostile_tables_end_the_walk_with_an_error_or_a_bounded_map() {
+        let mut state = 0x9e37_79b9u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for _ in 0..200 {
+            // 64 KiB: an L1 table and room for L2 tables, random words,
+            // most pointing back inside.
+            let mut words: Vec<u32> = (0..16 * 1024).map(|_| next()).collect();
+            for word in words.iter_mut() {
+                if *word % 3 != 0 {
+                    *word = 0x8000_0000 | (*word & 0xffff);
+                }
+            }
+            let ram = RawRam(words);
+            for tables in [
+                Tables {
+                    l1: 0x8000_0000,
+                    indices: (0, 0x800),
+                },
+                Tables {
+                    l1: 0x8000_0000,
+                    indices: (0x800, 0x1000),
+                },
+            ] {
+                let mut ranges = 0usize;
+                let result = walk(&tables, &ram, &mut |r| {
+                    assert!(r.size > 0 && r.virt >= (tables.indices.0 as u64) << 20);
+                    ranges += 1;
+                });
+                assert!(matches!(result, Ok(()) | Err(WalkError::Unreadable(_))));
+                // One L1 table, one L2 table per entry: bounded.
+                assert!(ranges <= 2048 * 256);
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! This file is also compiled into the build script (with `hal` as a build
 //! dependency), so it must stay plain data.
 
-use hal::layout::{Contents, PhysicalKind, PhysicalRegion, Region};
+use hal::layout::{Contents, ImageSymbols, PhysicalKind, PhysicalRegion, Region};
 use hal::mm::MapFlags;
 
 const KIB: u64 = 1 << 10;
@@ -84,6 +84,16 @@ pub const KERNEL_DYNAMIC_SIZE: u64 = 64 * GIB;
 pub const FIRMWARE_TABLES_BASE: u64 = 0xffff_f000_0000_0000;
 /// Size of the firmware-table window.
 pub const FIRMWARE_TABLES_SIZE: u64 = GIB;
+
+/// The linker symbols that bound the image's sections (see `link.ld.in`
+/// and the boot stack's guard in `boot.s`).
+pub const IMAGE_SYMBOLS: ImageSymbols = ImageSymbols {
+    text: "__text_start",
+    rodata: "__rodata_start",
+    data: "__data_start",
+    end: "__kernel_virt_end",
+    guards: &["boot_stack_guard"],
+};
 
 /// Single addresses worth knowing, for the documentation.
 pub const KEY_ADDRESSES: &[(&str, u64)] = &[

@@ -24,6 +24,7 @@ pub fn leaf_flags(flags: MapFlags) -> Result<F, MapError> {
     if !flags.contains(MapFlags::READ)
         || flags.is_write_execute()
         || flags.contains(MapFlags::DEVICE | MapFlags::EXECUTE)
+        || flags.contains(MapFlags::WRITE_THROUGH)
     {
         return Err(MapError::BadFlags);
     }
@@ -75,8 +76,11 @@ pub fn effective_flags(path: &[F]) -> MapFlags {
     if leaf.contains(F::GLOBAL) {
         flags |= MapFlags::GLOBAL;
     }
-    if leaf.intersects(F::NO_CACHE | F::WRITE_THROUGH) {
+    // With the default PAT: PCD is uncached, PWT alone write-through.
+    if leaf.contains(F::NO_CACHE) {
         flags |= MapFlags::DEVICE;
+    } else if leaf.contains(F::WRITE_THROUGH) {
+        flags |= MapFlags::WRITE_THROUGH;
     }
     flags
 }
@@ -413,5 +417,56 @@ mod tests {
             walk(&ram, 0, 0..512, 100, &mut |_| {}),
             Err(WalkError::Unreadable(0x4000_0000))
         );
+    }
+
+    /// Raw words: RAM of `frames` frames holding anything at all.
+    struct RawRam(Vec<u64>);
+
+    impl PhysRead for RawRam {
+        fn read_u64(&self, paddr: u64) -> Option<u64> {
+            self.0.get(usize::try_from(paddr / 8).ok()?).copied()
+        }
+    }
+
+    #[test]
+    fn hostile_tables_end_the_walk_with_an_error_or_a_bounded_map() {
+        // Random words in a small RAM: entries point anywhere (beyond RAM,
+        // back up the hierarchy, at themselves), with any flags. Every
+        // walk must end, within the table limit, without panicking, and
+        // report only ranges that lie in the address space it walked.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..300 {
+            let frames = 8;
+            let mut words: Vec<u64> = (0..frames * 512).map(|_| next()).collect();
+            // Keep most addresses inside the RAM, so walks go deep.
+            for word in words.iter_mut() {
+                if *word % 4 != 0 {
+                    *word = (*word & !ADDRESS_MASK) | (*word % frames as u64) << 12;
+                }
+            }
+            let ram = RawRam(words);
+            let mut ranges = 0usize;
+            let result = walk(
+                &ram,
+                (round % frames) as u64 * 4096,
+                0..512,
+                200,
+                &mut |r| {
+                    assert!(r.size > 0);
+                    ranges += 1;
+                },
+            );
+            match result {
+                Ok(()) | Err(WalkError::TooManyTables(200)) | Err(WalkError::Unreadable(_)) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+            assert!(ranges <= 200 * 512);
+        }
     }
 }

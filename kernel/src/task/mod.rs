@@ -397,6 +397,7 @@ impl Scheduler {
         let process = self.process_mut(slot);
         process.exit.get_or_insert(ExitStatus::Exited(0));
         if let Some(space) = process.space.take() {
+            crate::inspect::remove_process(process.pid);
             space.destroy::<A>();
         }
         process.zombie = true;
@@ -479,6 +480,7 @@ static ARCHIVE: Once<Archive<'static>> = Once::new();
 /// idle thread. User programs will come from `archive`.
 pub fn init<A: Arch>(archive: Archive<'static>) -> Result<(), Error> {
     ARCHIVE.call_once(|| archive);
+    crate::inspect::set_kernel_root(A::kernel_root());
     let boot = new_thread("boot", None, None, 0, 0)?;
     let idle_stack = KernelStack::new().map_err(|_| Error::OutOfMemory)?;
     // SAFETY: the stack was just mapped and nothing uses it.
@@ -943,7 +945,11 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
         Ok((slot, index)) => {
             s.next_pid += 1;
             s.make_ready(index);
-            Ok(s.process(slot).pid)
+            let process = s.process(slot);
+            if let Some(space) = &process.space {
+                crate::inspect::add_process(process.pid, process.name, space.root().0);
+            }
+            Ok(process.pid)
         }
         Err(mut process) => {
             drop(guard);

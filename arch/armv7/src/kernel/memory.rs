@@ -484,6 +484,10 @@ impl hal::Memory for crate::platform::Armv7 {
         frames.free(root.0, 2);
     }
 
+    fn kernel_root() -> u64 {
+        kernel_l1_paddr() as u64
+    }
+
     fn activate(space: Option<RootTable>) {
         if current_ttbr0() != space.map(|r| r.0 as u32) {
             write_ttbr0(space);

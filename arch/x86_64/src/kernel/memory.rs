@@ -586,6 +586,10 @@ impl hal::Memory for crate::platform::X86_64 {
         free_user_tables(root.0, frames);
     }
 
+    fn kernel_root() -> u64 {
+        KERNEL_PML4.load(Ordering::Relaxed)
+    }
+
     fn activate(space: Option<RootTable>) {
         let root = space.map_or(KERNEL_PML4.load(Ordering::Relaxed), |r| r.0);
         if !is_active(root) {
