@@ -84,7 +84,9 @@ impl KernelHeap {
         let needed = needed.max(PAGE_SIZE).next_power_of_two();
         let mut bytes = wanted.max(GROWTH).next_power_of_two();
         let grown = loop {
-            if let Ok(paddr) = frames::allocate(bytes / PAGE_SIZE, PAGE_SIZE) {
+            // Zeroed, like stacks: no stale data, and no stale translated
+            // code for QEMU's TCG to keep checking writes against.
+            if let Ok(paddr) = frames::allocate_zeroed(bytes / PAGE_SIZE, PAGE_SIZE) {
                 let virt = frames::to_virt(paddr);
                 // SAFETY: the frames were just allocated for the heap alone
                 // and are direct-mapped.

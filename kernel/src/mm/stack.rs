@@ -56,8 +56,13 @@ impl KernelStack {
         };
         let bottom = stack.bottom();
         for page in 0..STACK_PAGES {
+            // Zeroed: no stale data from the frame's last owner. (Under
+            // QEMU's TCG it matters for speed too: a frame that once held
+            // translated code stays on the slow self-modifying-code path
+            // for writes until every byte of that code is overwritten, and
+            // a stack only ever writes its top.)
             // On failure, drop unmaps and frees the pages mapped so far.
-            let frame = frames::allocate(1, PAGE_SIZE).map_err(|_| MapError::OutOfMemory)?;
+            let frame = frames::allocate_zeroed(1, PAGE_SIZE).map_err(|_| MapError::OutOfMemory)?;
             let mapped = (ops().map)(
                 Space::Kernel,
                 bottom + page * PAGE_SIZE,
