@@ -24,8 +24,13 @@ pub struct AddressSpace {
 /// A way the live map differs from the layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
-    /// The layout checker's verdict on a mapping.
-    Layout { space: String, violation: Violation },
+    /// The layout checker's verdict on a mapping, with what the layout
+    /// expects there when it says.
+    Layout {
+        space: String,
+        violation: Violation,
+        expected: Option<String>,
+    },
     /// Something the layout requires is not mapped (as required).
     Missing {
         space: String,
@@ -48,7 +53,17 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Layout { space, violation } => write!(f, "{space}: {violation}"),
+            Problem::Layout {
+                space,
+                violation,
+                expected,
+            } => {
+                write!(f, "{space}: {violation}")?;
+                match expected {
+                    Some(expected) => write!(f, "; expected {expected}"),
+                    None => Ok(()),
+                }
+            }
             Problem::Missing {
                 space,
                 what,
@@ -168,6 +183,7 @@ pub fn check(
                 &mut |violation| {
                     problems.push(Problem::Layout {
                         space: space.name.clone(),
+                        expected: expectation(expect, &violation),
                         violation,
                     })
                 },
@@ -187,6 +203,45 @@ pub fn check(
         }
     }
     problems
+}
+
+/// What the layout wants where `violation` happened, for the report.
+fn expectation(expect: &Expectations<'_>, violation: &Violation) -> Option<String> {
+    let region_named = |name: &str| {
+        expect
+            .layout
+            .virtual_regions
+            .iter()
+            .find(|r| r.name == name)
+    };
+    match violation {
+        Violation::WrongFlags(range, region) => match region_named(region)?.contents {
+            Contents::Dynamic { allowed } => Some(format!(
+                "one of {}",
+                allowed
+                    .iter()
+                    .map(|f| format!("[{f}]"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+            Contents::Linear { flags, .. } => Some(format!("[{flags}]")),
+            Contents::KernelImage { .. } => {
+                expect.image.expected(range.virt).map(|f| format!("[{f}]"))
+            }
+            Contents::Unmapped => Some("nothing mapped".into()),
+        },
+        Violation::WrongPhysical(range, region) => match region_named(region)?.contents {
+            Contents::Linear { phys_offset, .. } | Contents::KernelImage { phys_offset } => Some(
+                format!("physical {:#x}", range.virt.wrapping_sub(phys_offset)),
+            ),
+            _ => None,
+        },
+        Violation::MustBeUnmapped(..) | Violation::OutsideRegions(_) => {
+            Some("nothing mapped".into())
+        }
+        Violation::WriteExecute(_) => Some("writable or executable, not both".into()),
+        Violation::UserInKernel(_) => Some("kernel-only".into()),
+    }
 }
 
 /// Device registers must be mapped as device memory, and device memory
