@@ -118,6 +118,17 @@ pub trait Memory {
     /// ARMv7: the TTBR1 table), for host inspection tools.
     fn kernel_root() -> u64;
 
+    /// Zeroes whole pages at `kernel_address` (page-aligned, `len` a
+    /// multiple of the page size), for fresh frames. Architectures with a
+    /// faster way than a plain memset use it here.
+    ///
+    /// # Safety
+    /// The range must be mapped, writable kernel memory nothing else uses.
+    unsafe fn zero_pages(kernel_address: usize, len: usize) {
+        // SAFETY: passed on to the caller.
+        unsafe { core::ptr::write_bytes(kernel_address as *mut u8, 0, len) }
+    }
+
     /// Maps `size` bytes of device registers at `paddr` uncached; returns
     /// the virtual address of `paddr`.
     fn map_device(paddr: u64, size: usize, frames: &dyn FrameSource) -> Result<usize, MapError>;

@@ -105,6 +105,18 @@ pub fn run<A: Arch>() {
             drop(black_box(Vec::<u8>::with_capacity(PAGE_SIZE)));
         })),
     );
+    if let Ok(frame) = frames::allocate(1, PAGE_SIZE) {
+        let page = frames::to_virt(frame);
+        print(
+            "zero_page",
+            "instructions",
+            &net(sample::<A>(|| {
+                // SAFETY: the frame was allocated for this measurement.
+                unsafe { A::zero_pages(black_box(page), PAGE_SIZE) };
+            })),
+        );
+        frames::free(frame, 1);
+    }
     match (
         mm::reserve_dynamic(PAGE_SIZE, PAGE_SIZE),
         frames::allocate(1, PAGE_SIZE),

@@ -7,7 +7,7 @@
 
 use super::PAGE_SIZE;
 use buddy_system_allocator::FrameAllocator;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use hal::PhysRange;
 use hal::mm::FrameSource;
 use spin::Mutex;
@@ -28,8 +28,6 @@ struct Frames {
     /// Free single frames (frame numbers), not in `allocator`.
     cache: [usize; CACHE_CAPACITY],
     cached: usize,
-    /// Direct-map virtual address = physical address + offset.
-    offset: usize,
     total: usize,
     free: usize,
 }
@@ -71,11 +69,11 @@ pub(crate) fn busy() -> bool {
 }
 
 pub(super) fn init(offset: usize) {
+    DIRECT_MAP_OFFSET.store(offset, Ordering::Relaxed);
     *FRAMES.lock() = Some(Frames {
         allocator: FrameAllocator::new(),
         cache: [0; CACHE_CAPACITY],
         cached: 0,
-        offset,
         total: 0,
         free: 0,
     });
@@ -107,6 +105,15 @@ impl Frames {
     fn allocate(&mut self, block: usize) -> Option<usize> {
         if block == 1 {
             if self.cached == 0 {
+                // One block of a batch's size costs one search of the
+                // allocator's sets where single frames cost one each; when
+                // memory is too fragmented for that, single frames.
+                if let Some(first) = self.allocator.alloc(CACHE_BATCH) {
+                    for (slot, frame) in self.cache.iter_mut().zip(first..first + CACHE_BATCH) {
+                        *slot = frame;
+                    }
+                    self.cached = CACHE_BATCH;
+                }
                 while self.cached < CACHE_BATCH {
                     let Some(frame) = self.allocator.alloc(1) else {
                         break;
@@ -169,10 +176,25 @@ pub fn allocate(count: usize, align: usize) -> Result<u64, OutOfFrames> {
 /// Like [`allocate`], with the frames zeroed.
 pub fn allocate_zeroed(count: usize, align: usize) -> Result<u64, OutOfFrames> {
     let paddr = allocate(count, align)?;
+    let zero_pages = super::OPS
+        .get()
+        .map_or(write_zeroes as unsafe fn(usize, usize), |ops| {
+            ops.zero_pages
+        });
     // SAFETY: the frames were just allocated, so nothing else uses them,
     // and the direct map covers every frame the allocator manages.
-    unsafe { core::ptr::write_bytes(to_virt(paddr) as *mut u8, 0, count * PAGE_SIZE) };
+    unsafe { zero_pages(to_virt(paddr), count * PAGE_SIZE) };
     Ok(paddr)
+}
+
+/// Zeroes `len` bytes at `address` with a plain memset (host tests, and
+/// before the architecture's way is installed).
+///
+/// # Safety
+/// As for [`hal::Memory::zero_pages`].
+unsafe fn write_zeroes(address: usize, len: usize) {
+    // SAFETY: passed on to the caller.
+    unsafe { core::ptr::write_bytes(address as *mut u8, 0, len) }
 }
 
 /// Returns frames from [`allocate`] with the same `count`.
@@ -181,10 +203,12 @@ pub fn free(paddr: u64, count: usize) {
     with(|frames| frames.free((paddr / PAGE_SIZE as u64) as usize, block));
 }
 
+/// The direct map's offset (virtual minus physical), set once by `init`.
+static DIRECT_MAP_OFFSET: AtomicUsize = AtomicUsize::new(0);
+
 /// The direct-map address of a managed frame.
 pub fn to_virt(paddr: u64) -> usize {
-    let offset = FRAMES.lock().as_ref().map_or(0, |f| f.offset);
-    (paddr as usize).wrapping_add(offset)
+    (paddr as usize).wrapping_add(DIRECT_MAP_OFFSET.load(Ordering::Relaxed))
 }
 
 /// (frames managed, frames free).
@@ -216,7 +240,6 @@ mod tests {
             allocator,
             cache: [0; CACHE_CAPACITY],
             cached: 0,
-            offset: 0,
             total: count,
             free: count,
         }

@@ -24,6 +24,9 @@ type MapFn = fn(Space, usize, u64, usize, MapFlags, &dyn FrameSource) -> Result<
 pub(crate) struct Ops {
     pub map: MapFn,
     pub unmap: fn(Space, usize) -> Result<Translation, MapError>,
+    /// Zeroes whole pages through the direct map (see
+    /// [`hal::Memory::zero_pages`]).
+    pub zero_pages: unsafe fn(usize, usize),
     pub stacks: (usize, usize),
     pub dynamic: (usize, usize),
 }
@@ -102,6 +105,7 @@ pub fn init<A: Arch>() -> Result<(), InitError> {
     OPS.call_once(|| Ops {
         map: A::map,
         unmap: A::unmap,
+        zero_pages: A::zero_pages,
         stacks: A::kernel_window(KernelWindow::Stacks),
         dynamic: A::kernel_window(KernelWindow::Dynamic),
     });

@@ -147,6 +147,7 @@ impl UserSpace {
         }
         let frame = frames::allocate_zeroed(1, PAGE_SIZE).map_err(|_| Error::OutOfMemory)?;
         if let Err(e) = A::map(self.space(), page, frame, PAGE_SIZE, flags, &KernelFrames) {
+            // (AlreadyMapped reads as InvalidArgument.)
             frames::free(frame, 1);
             return Err(map_error(e));
         }
@@ -174,15 +175,18 @@ impl UserSpace {
     /// allowed there (or the page is present already, so the fault was
     /// about something else).
     pub fn resolve_fault<A: Arch>(&mut self, address: usize, access: Access) -> Result<(), Error> {
-        let region = self.region_at(address).ok_or(Error::BadAddress)?;
+        let region = *self.region_at(address).ok_or(Error::BadAddress)?;
         if region.kind == RegionKind::Image || !region.allows(access) {
             return Err(Error::BadAddress);
         }
-        let page = address & !(PAGE_SIZE - 1);
-        if A::translate(self.space(), page).is_some() {
-            return Err(Error::BadAddress);
-        }
-        self.frame_for::<A>(address, access).map(|_| ())
+        // A page that is present already makes `map` refuse: the fault
+        // was about something else.
+        self.populate::<A>(address & !(PAGE_SIZE - 1), region.flags)
+            .map(|_| ())
+            .map_err(|e| match e {
+                Error::OutOfMemory => Error::OutOfMemory,
+                _ => Error::BadAddress,
+            })
     }
 
     /// Calls `each` with the kernel view of every piece of

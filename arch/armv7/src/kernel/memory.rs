@@ -27,6 +27,35 @@ use spin::{Mutex, Once};
 
 const SECTION: u32 = mmu::SECTION_SIZE;
 
+// Zeroing pages 32 bytes per store: eight registers at a time with STM,
+// where the compiler's memset stores a word at a time (a page fault on a
+// demand-zero page spent most of its time there).
+core::arch::global_asm!(
+    ".section .text.armv7_zero_pages, \"ax\"",
+    ".arm",
+    ".global armv7_zero_pages",
+    "armv7_zero_pages:", // r0: address, r1: bytes, a non-zero multiple of 64
+    "    push {{r4-r9}}",
+    "    mov r2, #0",
+    "    mov r3, #0",
+    "    mov r4, #0",
+    "    mov r5, #0",
+    "    mov r6, #0",
+    "    mov r7, #0",
+    "    mov r8, #0",
+    "    mov r9, #0",
+    "1:  stmia r0!, {{r2-r9}}",
+    "    stmia r0!, {{r2-r9}}",
+    "    subs r1, r1, #64",
+    "    bhi 1b",
+    "    pop {{r4-r9}}",
+    "    bx lr",
+);
+
+unsafe extern "C" {
+    fn armv7_zero_pages(address: usize, len: usize);
+}
+
 #[repr(C, align(16384))]
 struct L1Table([u32; 4096]);
 
@@ -486,6 +515,15 @@ impl hal::Memory for crate::platform::Armv7 {
 
     fn kernel_root() -> u64 {
         kernel_l1_paddr() as u64
+    }
+
+    unsafe fn zero_pages(kernel_address: usize, len: usize) {
+        debug_assert!(kernel_address.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE));
+        if len > 0 {
+            // SAFETY: the caller gives mapped, writable, unused memory of
+            // whole pages, so a multiple of 64 bytes, which the loop takes.
+            unsafe { armv7_zero_pages(kernel_address, len) };
+        }
     }
 
     fn activate(space: Option<RootTable>) {
