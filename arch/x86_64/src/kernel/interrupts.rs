@@ -28,9 +28,9 @@ pub const FIRST_VECTOR: u8 = 32;
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const DEFAULT_IO_APIC: u32 = 0xfec0_0000;
-/// The least time the APIC timer is measured over against the TSC clock.
-/// Measurement starts at boot and ends when ticks first start, so the wait
-/// is usually already over.
+/// The least time the APIC timer is measured over against the clock, when
+/// the PIT could not be used. Measurement starts at boot and ends when
+/// ticks first start, so the wait is usually already over.
 const CALIBRATION_NS: u64 = 1_000_000;
 
 struct Controllers {
@@ -95,9 +95,9 @@ fn madt() -> Madt {
     madt
 }
 
-/// The APIC timer's rate: counted down since `init` and timed with the
-/// TSC clock (itself calibrated against the PIT), over at least
-/// `CALIBRATION_NS`.
+/// The APIC timer's rate: measured against the PIT at `init`, or, if that
+/// could not be done, counted down since `init` and timed with the clock
+/// over at least `CALIBRATION_NS`.
 fn timer_hz(c: &Controllers) -> u64 {
     *c.timer_hz.call_once(|| {
         let measure = |start: Sample| {
@@ -145,9 +145,14 @@ pub fn init() -> Result<(), &'static str> {
         }
         *slot = Some((*info, apic, lines));
     }
-    // Start measuring the APIC timer; `timer_hz` finishes it. The count
-    // lasts minutes at QEMU's rates.
+    // Measure the APIC timer, and the TSC, against the PIT. The count
+    // lasts minutes at QEMU's rates. If the PIT does not count, the timer
+    // is measured against the clock when ticks first start.
     local.start_calibration_count(u32::MAX);
+    let measured = time::calibrate(&|| local.timer_count());
+    if measured.is_none() {
+        local.start_calibration_count(u32::MAX);
+    }
     let _ = sample(&local); // the first read of the count is slow under emulation
     let calibration_start = sample(&local);
     log::info!(
@@ -157,12 +162,18 @@ pub fn init() -> Result<(), &'static str> {
         madt.io_apics.as_slice().len(),
         madt.overrides.as_slice().len()
     );
+    let timer_hz = spin::Once::new();
+    if let Some(hz) = measured {
+        local.stop_timer();
+        log::info!("local APIC timer: {hz} Hz (against the PIT)");
+        timer_hz.call_once(|| hz);
+    }
     CONTROLLERS.call_once(|| Controllers {
         local,
         io,
         madt,
         calibration_start,
-        timer_hz: spin::Once::new(),
+        timer_hz,
     });
     Ok(())
 }

@@ -201,15 +201,57 @@ fn map_linear(
     let mut offset = 0;
     while offset < size {
         let (v, p) = (virt + offset, phys + offset);
-        let step = if v % LARGE_PAGE == 0 && p % LARGE_PAGE == 0 && size - offset >= LARGE_PAGE {
-            LARGE_PAGE
-        } else {
-            PAGE_SIZE as u64
-        };
-        map_in(root, Space::Kernel, v, p, step as usize, flags, frames)?;
-        offset += step;
+        if v % LARGE_PAGE == 0 && p % LARGE_PAGE == 0 && size - offset >= LARGE_PAGE {
+            map_in(
+                root,
+                Space::Kernel,
+                v,
+                p,
+                LARGE_PAGE as usize,
+                flags,
+                frames,
+            )?;
+            offset += LARGE_PAGE;
+            continue;
+        }
+        // A run of small pages, up to the next 2 MiB boundary: the first
+        // through the mapper, which builds the tables above it, the rest
+        // written straight into the same page table (a walk per page made
+        // mapping RAM's first megabytes most of the kernel's boot time).
+        let run_end = (v / LARGE_PAGE + 1) * LARGE_PAGE;
+        let run = (run_end - v).min(size - offset);
+        map_in(root, Space::Kernel, v, p, PAGE_SIZE, flags, frames)?;
+        let table = page_table_of(root, v).ok_or(MapError::SizeMismatch)?;
+        let leaf = paging::leaf_flags(flags)?;
+        for page in (PAGE_SIZE as u64..run).step_by(PAGE_SIZE) {
+            let entry = &mut table[((v + page) >> 12 & 511) as usize];
+            if !entry.is_unused() {
+                return Err(MapError::AlreadyMapped);
+            }
+            entry.set_addr(PhysAddr::new(p + page), leaf);
+        }
+        offset += run;
     }
     Ok(())
+}
+
+/// The page table (last level) that maps `virt` under `root`, if the
+/// levels above it exist and none maps a large page.
+fn page_table_of(root: u64, virt: u64) -> Option<&'static mut PageTable> {
+    let offset = TABLE_OFFSET.load(Ordering::Relaxed);
+    let mut table = root;
+    for shift in [39, 30, 21] {
+        // SAFETY: page tables are RAM reached at TABLE_OFFSET; the caller
+        // holds TABLES, so nothing else changes them meanwhile.
+        let entries = unsafe { &*((table + offset) as *const PageTable) };
+        let entry = &entries[(virt >> shift & 511) as usize];
+        if entry.is_unused() || entry.flags().contains(PageTableFlags::HUGE_PAGE) {
+            return None;
+        }
+        table = entry.addr().as_u64();
+    }
+    // SAFETY: as above; the caller uses the table only while holding TABLES.
+    Some(unsafe { &mut *((table + offset) as *mut PageTable) })
 }
 
 /// Builds the kernel's page tables, switches to them and checks them
@@ -286,22 +328,26 @@ pub fn init(boot: &mut BootInfo) -> Result<(), MapError> {
         direct.1 += 1;
     }
 
-    // The image, page by page with each section's permissions.
+    // The image, in runs of pages with the same section permissions.
     let sections = image_sections();
     let mut page = sections.text.0;
     while page < sections.data.1 {
-        if let Some(flags) = sections.expected(page) {
-            map_in(
+        let flags = sections.expected(page);
+        let mut end = page + PAGE_SIZE as u64;
+        while end < sections.data.1 && sections.expected(end) == flags {
+            end += PAGE_SIZE as u64;
+        }
+        if let Some(flags) = flags {
+            map_linear(
                 root,
-                Space::Kernel,
                 page,
                 page - KERNEL_VIRT_OFFSET,
-                PAGE_SIZE,
+                end - page,
                 flags,
                 &early,
             )?;
         }
-        page += PAGE_SIZE as u64;
+        page = end;
     }
 
     // SAFETY: the new tables map the image (where this code runs, with its

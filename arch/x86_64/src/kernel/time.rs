@@ -4,6 +4,12 @@
 //! has neither an HPET nor the port-0x61 gate of PC speaker timing, and
 //! QEMU's TCG does not report the TSC rate in CPUID. Channel 0's count is
 //! polled by latching, so no interrupt is needed.
+//!
+//! The clock runs from kernel entry at a nominal rate; [`calibrate`], once
+//! the local APIC is mapped, measures the TSC and the APIC timer against
+//! the PIT in the same window (one wait for both: under QEMU's instruction
+//! counting every nanosecond of waiting is an instruction of boot time) and
+//! the clock carries on from where it was at the measured rate.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
@@ -15,18 +21,21 @@ const PIT_COMMAND: u16 = 0x43;
 const PIT_CHANNEL0_RATE_GENERATOR: u8 = 0x34;
 const PIT_LATCH_CHANNEL0: u8 = 0x00;
 
-/// How long to measure: 1 ms keeps boot short (under instruction counting
-/// every nanosecond of busy-waiting is an instruction) while one PIT tick
-/// of error is under 0.1 %.
+/// How long to measure: 1 ms keeps boot short while one PIT tick, or a
+/// poll's worth of delay in noticing the window's edges, is well under 1 %
+/// (shorter windows measured QEMU's TSC 5 % apart between boots).
 const CALIBRATION_PIT_TICKS: u32 = (PIT_HZ / 1000) as u32;
 
 /// Polls allowed before concluding that the PIT does not count.
 const MAX_PIT_POLLS: u32 = 5_000_000;
 
-/// Used when the PIT does not count: QEMU's nominal rate.
+/// The rate assumed until calibration, and if the PIT does not count:
+/// QEMU's nominal rate.
 const FALLBACK_TSC_HZ: u64 = 1_000_000_000;
 
-static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+/// The clock is `BASE_NS + (tsc - BASE_TSC) * NS_PER_TICK`.
+static BASE_TSC: AtomicU64 = AtomicU64::new(0);
+static BASE_NS: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick in 32.32 fixed point.
 static NS_PER_TICK_FP32: AtomicU64 = AtomicU64::new(1 << 32);
 
@@ -49,30 +58,23 @@ fn read_pit() -> u16 {
     }
 }
 
-/// Measures the TSC rate in Hz against the PIT; `None` if the PIT is absent.
-fn measure_tsc_hz() -> Option<u64> {
-    // SAFETY: reprogramming channel 0 is harmless: its interrupt is masked
-    // (interrupts are off and nothing has enabled IRQ 0).
-    unsafe {
-        Port::<u8>::new(PIT_COMMAND).write(PIT_CHANNEL0_RATE_GENERATOR);
-        Port::<u8>::new(PIT_CHANNEL0).write(0xff);
-        Port::<u8>::new(PIT_CHANNEL0).write(0xff);
-    }
-    // A short pass first: under emulation the first run of this code is
-    // slowed by translation, which would skew a short measurement.
-    measure_window(CALIBRATION_PIT_TICKS / 8)?;
-    let (tsc, pit) = measure_window(CALIBRATION_PIT_TICKS)?;
-    Some(tsc * PIT_HZ / pit as u64)
+/// What a window measured: TSC ticks, ticks of the other counter (which
+/// counts down), and PIT ticks.
+struct Window {
+    tsc: u64,
+    other: u32,
+    pit: u32,
 }
 
-/// TSC ticks and PIT ticks over a window of at least `window` PIT ticks.
-fn measure_window(window: u32) -> Option<(u64, u32)> {
+/// Measures over a window of at least `window` PIT ticks, reading the TSC
+/// and `other` at its edges.
+fn measure_window(window: u32, other: &dyn Fn() -> u32) -> Option<Window> {
     // Start on a tick edge.
     let first = read_pit();
     let mut previous = (0..MAX_PIT_POLLS)
         .map(|_| read_pit())
         .find(|&count| count != first)?;
-    let start = rdtsc();
+    let (start, other_start) = (rdtsc(), other());
     let mut elapsed = 0u32;
     let mut polls = 0u32;
     while elapsed < window {
@@ -85,28 +87,64 @@ fn measure_window(window: u32) -> Option<(u64, u32)> {
             return None;
         }
     }
-    Some((rdtsc() - start, elapsed))
+    Some(Window {
+        tsc: rdtsc() - start,
+        other: other_start.wrapping_sub(other()),
+        pit: elapsed,
+    })
 }
 
-/// Calibrates the TSC and starts the monotonic clock at zero.
+/// Starts the clock at zero, at the nominal rate.
 pub fn init() {
-    let hz = match measure_tsc_hz() {
-        Some(hz) if hz > 0 => hz,
-        _ => {
-            log::warn!("PIT does not count; assuming a {FALLBACK_TSC_HZ} Hz TSC");
-            FALLBACK_TSC_HZ
-        }
-    };
+    BASE_TSC.store(rdtsc(), Ordering::Relaxed);
+    set_rate(FALLBACK_TSC_HZ);
+}
+
+fn set_rate(hz: u64) {
     NS_PER_TICK_FP32.store(
         (1_000_000_000u128 << 32).div_ceil(hz as u128) as u64,
         Ordering::Relaxed,
     );
-    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+}
+
+/// Measures the TSC's rate against the PIT, and that of `other`, a
+/// counter counting down (the APIC timer), in the same window; from now on
+/// the clock runs at the TSC's measured rate, continuing from its current
+/// value. Returns `other`'s rate, or `None` if the PIT does not count (the
+/// clock then keeps the nominal rate).
+pub fn calibrate(other: &dyn Fn() -> u32) -> Option<u64> {
+    // SAFETY: reprogramming channel 0 is harmless: its interrupt is masked
+    // (interrupts are off and nothing has enabled IRQ 0).
+    unsafe {
+        Port::<u8>::new(PIT_COMMAND).write(PIT_CHANNEL0_RATE_GENERATOR);
+        Port::<u8>::new(PIT_CHANNEL0).write(0xff);
+        Port::<u8>::new(PIT_CHANNEL0).write(0xff);
+    }
+    // A short pass first: under emulation the first run of this code is
+    // slowed by translation, which would skew the measurement.
+    let measured = measure_window(CALIBRATION_PIT_TICKS / 8, other)
+        .and_then(|_| measure_window(CALIBRATION_PIT_TICKS, other));
+    let Some(window) = measured.filter(|w| w.tsc > 0 && w.pit > 0) else {
+        log::warn!("PIT does not count; assuming a {FALLBACK_TSC_HZ} Hz TSC");
+        return None;
+    };
+    let tsc_hz = window.tsc * PIT_HZ / window.pit as u64;
+    let now = rdtsc();
+    BASE_NS.store(ns_at(now), Ordering::Relaxed);
+    BASE_TSC.store(now, Ordering::Relaxed);
+    set_rate(tsc_hz);
+    log::info!("TSC: {tsc_hz} Hz (against the PIT)");
+    Some(window.other as u64 * PIT_HZ / window.pit as u64)
+}
+
+fn ns_at(tsc: u64) -> u64 {
+    BASE_NS.load(Ordering::Relaxed)
+        + ticks_to_ns(tsc.saturating_sub(BASE_TSC.load(Ordering::Relaxed)))
 }
 
 /// Nanoseconds since [`init`].
 pub fn monotonic_ns() -> u64 {
-    ticks_to_ns(rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed)))
+    ns_at(rdtsc())
 }
 
 /// Nanoseconds since reset, when the TSC started at zero.
