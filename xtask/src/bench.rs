@@ -5,7 +5,7 @@
 
 use crate::cli::{BenchOptions, Profile};
 use crate::kernel_image::{self, workspace};
-use crate::machine::{Arch, Console, Machine};
+use crate::machine::{Arch, Config, Console};
 use crate::{Result, error, provision, qemu, seconds, step};
 use std::fmt::Write;
 use std::time::Duration;
@@ -175,20 +175,9 @@ fn json(results: &[Result_]) -> String {
     out
 }
 
-fn run_machine(machine: Machine, kernel: &std::path::Path) -> Result<Vec<Result_>> {
-    let ram = machine.test_ram_mib();
-    let dtb = match machine.arch() {
-        Arch::Arm => Some(kernel_image::board_dtb(ram)?),
-        Arch::X64 => None,
-    };
-    let mut args = machine.qemu_args(
-        kernel,
-        dtb.as_deref(),
-        ram,
-        "mode=bench",
-        Console::Captured,
-        false,
-    );
+fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>> {
+    let machine = config.machine;
+    let mut args = config.qemu_args(kernel, "mode=bench", Console::Captured, false)?;
     args.extend(["-icount", "shift=0"].map(String::from));
     step(format!("benchmarking {}", machine.name()));
     let boot = qemu::boot(
@@ -239,7 +228,8 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     for arch in arches {
         let kernel = kernel_image::build(arch, Profile::Release)?;
         for &machine in arch.machines() {
-            results.extend(run_machine(machine, &kernel)?);
+            let config = options.size.config(machine, machine.test_ram_mib());
+            results.extend(run_machine(&config, &kernel)?);
         }
     }
     for r in &results {

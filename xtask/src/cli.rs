@@ -1,6 +1,6 @@
 //! Command-line parsing, by hand: a few tasks with a few flags each.
 
-use crate::machine::{Arch, Machine};
+use crate::machine::{Arch, Machine, parse_cpus, parse_ram_size};
 use crate::{Result, error};
 
 pub const USAGE: &str = "\
@@ -9,19 +9,26 @@ usage: cargo xtask <task> [options]
 tasks:
   build --arch x64|arm [--release]
         Build the kernel image for an architecture.
-  run   --arch x64|arm [--machine microvm|q35] [--kvm] [--gdb] [--release]
-        [--append \"kernel args\"]
+  run   --arch x64|arm [--machine microvm|q35] [--memory SIZE] [--cpus N]
+        [--kvm] [--gdb] [--release] [--append \"kernel args\"]
         Boot in QEMU with the serial console on this terminal.
         Ctrl-A X quits; Ctrl-A C switches to the QEMU monitor.
-  test  [--arch x64|arm] [--release]
+  gdb   --arch x64|arm [--machine microvm|q35] [--memory SIZE] [--cpus N]
+        [--release] [--append \"kernel args\"]
+        Start QEMU halted and a debugger attached to it, stopped where the
+        kernel enters its portable core.
+  test  [--arch x64|arm] [--release] [--memory SIZE] [--cpus N] [--matrix]
         Lint, host unit tests, generated documents, then the in-kernel
-        suite on every machine (x64-microvm, x64-q35, arm-vexpress-a15).
-  bench [--arch x64|arm]
+        suite on every machine (x64-microvm, x64-q35, arm-vexpress-a15)
+        and a boot matrix of other RAM sizes, CPU counts, CPU models and
+        hostile boot inputs. --matrix runs every suite at every point of
+        the full matrix; --memory/--cpus run the suites at that size only.
+  bench [--arch x64|arm] [--memory SIZE] [--cpus N]
         Boot a release build on every machine with -icount shift=0 and
         report instructions per operation: one line per metric and machine,
         and target/bench/bench.json.
-  memmap --arch x64|arm [--machine microvm|q35] [--process NAME]
-        [--svg FILE] [--json] [--release]
+  memmap --arch x64|arm [--machine microvm|q35] [--memory SIZE] [--cpus N]
+        [--process NAME] [--svg FILE] [--json] [--release]
         Boot to the shell with RAM in a host file, pause, walk the page
         tables from the host and check them against the layout; print
         the physical and virtual maps (or JSON), draw them (SVG). Exits
@@ -31,7 +38,8 @@ tasks:
         kernel targets.
   help  Show this text.
 
-QEMU and the Rust targets are installed on first use where possible.";
+SIZE is MiB or a number with M or G (64M, 2G). QEMU, gdb-multiarch and
+the Rust targets are installed on first use where possible.";
 
 /// Debug or release build of the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +64,29 @@ pub struct BuildOptions {
     pub profile: Profile,
 }
 
+/// The guest's size, where a task lets the user choose it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Size {
+    /// RAM in MiB, if not the task's default.
+    pub memory_mib: Option<u64>,
+    /// CPUs, if not one.
+    pub cpus: Option<u32>,
+}
+
+impl Size {
+    /// `machine` at this size, with `default_mib` of RAM unless chosen.
+    pub fn config(self, machine: Machine, default_mib: u64) -> crate::machine::Config {
+        let mut config =
+            crate::machine::Config::new(machine, self.memory_mib.unwrap_or(default_mib));
+        config.cpus = self.cpus.unwrap_or(1);
+        config
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct RunOptions {
     pub machine: Machine,
+    pub size: Size,
     pub profile: Profile,
     pub kvm: bool,
     pub gdb: bool,
@@ -69,11 +97,15 @@ pub struct RunOptions {
 pub struct TestOptions {
     pub arch: Option<Arch>,
     pub profile: Profile,
+    pub size: Size,
+    /// Every suite at every point of the full matrix.
+    pub matrix: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct BenchOptions {
     pub arch: Option<Arch>,
+    pub size: Size,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -84,6 +116,7 @@ pub enum Command {
     Docs,
     Build(BuildOptions),
     Run(RunOptions),
+    Gdb(RunOptions),
     Test(TestOptions),
     Memmap(crate::memmap::Options),
 }
@@ -100,6 +133,8 @@ struct Flags {
     process: Option<String>,
     svg: Option<String>,
     json: bool,
+    size: Size,
+    matrix: bool,
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String> {
@@ -121,6 +156,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "--process" => flags.process = Some(value(&mut args, "--process")?),
             "--svg" => flags.svg = Some(value(&mut args, "--svg")?),
             "--json" => flags.json = true,
+            "--matrix" => flags.matrix = true,
+            "--memory" => {
+                flags.size.memory_mib = Some(parse_ram_size(&value(&mut args, "--memory")?)?)
+            }
+            "--cpus" => flags.size.cpus = Some(parse_cpus(&value(&mut args, "--cpus")?)?),
             other => return Err(error!("unknown option {other:?}")),
         }
     }
@@ -138,6 +178,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             ("--process", f.process.is_some()),
             ("--svg", f.svg.is_some()),
             ("--json", f.json),
+            ("--memory", f.size.memory_mib.is_some()),
+            ("--cpus", f.size.cpus.is_some()),
+            ("--matrix", f.matrix),
         ];
         match given
             .iter()
@@ -150,11 +193,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     match task.as_str() {
         "help" | "--help" | "-h" => Ok(Command::Help),
         "bench" => {
-            only(&[], &flags)?;
+            only(&["--memory", "--cpus"], &flags)?;
             if flags.release {
                 return Err(error!("bench always uses a release build"));
             }
-            Ok(Command::Bench(BenchOptions { arch: flags.arch }))
+            Ok(Command::Bench(BenchOptions {
+                arch: flags.arch,
+                size: flags.size,
+            }))
         }
         "lint" => {
             only(&[], &flags)?;
@@ -177,25 +223,53 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 .ok_or_else(|| error!("build needs --arch x64|arm"))?;
             Ok(Command::Build(BuildOptions { arch, profile }))
         }
-        "run" => {
-            only(&["--machine", "--kvm", "--gdb", "--append"], &flags)?;
+        "run" | "gdb" => {
+            let allowed: &[&str] = if task == "run" {
+                &[
+                    "--machine",
+                    "--kvm",
+                    "--gdb",
+                    "--append",
+                    "--memory",
+                    "--cpus",
+                ]
+            } else {
+                &["--machine", "--append", "--memory", "--cpus"]
+            };
+            only(allowed, &flags)?;
             let arch = flags
                 .arch
-                .ok_or_else(|| error!("run needs --arch x64|arm"))?;
+                .ok_or_else(|| error!("{task} needs --arch x64|arm"))?;
             let machine = match flags.machine {
                 Some(name) => Machine::parse(arch, &name)?,
                 None => arch.default_machine(),
             };
-            Ok(Command::Run(RunOptions {
+            let options = RunOptions {
                 machine,
+                size: flags.size,
                 profile,
                 kvm: flags.kvm,
-                gdb: flags.gdb,
+                gdb: flags.gdb || task == "gdb",
                 append: flags.append.unwrap_or_default(),
-            }))
+            };
+            Ok(if task == "run" {
+                Command::Run(options)
+            } else {
+                Command::Gdb(options)
+            })
         }
         "memmap" => {
-            only(&["--machine", "--process", "--svg", "--json"], &flags)?;
+            only(
+                &[
+                    "--machine",
+                    "--process",
+                    "--svg",
+                    "--json",
+                    "--memory",
+                    "--cpus",
+                ],
+                &flags,
+            )?;
             let arch = flags
                 .arch
                 .ok_or_else(|| error!("memmap needs --arch x64|arm"))?;
@@ -205,6 +279,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             };
             Ok(Command::Memmap(crate::memmap::Options {
                 machine,
+                size: flags.size,
                 profile,
                 process: flags.process,
                 svg: flags.svg.map(std::path::PathBuf::from),
@@ -212,10 +287,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             }))
         }
         "test" => {
-            only(&[], &flags)?;
+            only(&["--memory", "--cpus", "--matrix"], &flags)?;
+            if flags.matrix && flags.size != Size::default() {
+                return Err(error!(
+                    "--matrix chooses its own sizes; leave out --memory and --cpus"
+                ));
+            }
             Ok(Command::Test(TestOptions {
                 arch: flags.arch,
                 profile,
+                size: flags.size,
+                matrix: flags.matrix,
             }))
         }
         other => Err(error!("unknown task {other:?}")),
@@ -236,6 +318,7 @@ mod tests {
             parse_str("run --arch x64 --machine q35 --gdb").unwrap(),
             Command::Run(RunOptions {
                 machine: Machine::X64Q35,
+                size: Size::default(),
                 profile: Profile::Debug,
                 kvm: false,
                 gdb: true,
@@ -253,7 +336,32 @@ mod tests {
             parse_str("test").unwrap(),
             Command::Test(TestOptions {
                 arch: None,
-                profile: Profile::Debug
+                profile: Profile::Debug,
+                size: Size::default(),
+                matrix: false,
+            })
+        );
+        assert_eq!(
+            parse_str("test --arch arm --memory 1G --cpus 2").unwrap(),
+            Command::Test(TestOptions {
+                arch: Some(Arch::Arm),
+                profile: Profile::Debug,
+                size: Size {
+                    memory_mib: Some(1024),
+                    cpus: Some(2)
+                },
+                matrix: false,
+            })
+        );
+        assert_eq!(
+            parse_str("gdb --arch arm").unwrap(),
+            Command::Gdb(RunOptions {
+                machine: Machine::ArmVexpressA15,
+                size: Size::default(),
+                profile: Profile::Debug,
+                kvm: false,
+                gdb: true,
+                append: String::new()
             })
         );
         assert_eq!(parse_str("").unwrap(), Command::Help);
@@ -261,6 +369,7 @@ mod tests {
             parse_str("memmap --arch x64 --machine q35 --process sh --svg m.svg --json").unwrap(),
             Command::Memmap(crate::memmap::Options {
                 machine: Machine::X64Q35,
+                size: Size::default(),
                 profile: Profile::Debug,
                 process: Some("sh".into()),
                 svg: Some("m.svg".into()),
@@ -288,5 +397,9 @@ mod tests {
             parse_str("run --arch x64 --json").is_err(),
             "json is for memmap"
         );
+        assert!(parse_str("test --matrix --memory 1G").is_err());
+        assert!(parse_str("lint --cpus 2").is_err());
+        assert!(parse_str("gdb --arch x64 --kvm").is_err());
+        assert!(parse_str("run --arch x64 --memory big").is_err());
     }
 }

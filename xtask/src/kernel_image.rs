@@ -180,6 +180,61 @@ pub fn build(arch: Arch, profile: Profile) -> Result<PathBuf> {
     Ok(image)
 }
 
+/// Calls `each` with every named symbol of a kernel ELF: name, address.
+fn for_each_symbol(elf_bytes: &[u8], mut each: impl FnMut(&str, u64)) -> Result<()> {
+    let file = elf::ElfBytes::<elf::endian::AnyEndian>::minimal_parse(elf_bytes)
+        .map_err(|e| error!("kernel ELF: {e}"))?;
+    let (table, strings) = file
+        .symbol_table()
+        .map_err(|e| error!("kernel ELF symbols: {e}"))?
+        .ok_or_else(|| error!("the kernel ELF has no symbol table"))?;
+    for symbol in table.iter() {
+        if let Ok(name) = strings.get(symbol.st_name as usize) {
+            each(name, symbol.st_value);
+        }
+    }
+    Ok(())
+}
+
+/// The addresses of `names` in the kernel ELF's symbol table.
+pub fn symbols(elf_bytes: &[u8], names: &[&str]) -> Result<Vec<u64>> {
+    let mut found = vec![None; names.len()];
+    for_each_symbol(elf_bytes, |name, address| {
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            found[i].get_or_insert(address);
+        }
+    })?;
+    names
+        .iter()
+        .zip(found)
+        .map(|(name, address)| address.ok_or_else(|| error!("the kernel ELF has no symbol {name}")))
+        .collect()
+}
+
+/// The address of the portable core's entry, `kernel::kmain`. It is
+/// generic over the architecture, so its symbol carries a hash and (in a
+/// debugger) a type parameter; both are found here rather than typed.
+pub fn core_entry(elf_bytes: &[u8]) -> Result<u64> {
+    // Rust's legacy mangling: _ZN 6kernel 5kmain 17h<hash> E.
+    const PREFIX: &str = "_ZN6kernel5kmain17h";
+    let mut found = Vec::new();
+    for_each_symbol(elf_bytes, |name, address| {
+        if name.starts_with(PREFIX) {
+            found.push(address);
+        }
+    })?;
+    found.sort_unstable();
+    found.dedup();
+    match found.as_slice() {
+        [address] => Ok(*address),
+        [] => Err(error!("the kernel ELF has no kernel::kmain symbol")),
+        many => Err(error!(
+            "the kernel ELF has {} kernel::kmain instances",
+            many.len()
+        )),
+    }
+}
+
 /// Writes the vexpress-a15 device tree for `ram_mib` of RAM and returns its
 /// path. It comes from the board description in the ARM crate.
 pub fn board_dtb(ram_mib: u64) -> Result<PathBuf> {

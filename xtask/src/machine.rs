@@ -2,7 +2,7 @@
 //! each one.
 
 use crate::{Result, error};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -145,32 +145,120 @@ impl Machine {
     pub fn run_ram_mib(self) -> u64 {
         256
     }
+}
 
-    /// QEMU's arguments to boot `kernel` with `ram_mib` of RAM and the given
-    /// kernel command line. `dtb` is required on ARM.
+/// Where an ARM guest's device tree comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceTree {
+    /// The board's tree for the configured RAM, passed with `-dtb` (QEMU
+    /// edits it: memory size, bootargs, VirtIO nodes).
+    Board,
+    /// A file loaded as it is at the RAM base, without `-dtb`, so QEMU
+    /// cannot repair it: for hostile-input tests.
+    Raw(PathBuf),
+}
+
+/// One way of starting a machine: its RAM, CPUs and boot inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub machine: Machine,
+    pub ram_mib: u64,
+    pub cpus: u32,
+    /// x86: the CPU model (`max` by default, which has SMEP and SMAP).
+    pub cpu_model: Option<String>,
+    /// Options added to `-M` (for example `acpi=off` on microvm).
+    pub machine_options: Option<String>,
+    pub device_tree: DeviceTree,
+}
+
+impl Config {
+    pub fn new(machine: Machine, ram_mib: u64) -> Config {
+        Config {
+            machine,
+            ram_mib,
+            cpus: 1,
+            cpu_model: None,
+            machine_options: None,
+            device_tree: DeviceTree::Board,
+        }
+    }
+
+    /// A short description for progress lines and test names, e.g.
+    /// `1024 MiB, 2 CPUs, -cpu qemu64`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} MiB", self.ram_mib);
+        if self.cpus != 1 {
+            text.push_str(&format!(", {} CPUs", self.cpus));
+        }
+        if let Some(model) = &self.cpu_model {
+            text.push_str(&format!(", -cpu {model}"));
+        }
+        if let Some(options) = &self.machine_options {
+            text.push_str(&format!(", {options}"));
+        }
+        if let DeviceTree::Raw(path) = &self.device_tree {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            text.push_str(&format!(", raw tree {}", name.unwrap_or_default()));
+        }
+        text
+    }
+
+    /// The name test reports give this configuration: the machine's, with
+    /// what differs from the machine's test defaults (`x64-q35:4096M:smp2`).
+    pub fn scope(&self) -> String {
+        let mut scope = self.machine.name().to_string();
+        if self.ram_mib != self.machine.test_ram_mib() {
+            scope.push_str(&format!(":{}M", self.ram_mib));
+        }
+        if self.cpus != 1 {
+            scope.push_str(&format!(":smp{}", self.cpus));
+        }
+        if let Some(model) = &self.cpu_model {
+            scope.push_str(&format!(":{model}"));
+        }
+        if let Some(options) = &self.machine_options {
+            scope.push_str(&format!(":{options}"));
+        }
+        if let DeviceTree::Raw(path) = &self.device_tree {
+            let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned());
+            scope.push_str(&format!(":{}", stem.unwrap_or_default()));
+        }
+        scope
+    }
+
+    /// QEMU's arguments to boot `kernel` with the given kernel command
+    /// line. Writes the board's device tree for ARM.
     pub fn qemu_args(
-        self,
+        &self,
         kernel: &Path,
-        dtb: Option<&Path>,
-        ram_mib: u64,
         cmdline: &str,
         console: Console,
         kvm: bool,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>> {
+        let machine = self.machine;
         let mut args: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
-        match self {
-            Machine::X64Microvm => push(&["-M", "microvm", "-bios", "qboot.rom"]),
-            Machine::X64Q35 => push(&["-M", "q35"]),
-            Machine::ArmVexpressA15 => push(&["-M", "vexpress-a15", "-cpu", "cortex-a15"]),
+        let with_options = |name: &str| match &self.machine_options {
+            Some(options) => format!("{name},{options}"),
+            None => name.to_string(),
+        };
+        match machine {
+            Machine::X64Microvm => push(&["-M", &with_options("microvm"), "-bios", "qboot.rom"]),
+            Machine::X64Q35 => push(&["-M", &with_options("q35")]),
+            Machine::ArmVexpressA15 => push(&[
+                "-M",
+                &with_options("vexpress-a15"),
+                "-cpu",
+                self.cpu_model.as_deref().unwrap_or("cortex-a15"),
+            ]),
         }
-        if self.arch() == Arch::X64 {
+        if machine.arch() == Arch::X64 {
             if kvm {
                 // QEMU aborts on the host model's arch-capabilities MSR
                 // under nested KVM; everything else of the host CPU is fine.
                 push(&["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
             } else {
-                push(&["-cpu", "max"]);
+                push(&["-cpu", self.cpu_model.as_deref().unwrap_or("max")]);
             }
             push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         } else {
@@ -187,14 +275,60 @@ impl Machine {
             Console::Interactive => push(&["-serial", "mon:stdio"]),
             Console::Captured => push(&["-serial", "stdio"]),
         }
-        let ram = format!("{ram_mib}M");
+        let ram = format!("{}M", self.ram_mib);
         push(&["-m", &ram]);
+        if self.cpus != 1 {
+            push(&["-smp", &self.cpus.to_string()]);
+        }
         push(&["-kernel", &kernel.display().to_string()]);
-        if let Some(dtb) = dtb {
-            push(&["-dtb", &dtb.display().to_string()]);
+        if machine.arch() == Arch::Arm {
+            match &self.device_tree {
+                DeviceTree::Board => {
+                    let dtb = crate::kernel_image::board_dtb(self.ram_mib)?;
+                    push(&["-dtb", &dtb.display().to_string()]);
+                }
+                DeviceTree::Raw(path) => {
+                    let loader = format!(
+                        "loader,file={},addr={:#x},force-raw=on",
+                        path.display(),
+                        arch_armv7::layout::RAM_BASE
+                    );
+                    push(&["-device", &loader]);
+                }
+            }
         }
         push(&["-append", cmdline]);
-        args
+        Ok(args)
+    }
+}
+
+/// Reads a RAM size: a number of MiB, or a number with a unit (`64M`,
+/// `512MiB`, `2G`, `1GiB`).
+pub fn parse_ram_size(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| error!("{text:?} is not a RAM size (examples: 64M, 512M, 2G)"))?;
+    let mib = match unit.to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => Some(number),
+        "g" | "gb" | "gib" => number.checked_mul(1024),
+        _ => return Err(error!("{text:?}: unknown unit {unit:?} (use M or G)")),
+    };
+    match mib {
+        Some(mib) if mib > 0 => Ok(mib),
+        _ => Err(error!("{text:?} is not a usable RAM size")),
+    }
+}
+
+/// Reads a CPU count (1 to 8).
+pub fn parse_cpus(text: &str) -> Result<u32> {
+    match text.parse::<u32>() {
+        Ok(n @ 1..=8) => Ok(n),
+        _ => Err(error!("{text:?} is not a CPU count from 1 to 8")),
     }
 }
 
@@ -224,18 +358,48 @@ mod tests {
 
     #[test]
     fn arm_boots_with_the_device_tree_and_semihosting() {
-        let args = Machine::ArmVexpressA15.qemu_args(
-            Path::new("k"),
-            Some(Path::new("b.dtb")),
-            256,
-            "mode=test",
-            Console::Captured,
-            false,
-        );
+        let mut config = Config::new(Machine::ArmVexpressA15, 256);
+        config.device_tree = DeviceTree::Raw(PathBuf::from("b.dtb"));
+        let args = config
+            .qemu_args(Path::new("k"), "mode=test", Console::Captured, false)
+            .unwrap();
         let line = args.join(" ");
-        assert!(line.contains("-dtb b.dtb"));
+        assert!(line.contains("-device loader,file=b.dtb,addr=0x80000000,force-raw=on"));
+        assert!(!line.contains("-dtb"));
         assert!(line.contains("-m 256M"));
+        assert!(!line.contains("-smp"));
         assert!(line.contains("semihosting"));
         assert!(line.ends_with("-append mode=test"));
+    }
+
+    #[test]
+    fn configurations_reach_the_command_line() {
+        let mut config = Config::new(Machine::X64Microvm, 2048);
+        config.cpus = 4;
+        config.cpu_model = Some("qemu64".into());
+        config.machine_options = Some("acpi=off".into());
+        let line = config
+            .qemu_args(Path::new("k"), "mode=run", Console::Captured, false)
+            .unwrap()
+            .join(" ");
+        assert!(line.contains("-M microvm,acpi=off"), "{line}");
+        assert!(line.contains("-cpu qemu64"), "{line}");
+        assert!(line.contains("-m 2048M -smp 4"), "{line}");
+        assert_eq!(config.describe(), "2048 MiB, 4 CPUs, -cpu qemu64, acpi=off");
+    }
+
+    #[test]
+    fn ram_sizes_and_cpu_counts_parse() {
+        assert_eq!(parse_ram_size("64M").unwrap(), 64);
+        assert_eq!(parse_ram_size("512").unwrap(), 512);
+        assert_eq!(parse_ram_size("2G").unwrap(), 2048);
+        assert_eq!(parse_ram_size("1GiB").unwrap(), 1024);
+        assert!(parse_ram_size("0").is_err());
+        assert!(parse_ram_size("lots").is_err());
+        assert!(parse_ram_size("3T").is_err());
+        assert!(parse_ram_size("99999999999999999999G").is_err());
+        assert_eq!(parse_cpus("4").unwrap(), 4);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("x").is_err());
     }
 }

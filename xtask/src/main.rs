@@ -76,6 +76,7 @@ fn main() -> ExitCode {
             kernel_image::build(options.arch, options.profile).map(|_| true)
         }
         cli::Command::Run(options) => run::run(&options).map(|_| true),
+        cli::Command::Gdb(options) => run::gdb(&options).map(|_| true),
         cli::Command::Test(options) => test::run(&options),
         cli::Command::Memmap(options) => memmap::run(&options),
     };

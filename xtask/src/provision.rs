@@ -197,6 +197,52 @@ pub fn ensure_qemu(arches: &[Arch]) -> Result<()> {
     Ok(())
 }
 
+/// Makes sure `binary` runs, installing Debian's `package` (from the
+/// release's own archive) when it is missing and this is a Debian-like
+/// host where xtask is root.
+pub fn ensure_tool(binary: &str, package: &str) -> Result<()> {
+    let runs = |b: &str| {
+        Command::new(b)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if runs(binary) {
+        return Ok(());
+    }
+    let host = host();
+    let commands = [
+        "apt-get update".to_string(),
+        format!("apt-get install -y --no-install-recommends {package}"),
+    ];
+    if !(host.root && host.debian_like) {
+        return Err(error!(
+            "{binary} not found. Install the {package} package, e.g.:\n  sudo sh -c \"{}\"",
+            commands.join(" && ")
+        ));
+    }
+    for command in &commands {
+        step(format!("installing {package}: {command}"));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        if !status.success() {
+            return Err(error!("`{command}` failed ({status})"));
+        }
+    }
+    if runs(binary) {
+        Ok(())
+    } else {
+        Err(error!(
+            "{binary} still not runnable after installing {package}"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use crate::cli::TestOptions;
 use crate::kernel_image::{self, workspace};
-use crate::machine::{Arch, Console, Machine};
+use crate::machine::{Arch, Config, Console};
 use crate::{Result, provision, qemu, seconds, step};
 use std::path::Path;
 use std::process::Command;
@@ -81,7 +81,8 @@ pub fn run(options: &TestOptions) -> Result<bool> {
         match kernel_image::build(arch, options.profile) {
             Ok(kernel) => {
                 for &machine in arch.machines() {
-                    machine_tests(machine, &kernel, &mut tally)?;
+                    let config = options.size.config(machine, machine.test_ram_mib());
+                    machine_tests(&config, &kernel, &mut tally)?;
                 }
             }
             Err(e) => tally.record(false, arch.name(), "kernel builds", &e.to_string()),
@@ -215,20 +216,8 @@ fn parse_suite_line<'a>(line: &'a str, marker: &str) -> Option<SuiteEvent<'a>> {
     }
 }
 
-fn boot_args(machine: Machine, kernel: &Path, cmdline: &str) -> Result<Vec<String>> {
-    let ram = machine.test_ram_mib();
-    let dtb = match machine.arch() {
-        Arch::Arm => Some(kernel_image::board_dtb(ram)?),
-        Arch::X64 => None,
-    };
-    Ok(machine.qemu_args(
-        kernel,
-        dtb.as_deref(),
-        ram,
-        cmdline,
-        Console::Captured,
-        false,
-    ))
+fn boot_args(config: &Config, kernel: &Path, cmdline: &str) -> Result<Vec<String>> {
+    config.qemu_args(kernel, cmdline, Console::Captured, false)
 }
 
 fn show_failure_context(boot: &qemu::Boot) {
@@ -242,7 +231,7 @@ fn show_failure_context(boot: &qemu::Boot) {
 }
 
 /// Why a boot did not end with a kernel-chosen status, if it did not.
-fn abnormal_end(machine: Machine, boot: &qemu::Boot) -> Option<String> {
+fn abnormal_end(arch: Arch, boot: &qemu::Boot) -> Option<String> {
     if boot.timed_out {
         return Some(format!(
             "no exit within {} s: the guest hung",
@@ -251,7 +240,7 @@ fn abnormal_end(machine: Machine, boot: &qemu::Boot) -> Option<String> {
     }
     match boot.status {
         None => Some("QEMU was killed by a signal".into()),
-        Some(status) => match machine.arch().decode_exit(status) {
+        Some(status) => match arch.decode_exit(status) {
             None => Some(format!(
                 "QEMU exited with status {status}, not through the kernel's exit path"
             )),
@@ -260,12 +249,14 @@ fn abnormal_end(machine: Machine, boot: &qemu::Boot) -> Option<String> {
     }
 }
 
-fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
+fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()> {
     let before = (tally.passed, tally.failed);
-    let scope = machine.name();
-    let ram = machine.test_ram_mib();
+    let machine = config.machine;
+    let scope = config.scope();
+    let ram = config.ram_mib;
     step(format!(
-        "booting {scope} ({ram} MiB) for the in-kernel tests"
+        "booting {scope} ({}) for the in-kernel tests",
+        config.describe()
     ));
     let unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -279,17 +270,17 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
         prompt: INPUT_PROMPT,
         text: &typed,
     }];
-    let boot = suite_boot(machine, kernel, &cmdline, &typing, "ktest: ", "", tally)?;
+    let boot = suite_boot(config, kernel, &cmdline, &typing, "ktest: ", "", tally)?;
     let banner = boot
         .lines
         .iter()
         .any(|l| l.starts_with("Ferrite ") && l.contains(machine.qemu_name()));
-    tally.record(banner, scope, "console::banner_reaches_host", "");
+    tally.record(banner, &scope, "console::banner_reaches_host", "");
     let mut elapsed = boot.elapsed;
 
     step(format!("booting {scope} for the user-level tests"));
     let boot = suite_boot(
-        machine,
+        config,
         kernel,
         "mode=user-test",
         &[],
@@ -297,13 +288,13 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
         "user::",
         tally,
     )?;
-    fault_reports(machine, &boot, tally);
+    fault_reports(&scope, &boot, tally);
     elapsed += boot.elapsed;
 
-    elapsed += shell_session(machine, kernel, tally)?;
-    elapsed += memmap_check(machine, kernel, tally);
-    exit_round_trip(machine, kernel, tally)?;
-    crash_reports(machine, kernel, tally)?;
+    elapsed += shell_session(config, kernel, tally)?;
+    elapsed += memmap_check(config, kernel, tally);
+    exit_round_trip(config, kernel, tally)?;
+    crash_reports(config, kernel, tally)?;
     step(format!(
         "{scope}: {} passed, {} failed in {} (test boots)",
         tally.passed - before.0,
@@ -318,7 +309,7 @@ fn machine_tests(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
 /// must run to completion and the machine end with success or "tests
 /// failed".
 fn suite_boot(
-    machine: Machine,
+    config: &Config,
     kernel: &Path,
     cmdline: &str,
     script: &[qemu::Step<'_>],
@@ -327,8 +318,9 @@ fn suite_boot(
     tally: &mut Tally,
 ) -> Result<qemu::Boot> {
     let before_failed = tally.failed;
-    let scope = machine.name();
-    let args = boot_args(machine, kernel, cmdline)?;
+    let machine = config.machine;
+    let scope = &config.scope();
+    let args = boot_args(config, kernel, cmdline)?;
     let mut announced = None;
     let mut end = None;
     let mut results = 0;
@@ -357,7 +349,7 @@ fn suite_boot(
         },
     )?;
     let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
-    let problem = if let Some(reason) = abnormal_end(machine, &boot) {
+    let problem = if let Some(reason) = abnormal_end(machine.arch(), &boot) {
         Some(reason)
     } else if exit == Some(kernel::exit_code::PANIC) {
         Some("the kernel panicked".into())
@@ -392,7 +384,7 @@ fn suite_boot(
 
 /// Every process the kernel killed in the user-level suite was reported
 /// on the console with its id, name, fault and addresses.
-fn fault_reports(machine: Machine, boot: &qemu::Boot, tally: &mut Tally) {
+fn fault_reports(scope: &str, boot: &qemu::Boot, tally: &mut Tally) {
     let reports: Vec<&String> = boot
         .lines
         .iter()
@@ -413,7 +405,7 @@ fn fault_reports(machine: Machine, boot: &qemu::Boot, tally: &mut Tally) {
     };
     tally.record(
         detail.is_empty(),
-        machine.name(),
+        scope,
         "user::kills_are_reported_with_process_fault_and_address",
         &detail,
     );
@@ -521,11 +513,11 @@ const SHELL_CHECKS: &[ShellCheck] = &[
 
 /// Inspects the running machine's page tables from the host and checks
 /// them against the layout.
-fn memmap_check(machine: Machine, kernel: &Path, tally: &mut Tally) -> Duration {
-    let scope = machine.name();
+fn memmap_check(config: &Config, kernel: &Path, tally: &mut Tally) -> Duration {
+    let scope = &config.scope();
     step(format!("booting {scope} to inspect its page tables"));
     let started = Instant::now();
-    match crate::memmap::inspect(machine, kernel) {
+    match crate::memmap::inspect(config, kernel) {
         Ok(inspection) => {
             let detail = match inspection.problems.as_slice() {
                 [] => String::new(),
@@ -596,10 +588,11 @@ fn matches_pattern(line: &str, pattern: &str) -> bool {
 }
 
 /// Boots in run mode and drives the shell over the serial console.
-fn shell_session(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<Duration> {
-    let scope = machine.name();
+fn shell_session(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<Duration> {
+    let machine = config.machine;
+    let scope = &config.scope();
     step(format!("booting {scope} to drive the shell"));
-    let args = boot_args(machine, kernel, "mode=run")?;
+    let args = boot_args(config, kernel, "mode=run")?;
     let script: Vec<qemu::Step<'_>> = SHELL_CHECKS
         .iter()
         .map(|c| qemu::Step {
@@ -651,7 +644,7 @@ fn shell_session(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<D
         &if ended {
             String::new()
         } else {
-            abnormal_end(machine, &boot).unwrap_or_else(|| format!("ended with {exit:?}"))
+            abnormal_end(machine.arch(), &boot).unwrap_or_else(|| format!("ended with {exit:?}"))
         },
     );
     if failed || !ended {
@@ -686,9 +679,10 @@ fn crash_markers(arch: Arch, kind: &str) -> &'static [&'static str] {
 
 /// Boots with a deliberate kernel fault and checks that it is reported,
 /// with the details, and ends the machine with the panic status.
-fn crash_reports(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
+fn crash_reports(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()> {
+    let machine = config.machine;
     for kind in ["page-fault", "stack-overflow"] {
-        let args = boot_args(machine, kernel, &format!("mode=crash crash.kind={kind}"))?;
+        let args = boot_args(config, kernel, &format!("mode=crash crash.kind={kind}"))?;
         let boot = qemu::boot(
             machine.arch().qemu_binary(),
             &args,
@@ -703,7 +697,7 @@ fn crash_reports(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
             .copied()
             .filter(|m| !output.contains(m))
             .collect();
-        let detail = if let Some(reason) = abnormal_end(machine, &boot) {
+        let detail = if let Some(reason) = abnormal_end(machine.arch(), &boot) {
             reason
         } else if exit != Some(kernel::exit_code::PANIC) {
             format!("ended with {exit:?}, not the panic status")
@@ -714,7 +708,7 @@ fn crash_reports(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
         };
         tally.record(
             detail.is_empty(),
-            machine.name(),
+            &config.scope(),
             &format!("trap::kernel_{}_reported", kind.replace('-', "_")),
             &detail,
         );
@@ -727,9 +721,10 @@ fn crash_reports(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<(
 
 /// Boots once more asking the kernel to exit with a chosen code, and checks
 /// that the host reads that code back.
-fn exit_round_trip(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result<()> {
+fn exit_round_trip(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()> {
+    let machine = config.machine;
     let cmdline = format!("mode=exit exit.code={ROUND_TRIP_CODE}");
-    let args = boot_args(machine, kernel, &cmdline)?;
+    let args = boot_args(config, kernel, &cmdline)?;
     let boot = qemu::boot(
         machine.arch().qemu_binary(),
         &args,
@@ -742,10 +737,10 @@ fn exit_round_trip(machine: Machine, kernel: &Path, tally: &mut Tally) -> Result
     let detail = if ok {
         String::new()
     } else {
-        abnormal_end(machine, &boot)
+        abnormal_end(machine.arch(), &boot)
             .unwrap_or_else(|| format!("asked for {ROUND_TRIP_CODE}, host read {exit:?}"))
     };
-    tally.record(ok, machine.name(), "exit::status_round_trip", &detail);
+    tally.record(ok, &config.scope(), "exit::status_round_trip", &detail);
     if !ok {
         show_failure_context(&boot);
     }

@@ -1,20 +1,14 @@
-//! The physical frame allocator: a buddy allocator over page frames.
-//!
-//! `buddy_system_allocator::FrameAllocator` keeps its free blocks in ordered
-//! sets, so allocating and freeing (with buddy merging) take logarithmic
-//! time whatever the pattern of frees. The sets live on the kernel heap;
-//! see `heap` for how the two avoid needing each other at the same time.
+//! The physical frame allocator: a buddy allocator over page frames (see
+//! `buddy`), with its free lists inside the free frames and its head bitmap
+//! in frames set aside at boot, so it needs no heap and every operation
+//! costs the same at any RAM size.
 
 use super::PAGE_SIZE;
-use buddy_system_allocator::FrameAllocator;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use super::buddy::{self, Buddy, Link, LinkStore};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use hal::PhysRange;
 use hal::mm::FrameSource;
 use spin::Mutex;
-
-/// Blocks up to 2^31 frames (8 TiB); more orders would overflow the
-/// crate's shifts on 32-bit targets.
-const ORDER: usize = 32;
 
 /// Single frames kept aside: most allocations are one frame, and most
 /// frames freed are soon wanted again. Taking them from the buddy allocator
@@ -22,22 +16,41 @@ const ORDER: usize = 32;
 const CACHE_CAPACITY: usize = 64;
 /// Frames moved between the cache and the buddy allocator at once.
 const CACHE_BATCH: usize = CACHE_CAPACITY / 2;
+/// `CACHE_BATCH` as a block order.
+const CACHE_BATCH_ORDER: usize = CACHE_BATCH.trailing_zeros() as usize;
 
-struct Frames {
-    allocator: FrameAllocator<ORDER>,
-    /// Free single frames (frame numbers), not in `allocator`.
+/// Free blocks' links, stored in the free frames through the direct map.
+struct DirectMapLinks;
+
+impl LinkStore for DirectMapLinks {
+    fn read(&self, frame: usize) -> Link {
+        // SAFETY: the allocator reads links only from frames that head a
+        // free block, which it owns and which the direct map covers; the
+        // frame is page-aligned, so aligned for `Link`.
+        unsafe { (frame_virt(frame) as *const Link).read() }
+    }
+
+    fn write(&mut self, frame: usize, link: Link) {
+        // SAFETY: as for `read`: the frame is free and owned by the
+        // allocator.
+        unsafe { (frame_virt(frame) as *mut Link).write(link) }
+    }
+}
+
+fn frame_virt(frame: usize) -> usize {
+    to_virt((frame as u64) * PAGE_SIZE as u64)
+}
+
+struct Frames<S: LinkStore> {
+    buddy: Buddy<'static, S>,
+    /// Free single frames (frame numbers), not in `buddy`.
     cache: [usize; CACHE_CAPACITY],
     cached: usize,
     total: usize,
     free: usize,
 }
 
-static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
-
-/// Set while the allocator's lock is held, so the heap knows not to grow
-/// (growing takes frames, and the lock is not reentrant). One CPU; with
-/// several, this becomes per-CPU.
-static BUSY: AtomicBool = AtomicBool::new(false);
+static FRAMES: Mutex<Option<Frames<DirectMapLinks>>> = Mutex::new(None);
 
 /// Frames are exhausted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,113 +62,137 @@ impl core::fmt::Display for OutOfFrames {
     }
 }
 
-fn with<R>(f: impl FnOnce(&mut Frames) -> R) -> Option<R> {
-    let result = {
-        let mut frames = FRAMES.lock();
-        BUSY.store(true, Ordering::SeqCst);
-        let result = frames.as_mut().map(f);
-        BUSY.store(false, Ordering::SeqCst);
-        result
-    };
-    // The operation may have used heap from the reserve (and could not grow
-    // it meanwhile); top it up now that frames can be taken again.
-    super::heap::refill();
-    result
+fn with<R>(f: impl FnOnce(&mut Frames<DirectMapLinks>) -> R) -> Option<R> {
+    FRAMES.lock().as_mut().map(f)
 }
 
-/// Whether a frame operation is in progress.
-pub(crate) fn busy() -> bool {
-    BUSY.load(Ordering::SeqCst)
+/// Bytes of head bitmap needed for frames in `span` (whole pages).
+pub(super) fn bitmap_bytes(span: PhysRange) -> usize {
+    let frames = (span.size() / PAGE_SIZE as u64) as usize;
+    (buddy::bitmap_words(frames) * size_of::<usize>()).next_multiple_of(PAGE_SIZE)
 }
 
-pub(super) fn init(offset: usize) {
+/// Starts an empty allocator for the frames in `span`, with its bitmap in
+/// the direct-mapped, page-aligned `bitmap` of [`bitmap_bytes`] bytes.
+///
+/// # Safety
+/// `bitmap` must be RAM that nothing else uses, for ever; `offset` must be
+/// the direct map's offset for every frame later added.
+pub(super) unsafe fn init(offset: usize, span: PhysRange, bitmap: usize) {
     DIRECT_MAP_OFFSET.store(offset, Ordering::Relaxed);
-    *FRAMES.lock() = Some(Frames {
-        allocator: FrameAllocator::new(),
-        cache: [0; CACHE_CAPACITY],
-        cached: 0,
-        total: 0,
-        free: 0,
-    });
+    let words = bitmap_bytes(span) / size_of::<usize>();
+    // SAFETY: the caller hands over `bitmap` for good.
+    let bitmap = unsafe { core::slice::from_raw_parts_mut(bitmap as *mut usize, words) };
+    let base = (span.start / PAGE_SIZE as u64) as usize;
+    let frames = (span.size() / PAGE_SIZE as u64) as usize;
+    *FRAMES.lock() = Some(Frames::new(Buddy::new(
+        DirectMapLinks,
+        bitmap,
+        base,
+        frames,
+    )));
 }
 
+/// Adds free RAM (page-aligned) inside the span given to [`init`].
 pub(super) fn add(range: PhysRange) {
     if range.start >= range.end {
         return;
     }
-    let (first, last) = (
-        (range.start / PAGE_SIZE as u64) as usize,
-        (range.end / PAGE_SIZE as u64) as usize,
-    );
-    with(|frames| {
-        frames.allocator.add_frame(first, last);
-        frames.total += last - first;
-        frames.free += last - first;
-    });
+    let page = PAGE_SIZE as u64;
+    let (first, end) = ((range.start / page) as usize, (range.end / page) as usize);
+    with(|frames| frames.add(first, end));
 }
 
-/// The block size, in frames, that serves `count` frames at `align`.
-fn block_frames(count: usize, align: usize) -> Option<usize> {
-    let block = count.max(1).next_power_of_two();
+/// The block order that serves `count` frames at `align`.
+fn block_order(count: usize, align: usize) -> Option<usize> {
+    let block = count.max(1).checked_next_power_of_two()?;
+    let order = block.trailing_zeros() as usize;
     // Blocks are naturally aligned; a larger alignment is not offered.
-    (align <= block * PAGE_SIZE).then_some(block)
+    (order < buddy::ORDERS && align <= block.saturating_mul(PAGE_SIZE)).then_some(order)
 }
 
-impl Frames {
-    fn allocate(&mut self, block: usize) -> Option<usize> {
-        if block == 1 {
-            if self.cached == 0 {
-                // One block of a batch's size costs one search of the
-                // allocator's sets where single frames cost one each; when
-                // memory is too fragmented for that, single frames.
-                if let Some(first) = self.allocator.alloc(CACHE_BATCH) {
-                    for (slot, frame) in self.cache.iter_mut().zip(first..first + CACHE_BATCH) {
-                        *slot = frame;
-                    }
-                    self.cached = CACHE_BATCH;
-                }
-                while self.cached < CACHE_BATCH {
-                    let Some(frame) = self.allocator.alloc(1) else {
-                        break;
-                    };
-                    self.cache[self.cached] = frame;
-                    self.cached += 1;
-                }
-            }
-            if self.cached > 0 {
-                self.cached -= 1;
-                self.free -= 1;
-                return Some(self.cache[self.cached]);
-            }
-            return None;
+impl<S: LinkStore> Frames<S> {
+    fn new(buddy: Buddy<'static, S>) -> Self {
+        Frames {
+            buddy,
+            cache: [0; CACHE_CAPACITY],
+            cached: 0,
+            total: 0,
+            free: 0,
         }
-        let first = self.allocator.alloc(block).or_else(|| {
+    }
+
+    fn add(&mut self, first: usize, end: usize) {
+        let added = self.buddy.add(first, end);
+        self.total += added;
+        self.free += added;
+    }
+
+    fn allocate(&mut self, order: usize) -> Option<usize> {
+        if order == 0 {
+            if self.cached == 0 {
+                self.refill_cache();
+            }
+            if self.cached == 0 {
+                return None;
+            }
+            self.cached -= 1;
+            self.free -= 1;
+            return Some(self.cache[self.cached]);
+        }
+        let first = self.buddy.allocate(order).or_else(|| {
             // Cached frames may be what a larger block needs.
             self.drain_cache(self.cached);
-            self.allocator.alloc(block)
+            self.buddy.allocate(order)
         })?;
-        self.free -= block;
+        self.free -= 1 << order;
         Some(first)
     }
 
-    fn free(&mut self, first: usize, block: usize) {
-        if block == 1 {
+    /// Fills half the cache: one block when one is free, else single
+    /// frames as fragmentation allows.
+    fn refill_cache(&mut self) {
+        if let Some(first) = self.buddy.allocate(CACHE_BATCH_ORDER) {
+            for (slot, frame) in self.cache.iter_mut().zip(first..first + CACHE_BATCH) {
+                *slot = frame;
+            }
+            self.cached = CACHE_BATCH;
+            return;
+        }
+        while self.cached < CACHE_BATCH {
+            let Some(frame) = self.buddy.allocate(0) else {
+                break;
+            };
+            self.cache[self.cached] = frame;
+            self.cached += 1;
+        }
+    }
+
+    fn free(&mut self, first: usize, order: usize) {
+        if order == 0 {
             if self.cached == CACHE_CAPACITY {
                 self.drain_cache(CACHE_BATCH);
             }
             self.cache[self.cached] = first;
             self.cached += 1;
         } else {
-            self.allocator.dealloc(first, block);
+            self.give_back(first, order);
         }
-        self.free += block;
+        self.free += 1 << order;
+    }
+
+    fn give_back(&mut self, first: usize, order: usize) {
+        if let Err(error) = self.buddy.free(first, order) {
+            // A kernel bug: the frame's owner lost track of it.
+            panic!("freeing frame {first:#x} (order {order}): {error:?}");
+        }
     }
 
     /// Returns the `count` most recently cached frames to the buddy allocator.
     fn drain_cache(&mut self, count: usize) {
         for _ in 0..count.min(self.cached) {
             self.cached -= 1;
-            self.allocator.dealloc(self.cache[self.cached], 1);
+            self.give_back(self.cache[self.cached], 0);
         }
     }
 }
@@ -163,10 +200,10 @@ impl Frames {
 /// `count` contiguous frames aligned to `align` bytes (at most the block's
 /// size, `count` rounded up to a power of two, in bytes).
 pub fn allocate(count: usize, align: usize) -> Result<u64, OutOfFrames> {
-    let block = block_frames(count, align).ok_or(OutOfFrames)?;
+    let order = block_order(count, align).ok_or(OutOfFrames)?;
     with(|frames| {
         frames
-            .allocate(block)
+            .allocate(order)
             .map(|first| first as u64 * PAGE_SIZE as u64)
     })
     .flatten()
@@ -199,8 +236,8 @@ unsafe fn write_zeroes(address: usize, len: usize) {
 
 /// Returns frames from [`allocate`] with the same `count`.
 pub fn free(paddr: u64, count: usize) {
-    let block = count.max(1).next_power_of_two();
-    with(|frames| frames.free((paddr / PAGE_SIZE as u64) as usize, block));
+    let order = count.max(1).next_power_of_two().trailing_zeros() as usize;
+    with(|frames| frames.free((paddr / PAGE_SIZE as u64) as usize, order));
 }
 
 /// The direct map's offset (virtual minus physical), set once by `init`.
@@ -232,23 +269,31 @@ impl FrameSource for KernelFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    fn frames(first: usize, count: usize) -> Frames {
-        let mut allocator = FrameAllocator::new();
-        allocator.add_frame(first, first + count);
-        Frames {
-            allocator,
-            cache: [0; CACHE_CAPACITY],
-            cached: 0,
-            total: count,
-            free: count,
+    #[derive(Default)]
+    struct Table(HashMap<usize, Link>);
+
+    impl LinkStore for Table {
+        fn read(&self, frame: usize) -> Link {
+            self.0[&frame]
         }
+        fn write(&mut self, frame: usize, link: Link) {
+            self.0.insert(frame, link);
+        }
+    }
+
+    fn frames(first: usize, count: usize) -> Frames<Table> {
+        let bitmap = vec![0; buddy::bitmap_words(first + count)].leak();
+        let mut frames = Frames::new(Buddy::new(Table::default(), bitmap, 0, first + count));
+        frames.add(first, first + count);
+        frames
     }
 
     #[test]
     fn single_frames_go_through_the_cache_and_none_are_lost() {
         let mut f = frames(0x100, 256);
-        let mut taken: Vec<usize> = core::iter::from_fn(|| f.allocate(1)).collect();
+        let mut taken: Vec<usize> = core::iter::from_fn(|| f.allocate(0)).collect();
         assert_eq!(taken.len(), 256, "every frame, cache included");
         assert_eq!((f.free, f.cached), (0, 0));
         taken.sort_unstable();
@@ -256,7 +301,7 @@ mod tests {
         assert_eq!(taken.len(), 256, "no frame twice");
         assert!(taken.iter().all(|&n| (0x100..0x200).contains(&n)));
         for frame in taken {
-            f.free(frame, 1);
+            f.free(frame, 0);
         }
         assert_eq!(f.free, 256);
         assert!(f.cached <= CACHE_CAPACITY);
@@ -265,14 +310,23 @@ mod tests {
     #[test]
     fn large_blocks_drain_the_cache_when_they_must() {
         let mut f = frames(0, 64);
-        let singles: Vec<usize> = (0..64).filter_map(|_| f.allocate(1)).collect();
+        let singles: Vec<usize> = (0..64).filter_map(|_| f.allocate(0)).collect();
         for frame in singles {
-            f.free(frame, 1);
+            f.free(frame, 0);
         }
         // Everything is free, but parked in the cache or split up.
-        assert_eq!(f.allocate(64), Some(0), "the whole range as one block");
+        assert_eq!(f.allocate(6), Some(0), "the whole range as one block");
         assert_eq!(f.cached, 0);
-        f.free(0, 64);
+        f.free(0, 6);
         assert_eq!(f.free, 64);
+    }
+
+    #[test]
+    fn block_orders_refuse_what_cannot_be_served() {
+        assert_eq!(block_order(1, PAGE_SIZE), Some(0));
+        assert_eq!(block_order(3, PAGE_SIZE), Some(2));
+        assert_eq!(block_order(1, 2 * PAGE_SIZE), None, "over-aligned");
+        assert_eq!(block_order(usize::MAX, PAGE_SIZE), None, "overflow");
+        assert_eq!(block_order(1 << buddy::ORDERS, PAGE_SIZE), None, "too big");
     }
 }

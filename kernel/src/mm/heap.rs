@@ -1,11 +1,6 @@
-//! The kernel heap: a buddy heap that grows by taking frames.
-//!
-//! The frame allocator keeps its books on this heap, so the heap must never
-//! need frames while the frame allocator is working. It therefore keeps a
-//! reserve: whenever free heap space drops below [`LOW_WATER`] it grows, but
-//! never during a frame operation; the frame allocator's own small
-//! allocations are served from the reserve, which is topped up after each
-//! frame operation. One operation uses a few KiB at most.
+//! The kernel heap: a buddy heap that grows by taking frames when a
+//! request does not fit. The frame allocator keeps no records on the heap,
+//! so growing never waits on itself.
 
 use super::{PAGE_SIZE, frames};
 use alloc::boxed::Box;
@@ -17,8 +12,6 @@ use spin::Mutex;
 
 /// The first chunk, taken from RAM before the frame allocator exists.
 pub const INITIAL_SIZE: usize = 256 * 1024;
-/// Free heap space below which the heap grows.
-pub const LOW_WATER: usize = 64 * 1024;
 /// The usual growth step; smaller when free memory is fragmented.
 pub const GROWTH: usize = 256 * 1024;
 
@@ -60,12 +53,6 @@ pub(super) fn init(virt: usize, size: usize) {
     unsafe { HEAP.heap.lock().add_to_heap(virt, virt + size) };
 }
 
-/// Grows the heap if its free space is below the low-water mark. Called
-/// after each frame operation, which cannot grow the heap while it runs.
-pub(super) fn refill() {
-    HEAP.keep_reserve();
-}
-
 /// (bytes in the heap, bytes in use).
 pub fn usage() -> (usize, usize) {
     let heap = HEAP.heap.lock();
@@ -73,16 +60,23 @@ pub fn usage() -> (usize, usize) {
 }
 
 impl KernelHeap {
-    /// Adds frames to the heap: [`GROWTH`] bytes or `wanted` if larger, or,
-    /// when physical memory is too fragmented for that, the largest smaller
-    /// power of two down to `needed`. Fails if a frame operation is in
-    /// progress, another growth is, or no block of `needed` bytes is free.
+    /// Adds frames to the heap: `wanted` bytes (at least [`GROWTH`]) or,
+    /// when physical memory is too fragmented for that, the largest
+    /// smaller power of two down to `needed`. Fails if another growth is in
+    /// progress or no block of `needed` bytes is free. Sizes near the top
+    /// of the address space fail rather than overflow (32-bit targets).
     fn grow(&self, wanted: usize, needed: usize) -> bool {
-        if frames::busy() || self.growing.swap(true, Ordering::SeqCst) {
+        let Some(needed) = needed.max(PAGE_SIZE).checked_next_power_of_two() else {
+            return false;
+        };
+        let mut bytes = wanted
+            .max(GROWTH)
+            .checked_next_power_of_two()
+            .unwrap_or(needed)
+            .max(needed);
+        if self.growing.swap(true, Ordering::SeqCst) {
             return false;
         }
-        let needed = needed.max(PAGE_SIZE).next_power_of_two();
-        let mut bytes = wanted.max(GROWTH).next_power_of_two();
         let grown = loop {
             // Zeroed, like stacks: no stale data, and no stale translated
             // code for QEMU's TCG to keep checking writes against.
@@ -101,16 +95,6 @@ impl KernelHeap {
         self.growing.store(false, Ordering::SeqCst);
         grown
     }
-
-    fn keep_reserve(&self) {
-        let free = {
-            let heap = self.heap.lock();
-            heap.stats_total_bytes() - heap.stats_alloc_actual()
-        };
-        if free < LOW_WATER {
-            self.grow(GROWTH, PAGE_SIZE);
-        }
-    }
 }
 
 // SAFETY: allocations come from the buddy heap, which hands out disjoint
@@ -125,8 +109,8 @@ unsafe impl GlobalAlloc for KernelHeap {
                 // A chunk that can hold the block whatever its alignment
                 // (naturally aligned blocks: one of the block's size), with
                 // room to spare if memory allows.
-                let need = layout.size().max(layout.align()).next_power_of_two();
-                if !self.grow(need * 2, need) {
+                let need = layout.size().max(layout.align());
+                if !self.grow(need.saturating_mul(2), need) {
                     return core::ptr::null_mut();
                 }
                 let second = self.heap.lock().alloc(layout);
@@ -136,7 +120,6 @@ unsafe impl GlobalAlloc for KernelHeap {
                 }
             }
         };
-        self.keep_reserve();
         block.as_ptr()
     }
 

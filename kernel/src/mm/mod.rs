@@ -5,6 +5,7 @@
 //! minus the ranges the boot path reserved, `init` takes a first chunk for
 //! the heap and gives the rest to the frame allocator.
 
+mod buddy;
 pub mod frames;
 pub mod heap;
 pub mod stack;
@@ -43,6 +44,9 @@ pub(crate) fn ops() -> &'static Ops {
 pub enum InitError {
     /// No usable range is large enough for the first heap chunk.
     NoRoomForHeap,
+    /// No usable range is large enough for the frame allocator's bitmap
+    /// of this many bytes.
+    NoRoomForFrameMap(u64),
     /// The direct map does not cover usable RAM at this address.
     NotDirectMapped(u64),
 }
@@ -51,6 +55,11 @@ impl core::fmt::Display for InitError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InitError::NoRoomForHeap => write!(f, "no usable RAM for the first heap chunk"),
+            InitError::NoRoomForFrameMap(size) => write!(
+                f,
+                "no usable RAM for the frame allocator's {} bitmap",
+                ByteSize(*size)
+            ),
             InitError::NotDirectMapped(p) => {
                 write!(f, "usable RAM at {p:#x} is not in the direct map")
             }
@@ -61,42 +70,79 @@ impl core::fmt::Display for InitError {
 /// Calls `emit` with every usable, page-aligned range of RAM that no
 /// reservation overlaps, in address order.
 pub fn for_each_free_range(boot: &BootInfo, mut emit: impl FnMut(PhysRange)) {
+    let page = PAGE_SIZE as u64;
     let mut reserved = [PhysRange::default(); hal::boot::MAX_RESERVED];
     let count = boot.reserved.as_slice().len();
     for (slot, r) in reserved.iter_mut().zip(boot.reserved.as_slice()) {
-        *slot = r.range;
+        // Whole pages: a page partly reserved is not free.
+        *slot = PhysRange {
+            start: r.range.start & !(page - 1),
+            end: r.range.end.next_multiple_of(page),
+        };
     }
-    let reserved = &mut reserved[..count];
-    reserved.sort_unstable_by_key(|r| r.start);
-    let page = PAGE_SIZE as u64;
     for region in boot
         .memory
         .regions()
         .iter()
         .filter(|r| r.kind == MemoryKind::Usable)
     {
-        let (start, end) = (
-            region.range.start.next_multiple_of(page),
-            region.range.end & !(page - 1),
-        );
-        let mut cursor = start;
-        for r in reserved.iter() {
-            if r.end <= cursor || r.start >= end {
-                continue;
-            }
-            let hole_start = r.start & !(page - 1);
-            if hole_start > cursor {
-                emit(PhysRange {
-                    start: cursor,
-                    end: hole_start,
-                });
-            }
-            cursor = cursor.max(r.end.next_multiple_of(page));
-        }
-        if cursor < end {
-            emit(PhysRange { start: cursor, end });
+        let aligned = PhysRange {
+            start: region.range.start.next_multiple_of(page),
+            end: region.range.end & !(page - 1),
+        };
+        if aligned.start < aligned.end {
+            subtract(aligned, &mut reserved[..count], &mut emit);
         }
     }
+}
+
+/// Calls `emit` with the parts of `range` outside every one of `holes`
+/// (sorted here, in place), in address order.
+fn subtract(range: PhysRange, holes: &mut [PhysRange], emit: &mut dyn FnMut(PhysRange)) {
+    holes.sort_unstable_by_key(|r| r.start);
+    let mut cursor = range.start;
+    for hole in holes.iter() {
+        if hole.end <= cursor || hole.start >= range.end {
+            continue;
+        }
+        if hole.start > cursor {
+            emit(PhysRange {
+                start: cursor,
+                end: hole.start,
+            });
+        }
+        cursor = cursor.max(hole.end);
+    }
+    if cursor < range.end {
+        emit(PhysRange {
+            start: cursor,
+            end: range.end,
+        });
+    }
+}
+
+/// The first `size`-aligned (at most 256 KiB alignment) piece of `size`
+/// bytes of free RAM outside `taken`.
+fn carve(boot: &BootInfo, size: u64, taken: &[PhysRange]) -> Option<PhysRange> {
+    let align = size
+        .next_power_of_two()
+        .clamp(PAGE_SIZE as u64, heap::INITIAL_SIZE as u64);
+    let mut holes = [PhysRange::default(); 2];
+    let holes = &mut holes[..taken.len()];
+    let mut found = None;
+    for_each_free_range(boot, |r| {
+        holes.copy_from_slice(taken);
+        subtract(r, holes, &mut |piece| {
+            let start = piece.start.next_multiple_of(align);
+            if found.is_none() && start.checked_add(size).is_some_and(|end| end <= piece.end) {
+                found = Some(PhysRange {
+                    start,
+                    end: start + size,
+                });
+            }
+        })
+    });
+    found
 }
 
 /// Starts the frame allocator and the heap over the boot memory map.
@@ -121,7 +167,7 @@ pub fn init<A: Arch>() -> Result<(), InitError> {
         .wrapping_sub(first as usize);
 
     let mut problem = None;
-    let mut heap_chunk = None;
+    let mut span: Option<PhysRange> = None;
     for_each_free_range(boot, |r| {
         if problem.is_some() {
             return;
@@ -132,37 +178,28 @@ pub fn init<A: Arch>() -> Result<(), InitError> {
                 return;
             }
         }
-        if heap_chunk.is_none() {
-            let start = r.start.next_multiple_of(heap::INITIAL_SIZE as u64);
-            if start + heap::INITIAL_SIZE as u64 <= r.end {
-                heap_chunk = Some(PhysRange {
-                    start,
-                    end: start + heap::INITIAL_SIZE as u64,
-                });
-            }
-        }
+        let covered = span.get_or_insert(r);
+        covered.start = covered.start.min(r.start);
+        covered.end = covered.end.max(r.end);
     });
     if let Some(problem) = problem {
         return Err(problem);
     }
-    let heap_chunk = heap_chunk.ok_or(InitError::NoRoomForHeap)?;
-    heap::init(heap_chunk.start as usize + offset, heap::INITIAL_SIZE);
+    let span = span.ok_or(InitError::NoRoomForHeap)?;
 
-    frames::init(offset);
+    // The first heap chunk and the frame allocator's bitmap come out of
+    // the free ranges before the rest goes to the frame allocator.
+    let heap_chunk = carve(boot, heap::INITIAL_SIZE as u64, &[]).ok_or(InitError::NoRoomForHeap)?;
+    let bitmap_size = frames::bitmap_bytes(span) as u64;
+    let bitmap =
+        carve(boot, bitmap_size, &[heap_chunk]).ok_or(InitError::NoRoomForFrameMap(bitmap_size))?;
+    heap::init(heap_chunk.start as usize + offset, heap::INITIAL_SIZE);
+    // SAFETY: the bitmap's frames were carved out of free RAM and are
+    // never given to the frame allocator; the direct map covers them and
+    // every free range (checked above).
+    unsafe { frames::init(offset, span, bitmap.start as usize + offset) };
     for_each_free_range(boot, |r| {
-        // The first heap chunk sits inside one of these ranges.
-        if r.start < heap_chunk.end && heap_chunk.start < r.end {
-            frames::add(PhysRange {
-                start: r.start,
-                end: heap_chunk.start,
-            });
-            frames::add(PhysRange {
-                start: heap_chunk.end,
-                end: r.end,
-            });
-        } else {
-            frames::add(r);
-        }
+        subtract(r, &mut [heap_chunk, bitmap], &mut frames::add)
     });
     let stats = stats();
     log::info!(

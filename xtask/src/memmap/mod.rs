@@ -17,8 +17,8 @@ mod ram;
 mod render;
 
 use crate::cli::Profile;
-use crate::kernel_image::{self, workspace};
-use crate::machine::{Arch, Console, Machine};
+use crate::kernel_image::{self, symbols, workspace};
+use crate::machine::{Arch, Config, Console, Machine};
 use crate::{Result, error, step};
 use check::{AddressSpace, Expectations, Problem};
 use hal::layout::ImageSections;
@@ -38,6 +38,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {
     pub machine: Machine,
+    pub size: crate::cli::Size,
     pub profile: Profile,
     /// Only this process's address space (by program name).
     pub process: Option<String>,
@@ -92,26 +93,16 @@ fn with_ram_file(mut args: Vec<String>, ram_mib: u64, file: &Path, socket: &Path
     args
 }
 
-/// Boots `kernel` on `machine` and waits for the shell's prompt.
-fn boot(machine: Machine, kernel: &Path) -> Result<Guest> {
-    let ram_mib = machine.test_ram_mib();
+/// Boots `kernel` as `config` says and waits for the shell's prompt.
+fn boot(config: &Config, kernel: &Path) -> Result<Guest> {
+    let machine = config.machine;
+    let ram_mib = config.ram_mib;
     let dir = workspace().join("target").join("xtask");
     std::fs::create_dir_all(&dir)?;
     let ram_file = dir.join(format!("memmap-{}.ram", machine.name()));
     let socket = dir.join(format!("memmap-{}.qmp", machine.name()));
     let _ = std::fs::remove_file(&socket);
-    let dtb = match machine.arch() {
-        Arch::Arm => Some(kernel_image::board_dtb(ram_mib)?),
-        Arch::X64 => None,
-    };
-    let args = machine.qemu_args(
-        kernel,
-        dtb.as_deref(),
-        ram_mib,
-        "mode=run",
-        Console::Captured,
-        false,
-    );
+    let args = config.qemu_args(kernel, "mode=run", Console::Captured, false)?;
     let args = with_ram_file(args, ram_mib, &ram_file, &socket);
     let mut child = Command::new(machine.arch().qemu_binary())
         .args(&args)
@@ -156,26 +147,6 @@ fn boot(machine: Machine, kernel: &Path) -> Result<Guest> {
     Ok(guest)
 }
 
-/// The addresses of `names` in the kernel ELF's symbol table.
-fn symbols(elf_bytes: &[u8], names: &[&str]) -> Result<Vec<u64>> {
-    let file = elf::ElfBytes::<elf::endian::AnyEndian>::minimal_parse(elf_bytes)
-        .map_err(|e| error!("kernel ELF: {e}"))?;
-    let (table, strings) = file
-        .symbol_table()
-        .map_err(|e| error!("kernel ELF symbols: {e}"))?
-        .ok_or_else(|| error!("the kernel ELF has no symbol table"))?;
-    names
-        .iter()
-        .map(|name| {
-            table
-                .iter()
-                .find(|s| strings.get(s.st_name as usize).ok() == Some(*name))
-                .map(|s| s.st_value)
-                .ok_or_else(|| error!("the kernel ELF has no symbol {name}"))
-        })
-        .collect()
-}
-
 /// The image's sections from the kernel ELF's linker symbols.
 fn image_sections(layout: &ArchLayout, elf_bytes: &[u8]) -> Result<ImageSections> {
     let s = &layout.image_symbols;
@@ -199,14 +170,15 @@ fn image_sections(layout: &ArchLayout, elf_bytes: &[u8]) -> Result<ImageSections
 
 /// Boots `machine`, pauses it once the shell runs, and reads and checks
 /// its memory map.
-pub fn inspect(machine: Machine, kernel: &Path) -> Result<Inspection> {
+pub fn inspect(config: &Config, kernel: &Path) -> Result<Inspection> {
+    let machine = config.machine;
     let arch = machine.arch();
     let layout = ArchLayout::of(arch);
     let elf_bytes = std::fs::read(kernel)?;
     let image = image_sections(&layout, &elf_bytes)?;
     let table_virt = symbols(&elf_bytes, &[kernel::inspect::SYMBOL])?[0];
 
-    let mut guest = boot(machine, kernel)?;
+    let mut guest = boot(config, kernel)?;
     let mut qmp = qmp::Qmp::connect(&guest.socket, Duration::from_secs(10))?;
     qmp.execute("stop", serde_json::json!({}))?;
     let physical = mtree::parse_flat_view(&qmp.monitor("info mtree -f")?);
@@ -256,7 +228,7 @@ pub fn inspect(machine: Machine, kernel: &Path) -> Result<Inspection> {
     let guest_console = std::mem::take(&mut guest.console);
     drop(guest);
 
-    let ram_mib = machine.test_ram_mib();
+    let ram_mib = config.ram_mib;
     let direct_mapped_ram = direct_mapped_ram(&physical, &usable_ram(&guest_console));
     let expect = Expectations {
         layout: &layout,
@@ -349,7 +321,10 @@ pub fn run(options: &Options) -> Result<bool> {
     crate::provision::ensure_qemu(&[arch])?;
     let kernel = kernel_image::build(arch, options.profile)?;
     step(format!("inspecting {}", options.machine.name()));
-    let inspection = inspect(options.machine, &kernel)?;
+    let config = options
+        .size
+        .config(options.machine, options.machine.test_ram_mib());
+    let inspection = inspect(&config, &kernel)?;
     let selected: Vec<&AddressSpace> = match &options.process {
         None => inspection.processes.iter().collect(),
         Some(name) => {
