@@ -386,8 +386,11 @@ impl ReservedList {
 pub struct BootInfo {
     /// The machine model, e.g. `microvm`, `q35`, `vexpress-a15`.
     pub machine: &'static str,
-    /// The kernel command line, possibly empty.
+    /// The kernel command line, possibly empty; empty too when it was
+    /// refused (see `cmdline_error`).
     pub cmdline: &'static str,
+    /// Why the command line the loader passed was refused, if it was.
+    pub cmdline_error: Option<CmdlineError>,
     /// Physical memory as the firmware described it, normalised.
     pub memory: MemoryMap,
     /// What normalising the firmware's memory map repaired.
@@ -401,9 +404,181 @@ pub struct BootInfo {
     pub reserved: ReservedList,
 }
 
+/// The longest command line the kernel accepts, in bytes. Longer lines are
+/// refused whole: running with part of what was asked would be worse.
+pub const MAX_CMDLINE: usize = 4096;
+
+/// Why a command line was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineError {
+    /// Longer than [`MAX_CMDLINE`] bytes (`len` is what was seen, at
+    /// least `MAX_CMDLINE + 1`).
+    TooLong { len: usize },
+    /// Not UTF-8: the first bad byte and its offset.
+    NotUtf8 { offset: usize, byte: u8 },
+}
+
+impl fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdlineError::TooLong { len } => write!(
+                f,
+                "the command line is longer than {MAX_CMDLINE} bytes ({len} or more)"
+            ),
+            CmdlineError::NotUtf8 { offset, byte } => write!(
+                f,
+                "the command line is not UTF-8 (byte {byte:#04x} at offset {offset})"
+            ),
+        }
+    }
+}
+
+/// Checks a command line from the loader: `bytes` as read, `truncated`
+/// when the loader's line went on past them.
+pub fn check_cmdline(bytes: &[u8], truncated: bool) -> Result<&str, CmdlineError> {
+    if truncated || bytes.len() > MAX_CMDLINE {
+        return Err(CmdlineError::TooLong {
+            len: bytes.len().max(MAX_CMDLINE + 1),
+        });
+    }
+    core::str::from_utf8(bytes).map_err(|e| CmdlineError::NotUtf8 {
+        offset: e.valid_up_to(),
+        byte: bytes[e.valid_up_to()],
+    })
+}
+
+/// Why the boot information cannot be used to run the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootInputError {
+    /// The memory map has no usable RAM at all.
+    NoUsableMemory,
+    /// The kernel image is not inside usable RAM: the map describes some
+    /// other machine.
+    KernelOutsideRam { image: PhysRange },
+    /// A region the firmware keeps for itself covers part of the image.
+    KernelInReservedMemory { image: PhysRange, region: PhysRange },
+}
+
+impl fmt::Display for BootInputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootInputError::NoUsableMemory => write!(f, "the memory map has no usable RAM"),
+            BootInputError::KernelOutsideRam { image } => write!(
+                f,
+                "the kernel image at {:#x}-{:#x} is not inside usable RAM",
+                image.start, image.end
+            ),
+            BootInputError::KernelInReservedMemory { image, region } => write!(
+                f,
+                "reserved memory {:#x}-{:#x} overlaps the kernel image at {:#x}-{:#x}",
+                region.start, region.end, image.start, image.end
+            ),
+        }
+    }
+}
+
+impl BootInfo {
+    /// Whether the memory map can hold the kernel that is running: some
+    /// usable RAM, and the image inside it with nothing reserved over it.
+    pub fn check_memory(&self) -> Result<(), BootInputError> {
+        let image = self.kernel_image;
+        let regions = self.memory.regions();
+        if self.memory.total(MemoryKind::Usable) == 0 {
+            return Err(BootInputError::NoUsableMemory);
+        }
+        let overlaps = |r: &PhysRange| r.start < image.end && image.start < r.end;
+        if let Some(region) = regions
+            .iter()
+            .find(|r| !r.kind.is_ram() && overlaps(&r.range))
+        {
+            return Err(BootInputError::KernelInReservedMemory {
+                image,
+                region: region.range,
+            });
+        }
+        // The map is sorted and merged, so one usable region must hold it.
+        let inside = regions.iter().any(|r| {
+            r.kind == MemoryKind::Usable && r.range.start <= image.start && image.end <= r.range.end
+        });
+        if inside {
+            Ok(())
+        } else {
+            Err(BootInputError::KernelOutsideRam { image })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_lines_are_taken_whole_or_refused() {
+        assert_eq!(check_cmdline(b"mode=run", false), Ok("mode=run"));
+        let long = [b'x'; MAX_CMDLINE];
+        assert!(check_cmdline(&long, false).is_ok(), "exactly the limit");
+        assert_eq!(
+            check_cmdline(&long, true),
+            Err(CmdlineError::TooLong {
+                len: MAX_CMDLINE + 1
+            })
+        );
+        assert_eq!(
+            check_cmdline(b"mode=run \xff", false),
+            Err(CmdlineError::NotUtf8 {
+                offset: 9,
+                byte: 0xff
+            })
+        );
+        let message = check_cmdline(b"\xc3", false).unwrap_err().to_string();
+        assert!(message.contains("0xc3 at offset 0"), "{message}");
+    }
+
+    fn boot_with(entries: &[(u64, u64, MemoryKind)], image: PhysRange) -> BootInfo {
+        let (memory, memory_repairs) = build(entries);
+        BootInfo {
+            machine: "test",
+            cmdline: "",
+            cmdline_error: None,
+            memory,
+            memory_repairs,
+            firmware: FirmwareTables::None,
+            kernel_image: image,
+            reserved: ReservedList::new(),
+        }
+    }
+
+    #[test]
+    fn the_kernel_must_sit_in_usable_unreserved_ram() {
+        let image = PhysRange {
+            start: 0x8001_0000,
+            end: 0x8020_0000,
+        };
+        let ram = (0x8000_0000, 128 << 20, MemoryKind::Usable);
+        assert_eq!(boot_with(&[ram], image).check_memory(), Ok(()));
+        assert_eq!(
+            boot_with(&[], image).check_memory(),
+            Err(BootInputError::NoUsableMemory)
+        );
+        assert_eq!(
+            boot_with(&[(0x9000_0000, 64 << 20, MemoryKind::Usable)], image).check_memory(),
+            Err(BootInputError::KernelOutsideRam { image })
+        );
+        let over_image = (0x8010_0000, 0x1000, MemoryKind::Reserved);
+        assert_eq!(
+            boot_with(&[ram, over_image], image).check_memory(),
+            Err(BootInputError::KernelInReservedMemory {
+                image,
+                region: PhysRange {
+                    start: 0x8010_0000,
+                    end: 0x8010_1000
+                }
+            })
+        );
+        // Half in RAM is not in RAM.
+        let half = (0x8000_0000, 0x10_0000, MemoryKind::Usable);
+        assert!(boot_with(&[half], image).check_memory().is_err());
+    }
 
     fn build(entries: &[(u64, u64, MemoryKind)]) -> (MemoryMap, MemoryMapRepairs) {
         let mut builder = MemoryMapBuilder::new();

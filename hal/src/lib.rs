@@ -329,6 +329,17 @@ pub trait Threads {
     fn set_kernel_stack(top: usize);
 }
 
+/// What the kernel runs on, and what it runs without, for the banner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// CPUs the firmware describes; 0 when it does not say.
+    pub cpus_found: u32,
+    /// CPUs the kernel runs on (one until SMP support).
+    pub cpus_used: u32,
+    /// Features the kernel uses where present, missing on this machine.
+    pub without: list::List<&'static str, 4>,
+}
+
 /// How the machine was started and how to leave it.
 pub trait Platform {
     /// Short architecture name, as used on the command line of `cargo xtask`.
@@ -343,6 +354,10 @@ pub trait Platform {
     /// Sets up what needs the kernel's memory management: interrupt
     /// controllers, timers and the real-time clock. Interrupts stay masked.
     fn init_devices() -> Result<(), &'static str>;
+
+    /// CPUs found and used, and features missing; complete once
+    /// [`Platform::init_devices`] has run.
+    fn capabilities() -> Capabilities;
 
     /// Ends the machine with a status: 0 means success. Under QEMU this exits
     /// the emulator with a status the host can read back.

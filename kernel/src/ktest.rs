@@ -9,8 +9,12 @@
 //! ktest: begin 12
 //! ktest: pass boot::memory_map_is_sorted 0.120 ms
 //! ktest: fail console::loopback: sent 0x55, nothing came back (arch/.../tests.rs:40)
-//! ktest: end 11 passed 1 failed
+//! ktest: skip user::smep_and_smap: the CPU has no SMEP (arch/.../tests.rs:160)
+//! ktest: end 10 passed 1 failed 1 skipped
 //! ```
+//!
+//! A test skips (with [`skip!`](crate::skip)) only when the machine lacks
+//! what it checks, and says what is missing.
 
 use crate::{clock, fixed_string::FixedString, kprintln};
 use core::fmt;
@@ -33,18 +37,33 @@ pub struct Test {
 /// What a test returns.
 pub type Outcome = Result<(), Failure>;
 
-/// Where a test failed; the message is kept in [`LAST_MESSAGE`].
+/// Where a test failed or skipped; the message is kept in
+/// [`LAST_MESSAGE`].
 #[derive(Debug)]
 pub struct Failure {
     file: &'static str,
     line: u32,
+    /// The test could not run here (the machine lacks what it checks).
+    skipped: bool,
 }
 
 impl Failure {
     /// A failure at `file:line` with a formatted message.
     pub fn new(file: &'static str, line: u32, message: fmt::Arguments<'_>) -> Self {
         *LAST_MESSAGE.lock() = FixedString::from_fmt(message);
-        Failure { file, line }
+        Failure {
+            file,
+            line,
+            skipped: false,
+        }
+    }
+
+    /// A skip at `file:line`; the message says what the machine lacks.
+    pub fn skip(file: &'static str, line: u32, reason: fmt::Arguments<'_>) -> Self {
+        Failure {
+            skipped: true,
+            ..Failure::new(file, line, reason)
+        }
     }
 
     /// The message of the most recent failure.
@@ -64,6 +83,14 @@ impl fmt::Display for Failure {
 macro_rules! fail {
     ($($arg:tt)+) => {
         return Err($crate::ktest::Failure::new(file!(), line!(), format_args!($($arg)+)))
+    };
+}
+
+/// Skips the test, saying what the machine lacks for it.
+#[macro_export]
+macro_rules! skip {
+    ($($arg:tt)+) => {
+        return Err($crate::ktest::Failure::skip(file!(), line!(), format_args!($($arg)+)))
     };
 }
 
@@ -98,6 +125,8 @@ pub struct Verdict {
     pub passed: usize,
     /// Tests that failed.
     pub failed: usize,
+    /// Tests that could not run on this machine.
+    pub skipped: usize,
 }
 
 impl Verdict {
@@ -125,6 +154,10 @@ pub fn run(groups: &[&[Test]]) -> Verdict {
                 );
                 verdict.passed += 1;
             }
+            Err(skip) if skip.skipped => {
+                kprintln!("ktest: skip {}: {skip}", test.name);
+                verdict.skipped += 1;
+            }
             Err(failure) => {
                 kprintln!("ktest: fail {}: {failure}", test.name);
                 verdict.failed += 1;
@@ -132,9 +165,10 @@ pub fn run(groups: &[&[Test]]) -> Verdict {
         }
     }
     kprintln!(
-        "ktest: end {} passed {} failed",
+        "ktest: end {} passed {} failed {} skipped",
         verdict.passed,
-        verdict.failed
+        verdict.failed,
+        verdict.skipped
     );
     verdict
 }
@@ -154,6 +188,10 @@ mod tests {
         Ok(())
     }
 
+    fn skips() -> Outcome {
+        skip!("no {} here", "widget");
+    }
+
     #[test]
     fn runner_counts_passes_and_failures() {
         let group = [
@@ -165,14 +203,20 @@ mod tests {
                 name: "a::fails",
                 run: fails,
             },
+            Test {
+                name: "a::skips",
+                run: skips,
+            },
         ];
         assert_eq!(
             run(&[&group]),
             Verdict {
                 passed: 1,
-                failed: 1
+                failed: 1,
+                skipped: 1
             }
         );
+        assert_eq!(skips().unwrap_err().message().as_str(), "no widget here");
     }
 
     #[test]

@@ -126,6 +126,12 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
     init_early::<A>();
     let boot = A::boot_info();
     print_banner::<A>(boot);
+    if let Some(error) = boot.cmdline_error {
+        // Running with part of the line, or none, would run something else
+        // than was asked.
+        log::error!("refusing to boot: {error}");
+        A::exit(exit_code::BAD_CMDLINE);
+    }
     if let Err(error) = mm::init::<A>() {
         log::error!("memory management cannot start: {error}");
         A::exit(exit_code::BOOT_FAILURE);
@@ -134,6 +140,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
         log::error!("devices cannot start: {error}");
         A::exit(exit_code::BOOT_FAILURE);
     }
+    print_capabilities(&A::capabilities());
     let programs = archive::Archive::parse(USER_PROGRAMS).unwrap_or_else(|error| {
         log::error!("boot archive unusable ({error}); no user programs");
         archive::Archive::EMPTY
@@ -217,6 +224,28 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
             log::error!("init failed: {error}");
             exit_code::INIT_FAILED
         }
+    }
+}
+
+/// The banner's CPU line and what the kernel runs without.
+fn print_capabilities(caps: &hal::Capabilities) {
+    match caps.cpus_found {
+        0 => kprintln!(
+            "cpus: {} used; the firmware does not say how many there are",
+            caps.cpus_used
+        ),
+        found if found > caps.cpus_used => kprintln!(
+            "cpus: {found} found, {} used (no SMP support yet: the others stay parked)",
+            caps.cpus_used
+        ),
+        found => kprintln!("cpus: {found} found, {} used", caps.cpus_used),
+    }
+    if !caps.without.as_slice().is_empty() {
+        kprint!("running without:");
+        for (n, feature) in caps.without.as_slice().iter().enumerate() {
+            kprint!("{}{feature}", if n == 0 { " " } else { ", " });
+        }
+        kprintln!();
     }
 }
 

@@ -235,16 +235,22 @@ pub fn core_entry(elf_bytes: &[u8]) -> Result<u64> {
     }
 }
 
-/// Writes the vexpress-a15 device tree for `ram_mib` of RAM and returns its
-/// path. It comes from the board description in the ARM crate.
-pub fn board_dtb(ram_mib: u64) -> Result<PathBuf> {
-    let blob = arch_armv7::board::device_tree(ram_mib << 20)
-        .map_err(|e| error!("writing the device tree: {e:?}"))?;
+/// Writes a vexpress-a15 device tree named `name` and returns its path. It
+/// comes from the board description in the ARM crate.
+pub fn write_dtb(name: &str, options: &arch_armv7::board::TreeOptions) -> Result<PathBuf> {
+    let blob = arch_armv7::board::device_tree(options)
+        .map_err(|e| error!("writing the device tree {name}: {e:?}"))?;
     let dir = workspace().join("target").join("xtask");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("vexpress-a15-{ram_mib}m.dtb"));
+    let path = dir.join(format!("{name}.dtb"));
     std::fs::write(&path, blob)?;
     Ok(path)
+}
+
+/// The board's device tree for `ram_mib` of RAM and `cpus` CPUs.
+pub fn board_dtb(ram_mib: u64, cpus: u32) -> Result<PathBuf> {
+    let options = arch_armv7::board::TreeOptions::board(ram_mib << 20, cpus);
+    write_dtb(&format!("vexpress-a15-{ram_mib}m-{cpus}cpu"), &options)
 }
 
 #[cfg(test)]

@@ -284,7 +284,7 @@ impl Config {
         if machine.arch() == Arch::Arm {
             match &self.device_tree {
                 DeviceTree::Board => {
-                    let dtb = crate::kernel_image::board_dtb(self.ram_mib)?;
+                    let dtb = crate::kernel_image::board_dtb(self.ram_mib, self.cpus)?;
                     push(&["-dtb", &dtb.display().to_string()]);
                 }
                 DeviceTree::Raw(path) => {

@@ -10,6 +10,7 @@ mod docs;
 mod kernel_image;
 mod lint;
 mod machine;
+mod matrix;
 mod memmap;
 mod provision;
 mod qemu;

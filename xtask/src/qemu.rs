@@ -42,7 +42,7 @@ pub struct Step<'a> {
 /// `limit`.
 pub fn boot(
     binary: &str,
-    args: &[String],
+    args: &[impl AsRef<std::ffi::OsStr>],
     limit: Duration,
     script: &[Step<'_>],
     mut on_line: impl FnMut(&str),

@@ -4,6 +4,7 @@
 use crate::cli::TestOptions;
 use crate::kernel_image::{self, workspace};
 use crate::machine::{Arch, Config, Console};
+use crate::matrix::{self, Check};
 use crate::{Result, provision, qemu, seconds, step};
 use std::path::Path;
 use std::process::Command;
@@ -36,13 +37,20 @@ const INPUT_LINE: &str = "ferrite-typed-input";
 const ROUND_TRIP_CODE: u8 = 42;
 
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: usize,
     failed: usize,
+    skipped: usize,
 }
 
 impl Tally {
-    fn record(&mut self, ok: bool, scope: &str, name: &str, detail: &str) {
+    /// A test that could not run on this machine, with the reason.
+    fn skip(&mut self, scope: &str, name: &str, reason: &str) {
+        println!("  skip  {scope:<17} {name}: {reason}");
+        self.skipped += 1;
+    }
+
+    pub fn record(&mut self, ok: bool, scope: &str, name: &str, detail: &str) {
         let (mark, separator) = if ok { ("ok  ", " ") } else { ("FAIL", ": ") };
         let detail = if detail.is_empty() {
             String::new()
@@ -78,21 +86,51 @@ pub fn run(options: &TestOptions) -> Result<bool> {
         );
     }
     for arch in arches {
-        match kernel_image::build(arch, options.profile) {
-            Ok(kernel) => {
-                for &machine in arch.machines() {
-                    let config = options.size.config(machine, machine.test_ram_mib());
-                    machine_tests(&config, &kernel, &mut tally)?;
-                }
+        let kernel = match kernel_image::build(arch, options.profile) {
+            Ok(kernel) => kernel,
+            Err(e) => {
+                tally.record(false, arch.name(), "kernel builds", &e.to_string());
+                continue;
             }
-            Err(e) => tally.record(false, arch.name(), "kernel builds", &e.to_string()),
+        };
+        let points = if options.matrix {
+            matrix::full_points(arch)?
+        } else {
+            for &machine in arch.machines() {
+                let config = options.size.config(machine, machine.test_ram_mib());
+                machine_tests(&config, &kernel, &mut tally)?;
+            }
+            // A chosen size replaces the matrix.
+            if options.size == crate::cli::Size::default() {
+                matrix::default_points(arch)?
+            } else {
+                Vec::new()
+            }
+        };
+        let started = Instant::now();
+        let before = (tally.passed, tally.failed);
+        for point in &points {
+            matrix_point(point, &kernel, &mut tally)?;
+        }
+        if !points.is_empty() {
+            step(format!(
+                "{} boot matrix: {} points, {} passed, {} failed in {}",
+                arch.name(),
+                points.len(),
+                tally.passed - before.0,
+                tally.failed - before.1,
+                seconds(started.elapsed())
+            ));
         }
     }
     step(format!(
         "all tests finished in {}",
         seconds(started.elapsed())
     ));
-    println!("{} passed, {} failed", tally.passed, tally.failed);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.skipped
+    );
     Ok(tally.failed == 0)
 }
 
@@ -184,7 +222,8 @@ enum SuiteEvent<'a> {
     Begin(usize),
     Pass { name: &'a str, time: &'a str },
     Fail { name: &'a str, message: &'a str },
-    End { passed: usize, failed: usize },
+    Skip { name: &'a str, reason: &'a str },
+    End { results: usize },
 }
 
 /// Reads a protocol line. The marker may follow other bytes on the line: a
@@ -202,15 +241,21 @@ fn parse_suite_line<'a>(line: &'a str, marker: &str) -> Option<SuiteEvent<'a>> {
             let (name, message) = rest.split_once(": ").unwrap_or((rest, ""));
             Some(SuiteEvent::Fail { name, message })
         }
+        "skip" => {
+            let (name, reason) = rest.split_once(": ").unwrap_or((rest, ""));
+            Some(SuiteEvent::Skip { name, reason })
+        }
         "end" => {
             let words: Vec<&str> = rest.split_whitespace().collect();
-            match words.as_slice() {
-                [passed, "passed", failed, "failed"] => Some(SuiteEvent::End {
-                    passed: passed.parse().ok()?,
-                    failed: failed.parse().ok()?,
-                }),
-                _ => None,
-            }
+            let count = |n: &str| n.parse::<usize>().ok();
+            let results = match words.as_slice() {
+                [passed, "passed", failed, "failed"] => count(passed)? + count(failed)?,
+                [passed, "passed", failed, "failed", skipped, "skipped"] => {
+                    count(passed)? + count(failed)? + count(skipped)?
+                }
+                _ => return None,
+            };
+            Some(SuiteEvent::End { results })
         }
         _ => None,
     }
@@ -251,6 +296,158 @@ fn abnormal_end(arch: Arch, boot: &qemu::Boot) -> Option<String> {
 
 fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()> {
     let before = (tally.passed, tally.failed);
+    let mut elapsed = suites(config, kernel, tally)?;
+    elapsed += memmap_check(config, kernel, tally);
+    exit_round_trip(config, kernel, tally)?;
+    crash_reports(config, kernel, tally)?;
+    step(format!(
+        "{}: {} passed, {} failed in {} (test boots)",
+        config.scope(),
+        tally.passed - before.0,
+        tally.failed - before.1,
+        seconds(elapsed)
+    ));
+    Ok(())
+}
+
+/// One point of the boot matrix.
+fn matrix_point(point: &matrix::Point, kernel: &Path, tally: &mut Tally) -> Result<()> {
+    let config = &point.config;
+    match &point.check {
+        Check::Suites { memmap } => {
+            suites(config, kernel, tally)?;
+            if *memmap {
+                memmap_check(config, kernel, tally);
+            }
+        }
+        Check::Shell { banner } => shell_answers(config, kernel, banner, tally)?,
+        Check::Ends {
+            cmdline,
+            status,
+            output,
+        } => boot_ends(config, kernel, cmdline, *status, output, tally)?,
+    }
+    Ok(())
+}
+
+/// Boots in run mode, checks the banner, asks the shell for the uptime and
+/// powers off.
+fn shell_answers(config: &Config, kernel: &Path, banner: &str, tally: &mut Tally) -> Result<()> {
+    let scope = config.scope();
+    step(format!(
+        "booting {scope} ({}) to the shell",
+        config.describe()
+    ));
+    let args = boot_args(config, kernel, "mode=run")?;
+    let script = [
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "uptime\r",
+        },
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "poweroff\r",
+        },
+    ];
+    let boot = qemu::boot(
+        config.machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        &script,
+        |_| {},
+    )?;
+    let has = |pattern: &str| boot.lines.iter().any(|l| matches_pattern(l, pattern));
+    let exit = boot
+        .status
+        .and_then(|s| config.machine.arch().decode_exit(s));
+    let detail = if let Some(reason) = abnormal_end(config.machine.arch(), &boot) {
+        reason
+    } else if !has(banner) {
+        format!("no line like {banner:?}")
+    } else if !has("up *.* s, 2 processes, * threads") {
+        "the shell did not answer `uptime`".into()
+    } else if exit != Some(kernel::exit_code::SUCCESS) {
+        format!("ended with {exit:?} after poweroff")
+    } else {
+        String::new()
+    };
+    tally.record(
+        detail.is_empty(),
+        &scope,
+        "boot::reaches_the_shell",
+        &detail,
+    );
+    if !detail.is_empty() {
+        show_failure_context(&boot);
+    }
+    Ok(())
+}
+
+/// Boots with `cmdline` and checks the exit status and one line.
+fn boot_ends(
+    config: &Config,
+    kernel: &Path,
+    cmdline: &std::ffi::OsStr,
+    status: u8,
+    output: &str,
+    tally: &mut Tally,
+) -> Result<()> {
+    let scope = config.scope();
+    let shown: String = cmdline.to_string_lossy().chars().take(40).collect();
+    step(format!(
+        "booting {scope} ({}) with command line {shown:?}... ({} bytes)",
+        config.describe(),
+        cmdline.len()
+    ));
+    let mut args: Vec<std::ffi::OsString> = boot_args(config, kernel, "")?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    if let Some(at) = args.iter().position(|a| a == "-append") {
+        args[at + 1] = cmdline.to_owned();
+    }
+    let boot = qemu::boot(
+        config.machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        &[],
+        |_| {},
+    )?;
+    let exit = boot
+        .status
+        .and_then(|s| config.machine.arch().decode_exit(s));
+    let detail = if let Some(reason) = abnormal_end(config.machine.arch(), &boot) {
+        reason
+    } else if exit != Some(status) {
+        format!(
+            "ended with {}, not {} ({status})",
+            exit.map_or("no status".into(), |e| format!(
+                "{} ({e})",
+                kernel::exit_code::name(e)
+            )),
+            kernel::exit_code::name(status)
+        )
+    } else if !boot.lines.iter().any(|l| l.contains(output)) {
+        format!("no line containing {output:?}")
+    } else {
+        String::new()
+    };
+    let name =
+        if status == kernel::exit_code::BOOT_FAILURE || status == kernel::exit_code::BAD_CMDLINE {
+            "boot::refuses_with_a_reason"
+        } else {
+            "boot::ends_as_asked"
+        };
+    tally.record(detail.is_empty(), &scope, name, &detail);
+    if !detail.is_empty() {
+        show_failure_context(&boot);
+    }
+    Ok(())
+}
+
+/// The in-kernel suite, the user-level suite and the shell session at
+/// `config`; returns the time the boots took.
+fn suites(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<Duration> {
     let machine = config.machine;
     let scope = config.scope();
     let ram = config.ram_mib;
@@ -290,18 +487,8 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     )?;
     fault_reports(&scope, &boot, tally);
     elapsed += boot.elapsed;
-
     elapsed += shell_session(config, kernel, tally)?;
-    elapsed += memmap_check(config, kernel, tally);
-    exit_round_trip(config, kernel, tally)?;
-    crash_reports(config, kernel, tally)?;
-    step(format!(
-        "{scope}: {} passed, {} failed in {} (test boots)",
-        tally.passed - before.0,
-        tally.failed - before.1,
-        seconds(elapsed)
-    ));
-    Ok(())
+    Ok(elapsed)
 }
 
 /// Boots with `cmdline` and records the results of the test suite that
@@ -320,6 +507,7 @@ fn suite_boot(
     let before_failed = tally.failed;
     let machine = config.machine;
     let scope = &config.scope();
+    let at_default = *config == Config::new(machine, machine.test_ram_mib());
     let args = boot_args(config, kernel, cmdline)?;
     let mut announced = None;
     let mut end = None;
@@ -344,7 +532,22 @@ fn suite_boot(
                 results += 1;
                 tally.record(false, scope, &format!("{prefix}{name}"), message);
             }
-            Some(SuiteEvent::End { passed, failed }) => end = Some(passed + failed),
+            Some(SuiteEvent::Skip { name, reason }) => {
+                results += 1;
+                if at_default {
+                    // The default configurations have everything the
+                    // tests check: a skip there hides a fault.
+                    tally.record(
+                        false,
+                        scope,
+                        &format!("{prefix}{name}"),
+                        &format!("skipped on the default configuration: {reason}"),
+                    );
+                } else {
+                    tally.skip(scope, &format!("{prefix}{name}"), reason);
+                }
+            }
+            Some(SuiteEvent::End { results }) => end = Some(results),
             None => {}
         },
     )?;
@@ -824,9 +1027,17 @@ mod tests {
         );
         assert_eq!(
             parse_suite_line("ktest: end 11 passed 1 failed", "ktest: "),
-            Some(SuiteEvent::End {
-                passed: 11,
-                failed: 1
+            Some(SuiteEvent::End { results: 12 })
+        );
+        assert_eq!(
+            parse_suite_line("ktest: end 11 passed 1 failed 2 skipped", "ktest: "),
+            Some(SuiteEvent::End { results: 14 })
+        );
+        assert_eq!(
+            parse_suite_line("ktest: skip a::b: no SMEP (x.rs:3)", "ktest: "),
+            Some(SuiteEvent::Skip {
+                name: "a::b",
+                reason: "no SMEP (x.rs:3)"
             })
         );
         assert_eq!(parse_suite_line("ktest: end garbage", "ktest: "), None);

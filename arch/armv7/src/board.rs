@@ -101,12 +101,54 @@ pub const VIRTIO_MMIO_STRIDE: u32 = 0x200;
 /// SPI of the first VirtIO-MMIO transport; the others follow.
 pub const VIRTIO_MMIO_FIRST_SPI: u32 = 40;
 
-/// The device tree for a board with `ram_bytes` of RAM. QEMU rewrites the
-/// memory size and the command line, and adds the VirtIO-MMIO nodes.
+/// What varies between the device trees the host writes for the board:
+/// normally RAM and CPUs as QEMU is told; for hostile-input tests, memory
+/// and reservations that make no sense.
 #[cfg(any(test, feature = "board-dtb"))]
-pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
-    use crate::layout::RAM_BASE;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeOptions {
+    /// `/memory` node `reg` entries (address, size); none: no node.
+    pub memory: Vec<(u64, u64)>,
+    /// `/memreserve/` entries (address, size).
+    pub reservations: Vec<(u64, u64)>,
+    /// CPU nodes under `/cpus`.
+    pub cpus: u32,
+}
 
+#[cfg(any(test, feature = "board-dtb"))]
+impl TreeOptions {
+    /// The board as QEMU runs it: `ram_bytes` of RAM from the RAM base.
+    pub fn board(ram_bytes: u64, cpus: u32) -> Self {
+        TreeOptions {
+            memory: vec![(crate::layout::RAM_BASE as u64, ram_bytes)],
+            reservations: Vec::new(),
+            cpus,
+        }
+    }
+}
+
+/// Two cells per address and size: RAM past 4 GiB (up to 30 GiB on this
+/// board) must be expressible.
+#[cfg(any(test, feature = "board-dtb"))]
+fn reg_cells(entries: &[(u64, u64)]) -> Vec<u32> {
+    entries
+        .iter()
+        .flat_map(|&(address, size)| {
+            [
+                (address >> 32) as u32,
+                address as u32,
+                (size >> 32) as u32,
+                size as u32,
+            ]
+        })
+        .collect()
+}
+
+/// The device tree for the board as `options` describe it. When passed
+/// with `-dtb`, QEMU rewrites the memory size and the command line, and
+/// adds the VirtIO-MMIO nodes.
+#[cfg(any(test, feature = "board-dtb"))]
+pub fn device_tree(options: &TreeOptions) -> Result<Vec<u8>, vm_fdt::Error> {
     const GIC_PHANDLE: u32 = 1;
     const CLOCK_24MHZ: u32 = 2;
     const CLOCK_1MHZ: u32 = 3;
@@ -116,12 +158,17 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
     const PPI_ALL_CPUS_LEVEL_LOW: u32 = 0xf08;
     let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    let mut fdt = vm_fdt::FdtWriter::new()?;
+    let reservations: Vec<vm_fdt::FdtReserveEntry> = options
+        .reservations
+        .iter()
+        .map(|&(address, size)| vm_fdt::FdtReserveEntry::new(address, size))
+        .collect::<Result<_, _>>()?;
+    let mut fdt = vm_fdt::FdtWriter::new_with_mem_reserv(&reservations)?;
     let root = fdt.begin_node("")?;
     fdt.property_string("model", "V2P-CA15")?;
     fdt.property_string_list("compatible", strings(&COMPATIBLE))?;
-    fdt.property_u32("#address-cells", 1)?;
-    fdt.property_u32("#size-cells", 1)?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
     fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
 
     let uart0_path = format!("/{}@{:x}", UART0.node, UART0.base);
@@ -130,19 +177,24 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
     fdt.property_string("stdout-path", &uart0_path)?;
     fdt.end_node(chosen)?;
 
-    let memory = fdt.begin_node(&format!("memory@{RAM_BASE:x}"))?;
-    fdt.property_string("device_type", "memory")?;
-    fdt.property_array_u32("reg", &[RAM_BASE, ram_bytes as u32])?;
-    fdt.end_node(memory)?;
+    if let Some(&(first, _)) = options.memory.first() {
+        let memory = fdt.begin_node(&format!("memory@{first:x}"))?;
+        fdt.property_string("device_type", "memory")?;
+        fdt.property_array_u32("reg", &reg_cells(&options.memory))?;
+        fdt.end_node(memory)?;
+    }
 
     let cpus = fdt.begin_node("cpus")?;
     fdt.property_u32("#address-cells", 1)?;
     fdt.property_u32("#size-cells", 0)?;
-    let cpu = fdt.begin_node("cpu@0")?;
-    fdt.property_string("device_type", "cpu")?;
-    fdt.property_string("compatible", "arm,cortex-a15")?;
-    fdt.property_u32("reg", 0)?;
-    fdt.end_node(cpu)?;
+    for n in 0..options.cpus {
+        // MPIDR affinity level 0 is the CPU's number in its cluster.
+        let cpu = fdt.begin_node(&format!("cpu@{n}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_string("compatible", "arm,cortex-a15")?;
+        fdt.property_u32("reg", n)?;
+        fdt.end_node(cpu)?;
+    }
     fdt.end_node(cpus)?;
 
     // QEMU only adds its VirtIO-MMIO nodes when it finds a GIC node with
@@ -155,7 +207,13 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
     fdt.property_u32("#interrupt-cells", 3)?;
     fdt.property_u32("#address-cells", 0)?;
     fdt.property_null("interrupt-controller")?;
-    fdt.property_array_u32("reg", &[GIC_DISTRIBUTOR, 0x1000, GIC_CPU_INTERFACE, 0x2000])?;
+    fdt.property_array_u32(
+        "reg",
+        &reg_cells(&[
+            (GIC_DISTRIBUTOR as u64, 0x1000),
+            (GIC_CPU_INTERFACE as u64, 0x2000),
+        ]),
+    )?;
     fdt.property_phandle(GIC_PHANDLE)?;
     fdt.end_node(gic)?;
 
@@ -183,7 +241,10 @@ pub fn device_tree(ram_bytes: u64) -> Result<Vec<u8>, vm_fdt::Error> {
     for device in DEVICES {
         let node = fdt.begin_node(&format!("{}@{:x}", device.node, device.base))?;
         fdt.property_string_list("compatible", strings(device.compatible))?;
-        fdt.property_array_u32("reg", &[device.base, device.size])?;
+        fdt.property_array_u32(
+            "reg",
+            &reg_cells(&[(device.base as u64, device.size as u64)]),
+        )?;
         if !device.spis.is_empty() {
             let cells: Vec<u32> = device
                 .spis

@@ -9,6 +9,7 @@
 //! decoded here with the cell sizes carried down from each parent, because
 //! `fdt`'s own decoders truncate 64-bit values on 32-bit targets.
 
+use core::fmt;
 use fdt::Fdt;
 use fdt::node::FdtNode;
 use hal::list::List;
@@ -421,8 +422,11 @@ pub struct DeviceTreeInfo<'a> {
     pub compatible: &'a str,
     /// The root's `model`.
     pub model: &'a str,
-    /// `/chosen/bootargs`: the kernel command line.
-    pub bootargs: &'a str,
+    /// `/chosen/bootargs`: the kernel command line, as bytes up to its NUL
+    /// (checked by the kernel, which refuses a line that is not UTF-8).
+    pub bootargs: &'a [u8],
+    /// CPU nodes under `/cpus`.
+    pub cpus: u32,
     /// RAM ranges from `device_type = "memory"` nodes.
     pub memory: List<Reg, 8>,
     /// Reserved ranges: the reservation block and `/reserved-memory`.
@@ -440,6 +444,71 @@ pub struct DeviceTreeInfo<'a> {
     /// Device nodes skipped because their addresses go through a bus with
     /// address translation, or their properties could not be decoded.
     pub skipped_nodes: usize,
+}
+
+/// Why the memory a tree describes cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryError {
+    /// No `device_type = "memory"` node with a `reg`.
+    NoMemoryNode,
+    /// A memory range of size zero.
+    EmptyRange { address: u64 },
+    /// Two memory ranges share addresses: the tree counts RAM twice.
+    Overlap { first: Reg, second: Reg },
+    /// More memory ranges than the kernel keeps.
+    TooManyRanges { dropped: usize },
+}
+
+impl fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemoryError::NoMemoryNode => write!(f, "no /memory node describes RAM"),
+            MemoryError::EmptyRange { address } => {
+                write!(f, "the memory range at {address:#x} has size 0")
+            }
+            MemoryError::Overlap { first, second } => write!(
+                f,
+                "memory ranges {:#x}+{:#x} and {:#x}+{:#x} overlap",
+                first.address, first.size, second.address, second.size
+            ),
+            MemoryError::TooManyRanges { dropped } => {
+                write!(f, "{dropped} memory ranges beyond the first 8")
+            }
+        }
+    }
+}
+
+impl DeviceTreeInfo<'_> {
+    /// Whether the memory ranges describe RAM consistently: at least one,
+    /// none empty, none overlapping another.
+    pub fn check_memory(&self) -> Result<(), MemoryError> {
+        let ranges = self.memory.as_slice();
+        if self.memory.dropped > 0 {
+            return Err(MemoryError::TooManyRanges {
+                dropped: self.memory.dropped,
+            });
+        }
+        if ranges.is_empty() {
+            return Err(MemoryError::NoMemoryNode);
+        }
+        if let Some(empty) = ranges.iter().find(|r| r.size == 0) {
+            return Err(MemoryError::EmptyRange {
+                address: empty.address,
+            });
+        }
+        let end = |r: &Reg| r.address.saturating_add(r.size);
+        for (i, first) in ranges.iter().enumerate() {
+            for second in &ranges[i + 1..] {
+                if first.address < end(second) && second.address < end(first) {
+                    return Err(MemoryError::Overlap {
+                        first: *first,
+                        second: *second,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -519,6 +588,8 @@ struct Walker<'f, 'a> {
     fdt: &'f Fdt<'a>,
     info: DeviceTreeInfo<'a>,
     stdout_path: &'a str,
+    /// Whether the children being visited are those of `/cpus`.
+    in_cpus: bool,
 }
 
 /// Where a node sits, as the walk sees it.
@@ -671,7 +742,15 @@ impl<'a> Walker<'_, 'a> {
             self.info.model = first_string(prop(&node, "model"));
         }
         if at.depth == 1 && base_name == "chosen" {
-            self.info.bootargs = first_string(prop(&node, "bootargs"));
+            let value = prop(&node, "bootargs").unwrap_or(b"");
+            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+            self.info.bootargs = &value[..end];
+        }
+        if at.depth == 2
+            && self.in_cpus
+            && prop(&node, "device_type").is_some_and(|v| v == b"cpu\0")
+        {
+            self.info.cpus += 1;
         }
         let is_memory = prop(&node, "device_type").is_some_and(|v| v == b"memory\0");
         if !at.translated && (is_memory || at.in_reserved_memory) {
@@ -690,9 +769,12 @@ impl<'a> Walker<'_, 'a> {
             in_reserved_memory: at.depth == 1 && base_name == "reserved-memory",
         };
         if child.depth < MAX_DEPTH {
+            let in_cpus = self.in_cpus;
+            self.in_cpus = at.depth == 1 && base_name == "cpus";
             for node in node.children() {
                 self.visit(node, child);
             }
+            self.in_cpus = in_cpus;
         }
     }
 }
@@ -719,6 +801,7 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTreeInfo<'_>, DtbError> {
         fdt: &fdt,
         info: DeviceTreeInfo::default(),
         stdout_path: "",
+        in_cpus: false,
     };
     // stdout-path must be known before the UARTs are visited.
     if let Some(chosen) = fdt.find_node("/chosen") {
@@ -745,7 +828,7 @@ mod tests {
     use vm_fdt::{FdtReserveEntry, FdtWriter};
 
     fn board_tree() -> Vec<u8> {
-        board::device_tree(128 << 20).unwrap()
+        board::device_tree(&board::TreeOptions::board(128 << 20, 1)).unwrap()
     }
 
     #[test]
@@ -782,8 +865,64 @@ mod tests {
         assert_eq!(info.sp804.unwrap().interrupts.as_slice(), &[34, 35]);
         assert_eq!(info.sp804.unwrap().clock_hz, Some(board::TIMER_CLOCK_HZ));
         assert_eq!(info.pl031.unwrap().interrupts.as_slice(), &[36]);
-        assert_eq!(info.bootargs, "");
+        assert_eq!(info.bootargs, b"");
+        assert_eq!(info.cpus, 1);
         assert_eq!(info.skipped_nodes, 0);
+    }
+
+    #[test]
+    fn memory_must_be_described_once_and_not_empty() {
+        let check = |memory: Vec<(u64, u64)>| {
+            let options = board::TreeOptions {
+                memory,
+                reservations: Vec::new(),
+                cpus: 1,
+            };
+            let blob = board::device_tree(&options).unwrap();
+            parse(&blob).unwrap().check_memory()
+        };
+        assert_eq!(check(vec![(0x8000_0000, 128 << 20)]), Ok(()));
+        assert_eq!(
+            check(vec![(0x8000_0000, 64 << 20), (0x9000_0000, 64 << 20)]),
+            Ok(())
+        );
+        assert_eq!(check(vec![]), Err(MemoryError::NoMemoryNode));
+        assert_eq!(
+            check(vec![(0x8000_0000, 0)]),
+            Err(MemoryError::EmptyRange {
+                address: 0x8000_0000
+            })
+        );
+        assert!(matches!(
+            check(vec![(0x8000_0000, 128 << 20), (0x8400_0000, 128 << 20)]),
+            Err(MemoryError::Overlap { .. })
+        ));
+    }
+
+    #[test]
+    fn board_trees_express_any_ram_size_and_cpu_count() {
+        for ram in [128u64 << 20, 2 << 30, 4 << 30, 30 << 30] {
+            let blob = board::device_tree(&board::TreeOptions::board(ram, 4)).unwrap();
+            let info = parse(&blob).unwrap();
+            assert_eq!(info.cpus, 4);
+            assert_eq!(
+                info.memory.as_slice(),
+                &[Reg {
+                    address: 0x8000_0000,
+                    size: ram
+                }],
+                "{ram:#x} bytes"
+            );
+        }
+        let hostile = board::TreeOptions {
+            memory: Vec::new(),
+            reservations: vec![(0x8001_0000, 0x1000)],
+            cpus: 1,
+        };
+        let blob = board::device_tree(&hostile).unwrap();
+        let info = parse(&blob).unwrap();
+        assert!(info.memory.as_slice().is_empty());
+        assert_eq!(info.reserved.as_slice().len(), 1);
     }
 
     /// A tree shaped like the board's after QEMU's edits, plus extra parts.
@@ -835,7 +974,7 @@ mod tests {
             &[],
         );
         let info = parse(&blob).unwrap();
-        assert_eq!(info.bootargs, "mode=test");
+        assert_eq!(info.bootargs, b"mode=test");
         assert_eq!(
             info.console_uart.unwrap().reg.address,
             0x1c0a_0000,

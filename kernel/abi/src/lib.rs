@@ -391,6 +391,9 @@ pub const MAX_NAME_LENGTH: usize = 32;
 pub const MAX_ARGUMENTS_LENGTH: usize = 1024;
 /// Largest buffer one `write` call takes.
 pub const MAX_WRITE_LENGTH: usize = 64 * 1024;
+/// Anonymous memory one process may have mapped (reserved, not resident);
+/// `map` beyond it fails with `LimitReached`.
+pub const MAX_ANONYMOUS_BYTES: usize = 128 << 20;
 
 /// The status code of a program whose runtime caught a panic.
 pub const EXIT_PANIC: i32 = 101;

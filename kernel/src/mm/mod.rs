@@ -280,6 +280,7 @@ mod tests {
         let boot = BootInfo {
             machine: "test",
             cmdline: "",
+            cmdline_error: None,
             memory,
             memory_repairs,
             firmware: FirmwareTables::None,

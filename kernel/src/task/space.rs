@@ -15,8 +15,7 @@ use hal::trap::Access;
 
 /// Regions per address space beyond which `map` refuses.
 pub const MAX_REGIONS: usize = 256;
-/// Anonymous memory one process may have mapped (reserved, not resident).
-pub const MAX_ANONYMOUS_BYTES: usize = 128 << 20;
+pub use abi::MAX_ANONYMOUS_BYTES;
 
 /// What a region holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

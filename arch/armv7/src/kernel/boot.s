@@ -8,6 +8,17 @@
 .arm
 .global _start
 _start:
+    /* QEMU starts every core here. Until SMP support, only core 0 of
+     * cluster 0 (MPIDR affinity 0) boots; the others wait for ever with
+     * interrupts masked, touching nothing. */
+    mrc     p15, 0, r4, c0, c0, 5   /* MPIDR */
+    ldr     r5, =0x00ffffff
+    tst     r4, r5
+    beq     0f
+    cpsid   aif
+9:  wfi
+    b       9b
+0:
     /* HYP mode (e.g. -M vexpress-a15,secure=off) ignores the stage-1 MMU
      * settings used here: drop to SVC with an exception return. */
     mrs     r4, cpsr

@@ -65,11 +65,8 @@ extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
     time::init();
     threads::init();
     let mut boot = match tree {
-        Ok((blob, info)) => platform::read_boot_info(blob, info),
-        Err(error) => {
-            kernel::kprintln!("ferrite: unusable device tree: {error}");
-            Armv7::exit(kernel::exit_code::BOOT_FAILURE);
-        }
+        Ok((blob, info)) => platform::read_boot_info(blob, info).unwrap_or_else(|p| refuse_tree(p)),
+        Err(error) => refuse_tree(error),
     };
     if let Err(error) = memory::init(&mut boot) {
         kernel::kprintln!("ferrite: cannot build the kernel translation table: {error}");
@@ -82,6 +79,13 @@ extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
     }
     platform::set_boot_info(boot);
     kernel::kmain::<Armv7>(&tests::ARCH_TESTS)
+}
+
+/// Ends the boot over a device tree the kernel cannot run with, saying why
+/// on the console (the board's UART if the tree named none).
+fn refuse_tree(reason: impl core::fmt::Display) -> ! {
+    kernel::kprintln!("ferrite: unusable device tree: {reason}");
+    Armv7::exit(kernel::exit_code::BOOT_FAILURE)
 }
 
 #[global_allocator]

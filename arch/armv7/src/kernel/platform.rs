@@ -58,8 +58,28 @@ pub fn find_device_tree(loader_dtb: u32) -> Result<&'static mut [u8], DtbError> 
     Err(last_error)
 }
 
-/// Builds the [`BootInfo`] from the device tree.
-pub fn read_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) -> BootInfo {
+/// Why the device tree's description of memory cannot be used.
+pub enum BootInputProblem {
+    Tree(dtb::MemoryError),
+    Memory(hal::boot::BootInputError),
+}
+
+impl core::fmt::Display for BootInputProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootInputProblem::Tree(e) => e.fmt(f),
+            BootInputProblem::Memory(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Builds the [`BootInfo`] from the device tree, refusing memory
+/// descriptions that cannot hold the running kernel.
+pub fn read_boot_info(
+    blob: &'static [u8],
+    info: DeviceTreeInfo<'static>,
+) -> Result<BootInfo, BootInputProblem> {
+    info.check_memory().map_err(BootInputProblem::Tree)?;
     let mut memory = MemoryMapBuilder::new();
     for reg in info.memory.as_slice() {
         memory.add(reg.address, reg.size, MemoryKind::Usable);
@@ -113,10 +133,14 @@ pub fn read_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) -> Boo
         );
     }
     debug_assert!(pushed, "the reserved list starts empty");
-    DEVICE_TREE.call_once(|| (blob, info));
-    BootInfo {
+    let (cmdline, cmdline_error) = match hal::boot::check_cmdline(info.bootargs, false) {
+        Ok(text) => (text, None),
+        Err(error) => ("", Some(error)),
+    };
+    let boot = BootInfo {
         machine,
-        cmdline: info.bootargs,
+        cmdline,
+        cmdline_error,
         memory,
         memory_repairs,
         firmware: FirmwareTables::DeviceTree {
@@ -125,7 +149,10 @@ pub fn read_boot_info(blob: &'static [u8], info: DeviceTreeInfo<'static>) -> Boo
         },
         kernel_image,
         reserved,
-    }
+    };
+    boot.check_memory().map_err(BootInputProblem::Memory)?;
+    DEVICE_TREE.call_once(|| (blob, info));
+    Ok(boot)
 }
 
 /// Makes `boot` what [`hal::Platform::boot_info`] returns from now on.
@@ -260,6 +287,15 @@ impl hal::Platform for Armv7 {
 
     fn init_devices() -> Result<(), &'static str> {
         interrupts::init()
+    }
+
+    fn capabilities() -> hal::Capabilities {
+        // The boot code parks every core but core 0 (see boot.s).
+        hal::Capabilities {
+            cpus_found: device_tree().map_or(0, |(_, info)| info.cpus),
+            cpus_used: 1,
+            ..Default::default()
+        }
     }
 
     fn boot_info() -> &'static BootInfo {

@@ -37,6 +37,8 @@ struct Controllers {
     local: LocalApic,
     io: [Option<(IoApicInfo, IoApic, u32)>; 8],
     madt: Madt,
+    /// Whether `madt` came from ACPI (else: the architectural defaults).
+    madt_from_acpi: bool,
     /// When the APIC timer's calibration count started.
     calibration_start: Sample,
     /// APIC timer counts per second, once measured.
@@ -68,11 +70,12 @@ fn controllers() -> Result<&'static Controllers, IrqError> {
     CONTROLLERS.get().ok_or(IrqError::NoDevice)
 }
 
-/// The MADT, or the architectural defaults when there is none to be had.
-fn madt() -> Madt {
+/// The MADT (and `true`), or the architectural defaults when there is none
+/// to be had.
+fn madt() -> (Madt, bool) {
     let reason = match crate::platform::X86_64::boot_info().firmware {
         FirmwareTables::Acpi { rsdp } => match acpi::read_madt(rsdp) {
-            Ok(madt) => return madt,
+            Ok(madt) => return (madt, true),
             Err(e) => alloc::format!("{e}"),
         },
         _ => "no ACPI tables".into(),
@@ -92,7 +95,7 @@ fn madt() -> Madt {
         address: DEFAULT_IO_APIC,
         gsi_base: 0,
     });
-    madt
+    (madt, false)
 }
 
 /// The APIC timer's rate: measured against the PIT at `init`, or, if that
@@ -123,7 +126,7 @@ fn timer_hz(c: &Controllers) -> u64 {
 
 /// Silences the PICs, enables the local APIC and maps the I/O APICs.
 pub fn init() -> Result<(), &'static str> {
-    let madt = madt();
+    let (madt, madt_from_acpi) = madt();
     if madt.has_8259 {
         drivers::pic8259::remap_and_mask(&IoPorts, PIC_VECTOR_BASE);
     }
@@ -172,6 +175,7 @@ pub fn init() -> Result<(), &'static str> {
         local,
         io,
         madt,
+        madt_from_acpi,
         calibration_start,
         timer_hz,
     });
@@ -253,6 +257,15 @@ pub fn stop_ticks() {
     if let Ok(c) = controllers() {
         c.local.stop_timer();
     }
+}
+
+/// Enabled processors the ACPI MADT lists; `None` without a MADT.
+pub fn cpus_in_madt() -> Option<u32> {
+    let c = controllers().ok()?;
+    c.madt_from_acpi.then(|| {
+        let apics = c.madt.local_apics.as_slice();
+        (apics.iter().filter(|a| a.enabled).count() + c.madt.local_apics.dropped) as u32
+    })
 }
 
 /// I/O APICs and ISA overrides the MADT gave (for tests and reports).

@@ -13,8 +13,9 @@ pub struct X86_64;
 
 static BOOT_INFO: Once<BootInfo> = Once::new();
 
-/// Longest command line kept; QEMU's PVH limit is far above anything used.
-const CMDLINE_CAPACITY: usize = 1024;
+/// The command line is copied out of low memory into this buffer; longer
+/// lines are refused (see `hal::boot::check_cmdline`).
+const CMDLINE_CAPACITY: usize = hal::boot::MAX_CMDLINE;
 static CMDLINE: Once<([u8; CMDLINE_CAPACITY], usize)> = Once::new();
 
 unsafe extern "C" {
@@ -50,17 +51,12 @@ pub fn read_boot_info(start_info_paddr: u64) -> Result<BootInfo, pvh::PvhError> 
     let mut cmdline = [0u8; CMDLINE_CAPACITY];
     let mut memory = MemoryMapBuilder::new();
     let info = pvh::parse(&KernelWindow, start_info_paddr, &mut cmdline, &mut memory)?;
-    if info.cmdline_truncated {
-        log::warn!("command line cut to {} bytes", info.cmdline_len);
-    }
     let (cmdline, cmdline_len) = CMDLINE.call_once(|| (cmdline, info.cmdline_len));
-    let cmdline = match core::str::from_utf8(&cmdline[..*cmdline_len]) {
-        Ok(text) => text,
-        Err(_) => {
-            log::warn!("command line is not UTF-8; ignoring it");
-            ""
-        }
-    };
+    let (cmdline, cmdline_error) =
+        match hal::boot::check_cmdline(&cmdline[..*cmdline_len], info.cmdline_truncated) {
+            Ok(text) => (text, None),
+            Err(error) => ("", Some(error)),
+        };
     let (memory, memory_repairs) = memory.build();
     // Only the addresses of the linker-defined symbols are taken.
     let kernel_image = PhysRange {
@@ -79,6 +75,7 @@ pub fn read_boot_info(start_info_paddr: u64) -> Result<BootInfo, pvh::PvhError> 
     Ok(BootInfo {
         machine: machine::detect(),
         cmdline,
+        cmdline_error,
         memory,
         memory_repairs,
         firmware: match info.rsdp {
@@ -203,6 +200,28 @@ impl hal::Platform for X86_64 {
 
     fn init_devices() -> Result<(), &'static str> {
         interrupts::init()
+    }
+
+    fn capabilities() -> hal::Capabilities {
+        let mut caps = hal::Capabilities {
+            // Application processors are never started: they wait for an
+            // INIT-SIPI-SIPI that does not come until SMP support.
+            cpus_found: interrupts::cpus_in_madt().unwrap_or(0),
+            cpus_used: 1,
+            ..Default::default()
+        };
+        let (smep, smap) = crate::threads::protections();
+        if !smep {
+            caps.without.push("SMEP");
+        }
+        if !smap {
+            caps.without.push("SMAP");
+        }
+        if interrupts::cpus_in_madt().is_none() {
+            caps.without
+                .push("ACPI MADT (default interrupt controllers)");
+        }
+        caps
     }
 
     fn boot_info() -> &'static BootInfo {

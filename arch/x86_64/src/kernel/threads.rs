@@ -71,12 +71,12 @@ pub fn init() {
     // LSTAR/STAR are set.
     unsafe { Efer::update(|efer| efer.insert(EferFlags::SYSTEM_CALL_EXTENSIONS)) };
 
-    let features = core::arch::x86_64::__cpuid_count(7, 0);
+    let (smep, smap) = cpu_protections();
     let mut cr4 = Cr4Flags::empty();
-    if features.ebx & (1 << 7) != 0 {
+    if smep {
         cr4 |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
     }
-    if features.ebx & (1 << 20) != 0 {
+    if smap {
         cr4 |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
     }
     // SAFETY: the kernel never executes user pages, and reaches user
@@ -100,6 +100,12 @@ pub fn init() {
             "not available"
         },
     );
+}
+
+/// Whether the CPU offers SMEP and SMAP (CPUID leaf 7).
+pub fn cpu_protections() -> (bool, bool) {
+    let features = core::arch::x86_64::__cpuid_count(7, 0);
+    (features.ebx & (1 << 7) != 0, features.ebx & (1 << 20) != 0)
 }
 
 /// Whether SMEP and SMAP are enabled.

@@ -645,12 +645,15 @@ fn exited_processes_free_every_frame() -> Outcome {
 }
 
 fn exhausting_memory_kills_only_the_hogs() -> Outcome {
-    // Four processes each want up to 128 MiB: more than any machine here
-    // has. The kernel keeps its reserve and kills whoever finds no page.
+    // Enough processes that together they want more than the free memory
+    // (each up to the per-process limit): the kernel keeps its reserve and
+    // kills whoever finds no page, at any RAM size.
     let memory = |what| process::memory().map_err(|e| format!("{what}: {e}"));
     let before = memory("before")?;
+    let free_bytes = before.free_frames * before.page_size;
+    let count = free_bytes / abi::MAX_ANONYMOUS_BYTES as u64 + 2;
     let mut hogs = alloc::vec::Vec::new();
-    for _ in 0..4 {
+    for _ in 0..count {
         hogs.push(process::spawn("probe", "hog").map_err(|e| format!("spawn: {e}"))?);
     }
     let mut starved = 0;
@@ -664,7 +667,10 @@ fn exhausting_memory_kills_only_the_hogs() -> Outcome {
             other => return Err(format!("hog {pid}: {other}")),
         }
     }
-    ensure!(starved > 0, "no hog ran out of memory");
+    ensure!(
+        starved > 0,
+        "none of {count} hogs ran out of memory ({free_bytes} bytes free)"
+    );
     ensure_eq!(probe("exit 5")?, Exit::Code(5), "a process after the hogs");
     let after = memory("after")?;
     // Whatever the kernel's heap took from the frames it keeps; every
