@@ -74,9 +74,32 @@ impl Pl011 {
     /// `base` must be the virtual address of a mapped PL011 register block
     /// that nothing else uses, and `clock_hz` its reference clock.
     pub unsafe fn new(base: usize, clock_hz: u32, baud: u32) -> Self {
+        // SAFETY: passed on.
+        unsafe { Self::new_keeping_input(base, clock_hz, baud, &mut |_| {}) }
+    }
+
+    /// Like [`Pl011::new`], first passing what the UART has already
+    /// received to `keep`: switching the FIFO on empties it, and input
+    /// typed before the kernel started must not be lost.
+    ///
+    /// # Safety
+    /// As for [`Pl011::new`].
+    pub unsafe fn new_keeping_input(
+        base: usize,
+        clock_hz: u32,
+        baud: u32,
+        keep: &mut dyn FnMut(u8),
+    ) -> Self {
         // SAFETY: the caller guarantees `base` maps a PL011 for 'static.
         let registers = unsafe { &*(base as *const Registers) };
-        let uart = Pl011 { registers };
+        let mut uart = Pl011 { registers };
+        // Bounded: the FIFO holds 32 bytes; a stuck flag must not hang boot.
+        for _ in 0..64 {
+            match uart.read_byte() {
+                Some(byte) => keep(byte),
+                None => break,
+            }
+        }
         uart.configure(clock_hz, baud);
         uart
     }

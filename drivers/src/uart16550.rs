@@ -74,7 +74,22 @@ impl<Io: RegisterIo> Uart16550<Io> {
     /// Takes over the UART reachable through `io` and sets it to 8N1 at
     /// `baud`, FIFOs on, interrupts off.
     pub fn new(io: Io, baud: u32) -> Self {
-        let uart = Uart16550 { io };
+        Self::new_keeping_input(io, baud, &mut |_| {})
+    }
+
+    /// Like [`Uart16550::new`], first passing what the UART has already
+    /// received to `keep`: switching the FIFOs on empties them, and input
+    /// typed before the kernel started must not be lost.
+    pub fn new_keeping_input(io: Io, baud: u32, keep: &mut dyn FnMut(u8)) -> Self {
+        let mut uart = Uart16550 { io };
+        // Bounded: a FIFO holds 16 bytes; a stuck status bit must not hang
+        // the boot.
+        for _ in 0..64 {
+            match uart.read_byte() {
+                Some(byte) => keep(byte),
+                None => break,
+            }
+        }
         uart.configure(baud);
         uart
     }
@@ -90,13 +105,15 @@ impl<Io: RegisterIo> Uart16550<Io> {
             .write(Register::InterruptEnable, (divisor >> 8) as u8);
         lcr.write(LineControl::WORD_LENGTH::Bits8);
         self.io.write(Register::LineControl, lcr.get());
+        // The FIFOs stay as firmware left them: switching them on or off
+        // empties them (QEMU's model does so on every change), and input
+        // may already be arriving. Without them the receiver holds one
+        // byte and the sender waits (flow control in QEMU).
+        let fifos_on = self.io.read(Register::FifoControl) & 0xc0 == 0xc0;
         let mut fcr = LocalRegisterCopy::<u8, FifoControl::Register>::new(0);
-        fcr.write(
-            FifoControl::ENABLE::SET
-                + FifoControl::CLEAR_RECEIVE::SET
-                + FifoControl::CLEAR_TRANSMIT::SET
-                + FifoControl::TRIGGER::Bytes14,
-        );
+        if fifos_on {
+            fcr.write(FifoControl::ENABLE::SET + FifoControl::TRIGGER::Bytes14);
+        }
         self.io.write(Register::FifoControl, fcr.get());
         self.io
             .write(Register::ModemControl, Self::normal_modem_control());
@@ -258,6 +275,21 @@ mod tests {
         assert_eq!(m.regs[Register::LineControl as usize], 0x03);
         assert_eq!(m.regs[Register::ModemControl as usize], 0x0b);
         assert_eq!(m.regs[Register::InterruptEnable as usize], 0);
+    }
+
+    #[test]
+    fn input_received_before_configuration_is_kept() {
+        let model = Model {
+            rx: VecDeque::from(*b"help\n"),
+            ..Model::default()
+        };
+        let mut kept = Vec::new();
+        let mut uart =
+            Uart16550::new_keeping_input(ModelIo(RefCell::new(model)), 115_200, &mut |b| {
+                kept.push(b)
+            });
+        assert_eq!(kept, b"help\n");
+        assert_eq!(uart.read_byte(), None);
     }
 
     #[test]

@@ -72,6 +72,10 @@ struct InputRing {
     head: usize,
     len: usize,
     dropped: u64,
+    /// While the ring is full, the receive interrupt is masked and input
+    /// waits in the UART (and the host behind it): back-pressure instead
+    /// of loss. Set to the interrupt and the function that resumes input.
+    paused: Option<(usize, fn(usize))>,
 }
 
 static INPUT: IrqLock<InputRing> = IrqLock::new(InputRing {
@@ -79,6 +83,7 @@ static INPUT: IrqLock<InputRing> = IrqLock::new(InputRing {
     head: 0,
     len: 0,
     dropped: 0,
+    paused: None,
 });
 
 /// Stores a received byte; when the ring is full the byte is dropped and
@@ -96,13 +101,25 @@ pub fn push_input(byte: u8) {
 
 /// The oldest received byte not yet read.
 pub fn read_input() -> Option<u8> {
-    let mut ring = INPUT.lock();
-    if ring.len == 0 {
-        return None;
+    let (byte, resume) = {
+        let mut ring = INPUT.lock();
+        if ring.len == 0 {
+            return None;
+        }
+        let byte = ring.bytes[ring.head];
+        ring.head = (ring.head + 1) % INPUT_CAPACITY;
+        ring.len -= 1;
+        // Resume once half the ring is free, not for every byte read.
+        let resume = if ring.len <= INPUT_CAPACITY / 2 {
+            ring.paused.take()
+        } else {
+            None
+        };
+        (byte, resume)
+    };
+    if let Some((irq, resume)) = resume {
+        resume(irq);
     }
-    let byte = ring.bytes[ring.head];
-    ring.head = (ring.head + 1) % INPUT_CAPACITY;
-    ring.len -= 1;
     Some(byte)
 }
 
@@ -111,14 +128,38 @@ pub fn input_dropped() -> u64 {
     INPUT.lock().dropped
 }
 
-fn drain_receiver<A: hal::Arch>(_irq: usize) {
+/// Moves received bytes from the UART into the ring while it has room.
+/// When it fills, the receive interrupt is masked and the rest stays in
+/// the UART until a reader makes room ([`read_input`] resumes).
+fn drain_receiver<A: hal::Arch>(irq: usize) {
     let mut any = false;
-    while let Some(byte) = A::read_byte() {
-        push_input(byte);
+    loop {
+        {
+            let mut ring = INPUT.lock();
+            if ring.len == INPUT_CAPACITY {
+                ring.paused = Some((irq, resume_receiver::<A>));
+                let _ = A::set_masked(irq, true);
+                break;
+            }
+        }
+        match A::read_byte() {
+            Some(byte) => push_input(byte),
+            None => break,
+        }
         any = true;
     }
     if any {
         crate::task::wake_console_readers();
+    }
+}
+
+/// Takes what waited in the UART, then unmasks its interrupt if the ring
+/// did not fill again. The UART is drained before the unmask, so an
+/// edge-triggered line sees the next byte as a new edge.
+fn resume_receiver<A: hal::Arch>(irq: usize) {
+    drain_receiver::<A>(irq);
+    if INPUT.lock().paused.is_none() {
+        let _ = A::set_masked(irq, false);
     }
 }
 

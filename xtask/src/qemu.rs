@@ -31,7 +31,8 @@ impl Boot {
 
 /// One step of typing: once the guest has printed `prompt` (since the
 /// previous step was typed; it need not end a line), `text` is written to
-/// QEMU's standard input.
+/// QEMU's standard input. Steps with an empty prompt at the start of a
+/// script are typed before the guest prints anything.
 pub struct Step<'a> {
     pub prompt: &'a str,
     pub text: &'a str,
@@ -85,6 +86,15 @@ pub fn boot(
     let mut since_typed = String::new();
     let mut typed = 0;
     let mut timed_out = false;
+    while let (Some(step), Some(input)) = (script.get(typed), stdin.as_mut()) {
+        if !step.prompt.is_empty() {
+            break;
+        }
+        let _ = input
+            .write_all(step.text.as_bytes())
+            .and_then(|()| input.flush());
+        typed += 1;
+    }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(left) {

@@ -19,7 +19,11 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 pub fn init(virt: usize, clock_hz: u32) {
     // SAFETY: `virt` maps the UART's registers as device memory, and
     // nothing else drives this UART.
-    *UART.lock() = Some(unsafe { Pl011::new(virt, clock_hz, 115_200) });
+    // What it had received goes to the console's input.
+    let uart = unsafe {
+        Pl011::new_keeping_input(virt, clock_hz, 115_200, &mut kernel::console::push_input)
+    };
+    *UART.lock() = Some(uart);
     BASE.store(virt, Ordering::Relaxed);
 }
 

@@ -53,7 +53,15 @@ fn main(arguments: &str) -> i32 {
         "fault" => fault(words.next().unwrap_or(""), number(words.next()) as usize),
         "memory" => memory(number(words.next()) as usize),
         "threads" => threads(number(words.next()) as usize),
-        "hog" => hog(),
+        "hog" => {
+            // Below the parent, so that it starts every hog before any
+            // gets far: then all take memory together and one runs out,
+            // however much RAM there is.
+            if sys::set_priority(1).is_err() {
+                return 3;
+            }
+            hog()
+        }
         "power-off" => match sys::power_off(0) {
             rt::Error::PermissionDenied => 0,
             _ => 1,
@@ -208,7 +216,8 @@ fn threads(count: usize) -> i32 {
 }
 
 fn hog() -> i32 {
-    const CHUNK_PAGES: usize = 4096;
+    // Small chunks, so a hog gets within a chunk of the limit.
+    const CHUNK_PAGES: usize = 256;
     loop {
         match sys::map(0, CHUNK_PAGES * 4096, abi::PROT_READ | abi::PROT_WRITE) {
             Ok(start) => {

@@ -68,6 +68,12 @@ const COMMANDS: &[Command] = &[
         run: run_program,
     },
     Command {
+        name: "exit",
+        usage: "exit [STATUS]",
+        help: "leave this shell (init starts a new one at the top)",
+        run: exit,
+    },
+    Command {
         name: "poweroff",
         usage: "poweroff [STATUS]",
         help: "turn the machine off",
@@ -131,7 +137,10 @@ impl LineEditor {
         let mut echo: Vec<u8> = Vec::new();
         loop {
             if self.pending.is_empty() {
-                let mut buffer = [0u8; 64];
+                // One byte at a time: what was typed ahead past this line
+                // stays in the kernel for whoever reads next (a program
+                // this line starts, such as a nested shell).
+                let mut buffer = [0u8; 1];
                 match sys::read(&mut buffer) {
                     Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
                     Err(e) => println!("sh: console read failed: {e}"),
@@ -323,14 +332,26 @@ fn run_program(arguments: &str) {
     }
 }
 
+/// A status argument: none means 0.
+fn status_argument(arguments: &str, command: &str) -> Option<u8> {
+    match arguments {
+        "" => Some(0),
+        text => text.parse::<u8>().ok().or_else(|| {
+            println!("usage: {command} [STATUS 0-255]");
+            None
+        }),
+    }
+}
+
+fn exit(arguments: &str) {
+    if let Some(status) = status_argument(arguments, "exit") {
+        sys::exit(status as i32);
+    }
+}
+
 fn poweroff(arguments: &str) {
-    let status = match arguments {
-        "" => 0,
-        text => match text.parse::<u8>() {
-            Ok(status) => status,
-            Err(_) => return println!("usage: poweroff [STATUS 0-255]"),
-        },
-    };
-    let error = sys::power_off(status);
-    println!("poweroff: {error}");
+    if let Some(status) = status_argument(arguments, "poweroff") {
+        let error = sys::power_off(status);
+        println!("poweroff: {error}");
+    }
 }

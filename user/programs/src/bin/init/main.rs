@@ -28,8 +28,9 @@ fn main(mode: &str) -> i32 {
     }
 }
 
-/// Keeps a shell on the console. The shell may power the machine off, so
-/// it gets init's privileges.
+/// Keeps a shell on the console, starting another whenever one ends (by
+/// `exit` or otherwise). The shell may power the machine off, so it gets
+/// init's privileges.
 fn run_shell() -> i32 {
     loop {
         let pid = match sys::spawn("sh", "", abi::SPAWN_INHERIT_PRIVILEGES) {
@@ -40,7 +41,7 @@ fn run_shell() -> i32 {
             }
         };
         match rt::process::wait(pid) {
-            Ok((_, Exit::Code(0))) => return 0,
+            Ok((_, Exit::Code(0))) => println!("init: the shell exited; starting another"),
             Ok((_, exit)) => println!("init: the shell {exit}; starting another"),
             Err(e) => {
                 println!("init: lost the shell: {e}");

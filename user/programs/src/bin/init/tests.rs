@@ -651,7 +651,9 @@ fn exhausting_memory_kills_only_the_hogs() -> Outcome {
     let memory = |what| process::memory().map_err(|e| format!("{what}: {e}"));
     let before = memory("before")?;
     let free_bytes = before.free_frames * before.page_size;
-    let count = free_bytes / abi::MAX_ANONYMOUS_BYTES as u64 + 2;
+    // A hog gets the limit less its stack and a last 1 MiB chunk.
+    let per_hog = (abi::MAX_ANONYMOUS_BYTES - (16 << 20)) as u64;
+    let count = free_bytes / per_hog + 2;
     let mut hogs = alloc::vec::Vec::new();
     for _ in 0..count {
         hogs.push(process::spawn("probe", "hog").map_err(|e| format!("spawn: {e}"))?);
