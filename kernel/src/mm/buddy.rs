@@ -213,22 +213,25 @@ impl<'a, S: LinkStore> Buddy<'a, S> {
     }
 }
 
+/// Links kept in a table, for host tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Table(std::collections::HashMap<usize, Link>);
+
+#[cfg(test)]
+impl LinkStore for Table {
+    fn read(&self, frame: usize) -> Link {
+        self.0[&frame]
+    }
+    fn write(&mut self, frame: usize, link: Link) {
+        self.0.insert(frame, link);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeSet, HashMap};
-
-    #[derive(Default)]
-    struct Table(HashMap<usize, Link>);
-
-    impl LinkStore for Table {
-        fn read(&self, frame: usize) -> Link {
-            self.0[&frame]
-        }
-        fn write(&mut self, frame: usize, link: Link) {
-            self.0.insert(frame, link);
-        }
-    }
+    use std::collections::BTreeSet;
 
     fn buddy(bitmap: &mut Vec<usize>, base: usize, frames: usize) -> Buddy<'_, Table> {
         bitmap.resize(bitmap_words(frames), 0);

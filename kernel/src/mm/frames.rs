@@ -269,19 +269,7 @@ impl FrameSource for KernelFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    struct Table(HashMap<usize, Link>);
-
-    impl LinkStore for Table {
-        fn read(&self, frame: usize) -> Link {
-            self.0[&frame]
-        }
-        fn write(&mut self, frame: usize, link: Link) {
-            self.0.insert(frame, link);
-        }
-    }
+    use crate::mm::buddy::Table;
 
     fn frames(first: usize, count: usize) -> Frames<Table> {
         let bitmap = vec![0; buddy::bitmap_words(first + count)].leak();
