@@ -235,22 +235,22 @@ pub fn core_entry(elf_bytes: &[u8]) -> Result<u64> {
     }
 }
 
-/// Writes a vexpress-a15 device tree named `name` and returns its path. It
-/// comes from the board description in the ARM crate.
-pub fn write_dtb(name: &str, options: &arch_armv7::board::TreeOptions) -> Result<PathBuf> {
-    let blob = arch_armv7::board::device_tree(options)
-        .map_err(|e| error!("writing the device tree {name}: {e:?}"))?;
+/// Writes `bytes` to `name` in xtask's output directory and returns its
+/// path.
+pub fn write_boot_file(name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let dir = workspace().join("target").join("xtask");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{name}.dtb"));
-    std::fs::write(&path, blob)?;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(|e| error!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
 /// The board's device tree for `ram_mib` of RAM and `cpus` CPUs.
 pub fn board_dtb(ram_mib: u64, cpus: u32) -> Result<PathBuf> {
     let options = arch_armv7::board::TreeOptions::board(ram_mib << 20, cpus);
-    write_dtb(&format!("vexpress-a15-{ram_mib}m-{cpus}cpu"), &options)
+    let blob = arch_armv7::board::device_tree(&options)
+        .map_err(|e| error!("writing the board's device tree: {e:?}"))?;
+    write_boot_file(&format!("vexpress-a15-{ram_mib}m-{cpus}cpu.dtb"), &blob)
 }
 
 #[cfg(test)]

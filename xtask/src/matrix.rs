@@ -155,14 +155,25 @@ fn hostile_trees() -> Result<Vec<Point>> {
             "overlaps the kernel image",
         ),
     ];
-    let mut points = Vec::new();
+    let mut blobs = Vec::new();
     for (name, memory, reservations, output) in trees {
         let options = TreeOptions {
             memory,
             reservations,
             cpus: 1,
         };
-        let path = kernel_image::write_dtb(&format!("hostile-{name}"), &options)?;
+        let blob = arch_armv7::board::device_tree(&options)
+            .map_err(|e| error!("writing the device tree {name}: {e:?}"))?;
+        blobs.push((name, blob, output));
+    }
+    blobs.push((
+        "garbage",
+        vec![0x5a; 256],
+        "unusable device tree: bad magic",
+    ));
+    let mut points = Vec::new();
+    for (name, blob, output) in blobs {
+        let path = kernel_image::write_boot_file(&format!("hostile-{name}.dtb"), &blob)?;
         let mut config = Config::new(Machine::ArmVexpressA15, 256);
         config.device_tree = DeviceTree::Raw(path);
         points.push(point(
@@ -174,22 +185,6 @@ fn hostile_trees() -> Result<Vec<Point>> {
             },
         ));
     }
-    // Not a device tree at all.
-    let garbage = kernel_image::workspace()
-        .join("target")
-        .join("xtask")
-        .join("hostile-garbage.dtb");
-    std::fs::write(&garbage, [0x5au8; 256]).map_err(|e| error!("{}: {e}", garbage.display()))?;
-    let mut config = Config::new(Machine::ArmVexpressA15, 256);
-    config.device_tree = DeviceTree::Raw(garbage);
-    points.push(point(
-        config,
-        Check::Ends {
-            cmdline: OsString::new(),
-            status: kernel::exit_code::BOOT_FAILURE,
-            output: "unusable device tree: bad magic",
-        },
-    ));
     Ok(points)
 }
 

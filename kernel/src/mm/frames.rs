@@ -103,12 +103,17 @@ pub(super) fn add(range: PhysRange) {
     with(|frames| frames.add(first, end));
 }
 
+/// The order of the smallest block of at least `count` frames.
+fn order_of(count: usize) -> Option<usize> {
+    let order = count.max(1).checked_next_power_of_two()?.trailing_zeros() as usize;
+    (order < buddy::ORDERS).then_some(order)
+}
+
 /// The block order that serves `count` frames at `align`.
 fn block_order(count: usize, align: usize) -> Option<usize> {
-    let block = count.max(1).checked_next_power_of_two()?;
-    let order = block.trailing_zeros() as usize;
+    let order = order_of(count)?;
     // Blocks are naturally aligned; a larger alignment is not offered.
-    (order < buddy::ORDERS && align <= block.saturating_mul(PAGE_SIZE)).then_some(order)
+    (align <= PAGE_SIZE << order).then_some(order)
 }
 
 impl<S: LinkStore> Frames<S> {
@@ -236,7 +241,7 @@ unsafe fn write_zeroes(address: usize, len: usize) {
 
 /// Returns frames from [`allocate`] with the same `count`.
 pub fn free(paddr: u64, count: usize) {
-    let order = count.max(1).next_power_of_two().trailing_zeros() as usize;
+    let order = order_of(count).expect("freed blocks were allocated, so they have an order");
     with(|frames| frames.free((paddr / PAGE_SIZE as u64) as usize, order));
 }
 
