@@ -91,6 +91,10 @@ pub fn run<A: Arch>() {
             }
         })),
     );
+    match scattered_frees::<A>() {
+        Some(samples) => print("frame_free_scattered", "instructions", &net(samples)),
+        None => kprintln!("kbench: skipped frame_free_scattered: no heap for the list of frames"),
+    }
     print(
         "heap_alloc_free_small",
         "instructions",
@@ -142,6 +146,36 @@ pub fn run<A: Arch>() {
     }
     interrupt_round_trips::<A>();
     kprintln!("kbench: end");
+}
+
+/// The cost of freeing every free frame one by one in a scrambled order,
+/// after taking them all: the pattern whose cost grows with RAM in an
+/// allocator that is not constant-time. One sample per slice of the frees,
+/// so the samples span free lists from empty to full.
+fn scattered_frees<A: Arch>() -> Option<Vec<u64>> {
+    let (_, free) = frames::counts();
+    let mut taken: Vec<u64> = Vec::new();
+    // Reserved first: with every frame taken, the heap cannot grow.
+    taken.try_reserve_exact(free).ok()?;
+    while let Ok(frame) = frames::allocate(1, PAGE_SIZE) {
+        if taken.len() == taken.capacity() {
+            frames::free(frame, 1);
+            break;
+        }
+        taken.push(frame);
+    }
+    crate::suite::XorShift::new(0x5eed_f4ee).shuffle(&mut taken);
+    let slice = taken.len().div_ceil(SAMPLES).max(1);
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for piece in taken.chunks(slice) {
+        let start = A::cycle_counter();
+        for &frame in piece {
+            frames::free(black_box(frame), 1);
+        }
+        let end = A::cycle_counter();
+        samples.push(A::cycles_between(start, end) / piece.len() as u64);
+    }
+    Some(samples)
 }
 
 fn nothing(_irq: usize) {}

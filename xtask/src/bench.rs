@@ -128,9 +128,56 @@ fn target_lines(results: &[Result_]) -> Vec<String> {
     lines
 }
 
+/// Metrics whose cost must not grow with RAM.
+const RAM_INDEPENDENT: [&str; 2] = ["frame_alloc_free", "frame_free_scattered"];
+
+/// The RAM of the second boot of each architecture's default machine: as
+/// much as the matrix tests (ARM's kernel uses the first 1 GiB of it).
+fn scaling_ram_mib(arch: Arch) -> u64 {
+    match arch {
+        Arch::X64 => 4096,
+        Arch::Arm => 2048,
+    }
+}
+
+/// For each RAM-independent metric measured at a machine's test RAM and at
+/// its scaling RAM: both medians, their ratio from this run, and the rate
+/// in operations per second of guest time (one instruction is 1 ns under
+/// icount).
+fn scaling_lines(results: &[Result_]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for arch in Arch::ALL {
+        let machine = arch.default_machine();
+        let small = Config::new(machine, machine.test_ram_mib());
+        let large = Config::new(machine, scaling_ram_mib(arch));
+        for metric in RAM_INDEPENDENT {
+            let find = |config: &Config| {
+                results
+                    .iter()
+                    .find(|r| r.machine == config.scope() && r.metric == metric)
+                    .map(|r| r.stats.median.max(1.0))
+            };
+            let (Some(at_small), Some(at_large)) = (find(&small), find(&large)) else {
+                continue;
+            };
+            lines.push(format!(
+                "scaling {} {metric} ram={}M median={at_small} per_second={:.0} ram={}M median={at_large} per_second={:.0} ratio={:.2}",
+                machine.name(),
+                small.ram_mib,
+                1e9 / at_small,
+                large.ram_mib,
+                1e9 / at_large,
+                at_large / at_small
+            ));
+        }
+    }
+    lines
+}
+
 /// One metric of one machine.
 pub struct Result_ {
-    pub machine: &'static str,
+    /// The configuration's name (`x64-q35`, `x64-microvm:4096M`).
+    pub machine: String,
     pub metric: String,
     pub unit: String,
     pub stats: Stats,
@@ -204,7 +251,7 @@ fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>
     for (metric, unit, samples) in boot.lines.iter().filter_map(|l| parse_metric(l)) {
         if let Some(stats) = stats(&samples) {
             results.push(Result_ {
-                machine: machine.name(),
+                machine: config.scope(),
                 metric,
                 unit,
                 stats,
@@ -231,11 +278,21 @@ pub fn run(options: &BenchOptions) -> Result<()> {
             let config = options.size.config(machine, machine.test_ram_mib());
             results.extend(run_machine(&config, &kernel)?);
         }
+        if options.size == crate::cli::Size::default() {
+            // The default machine again with much more RAM: what must not
+            // depend on the amount of RAM is compared below.
+            let machine = arch.default_machine();
+            let config = Config::new(machine, scaling_ram_mib(arch));
+            results.extend(run_machine(&config, &kernel)?);
+        }
     }
     for r in &results {
         println!("{}", line(r));
     }
     for line in target_lines(&results) {
+        println!("{line}");
+    }
+    for line in scaling_lines(&results) {
         println!("{line}");
     }
     let dir = workspace().join("target").join("bench");
@@ -271,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn scaling_compares_the_same_metric_at_two_ram_sizes() {
+        let result = |machine: &str, metric: &str, median: u64| Result_ {
+            machine: machine.into(),
+            metric: metric.into(),
+            unit: "instructions".into(),
+            stats: stats(&[median]).unwrap(),
+        };
+        let lines = scaling_lines(&[
+            result("x64-microvm", "frame_free_scattered", 100),
+            result("x64-microvm:4096M", "frame_free_scattered", 110),
+            result("x64-microvm:4096M", "frame_alloc_free", 150),
+        ]);
+        assert_eq!(
+            lines,
+            [
+                "scaling x64-microvm frame_free_scattered ram=128M median=100 per_second=10000000 ram=4096M median=110 per_second=9090909 ratio=1.10"
+            ]
+        );
+    }
+
+    #[test]
     fn reads_metric_lines_and_writes_json() {
         let (name, unit, values) =
             parse_metric("kbench: metric frame_alloc_free instructions 3 1 2").unwrap();
@@ -280,7 +358,7 @@ mod tests {
         );
         assert!(parse_metric("kbench: metric broken instructions 1 x").is_none());
         let r = Result_ {
-            machine: "x64-q35",
+            machine: "x64-q35".into(),
             metric: name,
             unit,
             stats: stats(&[3, 1, 2]).unwrap(),

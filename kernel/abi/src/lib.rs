@@ -642,6 +642,10 @@ pub struct ProcessInfo {
     pub resident_pages: u64,
     /// CPU time its threads used, in ticks.
     pub cpu_ticks: u64,
+    /// Times one of its threads was switched out while still ready to run
+    /// (its time slice ran out, or a more urgent thread became ready);
+    /// yields are not counted.
+    pub preemptions: u64,
     /// The program's name.
     pub name: Name,
 }
@@ -698,7 +702,7 @@ mod tests {
     fn records_have_the_same_layout_on_every_target() {
         assert_eq!(size_of::<WaitStatus>(), 40);
         assert_eq!(size_of::<MemoryInfo>(), 40);
-        assert_eq!(size_of::<ProcessInfo>(), 64);
+        assert_eq!(size_of::<ProcessInfo>(), 72);
         assert_eq!(size_of::<IrqInfo>(), 48);
         assert_eq!(size_of::<SystemInfo>(), 136);
     }

@@ -183,6 +183,8 @@ struct Process {
     /// May power the machine off.
     privileged: bool,
     cpu_ticks: u64,
+    /// Times one of its threads was switched out while still ready to run.
+    preemptions: u64,
 }
 
 /// The thread table; entries stay at their index while they exist.
@@ -216,6 +218,9 @@ struct Scheduler {
     next_tid: Tid,
     next_pid: Pid,
     live_threads: usize,
+    /// The current thread asked to let others run: switching away from it
+    /// now is not a preemption.
+    yielding: bool,
 }
 
 static SCHEDULER: IrqLock<Scheduler> = IrqLock::new(Scheduler::new());

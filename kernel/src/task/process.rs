@@ -124,6 +124,7 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
         child_waiters: List::new(ListId::ChildWait(0)),
         privileged: options.privileged,
         cpu_ticks: 0,
+        preemptions: 0,
     })
     .map_err(|_| Error::OutOfMemory)?;
     let mut space = UserSpace::new::<A>()?;
@@ -364,6 +365,7 @@ pub fn process_info() -> Result<Vec<abi::ProcessInfo>, Error> {
                 .as_ref()
                 .map_or(0, |s| s.resident_pages() as u64),
             cpu_ticks: process.cpu_ticks,
+            preemptions: process.preemptions,
             name: process.name,
         });
     }

@@ -19,6 +19,7 @@ impl Scheduler {
             next_tid: 1,
             next_pid: 1,
             live_threads: 0,
+            yielding: false,
         }
     }
 
@@ -174,7 +175,9 @@ impl Scheduler {
     pub(super) fn pick_next(&mut self) -> Option<SwitchTo> {
         NEED_RESCHED.store(false, Ordering::Relaxed);
         let previous = self.current;
-        if previous != self.idle && self.thread(previous).state == State::Running {
+        let yielded = core::mem::replace(&mut self.yielding, false);
+        let still_ready = previous != self.idle && self.thread(previous).state == State::Running;
+        if still_ready {
             self.thread_mut(previous).state = State::Ready;
             let priority = self.thread(previous).priority;
             self.run.push(&mut self.threads, previous, priority);
@@ -192,6 +195,12 @@ impl Scheduler {
         }
         let (load, stack_top, process) = (thread.saved_sp, thread.stack_top, thread.process);
         let tid = thread.tid;
+        if still_ready
+            && !yielded
+            && let Some(slot) = self.thread(previous).process
+        {
+            self.process_mut(slot).preemptions += 1;
+        }
         let space = process.and_then(|slot| self.process(slot).space.as_ref().map(UserSpace::root));
         CURRENT_TID.store(tid, Ordering::Relaxed);
         CURRENT_PID.store(
@@ -335,6 +344,7 @@ pub fn spawn_kernel_thread<A: Arch>(
 
 /// Lets other ready threads of the same priority run.
 pub fn yield_now<A: Arch>() {
+    SCHEDULER.lock().yielding = true;
     schedule::<A>();
 }
 
