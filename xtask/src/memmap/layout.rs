@@ -65,9 +65,54 @@ impl ArchLayout {
             .find(|r| matches!(r.contents, Contents::KernelImage { .. }))
     }
 
-    /// The region `addr` falls in (the first listed that contains it).
-    pub fn region_of(&self, addr: u64) -> Option<&'static Region> {
-        self.virtual_regions.iter().find(|r| r.contains(addr))
+    /// The region `addr` is in (the first listed that contains it), where the kernel image's region counts
+    /// only up to the image's real end (`image_end`): past it, on ARM,
+    /// the image's window is the direct map.
+    fn region_for_label(&self, addr: u64, image_end: u64) -> Option<&'static Region> {
+        self.virtual_regions.iter().find(|r| {
+            r.contains(addr)
+                && !(matches!(r.contents, Contents::KernelImage { .. }) && addr >= image_end)
+        })
+    }
+
+    /// `range` cut where the region it is in changes, each piece with the
+    /// name of its region (see `region_for_label`), so that no line of a
+    /// listing is named after a region it only starts in.
+    pub fn label_pieces(
+        &self,
+        range: &MappedRange,
+        image_end: u64,
+    ) -> Vec<(MappedRange, &'static str)> {
+        let end = range.virt_end();
+        let mut cuts: Vec<u64> = self
+            .virtual_regions
+            .iter()
+            .flat_map(|r| [r.start, r.end])
+            .chain([image_end])
+            .filter(|&c| range.virt < c && c < end)
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut pieces: Vec<(MappedRange, &'static str)> = Vec::new();
+        let mut start = range.virt;
+        for stop in cuts.into_iter().chain([end]) {
+            let piece = MappedRange {
+                virt: start,
+                phys: range.phys + (start - range.virt),
+                size: stop - start,
+                ..*range
+            };
+            let name = self
+                .region_for_label(start, image_end)
+                .map_or("(none)", |r| r.name);
+            // Neighbouring pieces in the same region stay one line.
+            match pieces.last_mut() {
+                Some((last, last_name)) if *last_name == name => last.size += piece.size,
+                _ => pieces.push((piece, name)),
+            }
+            start = stop;
+        }
+        pieces
     }
 }
 
@@ -106,4 +151,37 @@ pub fn walk(arch: Arch, ram: &Ram, root: u64, half: Half) -> (Vec<MappedRange>, 
         }
     };
     (ranges, result.err())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hal::mm::MapFlags;
+
+    #[test]
+    fn the_direct_map_past_the_arm_image_is_labelled_as_such() {
+        let layout = ArchLayout::of(Arch::Arm);
+        let image_end = 0xc020_0000;
+        // One linear run from inside the image past its end and its window.
+        let range = MappedRange {
+            virt: 0xc010_0000,
+            phys: 0x8010_0000,
+            size: 0x0800_0000,
+            flags: MapFlags::KERNEL_RW,
+            page_size: 0x10_0000,
+        };
+        let pieces = layout.label_pieces(&range, image_end);
+        let names: Vec<&str> = pieces.iter().map(|(_, n)| *n).collect();
+        assert_eq!(names, ["kernel image", "direct map"]);
+        let (first, second) = (&pieces[0].0, &pieces[1].0);
+        assert_eq!((first.virt, first.virt_end()), (0xc010_0000, image_end));
+        assert_eq!((second.virt, second.phys), (image_end, 0x8020_0000));
+        assert_eq!(second.virt_end(), range.virt_end());
+        // A range inside one region stays whole.
+        let inside = MappedRange {
+            virt: 0xd000_0000,
+            ..range
+        };
+        assert_eq!(layout.label_pieces(&inside, image_end).len(), 1);
+    }
 }

@@ -52,6 +52,8 @@ pub struct Inspection {
     pub ram_mib: u64,
     pub physical: Vec<mtree::PhysRange>,
     pub layout: ArchLayout,
+    /// First virtual address past the kernel image (from its ELF).
+    pub image_end: u64,
     pub kernel: AddressSpace,
     pub processes: Vec<AddressSpace>,
     pub problems: Vec<Problem>,
@@ -254,6 +256,7 @@ pub fn inspect(config: &Config, kernel: &Path) -> Result<Inspection> {
         ram_mib,
         physical,
         layout,
+        image_end: image.end(),
         kernel: kernel_space,
         processes,
         problems,

@@ -44,11 +44,12 @@ fn global(flags: MapFlags) -> &'static str {
     }
 }
 
-fn region_name(inspection: &Inspection, virt: u64) -> &'static str {
-    inspection
-        .layout
-        .region_of(virt)
-        .map_or("(none)", |r| r.name)
+/// `ranges` cut at region boundaries, each piece with its region's name.
+fn labelled(inspection: &Inspection, ranges: &[MappedRange]) -> Vec<(MappedRange, &'static str)> {
+    ranges
+        .iter()
+        .flat_map(|r| inspection.layout.label_pieces(r, inspection.image_end))
+        .collect()
 }
 
 fn range_lines(out: &mut String, inspection: &Inspection, ranges: &[MappedRange]) {
@@ -61,7 +62,7 @@ fn range_lines(out: &mut String, inspection: &Inspection, ranges: &[MappedRange]
         "size",
         w = 2 * d + 1
     );
-    for r in ranges {
+    for (r, region) in labelled(inspection, ranges) {
         let _ = writeln!(
             out,
             "  {:#0d$x}-{:#0d$x}  {:#010x}-{:#010x}  {:>10}  {}   {:<6}  {:<13}  {:<6}  {}",
@@ -74,7 +75,7 @@ fn range_lines(out: &mut String, inspection: &Inspection, ranges: &[MappedRange]
             mode(r.flags),
             memory_type(r.flags),
             global(r.flags),
-            region_name(inspection, r.virt),
+            region,
         );
     }
 }
@@ -150,7 +151,7 @@ pub fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn range_json(inspection: &Inspection, r: &MappedRange) -> Value {
+fn range_json((r, region): &(MappedRange, &str)) -> Value {
     json!({
         "virt": format!("{:#x}", r.virt),
         "virt_end": format!("{:#x}", r.virt_end()),
@@ -161,7 +162,7 @@ fn range_json(inspection: &Inspection, r: &MappedRange) -> Value {
         "memory": memory_type(r.flags),
         "global": r.flags.contains(MapFlags::GLOBAL),
         "page_size": r.page_size,
-        "region": region_name(inspection, r.virt),
+        "region": region,
     })
 }
 
@@ -172,7 +173,7 @@ pub fn json(inspection: &Inspection, processes: &[&AddressSpace]) -> String {
             "name": s.name,
             "pid": s.pid,
             "root": format!("{:#x}", s.root),
-            "user": s.user.iter().map(|r| range_json(inspection, r)).collect::<Vec<_>>(),
+            "user": labelled(inspection, &s.user).iter().map(range_json).collect::<Vec<_>>(),
             "kernel_matches_kernel": s.kernel == inspection.kernel.kernel,
             "walk_error": s.walk_error,
         })
@@ -188,7 +189,7 @@ pub fn json(inspection: &Inspection, processes: &[&AddressSpace]) -> String {
         })).collect::<Vec<_>>(),
         "kernel": {
             "root": format!("{:#x}", inspection.kernel.root),
-            "ranges": inspection.kernel.kernel.iter().map(|r| range_json(inspection, r)).collect::<Vec<_>>(),
+            "ranges": labelled(inspection, &inspection.kernel.kernel).iter().map(range_json).collect::<Vec<_>>(),
             "walk_error": inspection.kernel.walk_error,
         },
         "processes": processes.iter().map(|p| space(p)).collect::<Vec<_>>(),

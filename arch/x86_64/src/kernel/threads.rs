@@ -57,7 +57,7 @@ pub fn init() {
         selectors.kernel_data,
     )
     .expect("the GDT's order is what SYSRET expects");
-    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    LStar::write(VirtAddr::new(syscall_entry_address()));
     // Entering the kernel masks interrupts and single-stepping and clears
     // the direction and alignment-check flags.
     SFMask::write(
@@ -100,6 +100,11 @@ pub fn init() {
             "not available"
         },
     );
+}
+
+/// Where SYSCALL enters the kernel (LSTAR).
+pub fn syscall_entry_address() -> u64 {
+    syscall_entry as *const () as u64
 }
 
 /// Whether the CPU offers SMEP and SMAP (CPUID leaf 7).

@@ -278,6 +278,18 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     }
     let fault = decode(frame);
     if frame.user_mode() {
+        if frame.rip == crate::threads::syscall_entry_address() {
+            // SYSCALL jumped to LSTAR (RCX and R11 were saved, RFLAGS
+            // masked) but left CS and SS as user mode had them, so the
+            // entry's first fetch faults as a user access. A real CPU
+            // always loads them from STAR; some virtual CPUs do not.
+            log::error!(
+                "SYSCALL reached the kernel's entry without entering ring 0 (cs {:#x}, ss {:#x}): \
+                 this virtual CPU does not implement SYSCALL, so user programs cannot run here",
+                frame.cs,
+                frame.ss
+            );
+        }
         // Returns only if the fault was resolved (a page brought in);
         // otherwise the process is killed and this thread never resumes.
         kernel::task::user_fault::<X86_64>(fault, exception_name(vector));
