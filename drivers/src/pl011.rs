@@ -74,32 +74,9 @@ impl Pl011 {
     /// `base` must be the virtual address of a mapped PL011 register block
     /// that nothing else uses, and `clock_hz` its reference clock.
     pub unsafe fn new(base: usize, clock_hz: u32, baud: u32) -> Self {
-        // SAFETY: passed on.
-        unsafe { Self::new_keeping_input(base, clock_hz, baud, &mut |_| {}) }
-    }
-
-    /// Like [`Pl011::new`], first passing what the UART has already
-    /// received to `keep`: switching the FIFO on empties it, and input
-    /// typed before the kernel started must not be lost.
-    ///
-    /// # Safety
-    /// As for [`Pl011::new`].
-    pub unsafe fn new_keeping_input(
-        base: usize,
-        clock_hz: u32,
-        baud: u32,
-        keep: &mut dyn FnMut(u8),
-    ) -> Self {
         // SAFETY: the caller guarantees `base` maps a PL011 for 'static.
         let registers = unsafe { &*(base as *const Registers) };
-        let mut uart = Pl011 { registers };
-        // Bounded: the FIFO holds 32 bytes; a stuck flag must not hang boot.
-        for _ in 0..64 {
-            match uart.read_byte() {
-                Some(byte) => keep(byte),
-                None => break,
-            }
-        }
+        let uart = Pl011 { registers };
         uart.configure(clock_hz, baud);
         uart
     }
@@ -114,8 +91,13 @@ impl Pl011 {
         let divisor_x64 = (clock_hz as u64 * 4) / baud.max(1) as u64;
         r.integer_baud.set((divisor_x64 >> 6) as u32);
         r.fractional_baud.set((divisor_x64 & 0x3f) as u32);
+        // The FIFO stays as it was: switching it on or off empties it
+        // (QEMU's model does so), and input may already be waiting. Without
+        // it the receiver holds one byte and the sender waits (QEMU's
+        // flow control).
+        let fifo = r.line_control.read(LineControl::FIFO_ENABLE);
         r.line_control
-            .write(LineControl::WORD_LENGTH::Bits8 + LineControl::FIFO_ENABLE::SET);
+            .write(LineControl::WORD_LENGTH::Bits8 + LineControl::FIFO_ENABLE.val(fifo));
         r.interrupt_mask.set(0);
         r.interrupt_clear.write(Interrupts::ALL::SET);
         r.control.write(
@@ -206,8 +188,18 @@ mod tests {
         // 24 MHz / (16 * 115200) = 13.02: integer 13, fraction 1/64.
         assert_eq!(words[0x24 / 4], 13);
         assert_eq!(words[0x28 / 4], 1);
-        assert_eq!(words[0x2c / 4], 0x70, "8 bits, FIFO enabled");
+        assert_eq!(words[0x2c / 4], 0x60, "8 bits, FIFO left off");
         assert_eq!(words[0x30 / 4], 0x301, "UART, TX and RX enabled");
         assert_eq!(words[0x38 / 4], 0, "interrupts masked");
+    }
+
+    #[test]
+    fn a_fifo_that_was_on_stays_on() {
+        let block = Box::leak(Box::new(FakeBlock([0; 0x48 / 4])));
+        block.0[0x2c / 4] = 0x10;
+        let base = block as *mut FakeBlock as usize;
+        // SAFETY: the fake block is leaked, aligned and large enough.
+        let _uart = unsafe { Pl011::new(base, 24_000_000, 115_200) };
+        assert_eq!(block.0[0x2c / 4], 0x70, "8 bits, FIFO still enabled");
     }
 }

@@ -74,22 +74,7 @@ impl<Io: RegisterIo> Uart16550<Io> {
     /// Takes over the UART reachable through `io` and sets it to 8N1 at
     /// `baud`, FIFOs on, interrupts off.
     pub fn new(io: Io, baud: u32) -> Self {
-        Self::new_keeping_input(io, baud, &mut |_| {})
-    }
-
-    /// Like [`Uart16550::new`], first passing what the UART has already
-    /// received to `keep`: switching the FIFOs on empties them, and input
-    /// typed before the kernel started must not be lost.
-    pub fn new_keeping_input(io: Io, baud: u32, keep: &mut dyn FnMut(u8)) -> Self {
-        let mut uart = Uart16550 { io };
-        // Bounded: a FIFO holds 16 bytes; a stuck status bit must not hang
-        // the boot.
-        for _ in 0..64 {
-            match uart.read_byte() {
-                Some(byte) => keep(byte),
-                None => break,
-            }
-        }
+        let uart = Uart16550 { io };
         uart.configure(baud);
         uart
     }
@@ -225,6 +210,8 @@ mod tests {
         rx: VecDeque<u8>,
         line: Vec<u8>,
         corrupt_loopback: bool,
+        /// FIFO state as read from the interrupt identification register.
+        iir: u8,
     }
 
     struct ModelIo(RefCell<Model>);
@@ -234,6 +221,7 @@ mod tests {
             let m = self.0.borrow_mut();
             match register {
                 Register::LineStatus => 0x20 | (!m.rx.is_empty()) as u8,
+                Register::FifoControl => m.iir,
                 Register::Data => {
                     drop(m);
                     self.0.borrow_mut().rx.pop_front().unwrap_or(0)
@@ -258,6 +246,15 @@ mod tests {
                         m.line.push(value);
                     }
                 }
+                Register::FifoControl => {
+                    // As QEMU's model: clearing, or switching the FIFOs on
+                    // or off, empties the receiver.
+                    let was_on = m.iir & 0xc0 != 0;
+                    if value & 0x02 != 0 || was_on != (value & 1 != 0) {
+                        m.rx.clear();
+                    }
+                    m.iir = if value & 1 != 0 { 0xc0 } else { 0 };
+                }
                 r => m.regs[r as usize] = value,
             }
         }
@@ -278,18 +275,19 @@ mod tests {
     }
 
     #[test]
-    fn input_received_before_configuration_is_kept() {
-        let model = Model {
-            rx: VecDeque::from(*b"help\n"),
-            ..Model::default()
-        };
-        let mut kept = Vec::new();
-        let mut uart =
-            Uart16550::new_keeping_input(ModelIo(RefCell::new(model)), 115_200, &mut |b| {
-                kept.push(b)
-            });
-        assert_eq!(kept, b"help\n");
-        assert_eq!(uart.read_byte(), None);
+    fn input_received_before_configuration_survives_it() {
+        for fifo_control in [0x00, 0xc1] {
+            let mut model = Model {
+                rx: VecDeque::from(*b"help\n"),
+                ..Model::default()
+            };
+            // The interrupt-identification bits that say whether the
+            // FIFOs are on, as firmware left them.
+            model.iir = fifo_control & 0xc0;
+            let mut uart = Uart16550::new(ModelIo(RefCell::new(model)), 115_200);
+            let received: Vec<u8> = core::iter::from_fn(|| uart.read_byte()).collect();
+            assert_eq!(received, b"help\n", "FIFOs {fifo_control:#x}");
+        }
     }
 
     #[test]

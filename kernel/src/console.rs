@@ -187,5 +187,9 @@ pub fn enable_input<A: hal::Arch>() -> Result<usize, &'static str> {
         Err(irq::RegisterError::OutOfRange(_)) => return Err("receive interrupt out of range"),
     }
     A::set_masked(irq, false).map_err(|_| "cannot unmask the receive interrupt")?;
+    // Input that arrived before now may never raise the interrupt (QEMU's
+    // PL011 forgets it when its interrupts are cleared at setup, and an
+    // edge-triggered line saw its edge while masked): take it now.
+    A::without(|| drain_receiver::<A>(irq));
     Ok(irq)
 }

@@ -297,11 +297,7 @@ fn abnormal_end(arch: Arch, boot: &qemu::Boot) -> Option<String> {
 fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()> {
     let before = (tally.passed, tally.failed);
     let mut elapsed = suites(config, kernel, tally)?;
-    // ARM still loses typed-ahead bytes when the PL011's FIFO is switched
-    // on at boot (an open problem), so only x86 runs this check for now.
-    if config.machine.arch() == Arch::X64 {
-        elapsed += typed_ahead_input(config, tally)?;
-    }
+    elapsed += typed_ahead_input(config, tally)?;
     elapsed += memmap_check(config, kernel, tally);
     exit_round_trip(config, kernel, tally)?;
     crash_reports(config, kernel, tally)?;

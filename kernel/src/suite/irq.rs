@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hal::Arch;
 use hal::trap::{Access, FaultKind};
 
-pub(super) fn tests<A: Arch>() -> [Test; 8] {
+pub(super) fn tests<A: Arch>() -> [Test; 9] {
     [
         Test {
             name: "console::receive_interrupt_delivers_host_input",
@@ -41,7 +41,36 @@ pub(super) fn tests<A: Arch>() -> [Test; 8] {
             name: "irq::counts_are_reported",
             run: counts_are_reported,
         },
+        Test {
+            name: "console::io_leaves_interrupt_masking_as_it_was",
+            run: console_io_leaves_interrupt_masking_as_it_was::<A>,
+        },
     ]
+}
+
+/// Console output and input may run with interrupts masked (the kernel
+/// is not preemptible) or enabled; neither may change which.
+fn console_io_leaves_interrupt_masking_as_it_was<A: Arch>() -> Outcome {
+    let was = A::enabled();
+    for enabled in [false, true] {
+        if enabled {
+            A::enable();
+        } else {
+            A::disable();
+        }
+        kprintln!(
+            "console check with interrupts {}",
+            if enabled { "on" } else { "off" }
+        );
+        let _ = A::read_byte();
+        let now = A::enabled();
+        A::disable();
+        ensure_eq!(now, enabled, "interrupts enabled after console I/O");
+    }
+    if was {
+        A::enable();
+    }
+    Ok(())
 }
 
 /// Waits with interrupts enabled until `done` or `timeout_ns` passes;

@@ -10,7 +10,11 @@ use spin::Mutex;
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
 
 fn with_uart<R>(f: impl FnOnce(&mut Pl011) -> R) -> Option<R> {
-    aarch32_cpu::interrupt::free(|| UART.lock().as_mut().map(f))
+    // Not `aarch32_cpu::interrupt::free`: in 0.4 it turns IRQs on
+    // afterwards when they were off before (it tests CPSR.I the wrong way
+    // round), which let the receive interrupt run in the middle of the
+    // kernel's own drain and reorder typed input.
+    <crate::platform::Armv7 as hal::Interrupts>::without(|| UART.lock().as_mut().map(f))
 }
 static BASE: AtomicUsize = AtomicUsize::new(0);
 
@@ -19,11 +23,7 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 pub fn init(virt: usize, clock_hz: u32) {
     // SAFETY: `virt` maps the UART's registers as device memory, and
     // nothing else drives this UART.
-    // What it had received goes to the console's input.
-    let uart = unsafe {
-        Pl011::new_keeping_input(virt, clock_hz, 115_200, &mut kernel::console::push_input)
-    };
-    *UART.lock() = Some(uart);
+    *UART.lock() = Some(unsafe { Pl011::new(virt, clock_hz, 115_200) });
     BASE.store(virt, Ordering::Relaxed);
 }
 

@@ -37,15 +37,9 @@ fn with_uart<R>(f: impl FnOnce(&mut Uart16550<PortIo>) -> R) -> Option<R> {
 /// COM1's ISA interrupt line.
 pub const COM1_IRQ: u8 = 4;
 
-/// Programs COM1 for 115200 8N1; what it had received goes to the
-/// console's input.
+/// Programs COM1 for 115200 8N1 (keeping what it has received).
 pub fn init() {
-    let uart = Uart16550::new_keeping_input(
-        PortIo { base: COM1 },
-        115_200,
-        &mut kernel::console::push_input,
-    );
-    *COM1_UART.lock() = Some(uart);
+    *COM1_UART.lock() = Some(Uart16550::new(PortIo { base: COM1 }, 115_200));
 }
 
 /// Writes bytes to COM1; dropped if COM1 is not set up yet.
