@@ -335,12 +335,15 @@ impl UserSpace {
         len: usize,
         flags: MapFlags,
     ) -> Result<(), Error> {
-        if self.anonymous_bytes + len > MAX_ANONYMOUS_BYTES {
+        // Checked: on 32 bits a huge length must not wrap past the limit.
+        let total = self.anonymous_bytes.checked_add(len);
+        if total.is_none_or(|t| t > MAX_ANONYMOUS_BYTES) {
             return Err(Error::LimitReached);
         }
+        let end = start.checked_add(len).ok_or(Error::InvalidArgument)?;
         self.add_region(Region {
             start,
-            end: start + len,
+            end,
             flags,
             kind: RegionKind::Anonymous,
         })?;
