@@ -4,6 +4,7 @@
 //! project's own crates the tool uses `serde_json` (QMP, JSON output) and
 //! `elf` (the kernel's symbols), so it builds in seconds on a fresh machine.
 
+mod apt;
 mod bench;
 mod cli;
 mod docs;

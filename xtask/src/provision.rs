@@ -5,7 +5,8 @@
 //! prints the command for the user to run.
 
 use crate::machine::Arch;
-use crate::{Result, error, step};
+use crate::{Result, apt, error, step};
+use std::path::Path;
 use std::process::Command;
 
 /// Oldest QEMU the project is known to need: microvm with PVH boot,
@@ -78,6 +79,8 @@ fn qemu_version(binary: &str) -> Option<String> {
 struct Host {
     root: bool,
     debian_like: bool,
+    /// `ID` from os-release: `debian`, `ubuntu`, ...
+    id: String,
     codename: String,
 }
 
@@ -104,41 +107,64 @@ fn host() -> Host {
     Host {
         root,
         debian_like,
+        id: field("ID"),
         codename: field("VERSION_CODENAME"),
     }
 }
 
 const PACKAGES: [&str; 2] = ["qemu-system-x86", "qemu-system-arm"];
-const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/bookworm-backports.list";
 
-/// The shell commands that install QEMU on this host.
-fn install_commands(host: &Host) -> Vec<String> {
+/// The shell commands that install QEMU on this host, given its package
+/// sources; or what the user must add first.
+fn install_commands(
+    host: &Host,
+    sources: &[apt::Source],
+) -> std::result::Result<Vec<String>, String> {
     let packages = PACKAGES.join(" ");
-    if host.codename == "bookworm" {
+    if host.id == "debian" && host.codename == "bookworm" {
         // Bookworm's own QEMU (7.2) is too old, and these machines carry
         // qemu-utils from backports, which conflicts with it: install from
-        // backports too.
-        vec![
-            format!(
-                "echo 'deb http://deb.debian.org/debian bookworm-backports main' > {BACKPORTS_LIST}"
-            ),
-            "apt-get update".into(),
-            format!("apt-get install -y --no-install-recommends -t bookworm-backports {packages}"),
-        ]
+        // backports, on the mirror the machine already uses.
+        let suite = "bookworm-backports";
+        let mut commands = Vec::new();
+        match apt::plan_suite(sources, &host.codename, suite) {
+            apt::SuitePlan::Present => {}
+            apt::SuitePlan::Add { path, contents } => {
+                commands.push(apt::write_command(&path, &contents))
+            }
+            apt::SuitePlan::NoReleaseSource => {
+                return Err(format!(
+                    "no APT source for Debian {codename} was found in /etc/apt/sources.list or \
+                     /etc/apt/sources.list.d/, so there is no mirror to add {suite} from.\n\
+                     Add a source for {suite} (for example a deb822 file \
+                     /etc/apt/sources.list.d/{suite}.sources with Types: deb, URIs: <your mirror>, \
+                     Suites: {suite}, Components: main), then install QEMU with:\n  \
+                     apt-get update && apt-get install -y --no-install-recommends -t {suite} {packages}",
+                    codename = host.codename
+                ));
+            }
+        }
+        commands.push("apt-get update".into());
+        commands.push(format!(
+            "apt-get install -y --no-install-recommends -t {suite} {packages}"
+        ));
+        Ok(commands)
     } else {
-        vec![
+        // Newer Debian releases and Ubuntu carry a recent enough QEMU in
+        // their own archive.
+        Ok(vec![
             "apt-get update".into(),
             format!("apt-get install -y --no-install-recommends {packages}"),
-        ]
+        ])
     }
 }
 
-fn install_qemu(host: &Host) -> Result<()> {
-    for command in install_commands(host) {
+fn install_qemu(commands: &[String]) -> Result<()> {
+    for command in commands {
         step(format!("installing QEMU: {command}"));
         let status = Command::new("sh")
             .arg("-c")
-            .arg(&command)
+            .arg(command)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()?;
         if !status.success() {
@@ -157,12 +183,23 @@ pub fn ensure_qemu(arches: &[Arch]) -> Result<()> {
         .collect();
     if !missing.is_empty() {
         let host = host();
-        if host.root && host.debian_like {
-            step(format!("{} not found; installing QEMU", missing.join(", ")));
-            install_qemu(&host)?;
+        let planned = if host.debian_like {
+            Some(install_commands(
+                &host,
+                &apt::machine_sources(Path::new("/")),
+            ))
         } else {
-            let commands = if host.debian_like {
-                install_commands(&host)
+            None
+        };
+        if let Some(Err(what_to_add)) = &planned {
+            return Err(error!("{} not found: {what_to_add}", missing.join(", ")));
+        }
+        if let (true, Some(Ok(commands))) = (host.root, &planned) {
+            step(format!("{} not found; installing QEMU", missing.join(", ")));
+            install_qemu(commands)?;
+        } else {
+            let commands = if let Some(Ok(commands)) = &planned {
+                commands
                     .iter()
                     .map(|c| format!("  sudo sh -c \"{}\"", c.replace('"', "\\\"")))
                     .collect::<Vec<_>>()
@@ -259,21 +296,50 @@ mod tests {
         assert_eq!(parse_qemu_version("nonsense"), None);
     }
 
+    fn host(id: &str, codename: &str) -> Host {
+        Host {
+            root: true,
+            debian_like: true,
+            id: id.into(),
+            codename: codename.into(),
+        }
+    }
+
     #[test]
-    fn bookworm_installs_from_backports() {
-        let host = Host {
-            root: true,
-            debian_like: true,
-            codename: "bookworm".into(),
-        };
-        let commands = install_commands(&host);
-        assert!(commands[0].contains("bookworm-backports main"));
+    fn bookworm_installs_from_backports_on_its_own_mirror() {
+        let sources = apt::parse_deb822(
+            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n",
+        );
+        let commands = install_commands(&host("debian", "bookworm"), &sources).unwrap();
+        assert!(commands[0].starts_with("printf '%s\\n' 'Types: deb' 'URIs: http://mirror.example/debian' 'Suites: bookworm-backports'"), "{commands:?}");
+        assert!(commands[0].ends_with("> /etc/apt/sources.list.d/bookworm-backports.sources"));
+        assert_eq!(commands[1], "apt-get update");
         assert!(commands[2].contains("-t bookworm-backports qemu-system-x86 qemu-system-arm"));
-        let host = Host {
-            root: true,
-            debian_like: true,
-            codename: "noble".into(),
-        };
-        assert!(!install_commands(&host).join(" ").contains("backports"));
+    }
+
+    #[test]
+    fn a_configured_backports_suite_is_used_as_it_is() {
+        let sources = apt::parse_one_line(
+            "deb http://mirror.example/debian bookworm main\ndeb http://mirror.example/debian bookworm-backports main\n",
+        );
+        let commands = install_commands(&host("debian", "bookworm"), &sources).unwrap();
+        assert_eq!(commands.len(), 2, "{commands:?}");
+        assert_eq!(commands[0], "apt-get update");
+    }
+
+    #[test]
+    fn no_debian_source_says_what_to_add() {
+        let message = install_commands(&host("debian", "bookworm"), &[]).unwrap_err();
+        assert!(message.contains("Suites: bookworm-backports"), "{message}");
+        assert!(message.contains("-t bookworm-backports qemu-system-x86 qemu-system-arm"));
+    }
+
+    #[test]
+    fn ubuntu_and_newer_debian_use_their_own_archive() {
+        for (id, codename) in [("ubuntu", "noble"), ("debian", "trixie")] {
+            let commands = install_commands(&host(id, codename), &[]).unwrap();
+            assert!(!commands.join(" ").contains("backports"), "{id} {codename}");
+            assert!(commands[1].ends_with("qemu-system-x86 qemu-system-arm"));
+        }
     }
 }
