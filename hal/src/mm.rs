@@ -252,6 +252,8 @@ pub struct MemoryStats {
     pub heap_total: usize,
     /// Bytes of the heap in use (including allocator rounding).
     pub heap_used: usize,
+    /// Frames holding page tables, the kernel's and every process's.
+    pub table_frames: usize,
 }
 
 #[cfg(test)]

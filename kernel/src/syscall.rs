@@ -310,6 +310,7 @@ fn info<A: Arch>(kind: usize, address: usize, capacity: usize) -> Outcome {
                 free_frames: stats.free_frames as u64,
                 heap_total: stats.heap_total as u64,
                 heap_used: stats.heap_used as u64,
+                table_frames: stats.table_frames as u64,
             };
             put_records::<A, _>(address, capacity, &[record])
         }

@@ -113,11 +113,15 @@ pub fn full_points(arch: Arch) -> Result<Vec<Point>> {
             ));
         }
     }
-    points.extend(
-        default_points(arch)?
-            .into_iter()
-            .filter(|p| !matches!(p.check, Check::Suites { .. } | Check::Shell { .. })),
-    );
+    // Then what the default run checks beyond these sizes (other CPU models
+    // and firmware, the shell with more CPUs, hostile inputs).
+    for extra in default_points(arch)? {
+        let covered = matches!(extra.check, Check::Suites { .. })
+            && points.iter().any(|p| p.config == extra.config);
+        if !covered {
+            points.push(extra);
+        }
+    }
     Ok(points)
 }
 
@@ -250,6 +254,17 @@ mod tests {
             assert_eq!(sizes.iter().min(), Some(&low));
             assert_eq!(sizes.iter().max(), Some(&high));
             assert!(full.iter().any(|p| p.config.cpus == 4));
+            for point in default_points(arch).unwrap() {
+                assert!(
+                    full.iter().any(|p| p.config == point.config
+                        && match point.check {
+                            Check::Suites { .. } => matches!(p.check, Check::Suites { .. }),
+                            _ => p.check == point.check,
+                        }),
+                    "{arch:?}: {} missing from the full matrix",
+                    point.config.scope()
+                );
+            }
         }
         let arm = default_points(Arch::Arm).unwrap();
         let hostile = arm

@@ -612,6 +612,8 @@ pub struct MemoryInfo {
     pub heap_total: u64,
     /// Heap bytes in use.
     pub heap_used: u64,
+    /// Frames holding page tables, the kernel's and every process's.
+    pub table_frames: u64,
 }
 
 /// A process's state, as `info` reports it.
@@ -701,7 +703,7 @@ mod tests {
     #[test]
     fn records_have_the_same_layout_on_every_target() {
         assert_eq!(size_of::<WaitStatus>(), 40);
-        assert_eq!(size_of::<MemoryInfo>(), 40);
+        assert_eq!(size_of::<MemoryInfo>(), 48);
         assert_eq!(size_of::<ProcessInfo>(), 72);
         assert_eq!(size_of::<IrqInfo>(), 48);
         assert_eq!(size_of::<SystemInfo>(), 136);

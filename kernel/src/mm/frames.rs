@@ -258,16 +258,29 @@ pub fn counts() -> (usize, usize) {
     FRAMES.lock().as_ref().map_or((0, 0), |f| (f.total, f.free))
 }
 
-/// The kernel's frames as a [`FrameSource`] for page tables: zeroed.
+/// The kernel's frames as a [`FrameSource`] for page tables: zeroed, and
+/// counted (see [`table_frames`]).
 pub struct KernelFrames;
+
+/// Frames handed out through [`KernelFrames`] and not given back.
+static TABLE_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// Frames holding page tables now: the kernel's (which stay, like the
+/// heap) and every process's.
+pub fn table_frames() -> usize {
+    TABLE_FRAMES.load(Ordering::Relaxed)
+}
 
 impl FrameSource for KernelFrames {
     fn allocate(&self, count: usize, align: usize) -> Option<u64> {
-        allocate_zeroed(count, align).ok()
+        let paddr = allocate_zeroed(count, align).ok()?;
+        TABLE_FRAMES.fetch_add(count, Ordering::Relaxed);
+        Some(paddr)
     }
 
     fn free(&self, paddr: u64, count: usize) {
         free(paddr, count);
+        TABLE_FRAMES.fetch_sub(count, Ordering::Relaxed);
     }
 }
 

@@ -235,6 +235,7 @@ pub fn stats() -> MemoryStats {
     let (total_frames, free_frames) = frames::counts();
     let (heap_total, heap_used) = heap::usage();
     MemoryStats {
+        table_frames: frames::table_frames(),
         total_frames,
         free_frames,
         heap_total,
