@@ -67,7 +67,7 @@ pub struct Pl011 {
 unsafe impl Send for Pl011 {}
 
 impl Pl011 {
-    /// Takes over the UART and sets it to 8N1 at `baud`, FIFOs on,
+    /// Takes over the UART and sets it to 8N1 at `baud`, FIFO as it was,
     /// interrupts masked.
     ///
     /// # Safety

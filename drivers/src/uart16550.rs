@@ -72,7 +72,7 @@ pub struct Uart16550<Io: RegisterIo> {
 
 impl<Io: RegisterIo> Uart16550<Io> {
     /// Takes over the UART reachable through `io` and sets it to 8N1 at
-    /// `baud`, FIFOs on, interrupts off.
+    /// `baud`, FIFOs as firmware left them, interrupts off.
     pub fn new(io: Io, baud: u32) -> Self {
         let uart = Uart16550 { io };
         uart.configure(baud);

@@ -153,17 +153,7 @@ pub fn run<A: Arch>() {
 /// allocator that is not constant-time. One sample per slice of the frees,
 /// so the samples span free lists from empty to full.
 fn scattered_frees<A: Arch>() -> Option<Vec<u64>> {
-    let (_, free) = frames::counts();
-    let mut taken: Vec<u64> = Vec::new();
-    // Reserved first: with every frame taken, the heap cannot grow.
-    taken.try_reserve_exact(free).ok()?;
-    while let Ok(frame) = frames::allocate(1, PAGE_SIZE) {
-        if taken.len() == taken.capacity() {
-            frames::free(frame, 1);
-            break;
-        }
-        taken.push(frame);
-    }
+    let mut taken = crate::suite::take_every_free_frame().ok()?;
     crate::suite::XorShift::new(0x5eed_f4ee).shuffle(&mut taken);
     let slice = taken.len().div_ceil(SAMPLES).max(1);
     let mut samples = Vec::with_capacity(SAMPLES);

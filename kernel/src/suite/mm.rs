@@ -77,17 +77,13 @@ fn frames_unique_none_lost_reserved_untouched<A: Arch>() -> Outcome {
     let boot = A::boot_info();
     let heap_before = heap::usage().0;
     let (_, free_before) = frames::counts();
-    let mut taken: Vec<u64> = Vec::new();
-    // Room for every frame, reserved before frames run out.
-    if taken.try_reserve_exact(free_before).is_err() {
-        fail!("no heap for a list of {free_before} frames");
-    }
-    while let Ok(frame) = frames::allocate(1, PAGE_SIZE) {
-        if taken.len() == taken.capacity() {
-            fail!("more frames handed out than were free");
+    let mut taken = match super::take_every_free_frame() {
+        Ok(taken) => taken,
+        Err(super::TakeAllError::NoHeap(n)) => fail!("no heap for a list of {n} frames"),
+        Err(super::TakeAllError::MoreThanCounted) => {
+            fail!("more frames handed out than were free")
         }
-        taken.push(frame);
-    }
+    };
     ensure_eq!(frames::counts().1, 0, "free frames once allocation fails");
     ensure_eq!(
         taken.len() + heap_frames_since(heap_before),
