@@ -97,30 +97,44 @@ fn count_callback() {
     CALLBACKS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Windows measured per rate before the rate counts as wrong. Under
+/// emulation the host can stall the guest for tens of milliseconds, and
+/// the emulated timer then drops the periods it missed; a rate that is
+/// really wrong is wrong in every window.
+const TICK_ATTEMPTS: usize = 3;
+
 fn ticks_arrive_at_the_configured_rate<A: Arch>() -> Outcome {
     for (hz, window_ms) in [(100u32, 200u64), (1000, 100)] {
-        CALLBACKS.store(0, Ordering::Relaxed);
-        if let Err(e) = timer::start::<A>(hz, Some(count_callback)) {
-            fail!("starting {hz} Hz ticks: {e}");
+        let mut seen = [(0u64, 0u64, 0u64); TICK_ATTEMPTS];
+        let mut good = false;
+        for slot in seen.iter_mut() {
+            CALLBACKS.store(0, Ordering::Relaxed);
+            if let Err(e) = timer::start::<A>(hz, Some(count_callback)) {
+                fail!("starting {hz} Hz ticks: {e}");
+            }
+            ensure_eq!(timer::rate_hz(), hz, "rate reported");
+            let first = timer::ticks();
+            let start = A::monotonic_ns();
+            wait_for::<A>(window_ms * 1_000_000, || false);
+            let elapsed = A::monotonic_ns() - start;
+            let ticks = timer::ticks() - first;
+            timer::stop::<A>();
+            ensure_eq!(
+                CALLBACKS.load(Ordering::Relaxed),
+                ticks,
+                "callbacks at {hz} Hz"
+            );
+            let expected = hz as u64 * elapsed / 1_000_000_000;
+            *slot = (ticks, elapsed / 1_000_000, expected);
+            if ticks.abs_diff(expected) <= (expected / 10).max(2) {
+                good = true;
+                break;
+            }
         }
-        ensure_eq!(timer::rate_hz(), hz, "rate reported");
-        let first = timer::ticks();
-        let start = A::monotonic_ns();
-        wait_for::<A>(window_ms * 1_000_000, || false);
-        let elapsed = A::monotonic_ns() - start;
-        let ticks = timer::ticks() - first;
-        timer::stop::<A>();
-        let expected = hz as u64 * elapsed / 1_000_000_000;
-        let tolerance = (expected / 10).max(2);
         ensure!(
-            ticks.abs_diff(expected) <= tolerance,
-            "{hz} Hz: {ticks} ticks in {} ms, expected {expected} +- {tolerance}",
-            elapsed / 1_000_000
-        );
-        ensure_eq!(
-            CALLBACKS.load(Ordering::Relaxed),
-            ticks,
-            "callbacks at {hz} Hz"
+            good,
+            "{hz} Hz: (ticks, ms, expected) in {TICK_ATTEMPTS} windows: {seen:?}, \
+             expected within 10%"
         );
     }
     let after_stop = timer::ticks();
