@@ -659,14 +659,8 @@ mod tests {
 
     #[test]
     fn normalised_map_is_sorted_and_disjoint_for_random_input() {
-        // A small deterministic generator: no dependency, same cases each run.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::rand::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.next();
         let kinds = [Usable, AcpiReclaimable, Reserved, AcpiNvs, Defective];
         for _ in 0..500 {
             let n = (next() % 40) as usize;

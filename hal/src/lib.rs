@@ -12,6 +12,7 @@ pub mod boot;
 pub mod layout;
 pub mod list;
 pub mod mm;
+pub mod rand;
 pub mod trap;
 
 pub use boot::{BootInfo, FirmwareTables, MemoryKind, MemoryMap, MemoryRegion, PhysRange};

@@ -274,11 +274,9 @@ mod tests {
         // A small deterministic generator: every prefix and many
         // corruptions of a valid archive parse or fail cleanly.
         let blob = build(&[("one", &[1; 40]), ("two", &[2; 7])]).unwrap();
-        let mut state = 0x1234_5678u32;
+        let mut rng = hal::rand::XorShift::new(0x1234_5678);
         for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
+            let state = rng.next() as u32;
             let mut copy = blob.clone();
             let at = state as usize % copy.len();
             copy[at] = (state >> 8) as u8;

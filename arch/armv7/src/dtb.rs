@@ -1244,13 +1244,8 @@ mod tests {
             |_| {},
             &[FdtReserveEntry::new(0x8800_0000, 0x1000).unwrap()],
         );
-        let mut seed = 0xdead_beef_cafe_f00du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = hal::rand::XorShift::new(0xdead_beef_cafe_f00d);
+        let mut next = move || rng.next();
         let (mut accepted, mut refused) = (0, 0);
         // DTB_FUZZ_ROUNDS raises the count for a longer hunt.
         let rounds = std::env::var("DTB_FUZZ_ROUNDS")

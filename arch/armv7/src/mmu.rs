@@ -957,13 +957,8 @@ mod tests {
 
     #[test]
     fn hostile_tables_end_the_walk_with_an_error_or_a_bounded_map() {
-        let mut state = 0x9e37_79b9u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut rng = hal::rand::XorShift::new(0x9e37_79b9);
+        let mut next = || rng.next() as u32;
         for _ in 0..200 {
             // 64 KiB: an L1 table and room for L2 tables, random words,
             // most pointing back inside.

@@ -296,13 +296,8 @@ mod tests {
     #[test]
     fn random_corruption_never_panics_or_hangs() {
         let good = qemu_madt();
-        let mut seed = 0x1357_9bdf_2468_ace0u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = hal::rand::XorShift::new(0x1357_9bdf_2468_ace0);
+        let mut next = move || rng.next();
         for _ in 0..50_000 {
             let mut t = good.clone();
             for _ in 0..(next() % 4 + 1) {

@@ -434,13 +434,8 @@ mod tests {
         // back up the hierarchy, at themselves), with any flags. Every
         // walk must end, within the table limit, without panicking, and
         // report only ranges that lie in the address space it walked.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = hal::rand::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next();
         for round in 0..300 {
             let frames = 8;
             let mut words: Vec<u64> = (0..frames * 512).map(|_| next()).collect();

@@ -322,13 +322,8 @@ mod tests {
 
     #[test]
     fn random_corruption_never_panics() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = hal::rand::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next();
         for _ in 0..2000 {
             let mut ram = qemu_like();
             for _ in 0..(next() % 8 + 1) {

@@ -290,14 +290,8 @@ mod tests {
 
     #[test]
     fn random_workloads_match_a_model() {
-        // A small xorshift: deterministic, no dependency.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = hal::rand::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move |n: usize| rng.below(n);
         for round in 0..40 {
             let base = next(1 << 12);
             let frames = 1 + next(4096);

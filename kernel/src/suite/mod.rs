@@ -20,33 +20,7 @@ pub(crate) fn portable<A: Arch>() -> Vec<Test> {
     tests
 }
 
-/// A small deterministic generator: the same cases on every run.
-pub(crate) struct XorShift(u64);
-
-impl XorShift {
-    pub(crate) const fn new(seed: u64) -> Self {
-        XorShift(seed)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A value in `0..bound`.
-    pub(crate) fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-
-    /// Shuffles `items` in place.
-    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
+pub(crate) use hal::rand::XorShift;
 
 /// Why every free frame could not be taken.
 #[derive(Debug)]

@@ -445,11 +445,9 @@ pub mod tests {
         for cut in 0..image.len().min(0x1100) {
             let _ = plan(&image[..cut], X86);
         }
-        let mut state = 0x9e37_79b9u32;
+        let mut rng = hal::rand::XorShift::new(0x9e37_79b9);
         for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
+            let state = rng.next() as u32;
             let mut copy = image.clone();
             let at = state as usize % 0x200;
             copy[at] = (state >> 8) as u8;
