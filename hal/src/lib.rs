@@ -222,9 +222,6 @@ pub trait Time {
 
 /// Control of the executing CPU.
 pub trait Cpu {
-    /// Waits until an interrupt arrives (or returns at once if one is pending).
-    fn wait_for_interrupt();
-
     /// Called with interrupts disabled: enables them and waits for one,
     /// with no gap in which an interrupt could be taken before the wait
     /// starts (and then sleep through). Returns with interrupts disabled,

@@ -47,8 +47,7 @@ fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
 
 fn dispatch<A: Arch>(call: Syscall, a: [usize; 6]) -> Outcome {
     match call {
-        Syscall::ProcessId => one(task::current_pid() as usize),
-        Syscall::ThreadId => one(task::current_tid() as usize),
+        Syscall::ProcessId | Syscall::ThreadId => unreachable!("answered inline in `handle`"),
         Syscall::Exit => task::exit_process::<A>(ExitStatus::Exited(a[0] as i32)),
         Syscall::ThreadExit => task::exit_thread::<A>(),
         Syscall::Write => write::<A>(a[0], a[1]),
@@ -122,7 +121,7 @@ fn read<A: Arch>(address: usize, capacity: usize) -> Outcome {
             in_space(|space| space.write::<A>(address, &buffer[..count]))?;
             return one(count);
         }
-        task::wait_for_console_input::<A>().map_err(|_| Error::InvalidArgument)?;
+        task::wait_for_console_input::<A>()?;
     }
 }
 
@@ -133,7 +132,7 @@ fn sleep<A: Arch>(low: usize, high: usize) -> Outcome {
         return one(0);
     }
     let deadline = A::monotonic_ns().saturating_add(ns);
-    task::sleep_until::<A>(deadline).map_err(|_| Error::InvalidArgument)?;
+    task::sleep_until::<A>(deadline)?;
     one(0)
 }
 
@@ -233,41 +232,17 @@ fn wait<A: Arch>(pid: usize, status_address: usize) -> Outcome {
         if status_address == 0 {
             return Ok(());
         }
-        space.write::<A>(status_address, as_bytes(&status.to_wait_status(pid)))
+        space.write::<A>(
+            status_address,
+            abi::record_bytes(&status.to_wait_status(pid)),
+        )
     })?;
     one(pid as usize)
 }
 
-/// Records the kernel copies to user memory byte for byte.
-///
-/// # Safety
-/// Implementors are `repr(C)` with no padding (explicit reserved fields
-/// instead), so every byte is initialised.
-unsafe trait Record: Copy {}
-
-// SAFETY: each is repr(C) with explicit padding; the abi crate's tests pin
-// their sizes to the sum of their fields.
-unsafe impl Record for abi::WaitStatus {}
-// SAFETY: as above.
-unsafe impl Record for abi::SystemInfo {}
-// SAFETY: as above.
-unsafe impl Record for abi::MemoryInfo {}
-// SAFETY: as above.
-unsafe impl Record for abi::ProcessInfo {}
-// SAFETY: as above.
-unsafe impl Record for abi::IrqInfo {}
-// SAFETY: a byte array.
-unsafe impl Record for abi::Name {}
-
-fn as_bytes<T: Record>(record: &T) -> &[u8] {
-    // SAFETY: `Record` guarantees every byte of T is initialised; the
-    // slice covers exactly the borrowed value.
-    unsafe { core::slice::from_raw_parts((record as *const T).cast::<u8>(), size_of::<T>()) }
-}
-
 /// Writes as many whole records as fit in `capacity` bytes at `address`;
 /// returns the bytes all of them take, so the caller can retry with room.
-fn put_records<A: Arch, T: Record>(address: usize, capacity: usize, records: &[T]) -> Outcome {
+fn put_records<A: Arch, T: abi::Record>(address: usize, capacity: usize, records: &[T]) -> Outcome {
     let size = size_of::<T>();
     let fit = (capacity / size).min(records.len());
     in_space(|space| {
@@ -276,7 +251,7 @@ fn put_records<A: Arch, T: Record>(address: usize, capacity: usize, records: &[T
         space.covers::<A>(address, capacity, Access::Write)?;
         space.check::<A>(address, fit * size, Access::Write)?;
         for (n, record) in records[..fit].iter().enumerate() {
-            space.write::<A>(address + n * size, as_bytes(record))?;
+            space.write::<A>(address + n * size, abi::record_bytes(record))?;
         }
         Ok(())
     })?;

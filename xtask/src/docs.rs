@@ -355,38 +355,9 @@ pub fn render_syscalls() -> String {
     let _ = writeln!(out, "\n## Information records\n");
     let _ = writeln!(out, "| kind | records | bytes each |");
     let _ = writeln!(out, "|---|---|---|");
-    for (kind, record, count, size) in [
-        (
-            "0 System",
-            "SystemInfo",
-            "one",
-            size_of::<abi::SystemInfo>(),
-        ),
-        (
-            "1 Memory",
-            "MemoryInfo",
-            "one",
-            size_of::<abi::MemoryInfo>(),
-        ),
-        (
-            "2 Processes",
-            "ProcessInfo",
-            "one per process",
-            size_of::<abi::ProcessInfo>(),
-        ),
-        (
-            "3 Interrupts",
-            "IrqInfo",
-            "one per interrupt that arrived",
-            size_of::<abi::IrqInfo>(),
-        ),
-        (
-            "4 Programs",
-            "Name",
-            "one per program",
-            size_of::<abi::Name>(),
-        ),
-    ] {
+    for kind in abi::InfoKind::ALL {
+        let (record, count, size) = kind.records();
+        let kind = format!("{} {kind:?}", kind as usize);
         let _ = writeln!(out, "| {kind} | `{record}`, {count} | {size} |");
     }
     let _ = writeln!(

@@ -317,11 +317,14 @@ pub enum Error {
     TooLong = 9,
     /// A limit on threads or processes is reached.
     LimitReached = 10,
+    /// The call was cut short because the calling thread is being ended
+    /// (its process was killed); the thread never sees this value.
+    Interrupted = 11,
 }
 
 impl Error {
     /// Every error, in number order.
-    pub const ALL: [Error; 10] = [
+    pub const ALL: [Error; 11] = [
         Error::UnknownSyscall,
         Error::BadAddress,
         Error::InvalidArgument,
@@ -332,6 +335,7 @@ impl Error {
         Error::PermissionDenied,
         Error::TooLong,
         Error::LimitReached,
+        Error::Interrupted,
     ];
 
     /// The value a failing call returns.
@@ -352,6 +356,7 @@ impl Error {
             Error::PermissionDenied => "permission denied",
             Error::TooLong => "too long",
             Error::LimitReached => "limit reached",
+            Error::Interrupted => "interrupted: the thread is ending",
         }
     }
 }
@@ -538,17 +543,74 @@ pub enum InfoKind {
 }
 
 impl InfoKind {
+    /// Every kind, in number order.
+    pub const ALL: [InfoKind; 5] = [
+        InfoKind::System,
+        InfoKind::Memory,
+        InfoKind::Processes,
+        InfoKind::Interrupts,
+        InfoKind::Programs,
+    ];
+
     /// The kind with number `number`.
     pub fn from_number(number: usize) -> Option<InfoKind> {
-        Some(match number {
-            0 => InfoKind::System,
-            1 => InfoKind::Memory,
-            2 => InfoKind::Processes,
-            3 => InfoKind::Interrupts,
-            4 => InfoKind::Programs,
-            _ => return None,
-        })
+        Self::ALL.get(number).copied()
     }
+
+    /// What `info` returns for the kind: the record type's name, how many
+    /// records, and each record's size in bytes.
+    pub const fn records(self) -> (&'static str, &'static str, usize) {
+        match self {
+            InfoKind::System => ("SystemInfo", "one", size_of::<SystemInfo>()),
+            InfoKind::Memory => ("MemoryInfo", "one", size_of::<MemoryInfo>()),
+            InfoKind::Processes => ("ProcessInfo", "one per process", size_of::<ProcessInfo>()),
+            InfoKind::Interrupts => (
+                "IrqInfo",
+                "one per interrupt that arrived",
+                size_of::<IrqInfo>(),
+            ),
+            InfoKind::Programs => ("Name", "one per program", size_of::<Name>()),
+        }
+    }
+}
+
+/// A record the kernel and user space exchange as raw bytes.
+///
+/// # Safety
+/// Implementors are `repr(C)` with no implicit padding (explicit reserved
+/// fields instead), so every byte of a value is initialised, and every bit
+/// pattern is a valid value (integers and byte arrays only), so any bytes
+/// may be read back as one.
+pub unsafe trait Record: Copy {}
+
+// SAFETY: each is repr(C) with explicit padding and integer fields only;
+// `records_have_the_same_layout_on_every_target` pins their sizes.
+unsafe impl Record for WaitStatus {}
+// SAFETY: as above.
+unsafe impl Record for SystemInfo {}
+// SAFETY: as above.
+unsafe impl Record for MemoryInfo {}
+// SAFETY: as above.
+unsafe impl Record for ProcessInfo {}
+// SAFETY: as above.
+unsafe impl Record for IrqInfo {}
+// SAFETY: a byte array.
+unsafe impl Record for Name {}
+
+/// The bytes of `record`, as the kernel writes them.
+pub fn record_bytes<T: Record>(record: &T) -> &[u8] {
+    // SAFETY: `Record` guarantees every byte of T is initialised; the
+    // slice covers exactly the borrowed value.
+    unsafe { core::slice::from_raw_parts((record as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+/// The record in the first `size_of::<T>()` bytes of `bytes`, at any
+/// alignment; `None` if there are fewer.
+pub fn read_record<T: Record>(bytes: &[u8]) -> Option<T> {
+    let bytes = bytes.get(..size_of::<T>())?;
+    // SAFETY: the bytes are in bounds; `Record` makes any bit pattern a
+    // valid T; an unaligned read allows any buffer alignment.
+    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
 }
 
 /// A fixed-size, NUL-padded name.
@@ -671,6 +733,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn records_read_back_from_their_bytes() {
+        let info = MemoryInfo {
+            page_size: 4096,
+            total_frames: 7,
+            free_frames: 3,
+            heap_total: 1 << 20,
+            heap_used: 12,
+            table_frames: 2,
+        };
+        let mut bytes = [0u8; 64];
+        bytes[1..1 + size_of::<MemoryInfo>()].copy_from_slice(record_bytes(&info));
+        assert_eq!(
+            read_record::<MemoryInfo>(&bytes[1..]),
+            Some(info),
+            "unaligned"
+        );
+        assert_eq!(read_record::<MemoryInfo>(&bytes[..8]), None, "too short");
+    }
+
+    #[test]
     fn numbers_match_positions() {
         for (i, call) in Syscall::ALL.iter().enumerate() {
             assert_eq!(*call as usize, i);
@@ -680,6 +762,11 @@ mod tests {
         for (i, error) in Error::ALL.iter().enumerate() {
             assert_eq!(*error as usize, i + 1);
         }
+        for (i, kind) in InfoKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+            assert_eq!(InfoKind::from_number(i), Some(*kind));
+        }
+        assert_eq!(InfoKind::from_number(InfoKind::ALL.len()), None);
     }
 
     #[test]

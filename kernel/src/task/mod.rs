@@ -79,6 +79,12 @@ pub type Pid = u32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Killed;
 
+impl From<Killed> for abi::Error {
+    fn from(_: Killed) -> Self {
+        abi::Error::Interrupted
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Ready,

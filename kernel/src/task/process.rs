@@ -294,7 +294,7 @@ pub fn wait_child<A: Arch>(
                 });
             }
             if s.thread(s.current).killed {
-                return Err(Error::InvalidArgument);
+                return Err(Killed.into());
             }
             s.block_current(ListId::ChildWait(me as u32));
         }

@@ -65,8 +65,9 @@ pub fn run(name: &str, arguments: &str) -> Result<Exit, Error> {
 }
 
 /// Reads records of type `T` from `info(kind)` into a vector. `T` must be
-/// the plain record type the kernel writes for `kind`.
-fn info_records<T: Copy>(kind: abi::InfoKind) -> Result<alloc::vec::Vec<T>, Error> {
+/// the record type the kernel writes for `kind` (see
+/// [`abi::InfoKind::records`]).
+fn info_records<T: abi::Record>(kind: abi::InfoKind) -> Result<alloc::vec::Vec<T>, Error> {
     let size = size_of::<T>();
     let mut capacity = 16;
     loop {
@@ -74,13 +75,9 @@ fn info_records<T: Copy>(kind: abi::InfoKind) -> Result<alloc::vec::Vec<T>, Erro
         let needed = sys::info(kind, &mut buffer)?;
         if needed <= buffer.len() {
             let count = needed / size;
-            let records = (0..count)
-                .map(|n| {
-                    // SAFETY: the kernel wrote `count` whole records of T
-                    // (a plain repr(C) ABI record) into the buffer;
-                    // unaligned reads allow any buffer alignment.
-                    unsafe { (buffer.as_ptr().add(n * size) as *const T).read_unaligned() }
-                })
+            let records = buffer[..count * size]
+                .chunks_exact(size)
+                .filter_map(abi::read_record::<T>)
                 .collect();
             return Ok(records);
         }
@@ -88,7 +85,7 @@ fn info_records<T: Copy>(kind: abi::InfoKind) -> Result<alloc::vec::Vec<T>, Erro
     }
 }
 
-fn info_record<T: Copy>(kind: abi::InfoKind) -> Result<T, Error> {
+fn info_record<T: abi::Record>(kind: abi::InfoKind) -> Result<T, Error> {
     info_records::<T>(kind)?
         .first()
         .copied()

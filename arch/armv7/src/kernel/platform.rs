@@ -240,10 +240,6 @@ impl hal::Time for Armv7 {
 }
 
 impl hal::Cpu for Armv7 {
-    fn wait_for_interrupt() {
-        aarch32_cpu::asm::wfi();
-    }
-
     fn idle() {
         // WFI wakes for a pending interrupt even while IRQs are masked, so
         // one that arrives before it cannot be slept through; unmasking

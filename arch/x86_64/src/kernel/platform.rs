@@ -160,10 +160,6 @@ impl hal::Time for X86_64 {
 }
 
 impl hal::Cpu for X86_64 {
-    fn wait_for_interrupt() {
-        hlt();
-    }
-
     fn idle() {
         // STI takes effect after the next instruction, so no interrupt can
         // be taken between it and HLT.
