@@ -335,7 +335,7 @@ pub struct Capabilities {
     /// CPUs the kernel runs on (one until SMP support).
     pub cpus_used: u32,
     /// Features the kernel uses where present, missing on this machine.
-    pub without: list::List<&'static str, 4>,
+    pub without: list::FixedList<&'static str, 4>,
 }
 
 /// How the machine was started and how to leave it.

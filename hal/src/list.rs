@@ -2,16 +2,16 @@
 
 /// Up to `N` items, in order; the rest are counted as dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct List<T: Copy + Default, const N: usize> {
+pub struct FixedList<T: Copy + Default, const N: usize> {
     items: [T; N],
     len: usize,
     /// Items that did not fit.
     pub dropped: usize,
 }
 
-impl<T: Copy + Default, const N: usize> Default for List<T, N> {
+impl<T: Copy + Default, const N: usize> Default for FixedList<T, N> {
     fn default() -> Self {
-        List {
+        FixedList {
             items: [T::default(); N],
             len: 0,
             dropped: 0,
@@ -19,7 +19,7 @@ impl<T: Copy + Default, const N: usize> Default for List<T, N> {
     }
 }
 
-impl<T: Copy + Default, const N: usize> List<T, N> {
+impl<T: Copy + Default, const N: usize> FixedList<T, N> {
     /// Appends `item`, or counts it as dropped when full.
     pub fn push(&mut self, item: T) {
         if self.len < N {
@@ -42,7 +42,7 @@ mod tests {
 
     #[test]
     fn keeps_the_first_n_and_counts_the_rest() {
-        let mut list = List::<u8, 2>::default();
+        let mut list = FixedList::<u8, 2>::default();
         for i in 0..5 {
             list.push(i);
         }

@@ -1,5 +1,5 @@
 //! The periodic tick: the architecture's timer interrupt, at a rate the
-//! kernel chooses, calling one callback per tick (the scheduler's, later).
+//! kernel chooses, calling one callback per tick (the scheduler's).
 
 use crate::irq;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};

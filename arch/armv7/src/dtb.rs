@@ -12,7 +12,7 @@
 use core::fmt;
 use fdt::Fdt;
 use fdt::node::FdtNode;
-use hal::list::List;
+use hal::list::FixedList;
 
 /// `0xd00dfeed`, big-endian, at the start of every blob.
 pub const MAGIC: u32 = 0xd00d_feed;
@@ -400,7 +400,7 @@ pub struct DeviceNode {
     /// Its first register window.
     pub reg: Reg,
     /// Its interrupts, as GIC interrupt IDs.
-    pub interrupts: List<u32, 4>,
+    pub interrupts: FixedList<u32, 4>,
     /// Its reference clock, for devices with a `clocks` property pointing
     /// at a fixed clock.
     pub clock_hz: Option<u32>,
@@ -428,9 +428,9 @@ pub struct DeviceTreeInfo<'a> {
     /// CPU nodes under `/cpus`.
     pub cpus: u32,
     /// RAM ranges from `device_type = "memory"` nodes.
-    pub memory: List<Reg, 8>,
+    pub memory: FixedList<Reg, 8>,
     /// Reserved ranges: the reservation block and `/reserved-memory`.
-    pub reserved: List<Reg, 16>,
+    pub reserved: FixedList<Reg, 16>,
     /// The console UART: `stdout-path` if it names a PL011, else the first.
     pub console_uart: Option<DeviceNode>,
     /// The interrupt controller.
@@ -440,7 +440,7 @@ pub struct DeviceTreeInfo<'a> {
     /// The PL031 real-time clock.
     pub pl031: Option<DeviceNode>,
     /// VirtIO-MMIO transports.
-    pub virtio_mmio: List<DeviceNode, 8>,
+    pub virtio_mmio: FixedList<DeviceNode, 8>,
     /// Device nodes skipped because their addresses go through a bus with
     /// address translation, or their properties could not be decoded.
     pub skipped_nodes: usize,
@@ -610,7 +610,7 @@ struct Context {
 impl<'a> Walker<'_, 'a> {
     /// GIC interrupt IDs from an `interrupts` value. Only the GIC's
     /// three-cell form is understood.
-    fn interrupts(&self, value: &[u8], parent: Option<u32>) -> Option<List<u32, 4>> {
+    fn interrupts(&self, value: &[u8], parent: Option<u32>) -> Option<FixedList<u32, 4>> {
         let controller = self.fdt.find_phandle(parent?)?;
         if !is_compatible(&controller, &GIC_COMPATIBLE) {
             return None;
@@ -621,7 +621,7 @@ impl<'a> Walker<'_, 'a> {
         if !value.len().is_multiple_of(12) {
             return None;
         }
-        let mut list = List::default();
+        let mut list = FixedList::default();
         for spec in value.chunks(12) {
             let (kind, number) = (be32(spec, 0)?, be32(spec, 4)?);
             let id = match kind {
@@ -647,7 +647,7 @@ impl<'a> Walker<'_, 'a> {
         let reg = first_reg(prop(node, "reg")?, at.cells)?;
         let interrupts = match prop(node, "interrupts") {
             Some(value) => self.interrupts(value, at.interrupt_parent)?,
-            None => List::default(),
+            None => FixedList::default(),
         };
         Some(DeviceNode {
             reg,
@@ -692,7 +692,7 @@ impl<'a> Walker<'_, 'a> {
             return;
         }
         if kind == Kind::Gic {
-            let mut regs = List::<Reg, 2>::default();
+            let mut regs = FixedList::<Reg, 2>::default();
             let gic = prop(node, "reg")
                 .and_then(|v| decode_regs(v, at.cells, |r| regs.push(r)))
                 .and_then(|()| match regs.as_slice() {

@@ -6,7 +6,7 @@
 //! one past the end reads beyond the table), so the entries are read here,
 //! every field bounds-checked.
 
-use hal::list::List;
+use hal::list::FixedList;
 
 /// The SDT header, then the local APIC address and flags.
 const HEADER_SIZE: usize = 44;
@@ -43,9 +43,9 @@ pub struct Madt {
     pub local_apic_address: u64,
     /// Dual 8259s are present (and must be masked).
     pub has_8259: bool,
-    pub local_apics: List<LocalApic, 16>,
-    pub io_apics: List<IoApic, 8>,
-    pub overrides: List<SourceOverride, 16>,
+    pub local_apics: FixedList<LocalApic, 16>,
+    pub io_apics: FixedList<IoApic, 8>,
+    pub overrides: FixedList<SourceOverride, 16>,
     /// Entries of kinds the kernel does not use.
     pub skipped: usize,
 }

@@ -29,7 +29,8 @@ pub enum Syscall {
     /// `read(buffer, capacity) -> count`: reads console input, waiting
     /// until at least one byte has arrived.
     Read = 2,
-    /// `yield()`: lets other ready threads of the same priority run.
+    /// `yield()`: lets other ready threads of the same or higher priority
+    /// run.
     Yield = 3,
     /// `sleep(ns_low, ns_high)`: waits for at least that many nanoseconds.
     Sleep = 4,
@@ -636,7 +637,7 @@ pub fn name_from(text: &str) -> Name {
 pub struct SystemInfo {
     /// Kernel version.
     pub version: Name,
-    /// Architecture (`x64`, `arm`).
+    /// Architecture, as the HAL names it (`x86_64`, `armv7`).
     pub arch: Name,
     /// The QEMU machine.
     pub machine: Name,

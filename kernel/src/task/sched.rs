@@ -342,7 +342,8 @@ pub fn spawn_kernel_thread<A: Arch>(
     Ok(tid)
 }
 
-/// Lets other ready threads of the same priority run.
+/// Lets other ready threads of the same or higher priority run (the caller
+/// goes to the back of its priority's queue).
 pub fn yield_now<A: Arch>() {
     SCHEDULER.lock().yielding = true;
     schedule::<A>();

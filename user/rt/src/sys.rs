@@ -49,7 +49,7 @@ pub fn read_raw(address: usize, len: usize) -> Result<usize, Error> {
     checked(Syscall::Read, [address, len, 0, 0, 0, 0])
 }
 
-/// Lets other threads of the same priority run.
+/// Lets other ready threads of the same or higher priority run.
 pub fn yield_now() {
     call(Syscall::Yield, [0; 6]);
 }

@@ -1,4 +1,5 @@
-//! The HAL implementation for ARMv7.
+//! The ARMv7 architecture type, [`Armv7`], with the boot information and
+//! most of its HAL implementations.
 
 use crate::{console, interrupts, time, traps};
 use arch_armv7::dtb::{self, DeviceTreeInfo, DtbError};

@@ -1,4 +1,5 @@
-//! The HAL implementation for x86_64.
+//! The x86_64 architecture type, [`X86_64`], with the boot information and
+//! most of its HAL implementations.
 
 use crate::ports::IoPorts;
 use crate::{interrupts, machine, serial, time, traps};
