@@ -78,6 +78,19 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A [`Test`] named `area::function` that runs `function`, so the name in
+/// reports is the function's: `ktest!(mm, heap_workload)`, or with the
+/// architecture as a type argument, `ktest!(mm, large_pages::<A>)`.
+#[macro_export]
+macro_rules! ktest {
+    ($area:ident, $test:ident $(::<$($generic:ty),+>)?) => {
+        $crate::ktest::Test {
+            name: concat!(stringify!($area), "::", stringify!($test)),
+            run: $test $(::<$($generic),+>)?,
+        }
+    };
+}
+
 /// Fails the test with a formatted message.
 #[macro_export]
 macro_rules! fail {

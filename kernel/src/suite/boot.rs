@@ -7,30 +7,12 @@ use hal::{Arch, MemoryKind, boot::ByteSize};
 
 pub(super) fn tests<A: Arch>() -> [Test; 6] {
     [
-        Test {
-            name: "boot::memory_map_sorted_and_disjoint",
-            run: memory_map_sorted_and_disjoint::<A>,
-        },
-        Test {
-            name: "boot::ram_matches_configured_size",
-            run: ram_matches_configured_size::<A>,
-        },
-        Test {
-            name: "boot::kernel_image_lies_in_ram",
-            run: kernel_image_lies_in_ram::<A>,
-        },
-        Test {
-            name: "boot::machine_matches_host",
-            run: machine_matches_host::<A>,
-        },
-        Test {
-            name: "time::monotonic_clock_advances",
-            run: monotonic_clock_advances::<A>,
-        },
-        Test {
-            name: "cpu::interrupt_mask_toggles",
-            run: interrupt_mask_toggles::<A>,
-        },
+        crate::ktest!(boot, memory_map_sorted_and_disjoint::<A>),
+        crate::ktest!(boot, ram_matches_configured_size::<A>),
+        crate::ktest!(boot, kernel_image_lies_in_ram::<A>),
+        crate::ktest!(boot, machine_matches_host::<A>),
+        crate::ktest!(time, monotonic_clock_advances::<A>),
+        crate::ktest!(cpu, interrupt_mask_toggles::<A>),
     ]
 }
 

@@ -9,48 +9,21 @@ use hal::trap::{Access, FaultKind};
 
 pub(super) fn tests<A: Arch>() -> [Test; 9] {
     [
-        Test {
-            name: "console::receive_interrupt_delivers_host_input",
-            run: receive_interrupt_delivers_host_input::<A>,
-        },
-        Test {
-            name: "time::ticks_arrive_at_the_configured_rate",
-            run: ticks_arrive_at_the_configured_rate::<A>,
-        },
-        Test {
-            name: "time::wall_clock_matches_the_host",
-            run: wall_clock_matches_the_host::<A>,
-        },
-        Test {
-            name: "irq::raised_interrupt_reaches_its_handler",
-            run: raised_interrupt_reaches_its_handler::<A>,
-        },
-        Test {
-            name: "irq::unhandled_interrupt_is_reported_and_masked",
-            run: unhandled_interrupt_is_reported_and_masked::<A>,
-        },
-        Test {
-            name: "trap::breakpoint_returns",
-            run: breakpoint_returns::<A>,
-        },
-        Test {
-            name: "trap::page_fault_reports_the_address",
-            run: page_fault_reports_the_address::<A>,
-        },
-        Test {
-            name: "irq::counts_are_reported",
-            run: counts_are_reported,
-        },
-        Test {
-            name: "console::io_leaves_interrupt_masking_as_it_was",
-            run: console_io_leaves_interrupt_masking_as_it_was::<A>,
-        },
+        crate::ktest!(console, receive_interrupt_delivers_host_input::<A>),
+        crate::ktest!(time, ticks_arrive_at_the_configured_rate::<A>),
+        crate::ktest!(time, wall_clock_matches_the_host::<A>),
+        crate::ktest!(irq, raised_interrupt_reaches_its_handler::<A>),
+        crate::ktest!(irq, unhandled_interrupt_is_reported_and_masked::<A>),
+        crate::ktest!(trap, breakpoint_returns::<A>),
+        crate::ktest!(trap, page_fault_reports_the_address::<A>),
+        crate::ktest!(irq, counts_are_reported),
+        crate::ktest!(console, io_leaves_interrupt_masking_as_it_was::<A>),
     ]
 }
 
 /// Console output and input may run with interrupts masked (the kernel
 /// is not preemptible) or enabled; neither may change which.
-fn console_io_leaves_interrupt_masking_as_it_was<A: Arch>() -> Outcome {
+fn io_leaves_interrupt_masking_as_it_was<A: Arch>() -> Outcome {
     let was = A::enabled();
     for enabled in [false, true] {
         if enabled {

@@ -17,54 +17,18 @@ use hal::{Arch, MemoryKind};
 
 pub(super) fn tests<A: Arch>() -> [Test; 12] {
     [
-        Test {
-            name: "mm::device_mappings_are_uncached",
-            run: device_mappings_are_uncached::<A>,
-        },
-        Test {
-            name: "mm::live_tables_match_layout_and_violations_are_caught",
-            run: live_tables_match_layout_and_violations_are_caught::<A>,
-        },
-        Test {
-            name: "mm::frames_unique_none_lost_reserved_untouched",
-            run: frames_unique_none_lost_reserved_untouched::<A>,
-        },
-        Test {
-            name: "mm::frame_blocks_of_mixed_sizes",
-            run: frame_blocks_of_mixed_sizes,
-        },
-        Test {
-            name: "mm::heap_stress_mixed_sizes",
-            run: heap_stress_mixed_sizes,
-        },
-        Test {
-            name: "mm::heap_exhaustion_is_an_error",
-            run: heap_exhaustion_is_an_error,
-        },
-        Test {
-            name: "mm::map_translate_protect_unmap",
-            run: map_translate_protect_unmap::<A>,
-        },
-        Test {
-            name: "mm::large_pages",
-            run: large_pages::<A>,
-        },
-        Test {
-            name: "mm::kernel_text_and_rodata_not_writable",
-            run: kernel_text_and_rodata_not_writable::<A>,
-        },
-        Test {
-            name: "mm::no_execute_pages_fault_on_fetch",
-            run: no_execute_pages_fault_on_fetch::<A>,
-        },
-        Test {
-            name: "mm::kernel_stack_guard_page_faults",
-            run: kernel_stack_guard_page_faults::<A>,
-        },
-        Test {
-            name: "mm::user_space_round_trip_frees_everything",
-            run: user_space_round_trip_frees_everything::<A>,
-        },
+        crate::ktest!(mm, device_mappings_are_uncached::<A>),
+        crate::ktest!(mm, live_tables_match_layout_and_violations_are_caught::<A>),
+        crate::ktest!(mm, frames_unique_none_lost_reserved_untouched::<A>),
+        crate::ktest!(mm, frame_blocks_of_mixed_sizes),
+        crate::ktest!(mm, heap_stress_mixed_sizes),
+        crate::ktest!(mm, heap_exhaustion_is_an_error),
+        crate::ktest!(mm, map_translate_protect_unmap::<A>),
+        crate::ktest!(mm, large_pages::<A>),
+        crate::ktest!(mm, kernel_text_and_rodata_not_writable::<A>),
+        crate::ktest!(mm, no_execute_pages_fault_on_fetch::<A>),
+        crate::ktest!(mm, kernel_stack_guard_page_faults::<A>),
+        crate::ktest!(mm, user_space_round_trip_frees_everything::<A>),
     ]
 }
 

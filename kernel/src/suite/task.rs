@@ -12,22 +12,10 @@ use spin::Mutex;
 
 pub(crate) fn tests<A: Arch>() -> [Test; 4] {
     [
-        Test {
-            name: "task::kernel_threads_take_turns_on_yield",
-            run: kernel_threads_take_turns_on_yield::<A>,
-        },
-        Test {
-            name: "task::higher_priority_runs_first",
-            run: higher_priority_runs_first::<A>,
-        },
-        Test {
-            name: "task::sleep_wakes_at_the_deadline",
-            run: sleep_wakes_at_the_deadline::<A>,
-        },
-        Test {
-            name: "task::ended_threads_free_their_stacks",
-            run: ended_threads_free_their_stacks::<A>,
-        },
+        crate::ktest!(task, kernel_threads_take_turns_on_yield::<A>),
+        crate::ktest!(task, higher_priority_runs_first::<A>),
+        crate::ktest!(task, sleep_wakes_at_the_deadline::<A>),
+        crate::ktest!(task, ended_threads_free_their_stacks::<A>),
     ]
 }
 

@@ -13,46 +13,16 @@ use kernel::ktest::{Outcome, Test};
 use kernel::{ensure, ensure_eq, fail};
 
 pub static ARCH_TESTS: [Test; 10] = [
-    Test {
-        name: "irq::spurious_acknowledge_is_counted",
-        run: spurious_acknowledge_is_counted,
-    },
-    Test {
-        name: "interrupts::gic_from_the_device_tree",
-        run: gic_from_the_device_tree,
-    },
-    Test {
-        name: "console::pl011_loopback",
-        run: pl011_loopback,
-    },
-    Test {
-        name: "firmware::device_tree_memory_matches_ram",
-        run: device_tree_memory_matches_ram,
-    },
-    Test {
-        name: "firmware::device_tree_devices_match_board",
-        run: device_tree_devices_match_board,
-    },
-    Test {
-        name: "firmware::qemu_added_virtio_transports",
-        run: qemu_added_virtio_transports,
-    },
-    Test {
-        name: "firmware::corrupt_device_tree_is_refused",
-        run: corrupt_device_tree_is_refused,
-    },
-    Test {
-        name: "mmu::translation_matches_layout",
-        run: translation_matches_layout,
-    },
-    Test {
-        name: "cpu::svc_mode_with_per_mode_stacks",
-        run: svc_mode_with_per_mode_stacks,
-    },
-    Test {
-        name: "mmu::user_tables_at_8k_alignment_switch",
-        run: user_tables_at_8k_alignment_switch,
-    },
+    kernel::ktest!(irq, spurious_acknowledge_is_counted),
+    kernel::ktest!(interrupts, gic_from_the_device_tree),
+    kernel::ktest!(console, pl011_loopback),
+    kernel::ktest!(firmware, device_tree_memory_matches_ram),
+    kernel::ktest!(firmware, device_tree_devices_match_board),
+    kernel::ktest!(firmware, qemu_added_virtio_transports),
+    kernel::ktest!(firmware, corrupt_device_tree_is_refused),
+    kernel::ktest!(mmu, translation_matches_layout),
+    kernel::ktest!(cpu, svc_mode_with_per_mode_stacks),
+    kernel::ktest!(mmu, user_tables_at_8k_alignment_switch),
 ];
 
 fn pl011_loopback() -> Outcome {

@@ -11,34 +11,13 @@ use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
 pub static ARCH_TESTS: [Test; 7] = [
-    Test {
-        name: "irq::spurious_vector_is_counted",
-        run: spurious_vector_is_counted,
-    },
-    Test {
-        name: "interrupts::madt_matches_the_machine",
-        run: madt_matches_the_machine,
-    },
-    Test {
-        name: "console::uart16550_loopback",
-        run: uart16550_loopback,
-    },
-    Test {
-        name: "firmware::acpi_rsdp_is_valid",
-        run: acpi_rsdp_is_valid,
-    },
-    Test {
-        name: "cpu::long_mode_with_nx_and_write_protect",
-        run: long_mode_with_nx_and_write_protect,
-    },
-    Test {
-        name: "paging::kernel_window_aliases_physical",
-        run: kernel_window_aliases_physical,
-    },
-    Test {
-        name: "user::smep_and_smap_stop_the_kernel_at_user_pages",
-        run: smep_and_smap_stop_the_kernel_at_user_pages,
-    },
+    kernel::ktest!(irq, spurious_vector_is_counted),
+    kernel::ktest!(interrupts, madt_matches_the_machine),
+    kernel::ktest!(console, uart16550_loopback),
+    kernel::ktest!(firmware, acpi_rsdp_is_valid),
+    kernel::ktest!(cpu, long_mode_with_nx_and_write_protect),
+    kernel::ktest!(paging, kernel_window_aliases_physical),
+    kernel::ktest!(user, smep_and_smap_stop_the_kernel_at_user_pages),
 ];
 
 fn uart16550_loopback() -> Outcome {
