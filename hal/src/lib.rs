@@ -5,6 +5,13 @@
 //! Methods are associated functions because each concern is a singleton
 //! (one console, one CPU, one interrupt controller); the core is generic over
 //! the implementing type, so every call is static and can be inlined.
+//!
+//! The other direction has one door: the architecture enters the core only
+//! through `kernel::entry`, whose functions are its complete list of
+//! entries: `early` and `boot` at start-up, `system_call`, `interrupt` and
+//! `spurious_interrupt`, `user_fault`, `before_user_return`,
+//! `user_thread_started`, `kernel_breakpoint`, `kernel_fault_caught` and
+//! `guarded_call_ended` for faults inside `Cpu::catch_fault`, and `panic`.
 
 #![cfg_attr(not(test), no_std)]
 

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod cmdline;
 pub mod console;
 pub mod crash;
+pub mod entry;
 pub mod fault_catch;
 pub mod fixed_string;
 pub mod inspect;

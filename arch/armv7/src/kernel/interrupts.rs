@@ -91,17 +91,17 @@ pub fn init() -> Result<(), &'static str> {
 /// dispatched and ended; a spurious one if it had none.
 pub fn handle_irq() {
     let Ok(devices) = devices() else {
-        kernel::irq::spurious();
+        kernel::entry::spurious_interrupt();
         return;
     };
     let mut handled = false;
     while let Some(interrupt) = devices.gic.acknowledge() {
-        kernel::irq::dispatch::<Armv7>(interrupt.id() as usize);
+        kernel::entry::interrupt::<Armv7>(interrupt.id() as usize);
         devices.gic.end(interrupt);
         handled = true;
     }
     if !handled {
-        kernel::irq::spurious();
+        kernel::entry::spurious_interrupt();
     }
 }
 

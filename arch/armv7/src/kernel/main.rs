@@ -60,7 +60,7 @@ extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
     if let Some(virt) = memory::map_console(uart_base) {
         console::init(virt, uart_clock.unwrap_or(board::UART_CLOCK_HZ));
     }
-    kernel::init_early::<Armv7>();
+    kernel::entry::early::<Armv7>();
     traps::init();
     time::init();
     threads::init();
@@ -78,7 +78,7 @@ extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
         Err(e) => panic!("cannot walk the kernel's translation table: {e}"),
     }
     platform::set_boot_info(boot);
-    kernel::kmain::<Armv7>(&tests::ARCH_TESTS)
+    kernel::entry::boot::<Armv7>(&tests::ARCH_TESTS)
 }
 
 /// Ends the boot over a device tree the kernel cannot run with, saying why
@@ -95,6 +95,6 @@ static ALLOCATOR: kernel::mm::heap::GlobalHeap = kernel::mm::heap::GlobalHeap;
 fn panic(info: &PanicInfo<'_>) -> ! {
     platform::disable_interrupts();
     console::break_lock_for_panic();
-    kernel::panic::report(info);
+    kernel::entry::panic(info);
     Armv7::exit(kernel::exit_code::PANIC)
 }

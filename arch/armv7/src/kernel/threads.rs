@@ -97,7 +97,7 @@ impl hal::Threads for Armv7 {
 /// to user mode.
 #[unsafe(no_mangle)]
 extern "C" fn armv7_user_thread_started() {
-    kernel::task::user_thread_started::<Armv7>();
+    kernel::entry::user_thread_started::<Armv7>();
 }
 
 /// Handles a system call from user mode: number in r7, arguments in
@@ -112,7 +112,7 @@ pub fn syscall(frame: &mut TrapFrame) {
         r[4] as usize,
         r[5] as usize,
     ];
-    let [first, second] = kernel::syscall::handle::<Armv7>(r[7] as usize, args);
+    let [first, second] = kernel::entry::system_call::<Armv7>(r[7] as usize, args);
     frame.r[0] = first as u32;
     frame.r[1] = second as u32;
 }

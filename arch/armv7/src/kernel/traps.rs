@@ -199,7 +199,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
     if frame.user_mode() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
-    kernel::fault_catch::record(fault);
+    kernel::entry::kernel_fault_caught(fault);
     frame.pc = fault_catch_recover as *const () as u32;
     // ARM state, SVC mode, interrupts as they were.
     frame.cpsr = (frame.cpsr & !(MODE_MASK | THUMB)) | 0x13;
@@ -214,7 +214,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
 pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault> {
     // SAFETY: fault_catch_call preserves the callee-saved registers and the
     // stack on both of its return paths.
-    kernel::fault_catch::outcome(unsafe { fault_catch_call(f, arg) } != 0)
+    kernel::entry::guarded_call_ended(unsafe { fault_catch_call(f, arg) } != 0)
 }
 
 /// Where every exception lands, with the frame the entry code built.
@@ -225,20 +225,20 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
         Kind::Irq => {
             crate::interrupts::handle_irq();
             if frame.user_mode() {
-                kernel::task::before_user_return::<Armv7>();
+                kernel::entry::before_user_return::<Armv7>();
             }
             return;
         }
         Kind::Svc if frame.user_mode() => {
             crate::threads::syscall(frame);
-            kernel::task::before_user_return::<Armv7>();
+            kernel::entry::before_user_return::<Armv7>();
             return;
         }
         Kind::Fiq => {
             // Every interrupt is routed as IRQ; a FIQ is a stray. Report it
             // and return with FIQs masked, so it cannot storm.
             log::warn!("unexpected FIQ at {:#x}; FIQs masked from here", frame.pc);
-            kernel::irq::spurious();
+            kernel::entry::spurious_interrupt();
             frame.cpsr |= 1 << 6;
             return;
         }
@@ -249,15 +249,15 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
     if frame.user_mode() {
         // Returns only if the fault was resolved (a page brought in);
         // otherwise the process is killed and this thread never resumes.
-        kernel::task::user_fault::<Armv7>(fault, kind.name());
-        kernel::task::before_user_return::<Armv7>();
+        kernel::entry::user_fault::<Armv7>(fault, kind.name());
+        kernel::entry::before_user_return::<Armv7>();
         return;
     }
     if recover(frame, fault) {
         return;
     }
     if fault.kind == FaultKind::Breakpoint {
-        kernel::trap::breakpoint(frame.pc as usize);
+        kernel::entry::kernel_breakpoint(frame.pc as usize);
         frame.pc += 4;
         return;
     }

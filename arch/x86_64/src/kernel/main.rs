@@ -38,7 +38,7 @@ core::arch::global_asm!(
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
     serial::init();
-    kernel::init_early::<X86_64>();
+    kernel::entry::early::<X86_64>();
     gdt::init();
     traps::init();
     time::init();
@@ -61,7 +61,7 @@ extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
         Err(e) => panic!("cannot walk the kernel's page tables: {e}"),
     }
     platform::set_boot_info(boot);
-    kernel::kmain::<X86_64>(&tests::ARCH_TESTS)
+    kernel::entry::boot::<X86_64>(&tests::ARCH_TESTS)
 }
 
 #[global_allocator]
@@ -71,6 +71,6 @@ static ALLOCATOR: kernel::mm::heap::GlobalHeap = kernel::mm::heap::GlobalHeap;
 fn panic(info: &PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
     serial::break_lock_for_panic();
-    kernel::panic::report(info);
+    kernel::entry::panic(info);
     X86_64::exit(kernel::exit_code::PANIC)
 }

@@ -206,7 +206,7 @@ impl hal::Threads for X86_64 {
 /// to user mode.
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_user_thread_started() {
-    kernel::task::user_thread_started::<X86_64>();
+    kernel::entry::user_thread_started::<X86_64>();
 }
 
 /// Handles a system call; returns non-zero if SYSRET may return: the
@@ -223,9 +223,9 @@ extern "C" fn x86_64_syscall(frame: &mut TrapFrame) -> u64 {
         frame.r8 as usize,
         frame.r9 as usize,
     ];
-    let [first, second] = kernel::syscall::handle::<X86_64>(frame.rax as usize, args);
+    let [first, second] = kernel::entry::system_call::<X86_64>(frame.rax as usize, args);
     frame.rax = first as u64;
     frame.rdx = second as u64;
-    kernel::task::before_user_return::<X86_64>();
+    kernel::entry::before_user_return::<X86_64>();
     (frame.rip < layout::USER_ANON_END) as u64
 }

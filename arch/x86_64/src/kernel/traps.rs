@@ -249,7 +249,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
     if frame.user_mode() || FAULT_RECOVERY_ARMED.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
-    kernel::fault_catch::record(fault);
+    kernel::entry::kernel_fault_caught(fault);
     frame.rip = fault_catch_recover as *const () as u64;
     true
 }
@@ -262,7 +262,7 @@ fn recover(frame: &mut TrapFrame, fault: Fault) -> bool {
 pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fault> {
     // SAFETY: fault_catch_call preserves the callee-saved registers and the
     // stack on both of its return paths.
-    kernel::fault_catch::outcome(unsafe { fault_catch_call(f, arg) } != 0)
+    kernel::entry::guarded_call_ended(unsafe { fault_catch_call(f, arg) } != 0)
 }
 
 /// Where every trap lands, with the frame the entry stub built.
@@ -272,7 +272,7 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     if vector >= interrupts::FIRST_VECTOR {
         interrupt(vector);
         if frame.user_mode() {
-            kernel::task::before_user_return::<X86_64>();
+            kernel::entry::before_user_return::<X86_64>();
         }
         return;
     }
@@ -292,8 +292,8 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
         }
         // Returns only if the fault was resolved (a page brought in);
         // otherwise the process is killed and this thread never resumes.
-        kernel::task::user_fault::<X86_64>(fault, exception_name(vector));
-        kernel::task::before_user_return::<X86_64>();
+        kernel::entry::user_fault::<X86_64>(fault, exception_name(vector));
+        kernel::entry::before_user_return::<X86_64>();
         return;
     }
     if recover(frame, fault) {
@@ -301,7 +301,7 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     }
     if fault.kind == FaultKind::Breakpoint {
         // RIP already points past the INT3.
-        kernel::trap::breakpoint(frame.rip as usize - 1);
+        kernel::entry::kernel_breakpoint(frame.rip as usize - 1);
         return;
     }
     let cr2 = if frame.vector == PAGE_FAULT {
@@ -321,13 +321,13 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
 fn interrupt(vector: u8) {
     match vector {
         // The local APIC withdrew an interrupt: no end of interrupt.
-        interrupts::SPURIOUS_VECTOR => kernel::irq::spurious(),
+        interrupts::SPURIOUS_VECTOR => kernel::entry::spurious_interrupt(),
         interrupts::ERROR_VECTOR => {
             log::warn!("local APIC error");
             interrupts::end_of_interrupt(vector);
         }
         _ => {
-            kernel::irq::dispatch::<X86_64>((vector - interrupts::FIRST_VECTOR) as usize);
+            kernel::entry::interrupt::<X86_64>((vector - interrupts::FIRST_VECTOR) as usize);
             interrupts::end_of_interrupt(vector);
         }
     }
