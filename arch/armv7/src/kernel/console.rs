@@ -14,7 +14,7 @@ fn with_uart<R>(f: impl FnOnce(&mut Pl011) -> R) -> Option<R> {
     // afterwards when they were off before (it tests CPSR.I the wrong way
     // round), which let the receive interrupt run in the middle of the
     // kernel's own drain and reorder typed input.
-    <crate::platform::Armv7 as hal::Interrupts>::without(|| UART.lock().as_mut().map(f))
+    <crate::arch::Armv7 as hal::Interrupts>::without(|| UART.lock().as_mut().map(f))
 }
 static BASE: AtomicUsize = AtomicUsize::new(0);
 
@@ -70,5 +70,21 @@ pub fn break_lock_for_panic() {
         // SAFETY: interrupts are off and the CPU is about to stop; the
         // holder of the lock will never run again.
         unsafe { UART.force_unlock() };
+    }
+}
+
+impl hal::Console for crate::arch::Armv7 {
+    fn write_bytes(bytes: &[u8]) {
+        write_bytes(bytes);
+    }
+
+    fn read_byte() -> Option<u8> {
+        read_byte()
+    }
+
+    fn enable_receive_interrupt() -> Result<usize, hal::IrqError> {
+        let irq = crate::interrupts::console_irq()?;
+        enable_receive_interrupt();
+        Ok(irq)
     }
 }

@@ -2,7 +2,7 @@
 //! GICv2, the SP804 (periodic tick), the PL031 (wall clock) and the
 //! console's receive interrupt. Interrupt numbers are GIC interrupt IDs.
 
-use crate::platform::{self, Armv7};
+use crate::arch::Armv7;
 use arch_armv7::board;
 use drivers::gicv2::Gic;
 use drivers::pl031::Pl031;
@@ -32,7 +32,7 @@ fn map(address: u64, size: usize, what: &'static str) -> Result<usize, &'static 
 
 /// Sets up the GIC, the tick timer and the RTC from the device tree.
 pub fn init() -> Result<(), &'static str> {
-    let Some((_, info)) = platform::device_tree() else {
+    let Some((_, info)) = crate::device_tree::get() else {
         return Err("no device tree");
     };
     let Some(gic) = info.gic else {
@@ -156,7 +156,7 @@ pub fn wall_clock_seconds() -> Option<u64> {
 
 /// The console's receive interrupt, from the device tree.
 pub fn console_irq() -> Result<usize, IrqError> {
-    let (_, info) = platform::device_tree().ok_or(IrqError::NoDevice)?;
+    let (_, info) = crate::device_tree::get().ok_or(IrqError::NoDevice)?;
     let uart = info.console_uart.ok_or(IrqError::NoDevice)?;
     uart.interrupts
         .as_slice()
@@ -168,4 +168,36 @@ pub fn console_irq() -> Result<usize, IrqError> {
 /// The GIC's interrupt lines (for tests and reports).
 pub fn gic_lines() -> Option<u32> {
     devices().ok().map(|d| d.gic.lines())
+}
+
+/// Masks IRQ and FIQ on this CPU.
+pub fn disable_interrupts() {
+    aarch32_cpu::interrupt::disable();
+}
+
+impl hal::Interrupts for Armv7 {
+    const IRQ_COUNT: usize = kernel::irq::MAX_IRQS;
+    const SOFTWARE_IRQ: usize = SOFTWARE_SGI as usize;
+
+    fn raise(irq: usize) -> Result<(), hal::IrqError> {
+        raise(irq)
+    }
+
+    fn set_masked(irq: usize, masked: bool) -> Result<(), hal::IrqError> {
+        set_masked(irq, masked)
+    }
+
+    fn enable() {
+        // SAFETY: enabling IRQs is what the caller asked for; the kernel's
+        // handlers are responsible for being ready.
+        unsafe { aarch32_cpu::interrupt::enable() };
+    }
+
+    fn disable() {
+        aarch32_cpu::interrupt::disable();
+    }
+
+    fn enabled() -> bool {
+        !aarch32_cpu::register::Cpsr::read().i()
+    }
 }

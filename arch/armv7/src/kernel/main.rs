@@ -5,20 +5,24 @@
 
 extern crate alloc;
 
+mod arch;
 mod console;
 mod cp15;
+mod cpu;
+mod device_tree;
 mod interrupts;
 mod memory;
 mod platform;
 mod tests;
 mod threads;
 mod time;
+mod timer;
 mod traps;
 
+use arch::Armv7;
 use arch_armv7::{board, dtb, layout, mmu};
 use core::panic::PanicInfo;
 use hal::Platform as _;
-use platform::Armv7;
 
 /// SCTLR bits the boot code sets: MMU, data cache, branch prediction,
 /// instruction cache.
@@ -45,7 +49,7 @@ core::arch::global_asm!(
 /// loader passed in r2 (the device tree address, or 0 for ELF images).
 #[unsafe(no_mangle)]
 extern "C" fn armv7_entry(loader_dtb: u32) -> ! {
-    let tree = platform::find_device_tree(loader_dtb).and_then(|blob| {
+    let tree = device_tree::find_device_tree(loader_dtb).and_then(|blob| {
         dtb::strip_nops(blob)?;
         let blob: &'static [u8] = blob;
         Ok((blob, dtb::parse(blob)?))
@@ -93,7 +97,7 @@ static ALLOCATOR: kernel::mm::heap::GlobalHeap = kernel::mm::heap::GlobalHeap;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    platform::disable_interrupts();
+    interrupts::disable_interrupts();
     console::break_lock_for_panic();
     kernel::entry::panic(info);
     Armv7::exit(kernel::exit_code::PANIC)

@@ -429,7 +429,7 @@ fn current_ttbr0() -> Option<u32> {
     (ttbcr & TTBCR_PD0 == 0).then(|| Ttbr0::read().raw_value() & base_mask)
 }
 
-impl hal::Memory for crate::platform::Armv7 {
+impl hal::Memory for crate::arch::Armv7 {
     const PAGE_SIZES: &'static [usize] = &[PAGE_SIZE, SECTION as usize];
 
     fn phys_to_virt(paddr: u64) -> Option<usize> {

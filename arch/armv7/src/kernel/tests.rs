@@ -1,8 +1,9 @@
 //! In-kernel tests of the ARMv7 specifics.
 
+use crate::arch::Armv7;
 use crate::cp15::{Ats1Cpr, Ttbcr, Ttbr1};
-use crate::platform::{self, Armv7};
 use crate::{console, memory};
+use crate::{device_tree, interrupts};
 use aarch32_cpu::register::{Par, SysRegRead, SysRegWrite};
 use arch_armv7::dtb::{self, DtbError};
 use arch_armv7::{board, layout};
@@ -34,7 +35,7 @@ fn pl011_loopback() -> Outcome {
 
 fn tree() -> Result<&'static (&'static [u8], dtb::DeviceTreeInfo<'static>), kernel::ktest::Failure>
 {
-    platform::device_tree().ok_or_else(|| {
+    device_tree::get().ok_or_else(|| {
         kernel::ktest::Failure::new(file!(), line!(), format_args!("no device tree recorded"))
     })
 }
@@ -291,7 +292,7 @@ fn svc_mode_with_per_mode_stacks() -> Outcome {
 fn spurious_acknowledge_is_counted() -> Outcome {
     let before = kernel::irq::spurious_count();
     // An IRQ exception with nothing pending at the GIC (it answers 1023).
-    platform::disable_interrupts();
+    interrupts::disable_interrupts();
     crate::interrupts::handle_irq();
     ensure_eq!(kernel::irq::spurious_count(), before + 1, "spurious count");
     Ok(())

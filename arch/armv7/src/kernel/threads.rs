@@ -1,7 +1,7 @@
 //! Threads and user mode: stack switching, new threads' first run, and
 //! system calls (SVC from user mode).
 
-use crate::platform::Armv7;
+use crate::arch::Armv7;
 use crate::traps::TrapFrame;
 use hal::UserEntry;
 
@@ -98,21 +98,4 @@ impl hal::Threads for Armv7 {
 #[unsafe(no_mangle)]
 extern "C" fn armv7_user_thread_started() {
     kernel::entry::user_thread_started::<Armv7>();
-}
-
-/// Handles a system call from user mode: number in r7, arguments in
-/// r0-r5, results in r0 and r1.
-pub fn syscall(frame: &mut TrapFrame) {
-    let r = &frame.r;
-    let args = [
-        r[0] as usize,
-        r[1] as usize,
-        r[2] as usize,
-        r[3] as usize,
-        r[4] as usize,
-        r[5] as usize,
-    ];
-    let [first, second] = kernel::entry::system_call::<Armv7>(r[7] as usize, args);
-    frame.r[0] = first as u32;
-    frame.r[1] = second as u32;
 }

@@ -1,7 +1,7 @@
 //! Exceptions: the vector table, the trap frame, fault decoding and
 //! reports, and recovery from expected kernel faults.
 
-use crate::platform::Armv7;
+use crate::arch::Armv7;
 use aarch32_cpu::register::{Dfar, Dfsr, Ifar, Ifsr, Vbar};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -217,6 +217,23 @@ pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fau
     kernel::entry::guarded_call_ended(unsafe { fault_catch_call(f, arg) } != 0)
 }
 
+/// Handles a system call from user mode: number in r7, arguments in
+/// r0-r5, results in r0 and r1.
+fn syscall(frame: &mut TrapFrame) {
+    let r = &frame.r;
+    let args = [
+        r[0] as usize,
+        r[1] as usize,
+        r[2] as usize,
+        r[3] as usize,
+        r[4] as usize,
+        r[5] as usize,
+    ];
+    let [first, second] = kernel::entry::system_call::<Armv7>(r[7] as usize, args);
+    frame.r[0] = first as u32;
+    frame.r[1] = second as u32;
+}
+
 /// Where every exception lands, with the frame the entry code built.
 #[unsafe(no_mangle)]
 extern "C" fn armv7_trap(frame: &mut TrapFrame) {
@@ -230,7 +247,7 @@ extern "C" fn armv7_trap(frame: &mut TrapFrame) {
             return;
         }
         Kind::Svc if frame.user_mode() => {
-            crate::threads::syscall(frame);
+            syscall(frame);
             kernel::entry::before_user_return::<Armv7>();
             return;
         }

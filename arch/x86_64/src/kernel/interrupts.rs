@@ -73,7 +73,7 @@ fn controllers() -> Result<&'static Controllers, IrqError> {
 /// The MADT (and `true`), or the architectural defaults when there is none
 /// to be had.
 fn madt() -> (Madt, bool) {
-    let reason = match crate::platform::X86_64::boot_info().firmware {
+    let reason = match crate::arch::X86_64::boot_info().firmware {
         FirmwareTables::Acpi { rsdp } => match acpi::read_madt(rsdp) {
             Ok(madt) => return (madt, true),
             Err(e) => alloc::format!("{e}"),
@@ -131,14 +131,14 @@ pub fn init() -> Result<(), &'static str> {
         drivers::pic8259::remap_and_mask(&IoPorts, PIC_VECTOR_BASE);
     }
     let frames = &KernelFrames;
-    let lapic_virt = crate::platform::X86_64::map_device(madt.local_apic_address, 4096, frames)
+    let lapic_virt = crate::arch::X86_64::map_device(madt.local_apic_address, 4096, frames)
         .map_err(|_| "cannot map the local APIC")?;
     // SAFETY: mapped uncached just above; this is the boot CPU's APIC.
     let local = unsafe { LocalApic::new(lapic_virt) };
     local.enable(SPURIOUS_VECTOR, ERROR_VECTOR);
     let mut io = [const { None }; 8];
     for (slot, info) in io.iter_mut().zip(madt.io_apics.as_slice()) {
-        let virt = crate::platform::X86_64::map_device(info.address as u64, 0x20, frames)
+        let virt = crate::arch::X86_64::map_device(info.address as u64, 0x20, frames)
             .map_err(|_| "cannot map an I/O APIC")?;
         // SAFETY: mapped uncached just above.
         let apic = unsafe { IoApic::new(virt) };
@@ -276,4 +276,29 @@ pub fn madt_summary() -> Option<(usize, usize, (u32, bool, bool))> {
         c.madt.overrides.as_slice().len(),
         c.madt.isa_route(0),
     ))
+}
+
+impl hal::Interrupts for crate::arch::X86_64 {
+    const IRQ_COUNT: usize = 256 - FIRST_VECTOR as usize;
+    const SOFTWARE_IRQ: usize = (SOFTWARE_VECTOR - FIRST_VECTOR) as usize;
+
+    fn raise(irq: usize) -> Result<(), hal::IrqError> {
+        raise(irq)
+    }
+
+    fn set_masked(irq: usize, masked: bool) -> Result<(), hal::IrqError> {
+        set_masked(irq, masked)
+    }
+
+    fn enable() {
+        x86_64::instructions::interrupts::enable();
+    }
+
+    fn disable() {
+        x86_64::instructions::interrupts::disable();
+    }
+
+    fn enabled() -> bool {
+        x86_64::instructions::interrupts::are_enabled()
+    }
 }

@@ -6,22 +6,25 @@
 extern crate alloc;
 
 mod acpi;
+mod arch;
+mod console;
+mod cpu;
 mod gdt;
 mod interrupts;
 mod machine;
 mod memory;
 mod platform;
 mod ports;
-mod serial;
 mod tests;
 mod threads;
 mod time;
+mod timer;
 mod traps;
 
+use arch::X86_64;
 use arch_x86_64::{exit_status, layout, pvh};
 use core::panic::PanicInfo;
 use hal::Platform as _;
-use platform::X86_64;
 
 core::arch::global_asm!(
     include_str!("boot.s"),
@@ -37,7 +40,7 @@ core::arch::global_asm!(
 /// physical address of `hvm_start_info`.
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
-    serial::init();
+    console::init();
     kernel::entry::early::<X86_64>();
     gdt::init();
     traps::init();
@@ -70,7 +73,7 @@ static ALLOCATOR: kernel::mm::heap::GlobalHeap = kernel::mm::heap::GlobalHeap;
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
-    serial::break_lock_for_panic();
+    console::break_lock_for_panic();
     kernel::entry::panic(info);
     X86_64::exit(kernel::exit_code::PANIC)
 }

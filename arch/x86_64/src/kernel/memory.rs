@@ -487,7 +487,7 @@ fn free_user_tables(root: u64, frames: &dyn FrameSource) {
     frames.free(root, 1);
 }
 
-impl hal::Memory for crate::platform::X86_64 {
+impl hal::Memory for crate::arch::X86_64 {
     const PAGE_SIZES: &'static [usize] = &[PAGE_SIZE, LARGE_PAGE as usize];
 
     fn phys_to_virt(paddr: u64) -> Option<usize> {

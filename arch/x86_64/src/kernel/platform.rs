@@ -1,16 +1,13 @@
-//! The x86_64 architecture type, [`X86_64`], with the boot information and
-//! most of its HAL implementations.
+//! The platform concern: the boot information from the PVH start info,
+//! the capabilities, and how to end the machine.
 
-use crate::ports::IoPorts;
-use crate::{interrupts, machine, serial, time, traps};
+use crate::arch::X86_64;
+use crate::{interrupts, machine};
 use arch_x86_64::{exit_status, layout, pvh};
 use hal::boot::{MemoryMapBuilder, ReservedList};
 use hal::{BootInfo, FirmwareTables, PhysRange};
 use spin::Once;
 use x86_64::instructions::{hlt, interrupts as cpu_interrupts, port::Port};
-
-/// The x86_64 architecture, as the portable core sees it.
-pub struct X86_64;
 
 static BOOT_INFO: Once<BootInfo> = Once::new();
 
@@ -91,103 +88,6 @@ pub fn read_boot_info(start_info_paddr: u64) -> Result<BootInfo, pvh::PvhError> 
 /// Makes `boot` what [`hal::Platform::boot_info`] returns from now on.
 pub fn set_boot_info(boot: BootInfo) {
     BOOT_INFO.call_once(|| boot);
-}
-
-impl hal::Console for X86_64 {
-    fn write_bytes(bytes: &[u8]) {
-        serial::write_bytes(bytes);
-    }
-
-    fn read_byte() -> Option<u8> {
-        serial::read_byte()
-    }
-
-    fn enable_receive_interrupt() -> Result<usize, hal::IrqError> {
-        let irq = interrupts::route_isa(serial::COM1_IRQ)?;
-        serial::enable_receive_interrupt();
-        Ok(irq)
-    }
-}
-
-impl hal::Interrupts for X86_64 {
-    const IRQ_COUNT: usize = 256 - interrupts::FIRST_VECTOR as usize;
-    const SOFTWARE_IRQ: usize = (interrupts::SOFTWARE_VECTOR - interrupts::FIRST_VECTOR) as usize;
-
-    fn raise(irq: usize) -> Result<(), hal::IrqError> {
-        interrupts::raise(irq)
-    }
-
-    fn set_masked(irq: usize, masked: bool) -> Result<(), hal::IrqError> {
-        interrupts::set_masked(irq, masked)
-    }
-
-    fn enable() {
-        cpu_interrupts::enable();
-    }
-
-    fn disable() {
-        cpu_interrupts::disable();
-    }
-
-    fn enabled() -> bool {
-        cpu_interrupts::are_enabled()
-    }
-}
-
-impl hal::Time for X86_64 {
-    fn monotonic_ns() -> u64 {
-        time::monotonic_ns()
-    }
-
-    fn since_reset_ns() -> u64 {
-        time::since_reset_ns()
-    }
-
-    fn wall_clock_seconds() -> Option<u64> {
-        drivers::cmos_rtc::read_time(&IoPorts)?.unix_seconds()
-    }
-
-    fn start_ticks(hz: u32) -> Result<usize, hal::TimerError> {
-        interrupts::start_ticks(hz)
-    }
-
-    fn stop_ticks() {
-        interrupts::stop_ticks();
-    }
-
-    fn acknowledge_tick() {
-        // The local APIC timer needs only the end of interrupt.
-    }
-}
-
-impl hal::Cpu for X86_64 {
-    fn idle() {
-        // STI takes effect after the next instruction, so no interrupt can
-        // be taken between it and HLT.
-        cpu_interrupts::enable_and_hlt();
-        cpu_interrupts::disable();
-    }
-
-    fn sync_instructions(_kernel_address: usize, _len: usize) {
-        // Instruction fetch is coherent with data writes on x86_64.
-    }
-
-    fn cycle_counter() -> u64 {
-        time::rdtsc()
-    }
-
-    const CYCLE_COUNTER_BITS: u32 = 64;
-
-    const RETURN_INSTRUCTION: &'static [u8] = &[0xc3];
-
-    fn breakpoint() {
-        x86_64::instructions::interrupts::int3();
-    }
-
-    unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), hal::Fault> {
-        // SAFETY: the caller upholds the contract, which is the same.
-        unsafe { traps::catch_fault(f, arg) }
-    }
 }
 
 impl hal::Platform for X86_64 {

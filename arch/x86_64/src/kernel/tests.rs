@@ -1,7 +1,7 @@
 //! In-kernel tests of the x86_64 specifics.
 
-use crate::platform::X86_64;
-use crate::{memory, serial};
+use crate::arch::X86_64;
+use crate::{console, memory};
 use arch_x86_64::layout;
 use hal::{FirmwareTables, Memory, Platform};
 use kernel::ktest::{Outcome, Test};
@@ -21,7 +21,7 @@ pub static ARCH_TESTS: [Test; 7] = [
 ];
 
 fn uart16550_loopback() -> Outcome {
-    if let Err(error) = serial::loopback_check() {
+    if let Err(error) = console::loopback_check() {
         fail!("COM1 loopback: {error}");
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Threads and user mode: stack switching, new threads' first run, and the
 //! SYSCALL/SYSRET path with its model-specific registers.
 
+use crate::arch::X86_64;
 use crate::gdt;
-use crate::platform::X86_64;
 use crate::traps::TrapFrame;
 use arch_x86_64::layout;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +57,7 @@ pub fn init() {
         selectors.kernel_data,
     )
     .expect("the GDT's order is what SYSRET expects");
-    LStar::write(VirtAddr::new(syscall_entry_address()));
+    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
     // Entering the kernel masks interrupts and single-stepping and clears
     // the direction and alignment-check flags.
     SFMask::write(
@@ -100,11 +100,6 @@ pub fn init() {
             "not available"
         },
     );
-}
-
-/// Where SYSCALL enters the kernel (LSTAR).
-pub fn syscall_entry_address() -> u64 {
-    syscall_entry as *const () as u64
 }
 
 /// Whether the CPU offers SMEP and SMAP (CPUID leaf 7).

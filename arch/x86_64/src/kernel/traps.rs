@@ -1,7 +1,7 @@
 //! Exceptions and interrupts: the IDT, the trap frame, fault decoding and
 //! reports, and recovery from expected kernel faults.
 
-use crate::platform::X86_64;
+use crate::arch::X86_64;
 use crate::{gdt, interrupts};
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -278,7 +278,10 @@ extern "C" fn x86_64_trap(frame: &mut TrapFrame) {
     }
     let fault = decode(frame);
     if frame.user_mode() {
-        if frame.rip == crate::threads::syscall_entry_address() {
+        // A user-mode fault in the kernel half is rare: only then is LSTAR
+        // read to compare.
+        let lstar = || x86_64::registers::model_specific::LStar::read().as_u64();
+        if frame.rip >= arch_x86_64::layout::KERNEL_SPACE_START && frame.rip == lstar() {
             // SYSCALL jumped to LSTAR (RCX and R11 were saved, RFLAGS
             // masked) but left CS and SS as user mode had them, so the
             // entry's first fetch faults as a user access. A real CPU

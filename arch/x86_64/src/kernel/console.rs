@@ -1,4 +1,4 @@
-//! COM1, the kernel console: a 16550 at I/O port 0x3f8.
+//! The kernel console: COM1, a 16550 at I/O port 0x3f8.
 
 use drivers::LoopbackError;
 use drivers::uart16550::{Register, RegisterIo, Uart16550};
@@ -75,5 +75,21 @@ pub fn break_lock_for_panic() {
         // SAFETY: interrupts are off and the CPU is about to stop; the
         // holder of the lock will never run again.
         unsafe { COM1_UART.force_unlock() };
+    }
+}
+
+impl hal::Console for crate::arch::X86_64 {
+    fn write_bytes(bytes: &[u8]) {
+        write_bytes(bytes);
+    }
+
+    fn read_byte() -> Option<u8> {
+        read_byte()
+    }
+
+    fn enable_receive_interrupt() -> Result<usize, hal::IrqError> {
+        let irq = crate::interrupts::route_isa(COM1_IRQ)?;
+        enable_receive_interrupt();
+        Ok(irq)
     }
 }
