@@ -13,9 +13,11 @@
 //! `user_thread_started`, `kernel_breakpoint`, `kernel_fault_caught` and
 //! `guarded_call_ended` for faults inside `Cpu::catch_fault`, and `panic`.
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "build")), no_std)]
 
 pub mod boot;
+#[cfg(any(test, feature = "build"))]
+pub mod build;
 pub mod layout;
 pub mod list;
 pub mod mm;
@@ -87,11 +89,25 @@ pub trait Memory {
     /// The physical address behind a direct-map or kernel-image address.
     fn virt_to_phys(vaddr: usize) -> Option<u64>;
 
+    /// `[start, end)` of the kernel-stack window, from the layout.
+    const KERNEL_STACKS: (usize, usize);
+    /// `[start, end)` of the dynamic-mapping window, from the layout.
+    const KERNEL_DYNAMIC: (usize, usize);
+    /// First address past user space, which starts at 0.
+    const USER_END: usize;
+
     /// The `[start, end)` of a kernel window.
-    fn kernel_window(window: KernelWindow) -> (usize, usize);
+    fn kernel_window(window: KernelWindow) -> (usize, usize) {
+        match window {
+            KernelWindow::Stacks => Self::KERNEL_STACKS,
+            KernelWindow::Dynamic => Self::KERNEL_DYNAMIC,
+        }
+    }
 
     /// The `[start, end)` of user space.
-    fn user_range() -> (usize, usize);
+    fn user_range() -> (usize, usize) {
+        (0, Self::USER_END)
+    }
 
     /// Maps one page of `page_size` at `virt` to `phys`.
     fn map(

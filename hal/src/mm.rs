@@ -49,6 +49,29 @@ impl MapFlags {
     pub const fn is_write_execute(self) -> bool {
         self.contains(MapFlags::WRITE.union(MapFlags::EXECUTE))
     }
+
+    /// The mapping policy both architectures' encoders enforce: every
+    /// mapping readable, none writable and executable (W^X), no executable
+    /// device memory, no write-through (decoders report it; the kernel
+    /// never asks for it).
+    pub fn check_encodable(self) -> Result<(), MapError> {
+        if !self.contains(MapFlags::READ)
+            || self.is_write_execute()
+            || self.contains(MapFlags::DEVICE.union(MapFlags::EXECUTE))
+            || self.contains(MapFlags::WRITE_THROUGH)
+        {
+            return Err(MapError::BadFlags);
+        }
+        Ok(())
+    }
+
+    /// User spaces hold only user pages, the kernel half none.
+    pub fn check_space(self, space: Space) -> Result<(), MapError> {
+        if matches!(space, Space::User(_)) != self.contains(MapFlags::USER) {
+            return Err(MapError::BadFlags);
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for MapFlags {

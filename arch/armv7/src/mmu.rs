@@ -43,13 +43,7 @@ impl Attributes {
     /// Refuses what the kernel never maps: unreadable, writable and
     /// executable (W^X holds for every mapping), executable device memory.
     fn from_flags(flags: MapFlags) -> Result<Attributes, MapError> {
-        if !flags.contains(MapFlags::READ)
-            || flags.is_write_execute()
-            || flags.contains(MapFlags::DEVICE | MapFlags::EXECUTE)
-            || flags.contains(MapFlags::WRITE_THROUGH)
-        {
-            return Err(MapError::BadFlags);
-        }
+        flags.check_encodable()?;
         let (apx, ap) = match (
             flags.contains(MapFlags::USER),
             flags.contains(MapFlags::WRITE),

@@ -21,13 +21,7 @@ pub const KERNEL_HALF_FIRST_INDEX: usize = 256;
 /// unreadable, writable and executable (W^X holds for every mapping),
 /// executable device memory.
 pub fn leaf_flags(flags: MapFlags) -> Result<F, MapError> {
-    if !flags.contains(MapFlags::READ)
-        || flags.is_write_execute()
-        || flags.contains(MapFlags::DEVICE | MapFlags::EXECUTE)
-        || flags.contains(MapFlags::WRITE_THROUGH)
-    {
-        return Err(MapError::BadFlags);
-    }
+    flags.check_encodable()?;
     let mut leaf = F::PRESENT;
     if flags.contains(MapFlags::WRITE) {
         leaf |= F::WRITABLE;

@@ -171,13 +171,6 @@ fn tables_for(space: Space, virt: usize) -> Result<Tables, MapError> {
     }
 }
 
-fn check_flags(space: Space, flags: MapFlags) -> Result<(), MapError> {
-    if matches!(space, Space::User(_)) != flags.contains(MapFlags::USER) {
-        return Err(MapError::BadFlags);
-    }
-    Ok(())
-}
-
 /// A device page mapped in the MMIO window.
 #[derive(Clone, Copy)]
 struct DevicePage {
@@ -430,6 +423,15 @@ fn current_ttbr0() -> Option<u32> {
 }
 
 impl hal::Memory for crate::arch::Armv7 {
+    const KERNEL_STACKS: (usize, usize) = (
+        layout::KERNEL_STACKS_BASE as usize,
+        (layout::KERNEL_STACKS_BASE + layout::KERNEL_STACKS_SIZE) as usize,
+    );
+    const KERNEL_DYNAMIC: (usize, usize) = (
+        layout::KERNEL_DYNAMIC_BASE as usize,
+        (layout::KERNEL_DYNAMIC_BASE + layout::KERNEL_DYNAMIC_SIZE) as usize,
+    );
+    const USER_END: usize = layout::USER_END as usize;
     const PAGE_SIZES: &'static [usize] = &[PAGE_SIZE, SECTION as usize];
 
     fn phys_to_virt(paddr: u64) -> Option<usize> {
@@ -447,20 +449,6 @@ impl hal::Memory for crate::arch::Armv7 {
             .then(|| (vaddr as u32 - KERNEL_VIRT_OFFSET) as u64)
     }
 
-    fn kernel_window(window: hal::KernelWindow) -> (usize, usize) {
-        let (base, size) = match window {
-            hal::KernelWindow::Stacks => (layout::KERNEL_STACKS_BASE, layout::KERNEL_STACKS_SIZE),
-            hal::KernelWindow::Dynamic => {
-                (layout::KERNEL_DYNAMIC_BASE, layout::KERNEL_DYNAMIC_SIZE)
-            }
-        };
-        (base as usize, (base + size) as usize)
-    }
-
-    fn user_range() -> (usize, usize) {
-        (0, layout::USER_END as usize)
-    }
-
     fn map(
         space: Space,
         virt: usize,
@@ -469,7 +457,7 @@ impl hal::Memory for crate::arch::Armv7 {
         flags: MapFlags,
         frames: &dyn FrameSource,
     ) -> Result<(), MapError> {
-        check_flags(space, flags)?;
+        flags.check_space(space)?;
         let _lock = TABLES.lock();
         mmu::map(
             &tables_for(space, virt)?,
@@ -493,7 +481,7 @@ impl hal::Memory for crate::arch::Armv7 {
     }
 
     fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
-        check_flags(space, flags)?;
+        flags.check_space(space)?;
         let _lock = TABLES.lock();
         mmu::protect(&tables_for(space, virt)?, &mut Live, virt as u32, flags)
     }

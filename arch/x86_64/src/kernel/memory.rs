@@ -126,14 +126,6 @@ fn root_of(space: Space, virt: u64) -> Result<u64, MapError> {
     }
 }
 
-fn check_flags(space: Space, flags: MapFlags) -> Result<(), MapError> {
-    // User spaces hold only user pages; the kernel half none.
-    if matches!(space, Space::User(_)) != flags.contains(MapFlags::USER) {
-        return Err(MapError::BadFlags);
-    }
-    Ok(())
-}
-
 fn map_in(
     root: u64,
     space: Space,
@@ -143,7 +135,7 @@ fn map_in(
     flags: MapFlags,
     frames: &dyn FrameSource,
 ) -> Result<(), MapError> {
-    check_flags(space, flags)?;
+    flags.check_space(space)?;
     let leaf = paging::leaf_flags(flags)?;
     let parents = paging::table_flags(flags.contains(MapFlags::USER));
     let mut mapper = mapper(root);
@@ -488,6 +480,15 @@ fn free_user_tables(root: u64, frames: &dyn FrameSource) {
 }
 
 impl hal::Memory for crate::arch::X86_64 {
+    const KERNEL_STACKS: (usize, usize) = (
+        layout::KERNEL_STACKS_BASE as usize,
+        (layout::KERNEL_STACKS_BASE + layout::KERNEL_STACKS_SIZE) as usize,
+    );
+    const KERNEL_DYNAMIC: (usize, usize) = (
+        layout::KERNEL_DYNAMIC_BASE as usize,
+        (layout::KERNEL_DYNAMIC_BASE + layout::KERNEL_DYNAMIC_SIZE) as usize,
+    );
+    const USER_END: usize = layout::USER_END as usize;
     const PAGE_SIZES: &'static [usize] = &[PAGE_SIZE, LARGE_PAGE as usize];
 
     fn phys_to_virt(paddr: u64) -> Option<usize> {
@@ -515,20 +516,6 @@ impl hal::Memory for crate::arch::X86_64 {
         } else {
             None
         }
-    }
-
-    fn kernel_window(window: hal::KernelWindow) -> (usize, usize) {
-        let (base, size) = match window {
-            hal::KernelWindow::Stacks => (layout::KERNEL_STACKS_BASE, layout::KERNEL_STACKS_SIZE),
-            hal::KernelWindow::Dynamic => {
-                (layout::KERNEL_DYNAMIC_BASE, layout::KERNEL_DYNAMIC_SIZE)
-            }
-        };
-        (base as usize, (base + size) as usize)
-    }
-
-    fn user_range() -> (usize, usize) {
-        (0, layout::USER_END as usize)
     }
 
     fn map(
@@ -572,7 +559,7 @@ impl hal::Memory for crate::arch::X86_64 {
     }
 
     fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
-        check_flags(space, flags)?;
+        flags.check_space(space)?;
         let leaf = paging::leaf_flags(flags)?;
         let _lock = TABLES.lock();
         let root = root_of(space, virt as u64)?;
