@@ -58,8 +58,11 @@ pub struct Gic {
     lines: u32,
 }
 
-// SAFETY: the registers are reached only through `&self` methods that each
-// touch distinct bits or are serialised by the caller (one CPU).
+// SAFETY: every `&self` method is a single access that cannot tear or
+// race with another: a write to a set-enable, clear-enable or SGI register
+// (which change only the bits written), or an acknowledge or end of
+// interrupt on the CPU interface of the CPU that makes it. What needs
+// read-modify-write sequences (`init`) takes `&mut self`.
 unsafe impl Sync for Gic {}
 // SAFETY: as above.
 unsafe impl Send for Gic {}
@@ -103,7 +106,7 @@ impl Gic {
     /// Resets to a known state: everything in group 0 at one priority,
     /// routed to this CPU, level-triggered and disabled; then enables the
     /// distributor and the CPU interface.
-    pub fn init(&self) {
+    pub fn init(&mut self) {
         let d = self.distributor;
         d.control.set(0);
         for word in 0..(self.lines / 32) as usize {
@@ -181,7 +184,7 @@ mod tests {
 
     #[test]
     fn init_routes_everything_to_group_0_on_this_cpu() {
-        let (gic, d, c) = gic(0x2); // 96 lines, as on vexpress-a15
+        let (mut gic, d, c) = gic(0x2); // 96 lines, as on vexpress-a15
         assert_eq!(gic.lines(), 96);
         gic.init();
         assert_eq!(d.0[0], 1, "distributor enabled");

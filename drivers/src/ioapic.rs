@@ -37,15 +37,16 @@ impl Signal {
     };
 }
 
-/// An I/O APIC.
+/// An I/O APIC. Every register is reached through a select/window pair,
+/// so every access takes `&mut self`: users sharing one (CPUs, a kernel
+/// and its interrupt handlers, threads of a user-space driver) serialise
+/// with a lock of their choosing. It is not `Sync`.
 pub struct IoApic {
     registers: &'static Registers,
 }
 
-// SAFETY: the select/window pair is used under the caller's serialisation
-// (one CPU, interrupts masked while configuring).
-unsafe impl Sync for IoApic {}
-// SAFETY: as above.
+// SAFETY: the registers are MMIO reachable from any CPU or thread; moving
+// the only handle elsewhere is fine.
 unsafe impl Send for IoApic {}
 
 impl IoApic {
@@ -57,24 +58,24 @@ impl IoApic {
         IoApic { registers }
     }
 
-    fn read(&self, register: u32) -> u32 {
+    fn read(&mut self, register: u32) -> u32 {
         self.registers.select.set(register);
         self.registers.window.get()
     }
 
-    fn write(&self, register: u32, value: u32) {
+    fn write(&mut self, register: u32, value: u32) {
         self.registers.select.set(register);
         self.registers.window.set(value);
     }
 
     /// How many lines it has.
-    pub fn lines(&self) -> u32 {
+    pub fn lines(&mut self) -> u32 {
         ((self.read(VERSION) >> 16) & 0xff) + 1
     }
 
     /// Routes `line` to `vector` on the CPU with APIC ID `destination`,
     /// masked or not.
-    pub fn route(&self, line: u32, vector: u8, destination: u8, signal: Signal, masked: bool) {
+    pub fn route(&mut self, line: u32, vector: u8, destination: u8, signal: Signal, masked: bool) {
         let mut low = vector as u32;
         if signal.active_low {
             low |= ACTIVE_LOW;
@@ -90,7 +91,7 @@ impl IoApic {
     }
 
     /// Masks or unmasks `line`, keeping its route.
-    pub fn set_masked(&self, line: u32, masked: bool) {
+    pub fn set_masked(&mut self, line: u32, masked: bool) {
         let register = REDIRECTION_TABLE + 2 * line;
         let low = self.read(register);
         self.write(register, if masked { low | MASKED } else { low & !MASKED });

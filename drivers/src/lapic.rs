@@ -58,8 +58,11 @@ pub struct LocalApic {
     registers: &'static Registers,
 }
 
-// SAFETY: the registers belong to the CPU they are mapped on; the kernel
-// runs on one CPU and serialises configuration.
+// SAFETY: every CPU reaches its own local APIC at this address, so CPUs
+// sharing the value never share registers. On one CPU, interrupt handlers
+// only read the in-service bits and write the end-of-interrupt register;
+// the multi-write sequences (enable, the timer's start, stop and
+// calibration) are made outside them, so nothing interleaves with those.
 unsafe impl Sync for LocalApic {}
 // SAFETY: as above.
 unsafe impl Send for LocalApic {}

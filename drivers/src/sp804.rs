@@ -36,9 +36,11 @@ pub struct Sp804 {
     clock_hz: u32,
 }
 
-// SAFETY: each method is a few single-register accesses; acknowledging
-// (from the tick's interrupt) and starting or stopping (elsewhere) touch
-// different registers, and the kernel serialises the rest.
+// SAFETY: acknowledging (from the tick's interrupt) writes only the
+// interrupt-clear register and `pending` only reads; starting and stopping
+// (several writes to the load and control registers) must not run
+// concurrently with each other, which their single owner (the tick's
+// start and stop) ensures.
 unsafe impl Sync for Sp804 {}
 // SAFETY: as above.
 unsafe impl Send for Sp804 {}

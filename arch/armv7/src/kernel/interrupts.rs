@@ -49,7 +49,7 @@ pub fn init() -> Result<(), &'static str> {
         "cannot map the GIC CPU interface",
     )?;
     // SAFETY: both windows were just mapped as device memory.
-    let gic = unsafe { Gic::new(distributor, cpu_interface) };
+    let mut gic = unsafe { Gic::new(distributor, cpu_interface) };
     gic.init();
     gic.set_enabled(SOFTWARE_SGI, true);
 

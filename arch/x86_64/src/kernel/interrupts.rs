@@ -35,7 +35,9 @@ const CALIBRATION_NS: u64 = 1_000_000;
 
 struct Controllers {
     local: LocalApic,
-    io: [Option<(IoApicInfo, IoApic, u32)>; 8],
+    /// The I/O APICs, each behind a lock taken with interrupts masked (its
+    /// registers are a select/window pair).
+    io: [Option<(IoApicInfo, spin::Mutex<IoApic>, u32)>; 8],
     madt: Madt,
     /// Whether `madt` came from ACPI (else: the architectural defaults).
     madt_from_acpi: bool,
@@ -141,12 +143,12 @@ pub fn init() -> Result<(), &'static str> {
         let virt = crate::arch::X86_64::map_device(info.address as u64, 0x20, frames)
             .map_err(|_| "cannot map an I/O APIC")?;
         // SAFETY: mapped uncached just above.
-        let apic = unsafe { IoApic::new(virt) };
+        let mut apic = unsafe { IoApic::new(virt) };
         let lines = apic.lines();
         for line in 0..lines {
             apic.route(line, 0, 0, Signal::ISA, true);
         }
-        *slot = Some((*info, apic, lines));
+        *slot = Some((*info, spin::Mutex::new(apic), lines));
     }
     // Measure the APIC timer, and the TSC, against the PIT. The count
     // lasts minutes at QEMU's rates. If the PIT does not count, the timer
@@ -182,13 +184,18 @@ pub fn init() -> Result<(), &'static str> {
     Ok(())
 }
 
-fn io_apic_for(gsi: u32) -> Result<(&'static IoApic, u32), IrqError> {
+/// Runs `f` on the I/O APIC serving `gsi` and its line there, holding the
+/// APIC's lock with interrupts masked.
+fn with_io_apic<R>(gsi: u32, f: impl FnOnce(&mut IoApic, u32) -> R) -> Result<R, IrqError> {
     let c = controllers()?;
-    c.io.iter()
-        .flatten()
-        .find(|(info, _, lines)| gsi >= info.gsi_base && gsi < info.gsi_base + lines)
-        .map(|(info, apic, _)| (apic, gsi - info.gsi_base))
-        .ok_or(IrqError::NoSuchIrq(gsi as usize))
+    let (info, apic, _) =
+        c.io.iter()
+            .flatten()
+            .find(|(info, _, lines)| gsi >= info.gsi_base && gsi < info.gsi_base + lines)
+            .ok_or(IrqError::NoSuchIrq(gsi as usize))?;
+    Ok(x86_64::instructions::interrupts::without_interrupts(|| {
+        f(&mut apic.lock(), gsi - info.gsi_base)
+    }))
 }
 
 /// Routes ISA interrupt `isa_irq` (masked) and returns its portable number.
@@ -198,15 +205,17 @@ pub fn route_isa(isa_irq: u8) -> Result<usize, IrqError> {
     if gsi >= GSI_VECTORS {
         return Err(IrqError::NoSuchIrq(gsi as usize));
     }
-    let (apic, line) = io_apic_for(gsi)?;
     let vector = GSI_VECTOR_BASE + gsi as u8;
-    apic.route(
-        line,
-        vector,
-        c.local.id() as u8,
-        Signal { active_low, level },
-        true,
-    );
+    let destination = c.local.id() as u8;
+    with_io_apic(gsi, |apic, line| {
+        apic.route(
+            line,
+            vector,
+            destination,
+            Signal { active_low, level },
+            true,
+        )
+    })?;
     Ok((vector - FIRST_VECTOR) as usize)
 }
 
@@ -235,9 +244,9 @@ pub fn set_masked(irq: usize, masked: bool) -> Result<(), IrqError> {
         v if (GSI_VECTOR_BASE as usize..GSI_VECTOR_BASE as usize + GSI_VECTORS as usize)
             .contains(&v) =>
         {
-            let (apic, line) = io_apic_for((v - GSI_VECTOR_BASE as usize) as u32)?;
-            apic.set_masked(line, masked);
-            Ok(())
+            with_io_apic((v - GSI_VECTOR_BASE as usize) as u32, |apic, line| {
+                apic.set_masked(line, masked)
+            })
         }
         _ => Err(IrqError::NoSuchIrq(irq)),
     }
