@@ -12,6 +12,14 @@
 //! `spurious_interrupt`, `user_fault`, `before_user_return`,
 //! `user_thread_started`, `kernel_breakpoint`, `kernel_fault_caught` and
 //! `guarded_call_ended` for faults inside `Cpu::catch_fault`, and `panic`.
+//!
+//! Most of the core is generic over the architecture type. A few of the
+//! architecture's functions are also installed once at boot as function
+//! pointers (interrupt masking for `IrqLock`, console output, the clock,
+//! and map/unmap/zero for memory): the code that needs them cannot carry a
+//! type parameter (`Drop` impls such as a kernel stack's, the logger, the
+//! panic report, statics shared with interrupt handlers). Both mechanisms
+//! call the same HAL functions.
 
 #![cfg_attr(not(any(test, feature = "build")), no_std)]
 
