@@ -29,16 +29,7 @@ pub(super) fn boot_ends(
     if let Some(at) = args.iter().position(|a| a == "-append") {
         args[at + 1] = cmdline.to_owned();
     }
-    let boot = qemu::boot(
-        config.machine.arch().qemu_binary(),
-        &args,
-        BOOT_TIME_LIMIT,
-        &[],
-        |_| {},
-    )?;
-    let exit = boot
-        .status
-        .and_then(|s| config.machine.arch().decode_exit(s));
+    let (boot, exit) = unscripted_boot(config, &args)?;
     let detail = if let Some(reason) = abnormal_end(config.machine.arch(), &boot) {
         reason
     } else if exit != Some(status) {
@@ -98,14 +89,7 @@ pub(super) fn crash_reports(config: &Config, kernel: &Path, tally: &mut Tally) -
     let machine = config.machine;
     for kind in ["page-fault", "stack-overflow"] {
         let args = boot_args(config, kernel, &format!("mode=crash crash.kind={kind}"))?;
-        let boot = qemu::boot(
-            machine.arch().qemu_binary(),
-            &args,
-            BOOT_TIME_LIMIT,
-            &[],
-            |_| {},
-        )?;
-        let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+        let (boot, exit) = unscripted_boot(config, &args)?;
         let output = boot.lines.join("\n");
         let missing: Vec<&str> = crash_markers(machine.arch(), kind)
             .iter()
@@ -140,14 +124,7 @@ pub(super) fn exit_round_trip(config: &Config, kernel: &Path, tally: &mut Tally)
     let machine = config.machine;
     let cmdline = format!("mode=exit exit.code={ROUND_TRIP_CODE}");
     let args = boot_args(config, kernel, &cmdline)?;
-    let boot = qemu::boot(
-        machine.arch().qemu_binary(),
-        &args,
-        BOOT_TIME_LIMIT,
-        &[],
-        |_| {},
-    )?;
-    let exit = boot.status.and_then(|s| machine.arch().decode_exit(s));
+    let (boot, exit) = unscripted_boot(config, &args)?;
     let ok = exit == Some(ROUND_TRIP_CODE);
     let detail = if ok {
         String::new()

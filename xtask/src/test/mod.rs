@@ -145,6 +145,18 @@ pub(super) fn show_failure_context(boot: &qemu::Boot) {
     }
 }
 
+/// Boots `config` with `args` and no typing; returns the boot and the
+/// kernel's exit status, if it set one.
+pub(super) fn unscripted_boot(
+    config: &Config,
+    args: &[impl AsRef<std::ffi::OsStr>],
+) -> Result<(qemu::Boot, Option<u8>)> {
+    let arch = config.machine.arch();
+    let boot = qemu::boot(arch.qemu_binary(), args, BOOT_TIME_LIMIT, &[], |_| {})?;
+    let exit = boot.status.and_then(|s| arch.decode_exit(s));
+    Ok((boot, exit))
+}
+
 /// Why a boot did not end with a kernel-chosen status, if it did not.
 pub(super) fn abnormal_end(arch: Arch, boot: &qemu::Boot) -> Option<String> {
     if boot.timed_out {
