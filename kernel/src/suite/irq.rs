@@ -76,6 +76,9 @@ fn count_callback() {
     }
 }
 
+/// Ticks a measurement window must see for its median gap to count.
+const MIN_TICKS_MEASURED: u64 = 8;
+
 /// The median gap between consecutive recorded ticks, in ns.
 fn median_tick_gap(recorded: usize) -> Option<u64> {
     let mut gaps = [0u64; 255];
@@ -91,8 +94,8 @@ fn median_tick_gap(recorded: usize) -> Option<u64> {
 /// The tick's period is the median gap between ticks, within 10% of the
 /// configured rate. Not the count over a window: under emulation a host
 /// stall makes the emulated timer drop the periods it missed (seen: 83
-/// ticks in 111 ms at 1 kHz), while the gaps between the ticks that do
-/// arrive stay the period. A wrong rate moves every gap.
+/// ticks in 111 ms, and 13 in 100 ms, at 1 kHz), while the gaps between
+/// the ticks that do arrive stay the period. A wrong rate moves every gap.
 fn ticks_arrive_at_the_configured_rate<A: Arch>() -> Outcome {
     for (hz, window_ms) in [(100u32, 200u64), (1000, 100)] {
         CALLBACKS.store(0, Ordering::Relaxed);
@@ -106,10 +109,13 @@ fn ticks_arrive_at_the_configured_rate<A: Arch>() -> Outcome {
         timer::stop::<A>();
         let callbacks = CALLBACKS.load(Ordering::Relaxed);
         ensure_eq!(callbacks, ticks, "callbacks at {hz} Hz");
-        let expected = hz as u64 * window_ms / 1000;
+        // Enough ticks for a median; how many more says little under
+        // emulation, where a host stall of tens of milliseconds drops the
+        // periods missed (seen after the 8 GiB boots of the matrix: 13
+        // ticks in 100 ms at 1 kHz, the gaps between them still 1 ms).
         ensure!(
-            ticks >= expected / 4,
-            "{hz} Hz: only {ticks} ticks in {window_ms} ms (expected about {expected})"
+            ticks >= MIN_TICKS_MEASURED,
+            "{hz} Hz: only {ticks} ticks in {window_ms} ms"
         );
         let Some(gap) = median_tick_gap(callbacks as usize) else {
             fail!("{hz} Hz: fewer than two ticks in {window_ms} ms");
