@@ -159,9 +159,11 @@ fn install_commands(
     }
 }
 
-fn install_qemu(commands: &[String]) -> Result<()> {
+/// Runs each install command with `sh`, printing it first ("installing
+/// WHAT: COMMAND"); stops at the first that fails.
+fn run_install_commands(what: &str, commands: &[String]) -> Result<()> {
     for command in commands {
-        step(format!("installing QEMU: {command}"));
+        step(format!("installing {what}: {command}"));
         let status = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -196,7 +198,7 @@ pub fn ensure_qemu(arches: &[Arch]) -> Result<()> {
         }
         if let (true, Some(Ok(commands))) = (host.root, &planned) {
             step(format!("{} not found; installing QEMU", missing.join(", ")));
-            install_qemu(commands)?;
+            run_install_commands("QEMU", commands)?;
         } else {
             let commands = if let Some(Ok(commands)) = &planned {
                 commands
@@ -260,17 +262,7 @@ pub fn ensure_tool(binary: &str, package: &str) -> Result<()> {
             commands.join(" && ")
         ));
     }
-    for command in &commands {
-        step(format!("installing {package}: {command}"));
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()?;
-        if !status.success() {
-            return Err(error!("`{command}` failed ({status})"));
-        }
-    }
+    run_install_commands(package, &commands)?;
     if runs(binary) {
         Ok(())
     } else {
