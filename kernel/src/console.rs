@@ -6,7 +6,9 @@
 
 use crate::irq;
 use crate::sync::IrqLock;
+use crate::task::{self, WaitQueue};
 use core::fmt::{self, Write};
+use core::pin::Pin;
 use spin::Once;
 
 static WRITE_BYTES: Once<fn(&[u8])> = Once::new();
@@ -149,8 +151,17 @@ fn drain_receiver<A: hal::Arch>(irq: usize) {
         any = true;
     }
     if any {
-        crate::task::wake_console_readers();
+        task::wake_all(&READERS);
     }
+}
+
+/// Threads waiting for input.
+static READERS: WaitQueue = WaitQueue::new();
+
+/// Waits for input to arrive. The caller has found none with interrupts
+/// masked, so none can arrive before the wait begins.
+pub fn wait_for_input<A: hal::Arch>() -> Result<(), task::Killed> {
+    task::wait_on::<A>(Pin::static_ref(&READERS))
 }
 
 /// Takes what waited in the UART, then unmasks its interrupt if the ring

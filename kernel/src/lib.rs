@@ -16,6 +16,8 @@ pub mod cmdline;
 pub mod console;
 pub mod crash;
 pub mod entry;
+#[cfg(test)]
+pub mod fake_arch;
 pub mod fault_catch;
 pub mod fixed_string;
 pub mod inspect;

@@ -1,16 +1,13 @@
 //! Console system calls: `write` and `read`.
 
 use super::{CHUNK, Outcome, UserBuffer, in_space, one};
-use crate::{console, task};
-use abi::Error;
+use crate::console;
 use hal::Arch;
 use hal::trap::Access;
 
+/// `text` is decoded: at most `abi::MAX_WRITE_LENGTH` bytes.
 pub(super) fn write<A: Arch>(text: UserBuffer) -> Outcome {
     let len = text.len;
-    if len > abi::MAX_WRITE_LENGTH {
-        return Err(Error::TooLong);
-    }
     // All or nothing: the whole buffer is checked before any is written.
     in_space(|space| text.check::<A>(space, Access::Read))?;
     let mut buffer = [0u8; CHUNK];
@@ -49,6 +46,6 @@ pub(super) fn read<A: Arch>(into: UserBuffer) -> Outcome {
             in_space(|space| into.write::<A>(space, 0, &buffer[..count]))?;
             return one(count);
         }
-        task::wait_for_console_input::<A>()?;
+        console::wait_for_input::<A>()?;
     }
 }

@@ -28,8 +28,8 @@ fn put_records<A: Arch, T: abi::Record>(buffer: UserBuffer, records: &[T]) -> Ou
     one(size_of_val(records))
 }
 
-pub(super) fn info<A: Arch>(kind: usize, buffer: UserBuffer) -> Outcome {
-    match InfoKind::from_number(kind).ok_or(Error::InvalidArgument)? {
+pub(super) fn info<A: Arch>(kind: InfoKind, buffer: UserBuffer) -> Outcome {
+    match kind {
         InfoKind::System => {
             let (processes, threads) = task::counts();
             let record = abi::SystemInfo {

@@ -1,20 +1,26 @@
-//! System calls: each call of the ABI in the `abi` crate. The dispatcher
-//! decodes the registers into typed arguments (user buffers become
-//! [`UserBuffer`]s, time halves a `u64`); one module per group of calls
-//! (`console`, `memory`, `process`, `time`, `info`) checks and performs
-//! them. Pointers are never dereferenced: user memory is reached through
-//! the caller's address space ([`UserSpace`]), which checks every page, so
-//! a bad pointer or length yields an error code.
+//! System calls: each call of the ABI in the `abi` crate. A call is first
+//! decoded (`decode`: the registers become a typed [`Call`], with every
+//! check the arguments alone allow), then performed by the module of its
+//! group (`console`, `memory`, `process`, `time`, `info`), which checks
+//! what needs the caller's memory or the system's state. Pointers are
+//! never dereferenced: user memory is reached through the caller's address
+//! space ([`UserSpace`]), which checks every page, so a bad pointer or
+//! length yields an error code.
 
 mod console;
+mod decode;
 mod info;
 mod memory;
 mod process;
 mod time;
 
+#[cfg(test)]
+mod tests;
+
 use crate::task::space::UserSpace;
 use crate::task::{self, ExitStatus};
 use abi::{Error, Syscall};
+use decode::Call;
 use hal::Arch;
 use hal::trap::Access;
 
@@ -30,7 +36,7 @@ fn one(value: usize) -> Outcome {
 /// Carries out system call `number` with `args`; returns the two result
 /// registers. Called by the architecture's entry path. The calls that
 /// only read a value are answered here, inline in the entry path; the
-/// rest go through [`dispatch`].
+/// rest are decoded, then performed.
 #[inline(always)]
 pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
     const PROCESS_ID: usize = Syscall::ProcessId as usize;
@@ -44,52 +50,52 @@ pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
 
 #[inline(never)]
 fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
-    let outcome = match Syscall::from_number(number) {
-        Some(call) => dispatch::<A>(call, args),
-        None => Err(Error::UnknownSyscall),
-    };
-    outcome.unwrap_or_else(|e| [e.encode(), 0])
+    decode::decode(number, args, A::user_range().1)
+        .and_then(perform::<A>)
+        .unwrap_or_else(|e| [e.encode(), 0])
 }
 
-fn dispatch<A: Arch>(call: Syscall, a: [usize; 6]) -> Outcome {
+fn perform<A: Arch>(call: Call) -> Outcome {
     match call {
-        Syscall::ProcessId | Syscall::ThreadId => unreachable!("answered inline in `handle`"),
-        Syscall::Exit => task::exit_process::<A>(ExitStatus::Exited(a[0] as i32)),
-        Syscall::ThreadExit => task::exit_thread::<A>(),
-        Syscall::Write => console::write::<A>(UserBuffer::new(a[0], a[1])),
-        Syscall::Read => console::read::<A>(UserBuffer::new(a[0], a[1])),
-        Syscall::Yield => {
+        Call::ProcessId => one(task::current_pid() as usize),
+        Call::ThreadId => one(task::current_tid() as usize),
+        Call::Exit(status) => task::exit_process::<A>(ExitStatus::Exited(status)),
+        Call::ThreadExit => task::exit_thread::<A>(),
+        Call::Write(text) => console::write::<A>(text),
+        Call::Read(into) => console::read::<A>(into),
+        Call::Yield => {
             task::yield_now::<A>();
             one(0)
         }
-        Syscall::Sleep => time::sleep::<A>((a[0] as u64 & 0xffff_ffff) | ((a[1] as u64) << 32)),
-        Syscall::Time => {
+        Call::Sleep { ns } => time::sleep::<A>(ns),
+        Call::Time => {
             let ns = A::monotonic_ns();
             Ok([ns as u32 as usize, (ns >> 32) as usize])
         }
-        Syscall::ThreadSpawn => one(task::spawn_thread::<A>(a[0], a[1], a[2])? as usize),
-        Syscall::Map => memory::map::<A>(a[0], a[1], a[2]),
-        Syscall::Unmap => memory::unmap::<A>(a[0], a[1]),
-        Syscall::Spawn => process::spawn::<A>(
-            UserBuffer::new(a[0], a[1]),
-            UserBuffer::new(a[2], a[3]),
-            a[4],
-        ),
-        Syscall::Wait => {
-            process::wait::<A>(a[0], UserBuffer::new(a[1], size_of::<abi::WaitStatus>()))
-        }
-        Syscall::Info => info::info::<A>(a[0], UserBuffer::new(a[1], a[2])),
-        Syscall::PowerOff => process::power_off::<A>(a[0]),
-        Syscall::SetPriority => {
-            task::set_priority::<A>(a[0])?;
+        Call::ThreadSpawn {
+            entry,
+            stack_top,
+            argument,
+        } => one(task::spawn_thread::<A>(entry, stack_top, argument)? as usize),
+        Call::Map(request) => memory::map::<A>(request),
+        Call::Unmap { start, end } => memory::unmap::<A>(start, end),
+        Call::Spawn {
+            name,
+            arguments,
+            inherit_privileges,
+        } => process::spawn::<A>(name, arguments, inherit_privileges),
+        Call::Wait { child, status } => process::wait::<A>(child, status),
+        Call::Info { kind, buffer } => info::info::<A>(kind, buffer),
+        Call::PowerOff { status } => process::power_off::<A>(status),
+        Call::SetPriority { priority } => {
+            task::set_priority::<A>(priority)?;
             one(0)
         }
     }
 }
 
 /// A buffer in the caller's memory: the address and length as passed.
-/// Nothing is checked on decoding (each call checks in its own order, so
-/// errors stay what the ABI documents); the space checks every use.
+/// Decoding checks only lengths; the space checks every use of the memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct UserBuffer {
     address: usize,

@@ -7,14 +7,13 @@ use abi::Error;
 use hal::Arch;
 use hal::trap::Access;
 
-pub(super) fn spawn<A: Arch>(name: UserBuffer, arguments: UserBuffer, flags: usize) -> Outcome {
+/// `name` and `arguments` are decoded: their lengths are within bounds.
+pub(super) fn spawn<A: Arch>(
+    name: UserBuffer,
+    arguments: UserBuffer,
+    inherit_privileges: bool,
+) -> Outcome {
     let (name_len, arguments_len) = (name.len, arguments.len);
-    if name_len == 0 || flags & !abi::SPAWN_INHERIT_PRIVILEGES != 0 {
-        return Err(Error::InvalidArgument);
-    }
-    if name_len > abi::MAX_NAME_LENGTH || arguments_len > abi::MAX_ARGUMENTS_LENGTH {
-        return Err(Error::TooLong);
-    }
     let mut name_bytes = [0u8; abi::MAX_NAME_LENGTH];
     let mut argument_bytes = [0u8; abi::MAX_ARGUMENTS_LENGTH];
     in_space(|space| {
@@ -22,7 +21,7 @@ pub(super) fn spawn<A: Arch>(name: UserBuffer, arguments: UserBuffer, flags: usi
         arguments.read::<A>(space, 0, &mut argument_bytes[..arguments_len])
     })?;
     let name = core::str::from_utf8(&name_bytes[..name_len]).map_err(|_| Error::InvalidArgument)?;
-    let privileged = flags & abi::SPAWN_INHERIT_PRIVILEGES != 0 && task::current_privileged();
+    let privileged = inherit_privileges && task::current_privileged();
     let pid = task::spawn::<A>(
         name,
         SpawnOptions {
@@ -34,33 +33,25 @@ pub(super) fn spawn<A: Arch>(name: UserBuffer, arguments: UserBuffer, flags: usi
     one(pid as usize)
 }
 
-pub(super) fn wait<A: Arch>(pid: usize, status: UserBuffer) -> Outcome {
-    let filter = match pid {
-        0 => None,
-        pid => Some(u32::try_from(pid).map_err(|_| Error::NotFound)?),
-    };
-    // A null status address means the caller does not want the status.
-    let wanted = status.address != 0;
-    if wanted {
+pub(super) fn wait<A: Arch>(child: Option<task::Pid>, status: Option<UserBuffer>) -> Outcome {
+    if let Some(status) = status {
         in_space(|space| status.check::<A>(space, Access::Write))?;
     }
-    let (pid, _) = task::wait_child::<A>(filter, |space, pid, exit| {
-        if !wanted {
-            return Ok(());
-        }
-        status.write::<A>(space, 0, abi::record_bytes(&exit.to_wait_status(pid)))
+    let (pid, _) = task::wait_child::<A>(child, |space, pid, exit| match status {
+        Some(status) => status.write::<A>(space, 0, abi::record_bytes(&exit.to_wait_status(pid))),
+        None => Ok(()),
     })?;
     one(pid as usize)
 }
 
-pub(super) fn power_off<A: Arch>(status: usize) -> Outcome {
+pub(super) fn power_off<A: Arch>(status: u8) -> Outcome {
     if !task::current_privileged() {
         return Err(Error::PermissionDenied);
     }
     crate::kprintln!(
         "ferrite: powered off by process {} with status {}",
         task::current_pid(),
-        status as u8
+        status
     );
-    A::exit(status as u8)
+    A::exit(status)
 }

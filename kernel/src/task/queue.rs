@@ -3,35 +3,42 @@
 //! run queue, the sleep list, or a wait list). Linking and unlinking never
 //! allocate and take constant time, which the scheduler's paths need.
 
-/// Which list a thread is in.
+/// Which list a thread is in. The scheduler's own lists are named; a
+/// wait queue that an object owns is known by its address, so a thread
+/// can be taken out of it (when killed) without knowing the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListId {
+pub enum Place {
     /// A run queue, by priority.
     Run(u8),
     /// Sleeping until a deadline.
     Sleep,
-    /// Waiting for console input.
-    ConsoleInput,
-    /// Waiting for a child of the process in this slot to end.
-    ChildWait(u32),
-    /// A kernel thread waiting for a process it started to end.
-    KernelChildWait,
     /// Ended, waiting for its stack to be freed.
     Dead,
+    /// Waiting in the wait queue at this address, which an object owns.
+    Queue(QueueAddress),
 }
+
+/// Where a wait queue is: only the wait-queue module makes one and turns
+/// it back into the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueAddress(pub(super) *const ());
+
+// SAFETY: the address is only followed under the scheduler lock, which
+// is why wait queues may be shared between CPUs at all.
+unsafe impl Send for QueueAddress {}
 
 /// A thread's place in a list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Links {
     prev: Option<u32>,
     next: Option<u32>,
-    list: Option<ListId>,
+    place: Option<Place>,
 }
 
 impl Links {
     /// The list the thread is in, if any.
-    pub fn list(&self) -> Option<ListId> {
-        self.list
+    pub fn place(&self) -> Option<Place> {
+        self.place
     }
 }
 
@@ -47,20 +54,20 @@ impl LinkTable for alloc::vec::Vec<Links> {
     }
 }
 
-/// A doubly linked list of table indices.
-#[derive(Debug)]
-pub struct List {
-    id: ListId,
+/// A doubly linked list of thread-table indices. The list does not know
+/// its own [`Place`]; whoever links an entry names it, so that the entry
+/// can later be found and unlinked.
+#[derive(Debug, Default)]
+pub struct ThreadList {
     head: Option<u32>,
     tail: Option<u32>,
     len: usize,
 }
 
-impl List {
-    /// An empty list called `id`.
-    pub const fn new(id: ListId) -> List {
-        List {
-            id,
+impl ThreadList {
+    /// An empty list.
+    pub const fn new() -> ThreadList {
+        ThreadList {
             head: None,
             tail: None,
             len: 0,
@@ -68,6 +75,7 @@ impl List {
     }
 
     /// Entries in the list.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -82,14 +90,14 @@ impl List {
         self.head.map(|i| i as usize)
     }
 
-    /// Appends `index`, which must be in no list.
-    pub fn push_back(&mut self, table: &mut impl LinkTable, index: usize) {
+    /// Appends `index`, which must be in no list, as being at `place`.
+    pub fn push_back(&mut self, table: &mut impl LinkTable, index: usize, place: Place) {
         let links = table.links(index);
-        debug_assert_eq!(links.list, None, "entry {index} is already listed");
+        debug_assert_eq!(links.place, None, "entry {index} is already listed");
         *links = Links {
             prev: self.tail,
             next: None,
-            list: Some(self.id),
+            place: Some(place),
         };
         match self.tail {
             Some(tail) => table.links(tail as usize).next = Some(index as u32),
@@ -105,6 +113,7 @@ impl List {
         &mut self,
         table: &mut T,
         index: usize,
+        place: Place,
         key: impl Fn(&T, usize) -> u64,
     ) {
         let own = key(table, index);
@@ -116,14 +125,14 @@ impl List {
             cursor = table.links(at as usize).next;
         }
         let Some(before) = cursor else {
-            self.push_back(table, index);
+            self.push_back(table, index, place);
             return;
         };
         let prev = table.links(before as usize).prev;
         *table.links(index) = Links {
             prev,
             next: Some(before),
-            list: Some(self.id),
+            place: Some(place),
         };
         table.links(before as usize).prev = Some(index as u32);
         match prev {
@@ -143,7 +152,7 @@ impl List {
     /// Unlinks `index`, which must be in this list.
     pub fn remove(&mut self, table: &mut impl LinkTable, index: usize) {
         let links = *table.links(index);
-        debug_assert_eq!(links.list, Some(self.id), "entry {index} is not here");
+        debug_assert!(links.place.is_some(), "entry {index} is in no list");
         match links.prev {
             Some(prev) => table.links(prev as usize).next = links.next,
             None => self.head = links.next,
@@ -156,7 +165,8 @@ impl List {
         self.len -= 1;
     }
 
-    /// The entries in order (for inspection; walks the links).
+    /// The entries in order (walks the links).
+    #[cfg(test)]
     pub fn collect(&self, table: &mut impl LinkTable) -> alloc::vec::Vec<usize> {
         let mut out = alloc::vec::Vec::new();
         let mut cursor = self.head;
@@ -175,7 +185,7 @@ pub const PRIORITIES: usize = 8;
 /// highest ready priority is found with one instruction.
 #[derive(Debug)]
 pub struct RunQueues {
-    queues: [List; PRIORITIES],
+    queues: [ThreadList; PRIORITIES],
     ready: u32,
 }
 
@@ -189,16 +199,7 @@ impl RunQueues {
     /// Empty queues.
     pub const fn new() -> RunQueues {
         RunQueues {
-            queues: [
-                List::new(ListId::Run(0)),
-                List::new(ListId::Run(1)),
-                List::new(ListId::Run(2)),
-                List::new(ListId::Run(3)),
-                List::new(ListId::Run(4)),
-                List::new(ListId::Run(5)),
-                List::new(ListId::Run(6)),
-                List::new(ListId::Run(7)),
-            ],
+            queues: [const { ThreadList::new() }; PRIORITIES],
             ready: 0,
         }
     }
@@ -206,7 +207,7 @@ impl RunQueues {
     /// Queues `index` at the back of its priority's queue.
     pub fn push(&mut self, table: &mut impl LinkTable, index: usize, priority: u8) {
         let priority = (priority as usize).min(PRIORITIES - 1);
-        self.queues[priority].push_back(table, index);
+        self.queues[priority].push_back(table, index, Place::Run(priority as u8));
         self.ready |= 1 << priority;
     }
 
@@ -235,11 +236,13 @@ impl RunQueues {
     }
 
     /// Entries queued in all priorities.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.queues.iter().map(List::len).sum()
+        self.queues.iter().map(ThreadList::len).sum()
     }
 
     /// Whether nothing is ready.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.ready == 0
     }
@@ -258,9 +261,9 @@ mod tests {
     #[test]
     fn push_pop_and_remove_keep_order_and_links() {
         let mut t = table(5);
-        let mut list = List::new(ListId::Sleep);
+        let mut list = ThreadList::new();
         for i in [3, 1, 4, 0] {
-            list.push_back(&mut t, i);
+            list.push_back(&mut t, i, Place::Sleep);
         }
         assert_eq!(list.collect(&mut t), [3, 1, 4, 0]);
         list.remove(&mut t, 4);
@@ -274,24 +277,24 @@ mod tests {
         assert_eq!(list.pop_front(&mut t), None);
         // Every entry can be listed again.
         for i in 0..5 {
-            list.push_back(&mut t, i);
+            list.push_back(&mut t, i, Place::Dead);
         }
         assert_eq!(list.len(), 5);
-        assert_eq!(t[2].list(), Some(ListId::Sleep));
+        assert_eq!(t[2].place(), Some(Place::Dead));
     }
 
     #[test]
     fn sorted_insertion_is_stable() {
         let mut keys = [30u64, 10, 20, 10, 40, 0];
         let mut t = table(keys.len());
-        let mut list = List::new(ListId::Sleep);
+        let mut list = ThreadList::new();
         for i in 0..keys.len() {
-            list.insert_sorted(&mut t, i, |_, i| keys[i]);
+            list.insert_sorted(&mut t, i, Place::Sleep, |_, i| keys[i]);
         }
         assert_eq!(list.collect(&mut t), [5, 1, 3, 2, 0, 4]);
         list.remove(&mut t, 2);
         keys[2] = 35;
-        list.insert_sorted(&mut t, 2, |_, i| keys[i]);
+        list.insert_sorted(&mut t, 2, Place::Sleep, |_, i| keys[i]);
         assert_eq!(list.collect(&mut t), [5, 1, 3, 0, 2, 4]);
     }
 
@@ -316,6 +319,7 @@ mod tests {
         // Priorities beyond the range are clamped to the highest.
         run.push(&mut t, 4, 200);
         assert_eq!(run.highest(), Some(PRIORITIES as u8 - 1));
+        assert_eq!(t[4].place(), Some(Place::Run(PRIORITIES as u8 - 1)));
         assert_eq!(run.len(), 1);
     }
 }

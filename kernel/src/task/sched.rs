@@ -1,98 +1,112 @@
-//! Scheduling: choosing the next thread, switching to it, the tick,
-//! sleeping and waiting, and the threads' ends.
+//! Scheduling: the thread and process tables behind one lock, choosing
+//! the next thread and switching to it, the tick, sleeping, and blocking
+//! in wait queues.
 
-use super::*;
+use super::process::{Pid, Processes};
+use super::queue::{Place, RunQueues, ThreadList};
+use super::space::UserSpace;
+use super::thread::{
+    DEFAULT_PRIORITY, Killed, PRIORITIES, State, TIMESLICE_TICKS, Thread, Threads, Tid,
+};
+use super::wait::WaitQueue;
+use crate::mm::stack::KernelStack;
+use crate::sync::IrqLock;
+use crate::timer;
+use abi::Error;
+use alloc::boxed::Box;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use hal::{Arch, RootTable};
+
+/// Scheduler ticks per second.
+pub const TICK_HZ: u32 = 1000;
+
+/// Where a switch goes.
+pub(super) struct SwitchTo {
+    save: *mut usize,
+    load: usize,
+    space: Option<RootTable>,
+    stack_top: usize,
+}
+
+pub(super) struct Scheduler {
+    pub(super) threads: Threads,
+    pub(super) processes: Processes,
+    run: RunQueues,
+    sleepers: ThreadList,
+    dead: ThreadList,
+    pub(super) current: usize,
+    idle: usize,
+    pub(super) started: bool,
+    /// The current thread asked to let others run: switching away from it
+    /// now is not a preemption.
+    yielding: bool,
+}
+
+pub(super) static SCHEDULER: IrqLock<Scheduler> = IrqLock::new(Scheduler::new());
+/// Set when a switch is due (time slice over, a more urgent thread woke,
+/// the current thread was killed); checked on every return to user mode.
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
+static CURRENT_TID: AtomicU32 = AtomicU32::new(0);
+/// Nanoseconds from reset to the first return to user mode.
+static FIRST_USER_NS: AtomicU64 = AtomicU64::new(0);
 
 impl Scheduler {
     pub(super) const fn new() -> Scheduler {
         Scheduler {
-            threads: Threads(Vec::new()),
-            processes: Vec::new(),
+            threads: Threads::new(),
+            processes: Processes::new(),
             run: RunQueues::new(),
-            sleepers: List::new(ListId::Sleep),
-            console_readers: List::new(ListId::ConsoleInput),
-            kernel_child_waiters: List::new(ListId::KernelChildWait),
-            dead: List::new(ListId::Dead),
+            sleepers: ThreadList::new(),
+            dead: ThreadList::new(),
             current: 0,
             idle: 0,
             started: false,
-            next_tid: 1,
-            next_pid: 1,
-            live_threads: 0,
             yielding: false,
         }
     }
 
     pub(super) fn thread(&self, index: usize) -> &Thread {
-        self.threads.0[index].as_deref().expect("thread exists")
+        self.threads.get(index)
     }
 
     pub(super) fn thread_mut(&mut self, index: usize) -> &mut Thread {
-        self.threads.0[index].as_deref_mut().expect("thread exists")
-    }
-
-    pub(super) fn process(&self, slot: usize) -> &Process {
-        self.processes[slot].as_deref().expect("process exists")
-    }
-
-    pub(super) fn process_mut(&mut self, slot: usize) -> &mut Process {
-        self.processes[slot].as_deref_mut().expect("process exists")
-    }
-
-    pub(super) fn find_process(&self, pid: Pid) -> Option<usize> {
-        self.processes
-            .iter()
-            .position(|p| p.as_ref().is_some_and(|p| p.pid == pid))
+        self.threads.get_mut(index)
     }
 
     pub(super) fn current_process(&self) -> Option<usize> {
         self.thread(self.current).process
     }
 
-    pub(super) fn process_count(&self) -> usize {
-        self.processes.iter().flatten().count()
+    pub(super) fn current_killed(&self) -> bool {
+        self.thread(self.current).killed
     }
 
-    /// Puts `thread` in a free slot.
-    pub(super) fn insert_thread(&mut self, mut thread: Box<Thread>) -> Result<usize, Error> {
-        if self.live_threads >= MAX_THREADS {
-            return Err(Error::LimitReached);
-        }
-        thread.tid = self.next_tid;
-        let index = match self.threads.0.iter().position(Option::is_none) {
-            Some(index) => index,
-            None => {
-                self.threads
-                    .0
-                    .try_reserve(1)
-                    .map_err(|_| Error::OutOfMemory)?;
-                self.threads.0.push(None);
-                self.threads.0.len() - 1
-            }
-        };
-        self.next_tid += 1;
-        self.threads.0[index] = Some(thread);
-        self.live_threads += 1;
-        Ok(index)
+    /// Takes `boot` as the running thread and `idle` as the thread that
+    /// runs when no other is ready.
+    pub(super) fn adopt(&mut self, boot: Box<Thread>, idle: Box<Thread>) -> Result<(), Error> {
+        let boot = self.threads.insert(boot)?;
+        self.thread_mut(boot).state = State::Running;
+        self.current = boot;
+        CURRENT_TID.store(self.thread(boot).tid, Ordering::Relaxed);
+        let idle = self.threads.insert(idle)?;
+        self.thread_mut(idle).priority = 0;
+        self.idle = idle;
+        self.started = true;
+        Ok(())
     }
 
-    /// Puts `process` in a free slot.
-    pub(super) fn insert_process(&mut self, process: Box<Process>) -> Result<usize, Box<Process>> {
-        if self.process_count() >= MAX_PROCESSES {
-            return Err(process);
-        }
-        let slot = match self.processes.iter().position(Option::is_none) {
-            Some(slot) => slot,
-            None => {
-                if self.processes.try_reserve(1).is_err() {
-                    return Err(process);
-                }
-                self.processes.push(None);
-                self.processes.len() - 1
-            }
-        };
-        self.processes[slot] = Some(process);
-        Ok(slot)
+    /// The current thread lets others run: the switch that follows is not
+    /// a preemption.
+    pub(super) fn note_yield(&mut self) {
+        self.yielding = true;
+    }
+
+    /// Whether ready thread `index` should run before the current one.
+    pub(super) fn preempts(&self, index: usize) -> bool {
+        self.current == self.idle
+            || self.thread(index).priority > self.thread(self.current).priority
     }
 
     /// Makes a new or waiting thread ready to run, and asks for a switch
@@ -102,71 +116,94 @@ impl Scheduler {
         thread.state = State::Ready;
         let priority = thread.priority;
         self.run.push(&mut self.threads, index, priority);
-        if self.current == self.idle || priority > self.thread(self.current).priority {
+        if self.preempts(index) {
             NEED_RESCHED.store(true, Ordering::Relaxed);
         }
     }
 
     /// Takes `index` out of whatever list holds it.
     pub(super) fn unlink(&mut self, index: usize) {
-        let Some(list) = self.thread(index).links.list() else {
-            return;
-        };
         let threads = &mut self.threads;
-        match list {
-            ListId::Run(priority) => self.run.remove(threads, index, priority),
-            ListId::Sleep => self.sleepers.remove(threads, index),
-            ListId::ConsoleInput => self.console_readers.remove(threads, index),
-            ListId::KernelChildWait => self.kernel_child_waiters.remove(threads, index),
-            ListId::Dead => self.dead.remove(threads, index),
-            ListId::ChildWait(slot) => {
-                let process = self.processes[slot as usize]
-                    .as_deref_mut()
-                    .expect("waiters' process exists");
-                process.child_waiters.remove(threads, index);
+        match threads.place_of(index) {
+            None => {}
+            Some(Place::Run(priority)) => self.run.remove(threads, index, priority),
+            Some(Place::Sleep) => self.sleepers.remove(threads, index),
+            Some(Place::Dead) => self.dead.remove(threads, index),
+            Some(Place::Queue(address)) => {
+                // SAFETY: the thread waits in that queue now.
+                let queue = unsafe { WaitQueue::at(address) };
+                queue.remove(threads, index);
             }
         }
     }
 
-    /// Wakes every thread in `list`.
-    pub(super) fn wake_all(&mut self, list: ListId) {
-        loop {
-            let threads = &mut self.threads;
-            let woken = match list {
-                ListId::ConsoleInput => self.console_readers.pop_front(threads),
-                ListId::KernelChildWait => self.kernel_child_waiters.pop_front(threads),
-                ListId::ChildWait(slot) => match self.processes[slot as usize].as_deref_mut() {
-                    Some(process) => process.child_waiters.pop_front(threads),
-                    None => None,
-                },
-                _ => None,
-            };
-            match woken {
-                Some(index) => self.make_ready(index),
-                None => break,
-            }
-        }
+    /// Blocks the current thread in `queue`. The caller then calls
+    /// [`schedule`].
+    pub(super) fn block_current_in(&mut self, queue: Pin<&WaitQueue>) {
+        queue.block(&mut self.threads, self.current);
     }
 
-    /// Blocks the current thread in `list` (sorted by deadline for the
-    /// sleep list). The caller then calls [`schedule`].
-    pub(super) fn block_current(&mut self, list: ListId) {
+    /// Makes every thread waiting in `queue` ready; returns how many.
+    pub(super) fn wake_all_in(&mut self, queue: &WaitQueue) -> usize {
+        let mut woken = 0;
+        while let Some(index) = queue.pop(&mut self.threads) {
+            self.make_ready(index);
+            woken += 1;
+        }
+        woken
+    }
+
+    /// Blocks the current thread until the monotonic clock reaches
+    /// `deadline`, behind threads due earlier or at the same time.
+    pub(super) fn block_current_until(&mut self, deadline: u64) {
         let current = self.current;
-        self.thread_mut(current).state = State::Blocked;
-        let threads = &mut self.threads;
-        match list {
-            ListId::Sleep => self.sleepers.insert_sorted(threads, current, |t, i| {
-                t.0[i].as_ref().map_or(0, |t| t.wake_at)
-            }),
-            ListId::ConsoleInput => self.console_readers.push_back(threads, current),
-            ListId::KernelChildWait => self.kernel_child_waiters.push_back(threads, current),
-            ListId::ChildWait(slot) => {
-                let process = self.processes[slot as usize]
-                    .as_deref_mut()
-                    .expect("the waiting process exists");
-                process.child_waiters.push_back(threads, current);
+        let thread = self.thread_mut(current);
+        thread.state = State::Blocked;
+        thread.wake_at = deadline;
+        self.sleepers
+            .insert_sorted(&mut self.threads, current, Place::Sleep, |t, i| {
+                t.get(i).wake_at
+            });
+    }
+
+    /// Ends the current thread: it stays in the dead list until its stack
+    /// can be freed. Returns its process's slot.
+    pub(super) fn end_current(&mut self) -> Option<usize> {
+        let current = self.current;
+        self.threads.mark_ended(current);
+        self.dead.push_back(&mut self.threads, current, Place::Dead);
+        self.thread(current).process
+    }
+
+    /// Takes an ended thread out of the tables, unless it is the current
+    /// one (a thread ends by switching away from itself).
+    pub(super) fn take_dead(&mut self) -> Option<Box<Thread>> {
+        let index = self.dead.front().filter(|&index| index != self.current)?;
+        self.dead.remove(&mut self.threads, index);
+        self.threads.take(index)
+    }
+
+    /// One tick at monotonic time `now`: charges the current thread,
+    /// ends its time slice when it is used up, and wakes the sleepers
+    /// that are due.
+    pub(super) fn tick(&mut self, now: u64) {
+        let current = self.current;
+        let thread = self.thread_mut(current);
+        thread.cpu_ticks += 1;
+        thread.slice_left = thread.slice_left.saturating_sub(1);
+        let (expired, process) = (thread.slice_left == 0, thread.process);
+        if let Some(slot) = process {
+            self.processes.get_mut(slot).cpu_ticks += 1;
+        }
+        if expired && current != self.idle {
+            NEED_RESCHED.store(true, Ordering::Relaxed);
+        }
+        while let Some(index) = self.sleepers.front() {
+            if self.thread(index).wake_at > now {
+                break;
             }
-            ListId::Run(_) | ListId::Dead => unreachable!("not a wait list"),
+            self.sleepers.remove(&mut self.threads, index);
+            self.make_ready(index);
         }
     }
 
@@ -199,12 +236,13 @@ impl Scheduler {
             && !yielded
             && let Some(slot) = self.thread(previous).process
         {
-            self.process_mut(slot).preemptions += 1;
+            self.processes.get_mut(slot).preemptions += 1;
         }
-        let space = process.and_then(|slot| self.process(slot).space.as_ref().map(UserSpace::root));
+        let space =
+            process.and_then(|slot| self.processes.get(slot).space.as_ref().map(UserSpace::root));
         CURRENT_TID.store(tid, Ordering::Relaxed);
         CURRENT_PID.store(
-            process.map_or(0, |slot| self.process(slot).pid),
+            process.map_or(0, |slot| self.processes.get(slot).pid),
             Ordering::Relaxed,
         );
         self.current = next;
@@ -220,36 +258,39 @@ impl Scheduler {
     }
 }
 
+/// Adopts the running boot code as the first kernel thread and creates the
+/// idle thread.
+pub(super) fn init<A: Arch>() -> Result<(), Error> {
+    let boot = Thread::new("boot", None, 0, 0)?;
+    let idle_stack = KernelStack::new().map_err(|_| Error::OutOfMemory)?;
+    let idle_top = idle_stack.top();
+    // SAFETY: the stack was just mapped and nothing uses it.
+    let idle_sp = unsafe { A::prepare_kernel_thread(idle_top, idle_main::<A>, 0) };
+    let idle = Thread::new("idle", Some(idle_stack), idle_top, idle_sp)?;
+    let mut s = SCHEDULER.lock();
+    if s.started {
+        return Ok(());
+    }
+    s.adopt(boot, idle)
+}
+
 /// Starts the scheduler's tick.
 pub fn start_ticking<A: Arch>() -> Result<(), timer::StartError> {
     timer::start::<A>(TICK_HZ, Some(tick::<A>))
 }
 
-pub(super) fn tick<A: Arch>() {
+fn tick<A: Arch>() {
     let now = A::monotonic_ns();
-    let mut guard = SCHEDULER.lock();
-    let s = &mut *guard;
-    if !s.started {
-        return;
+    let mut s = SCHEDULER.lock();
+    if s.started {
+        s.tick(now);
     }
-    let current = s.current;
-    let thread = s.thread_mut(current);
-    thread.cpu_ticks += 1;
-    thread.slice_left = thread.slice_left.saturating_sub(1);
-    let (expired, process) = (thread.slice_left == 0, thread.process);
-    if let Some(slot) = process {
-        s.process_mut(slot).cpu_ticks += 1;
-    }
-    if expired && current != s.idle {
-        NEED_RESCHED.store(true, Ordering::Relaxed);
-    }
-    while let Some(index) = s.sleepers.front() {
-        if s.thread(index).wake_at > now {
-            break;
-        }
-        s.sleepers.remove(&mut s.threads, index);
-        s.make_ready(index);
-    }
+}
+
+/// Whether a switch is due at the next return to user mode.
+#[inline]
+pub(super) fn switch_due() -> bool {
+    NEED_RESCHED.load(Ordering::Relaxed)
 }
 
 /// Switches to the most urgent ready thread, if it is not the current one
@@ -275,29 +316,21 @@ pub(super) fn schedule<A: Arch>() {
     }
 }
 
-/// Frees the kernel stacks of threads that have ended (never the one in
-/// use: a thread ends by switching away from itself).
+/// Frees the kernel stacks of threads that have ended.
 pub(super) fn reap() {
     loop {
-        let dead = {
-            let mut guard = SCHEDULER.lock();
-            let s = &mut *guard;
-            match s.dead.front() {
-                Some(index) if index != s.current => {
-                    s.dead.remove(&mut s.threads, index);
-                    s.threads.0[index].take()
-                }
-                _ => break,
-            }
-        };
-        drop(dead);
+        let dead = SCHEDULER.lock().take_dead();
+        match dead {
+            Some(thread) => drop(thread),
+            None => break,
+        }
     }
 }
 
-pub(super) extern "C" fn idle_main<A: Arch>(_: usize) -> ! {
+extern "C" fn idle_main<A: Arch>(_: usize) -> ! {
     reap();
     loop {
-        if NEED_RESCHED.load(Ordering::Relaxed) {
+        if switch_due() {
             schedule::<A>();
         } else {
             A::idle();
@@ -305,47 +338,10 @@ pub(super) extern "C" fn idle_main<A: Arch>(_: usize) -> ! {
     }
 }
 
-pub(super) extern "C" fn kernel_thread_main<A: Arch>(_: usize) -> ! {
-    reap();
-    let entry = {
-        let s = SCHEDULER.lock();
-        s.thread(s.current).entry
-    };
-    if let Some((work, argument)) = entry {
-        work(argument);
-    }
-    exit_thread::<A>()
-}
-
-/// Starts a kernel thread running `work(argument)` at `priority`; it ends
-/// when `work` returns.
-pub fn spawn_kernel_thread<A: Arch>(
-    name: &'static str,
-    priority: u8,
-    work: fn(usize),
-    argument: usize,
-) -> Result<Tid, Error> {
-    if priority as usize >= queue::PRIORITIES {
-        return Err(Error::InvalidArgument);
-    }
-    let stack = KernelStack::new().map_err(|_| Error::OutOfMemory)?;
-    let top = stack.top();
-    // SAFETY: the stack was just mapped and nothing uses it.
-    let sp = unsafe { A::prepare_kernel_thread(top, kernel_thread_main::<A>, 0) };
-    let mut thread = new_thread(name, None, Some(stack), top, sp)?;
-    thread.entry = Some((work, argument));
-    thread.priority = priority;
-    let mut s = SCHEDULER.lock();
-    let index = s.insert_thread(thread)?;
-    let tid = s.thread(index).tid;
-    s.make_ready(index);
-    Ok(tid)
-}
-
 /// Lets other ready threads of the same or higher priority run (the caller
 /// goes to the back of its priority's queue).
 pub fn yield_now<A: Arch>() {
-    SCHEDULER.lock().yielding = true;
+    SCHEDULER.lock().note_yield();
     schedule::<A>();
 }
 
@@ -353,20 +349,21 @@ pub fn yield_now<A: Arch>() {
 /// kernel threads) may go above [`DEFAULT_PRIORITY`]. A lower priority
 /// takes effect at once: a more urgent ready thread runs.
 pub fn set_priority<A: Arch>(priority: usize) -> Result<(), Error> {
-    if priority >= queue::PRIORITIES {
-        return Err(Error::InvalidArgument);
-    }
+    let priority = u8::try_from(priority)
+        .ok()
+        .filter(|&p| (p as usize) < PRIORITIES)
+        .ok_or(Error::InvalidArgument)?;
     {
         let mut guard = SCHEDULER.lock();
         let s = &mut *guard;
         let privileged = s
             .current_process()
-            .is_none_or(|slot| s.process(slot).privileged);
-        if priority > DEFAULT_PRIORITY as usize && !privileged {
+            .is_none_or(|slot| s.processes.get(slot).privileged);
+        if priority > DEFAULT_PRIORITY && !privileged {
             return Err(Error::PermissionDenied);
         }
         let current = s.current;
-        s.thread_mut(current).priority = priority as u8;
+        s.thread_mut(current).priority = priority;
     }
     schedule::<A>();
     Ok(())
@@ -381,60 +378,90 @@ pub fn sleep_until<A: Arch>(deadline_ns: u64) -> Result<(), Killed> {
         }
         {
             let mut s = SCHEDULER.lock();
-            let current = s.current;
-            if s.thread(current).killed {
+            if s.current_killed() {
                 return Err(Killed);
             }
-            s.thread_mut(current).wake_at = deadline_ns;
-            s.block_current(ListId::Sleep);
+            s.block_current_until(deadline_ns);
         }
         schedule::<A>();
     }
 }
 
-/// Ends the current thread; a process whose last thread this is ends with
-/// it (status 0 unless it was set already).
-pub fn exit_thread<A: Arch>() -> ! {
-    {
-        let mut guard = SCHEDULER.lock();
-        let s = &mut *guard;
-        let current = s.current;
-        s.thread_mut(current).state = State::Dead;
-        s.dead.push_back(&mut s.threads, current);
-        s.live_threads -= 1;
-        if let Some(slot) = s.thread(current).process {
-            let process = s.process_mut(slot);
-            process.live_threads -= 1;
-            if process.live_threads == 0 {
-                s.finish_process::<A>(slot);
-            }
-        }
-    }
-    schedule::<A>();
-    unreachable!("an ended thread was resumed")
-}
-
-/// Wakes the threads waiting for console input (from its interrupt).
-pub fn wake_console_readers() {
-    let mut s = SCHEDULER.lock();
-    if s.started {
-        s.wake_all(ListId::ConsoleInput);
-    }
-}
-
-/// Waits for console input to arrive. The caller checks for input with
-/// interrupts masked before calling, so none can slip in between.
-pub fn wait_for_console_input<A: Arch>() -> Result<(), Killed> {
+/// Waits in `queue` until a [`wake_all`] on it. The caller checks, with
+/// interrupts masked, that what it waits for has not happened yet, so no
+/// wake-up can slip in between. A killed thread returns [`Killed`] at
+/// once or when the kill wakes it.
+pub fn wait_on<A: Arch>(queue: Pin<&WaitQueue>) -> Result<(), Killed> {
     {
         let mut s = SCHEDULER.lock();
-        if s.thread(s.current).killed {
+        if s.current_killed() {
             return Err(Killed);
         }
-        s.block_current(ListId::ConsoleInput);
+        s.block_current_in(queue);
     }
     schedule::<A>();
-    if current_killed() {
+    if SCHEDULER.lock().current_killed() {
         return Err(Killed);
     }
     Ok(())
+}
+
+/// Makes every thread waiting in `queue` ready (also from an interrupt
+/// handler); returns how many there were.
+pub fn wake_all(queue: &WaitQueue) -> usize {
+    let mut s = SCHEDULER.lock();
+    if !s.started {
+        return 0;
+    }
+    s.wake_all_in(queue)
+}
+
+/// The current process's id; 0 in a kernel thread.
+pub fn current_pid() -> Pid {
+    CURRENT_PID.load(Ordering::Relaxed)
+}
+
+/// The current thread's id.
+pub fn current_tid() -> Tid {
+    CURRENT_TID.load(Ordering::Relaxed)
+}
+
+/// Runs `f` on the current process's address space; `None` in a kernel
+/// thread.
+pub fn with_current_space<R>(f: impl FnOnce(&mut UserSpace) -> R) -> Option<R> {
+    let mut guard = SCHEDULER.lock();
+    let s = &mut *guard;
+    let slot = s.current_process()?;
+    s.processes.get_mut(slot).space.as_mut().map(f)
+}
+
+/// Whether the current process may power the machine off.
+pub fn current_privileged() -> bool {
+    let s = SCHEDULER.lock();
+    s.current_process()
+        .is_some_and(|slot| s.processes.get(slot).privileged)
+}
+
+/// (processes, threads) alive now.
+pub fn counts() -> (usize, usize) {
+    let s = SCHEDULER.lock();
+    (s.processes.count(), s.threads.live())
+}
+
+/// One record per process, for `ps`.
+pub fn process_info() -> Result<alloc::vec::Vec<abi::ProcessInfo>, Error> {
+    let s = SCHEDULER.lock();
+    s.processes.info(&s.threads)
+}
+
+/// Notes the first entry to user mode, at `since_reset_ns`.
+pub(super) fn note_user_entry(since_reset_ns: u64) {
+    if FIRST_USER_NS.load(Ordering::Relaxed) == 0 {
+        FIRST_USER_NS.store(since_reset_ns.max(1), Ordering::Relaxed);
+    }
+}
+
+/// Nanoseconds from reset to the first entry to user mode (0: not yet).
+pub fn first_user_ns() -> u64 {
+    FIRST_USER_NS.load(Ordering::Relaxed)
 }

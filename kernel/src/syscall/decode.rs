@@ -1,0 +1,169 @@
+//! Decoding: from a call number and six registers to a typed [`Call`],
+//! with every check that needs nothing but the arguments. What remains
+//! (the caller's memory, its rights, the state of the system) is checked
+//! where the call is performed. Pure, so it is tested on the host.
+
+use super::UserBuffer;
+use abi::{Error, InfoKind, Syscall};
+use hal::mm::{MapFlags, PAGE_SIZE};
+
+/// A decoded system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Call {
+    ProcessId,
+    ThreadId,
+    Exit(i32),
+    ThreadExit,
+    /// A buffer of at most [`abi::MAX_WRITE_LENGTH`] bytes.
+    Write(UserBuffer),
+    Read(UserBuffer),
+    Yield,
+    Sleep {
+        ns: u64,
+    },
+    Time,
+    ThreadSpawn {
+        entry: usize,
+        stack_top: usize,
+        argument: usize,
+    },
+    Map(MapRequest),
+    /// A page-aligned range in the anonymous-memory window.
+    Unmap {
+        start: usize,
+        end: usize,
+    },
+    /// A name of 1 to [`abi::MAX_NAME_LENGTH`] bytes and at most
+    /// [`abi::MAX_ARGUMENTS_LENGTH`] bytes of arguments.
+    Spawn {
+        name: UserBuffer,
+        arguments: UserBuffer,
+        inherit_privileges: bool,
+    },
+    /// `child` `None` waits for any child; `status` `None` discards it.
+    Wait {
+        child: Option<u32>,
+        status: Option<UserBuffer>,
+    },
+    Info {
+        kind: InfoKind,
+        buffer: UserBuffer,
+    },
+    PowerOff {
+        status: u8,
+    },
+    SetPriority {
+        priority: usize,
+    },
+}
+
+/// Anonymous memory to map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct MapRequest {
+    /// Where, page-aligned and in the anonymous window; `None` lets the
+    /// kernel choose.
+    pub start: Option<usize>,
+    /// Bytes, a non-zero multiple of the page size.
+    pub len: usize,
+    pub flags: MapFlags,
+}
+
+/// Decodes call `number` with arguments `a`, for a caller whose user space
+/// ends at `user_end`.
+pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Call, Error> {
+    let call = Syscall::from_number(number).ok_or(Error::UnknownSyscall)?;
+    Ok(match call {
+        Syscall::ProcessId => Call::ProcessId,
+        Syscall::ThreadId => Call::ThreadId,
+        Syscall::Exit => Call::Exit(a[0] as i32),
+        Syscall::ThreadExit => Call::ThreadExit,
+        Syscall::Write => {
+            if a[1] > abi::MAX_WRITE_LENGTH {
+                return Err(Error::TooLong);
+            }
+            Call::Write(UserBuffer::new(a[0], a[1]))
+        }
+        Syscall::Read => Call::Read(UserBuffer::new(a[0], a[1])),
+        Syscall::Yield => Call::Yield,
+        Syscall::Sleep => Call::Sleep {
+            ns: (a[0] as u64 & 0xffff_ffff) | ((a[1] as u64) << 32),
+        },
+        Syscall::Time => Call::Time,
+        Syscall::ThreadSpawn => Call::ThreadSpawn {
+            entry: a[0],
+            stack_top: a[1],
+            argument: a[2],
+        },
+        Syscall::Map => {
+            let (len, flags) = anonymous_request(a[1], a[2])?;
+            let start = match a[0] {
+                0 => None,
+                start => Some(anonymous_range(start, len, user_end)?.0),
+            };
+            Call::Map(MapRequest { start, len, flags })
+        }
+        Syscall::Unmap => {
+            let (len, _) = anonymous_request(a[1], abi::PROT_READ)?;
+            let (start, end) = anonymous_range(a[0], len, user_end)?;
+            Call::Unmap { start, end }
+        }
+        Syscall::Spawn => {
+            let (name, arguments, flags) = (
+                UserBuffer::new(a[0], a[1]),
+                UserBuffer::new(a[2], a[3]),
+                a[4],
+            );
+            if name.len == 0 || flags & !abi::SPAWN_INHERIT_PRIVILEGES != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            if name.len > abi::MAX_NAME_LENGTH || arguments.len > abi::MAX_ARGUMENTS_LENGTH {
+                return Err(Error::TooLong);
+            }
+            Call::Spawn {
+                name,
+                arguments,
+                inherit_privileges: flags & abi::SPAWN_INHERIT_PRIVILEGES != 0,
+            }
+        }
+        Syscall::Wait => Call::Wait {
+            child: match a[0] {
+                0 => None,
+                pid => Some(u32::try_from(pid).map_err(|_| Error::NotFound)?),
+            },
+            // A null status address means the caller does not want it.
+            status: (a[1] != 0).then(|| UserBuffer::new(a[1], size_of::<abi::WaitStatus>())),
+        },
+        Syscall::Info => Call::Info {
+            kind: InfoKind::from_number(a[0]).ok_or(Error::InvalidArgument)?,
+            buffer: UserBuffer::new(a[1], a[2]),
+        },
+        Syscall::PowerOff => Call::PowerOff { status: a[0] as u8 },
+        Syscall::SetPriority => Call::SetPriority { priority: a[0] },
+    })
+}
+
+/// The page-rounded length and mapping flags of a `map` request.
+fn anonymous_request(len: usize, protection: usize) -> Result<(usize, MapFlags), Error> {
+    if protection & !(abi::PROT_READ | abi::PROT_WRITE) != 0 || len == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let len = len
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(Error::InvalidArgument)?;
+    let flags = if protection & abi::PROT_WRITE != 0 {
+        MapFlags::USER_RW
+    } else {
+        MapFlags::USER_RO
+    };
+    Ok((len, flags))
+}
+
+/// Checks that `[start, start + len)` is page-aligned and inside the
+/// anonymous-memory window; returns the range.
+fn anonymous_range(start: usize, len: usize, user_end: usize) -> Result<(usize, usize), Error> {
+    let end = start.checked_add(len).ok_or(Error::InvalidArgument)?;
+    if !start.is_multiple_of(PAGE_SIZE) || start < abi::layout::ANON_START || end > user_end {
+        return Err(Error::InvalidArgument);
+    }
+    Ok((start, end))
+}

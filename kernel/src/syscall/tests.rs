@@ -1,0 +1,217 @@
+//! Host tests of system-call decoding: every check the registers alone
+//! allow, with the errors the ABI documents.
+
+use super::UserBuffer;
+use super::decode::{Call, MapRequest, decode};
+use crate::fake_arch::FakeArch;
+use abi::{Error, InfoKind, Syscall};
+use hal::Memory;
+use hal::mm::{MapFlags, PAGE_SIZE};
+
+fn call(syscall: Syscall, args: [usize; 6]) -> Result<Call, Error> {
+    decode(syscall as usize, args, FakeArch::USER_END)
+}
+
+const ANON: usize = abi::layout::ANON_START;
+
+#[test]
+fn unknown_numbers_are_refused() {
+    for number in [Syscall::ALL.len() + 100, usize::MAX, 4096] {
+        assert_eq!(
+            decode(number, [0; 6], FakeArch::USER_END),
+            Err(Error::UnknownSyscall),
+            "{number}"
+        );
+    }
+}
+
+#[test]
+fn every_known_number_decodes_with_harmless_arguments() {
+    for syscall in Syscall::ALL {
+        let args = match syscall {
+            Syscall::Map | Syscall::Unmap => [ANON, 1, abi::PROT_READ, 0, 0, 0],
+            Syscall::Spawn => [0x1000, 4, 0, 0, 0, 0],
+            _ => [0; 6],
+        };
+        assert!(call(syscall, args).is_ok(), "{syscall:?}");
+    }
+}
+
+#[test]
+fn write_lengths_are_bounded_before_memory_is_looked_at() {
+    let max = abi::MAX_WRITE_LENGTH;
+    assert_eq!(
+        call(Syscall::Write, [0, max, 0, 0, 0, 0]),
+        Ok(Call::Write(UserBuffer::new(0, max)))
+    );
+    assert_eq!(
+        call(Syscall::Write, [0, max + 1, 0, 0, 0, 0]),
+        Err(Error::TooLong)
+    );
+    assert_eq!(
+        call(Syscall::Write, [0, usize::MAX, 0, 0, 0, 0]),
+        Err(Error::TooLong)
+    );
+}
+
+#[test]
+fn sleep_joins_its_halves() {
+    assert_eq!(
+        call(Syscall::Sleep, [0xdead_beef, 0x12, 0, 0, 0, 0]),
+        Ok(Call::Sleep { ns: 0x12_dead_beef })
+    );
+    // Only the low 32 bits of the low half count.
+    assert_eq!(
+        call(Syscall::Sleep, [usize::MAX, 0, 0, 0, 0, 0]),
+        Ok(Call::Sleep { ns: 0xffff_ffff })
+    );
+}
+
+#[test]
+fn map_requests_are_rounded_and_checked() {
+    assert_eq!(
+        call(
+            Syscall::Map,
+            [0, 1, abi::PROT_READ | abi::PROT_WRITE, 0, 0, 0]
+        ),
+        Ok(Call::Map(MapRequest {
+            start: None,
+            len: PAGE_SIZE,
+            flags: MapFlags::USER_RW
+        }))
+    );
+    assert_eq!(
+        call(Syscall::Map, [ANON, PAGE_SIZE + 1, abi::PROT_READ, 0, 0, 0]),
+        Ok(Call::Map(MapRequest {
+            start: Some(ANON),
+            len: 2 * PAGE_SIZE,
+            flags: MapFlags::USER_RO
+        }))
+    );
+    let refused = [
+        [0, 0, abi::PROT_READ],                                     // nothing to map
+        [0, PAGE_SIZE, 4],                                          // no such protection
+        [0, usize::MAX, abi::PROT_READ],                            // rounding overflows
+        [ANON + 1, PAGE_SIZE, abi::PROT_READ],                      // misaligned
+        [ANON - PAGE_SIZE, PAGE_SIZE, abi::PROT_READ],              // below the window
+        [FakeArch::USER_END, PAGE_SIZE, abi::PROT_READ],            // past user space
+        [usize::MAX & !(PAGE_SIZE - 1), PAGE_SIZE, abi::PROT_READ], // wraps
+    ];
+    for [address, len, protection] in refused {
+        assert_eq!(
+            call(Syscall::Map, [address, len, protection, 0, 0, 0]),
+            Err(Error::InvalidArgument),
+            "map({address:#x}, {len:#x}, {protection})"
+        );
+    }
+}
+
+#[test]
+fn unmap_needs_an_aligned_range_in_the_window() {
+    assert_eq!(
+        call(Syscall::Unmap, [ANON, 3 * PAGE_SIZE - 1, 0, 0, 0, 0]),
+        Ok(Call::Unmap {
+            start: ANON,
+            end: ANON + 3 * PAGE_SIZE
+        })
+    );
+    for [address, len] in [[0, PAGE_SIZE], [ANON, 0], [ANON + 8, PAGE_SIZE]] {
+        assert_eq!(
+            call(Syscall::Unmap, [address, len, 0, 0, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+    }
+}
+
+#[test]
+fn spawn_checks_flags_then_lengths() {
+    let name_max = abi::MAX_NAME_LENGTH;
+    let args_max = abi::MAX_ARGUMENTS_LENGTH;
+    assert_eq!(
+        call(
+            Syscall::Spawn,
+            [1, name_max, 2, args_max, abi::SPAWN_INHERIT_PRIVILEGES, 0]
+        ),
+        Ok(Call::Spawn {
+            name: UserBuffer::new(1, name_max),
+            arguments: UserBuffer::new(2, args_max),
+            inherit_privileges: true
+        })
+    );
+    assert_eq!(
+        call(Syscall::Spawn, [1, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        call(Syscall::Spawn, [1, 4, 0, 0, 2, 0]),
+        Err(Error::InvalidArgument)
+    );
+    // A bad flag is reported before a bad length.
+    assert_eq!(
+        call(Syscall::Spawn, [1, name_max + 1, 0, 0, 2, 0]),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        call(Syscall::Spawn, [1, name_max + 1, 0, 0, 0, 0]),
+        Err(Error::TooLong)
+    );
+    assert_eq!(
+        call(Syscall::Spawn, [1, 4, 0, args_max + 1, 0, 0]),
+        Err(Error::TooLong)
+    );
+}
+
+#[test]
+fn wait_takes_any_child_or_one_and_an_optional_status() {
+    assert_eq!(
+        call(Syscall::Wait, [0, 0, 0, 0, 0, 0]),
+        Ok(Call::Wait {
+            child: None,
+            status: None
+        })
+    );
+    assert_eq!(
+        call(Syscall::Wait, [9, 0x2000, 0, 0, 0, 0]),
+        Ok(Call::Wait {
+            child: Some(9),
+            status: Some(UserBuffer::new(0x2000, size_of::<abi::WaitStatus>()))
+        })
+    );
+    // No process has an id beyond 32 bits.
+    if usize::BITS > 32 {
+        assert_eq!(
+            call(Syscall::Wait, [1 << 32 | 9, 0, 0, 0, 0, 0]),
+            Err(Error::NotFound)
+        );
+    }
+}
+
+#[test]
+fn info_kinds_come_from_the_abi() {
+    for kind in InfoKind::ALL {
+        assert_eq!(
+            call(Syscall::Info, [kind as usize, 0x3000, 64, 0, 0, 0]),
+            Ok(Call::Info {
+                kind,
+                buffer: UserBuffer::new(0x3000, 64)
+            })
+        );
+    }
+    let beyond = InfoKind::ALL.len() + 1;
+    assert_eq!(
+        call(Syscall::Info, [beyond, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument)
+    );
+}
+
+#[test]
+fn statuses_are_truncated_as_documented() {
+    assert_eq!(
+        call(Syscall::Exit, [(-3i32) as usize, 0, 0, 0, 0, 0]),
+        Ok(Call::Exit(-3))
+    );
+    assert_eq!(
+        call(Syscall::PowerOff, [0x1ff, 0, 0, 0, 0, 0]),
+        Ok(Call::PowerOff { status: 0xff })
+    );
+}

@@ -1,0 +1,186 @@
+//! Threads: the record of each one and the table that holds them.
+//!
+//! A thread is a kernel stack plus saved state; a user thread also has a
+//! process. Kernel threads (the boot thread, the idle thread, test
+//! threads) have none.
+
+use super::queue::{LinkTable, Links, Place};
+use crate::mm::{self, stack::KernelStack};
+use abi::Error;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// A thread id; ids are never reused.
+pub type Tid = u32;
+
+/// Thread priorities: 0 is the lowest, `PRIORITIES - 1` the highest.
+pub const PRIORITIES: usize = 8;
+/// The priority of user processes and kernel threads.
+pub const DEFAULT_PRIORITY: u8 = 4;
+/// Threads in the system, at most.
+pub const MAX_THREADS: usize = 1024;
+/// Ticks a thread runs before others of its priority get a turn.
+pub const TIMESLICE_TICKS: u32 = 10;
+
+/// A blocked thread was killed while it waited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Killed;
+
+impl From<Killed> for Error {
+    fn from(_: Killed) -> Self {
+        Error::Interrupted
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum State {
+    Ready,
+    Running,
+    Blocked,
+    Dead,
+}
+
+pub(super) struct Thread {
+    pub(super) tid: Tid,
+    /// The process's slot; `None` for kernel threads.
+    pub(super) process: Option<usize>,
+    pub(super) name: &'static str,
+    pub(super) state: State,
+    pub(super) priority: u8,
+    /// The kernel stack pointer while switched out.
+    pub(super) saved_sp: usize,
+    /// `None` for the boot thread, which keeps the boot stack.
+    #[expect(
+        dead_code,
+        reason = "owned so that dropping the thread frees the stack"
+    )]
+    stack: Option<KernelStack>,
+    pub(super) stack_top: usize,
+    pub(super) links: Links,
+    pub(super) slice_left: u32,
+    /// When a sleeping thread is due, on the monotonic clock.
+    pub(super) wake_at: u64,
+    pub(super) killed: bool,
+    /// A kernel thread's work.
+    pub(super) entry: Option<(fn(usize), usize)>,
+    pub(super) cpu_ticks: u64,
+}
+
+impl Thread {
+    /// A ready thread that will resume at `saved_sp` on `stack`.
+    pub(super) fn new(
+        name: &'static str,
+        stack: Option<KernelStack>,
+        stack_top: usize,
+        saved_sp: usize,
+    ) -> Result<Box<Thread>, Error> {
+        mm::heap::try_box(Thread {
+            tid: 0,
+            process: None,
+            name,
+            state: State::Ready,
+            priority: DEFAULT_PRIORITY,
+            saved_sp,
+            stack,
+            stack_top,
+            links: Links::default(),
+            slice_left: TIMESLICE_TICKS,
+            wake_at: 0,
+            killed: false,
+            entry: None,
+            cpu_ticks: 0,
+        })
+        .map_err(|_| Error::OutOfMemory)
+    }
+}
+
+/// The thread table: entries stay at their index while they exist, and
+/// ids count up from 1.
+pub(super) struct Threads {
+    slots: Vec<Option<Box<Thread>>>,
+    next_tid: Tid,
+    live: usize,
+}
+
+impl LinkTable for Threads {
+    fn links(&mut self, index: usize) -> &mut Links {
+        &mut self.get_mut(index).links
+    }
+}
+
+impl Threads {
+    pub(super) const fn new() -> Threads {
+        Threads {
+            slots: Vec::new(),
+            next_tid: 1,
+            live: 0,
+        }
+    }
+
+    pub(super) fn get(&self, index: usize) -> &Thread {
+        self.slots[index].as_deref().expect("thread exists")
+    }
+
+    pub(super) fn get_mut(&mut self, index: usize) -> &mut Thread {
+        self.slots[index].as_deref_mut().expect("thread exists")
+    }
+
+    /// The list thread `index` is in, if any.
+    pub(super) fn place_of(&self, index: usize) -> Option<Place> {
+        self.get(index).links.place()
+    }
+
+    /// Threads that have not ended.
+    pub(super) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Entries, ended ones included, by index.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, &Thread)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| Some((index, slot.as_deref()?)))
+    }
+
+    /// Indices of every entry.
+    pub(super) fn indices(&self) -> core::ops::Range<usize> {
+        0..self.slots.len()
+    }
+
+    /// Whether entry `index` exists.
+    pub(super) fn exists(&self, index: usize) -> bool {
+        self.slots.get(index).is_some_and(Option::is_some)
+    }
+
+    /// Puts `thread` in a free slot and gives it the next id.
+    pub(super) fn insert(&mut self, mut thread: Box<Thread>) -> Result<usize, Error> {
+        if self.live >= MAX_THREADS {
+            return Err(Error::LimitReached);
+        }
+        let index = match self.slots.iter().position(Option::is_none) {
+            Some(index) => index,
+            None => {
+                self.slots.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        thread.tid = self.next_tid;
+        self.next_tid += 1;
+        self.slots[index] = Some(thread);
+        self.live += 1;
+        Ok(index)
+    }
+
+    /// Counts thread `index` as ended (its record stays until [`take`](Self::take)).
+    pub(super) fn mark_ended(&mut self, index: usize) {
+        self.get_mut(index).state = State::Dead;
+        self.live -= 1;
+    }
+
+    /// Removes entry `index`, which has ended and is in no list.
+    pub(super) fn take(&mut self, index: usize) -> Option<Box<Thread>> {
+        self.slots[index].take()
+    }
+}
