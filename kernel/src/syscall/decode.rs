@@ -70,6 +70,7 @@ pub(super) struct MapRequest {
 
 /// Decodes call `number` with arguments `a`, for a caller whose user space
 /// ends at `user_end`.
+#[inline(always)]
 pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Call, Error> {
     let call = Syscall::from_number(number).ok_or(Error::UnknownSyscall)?;
     Ok(match call {

@@ -55,6 +55,7 @@ fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
         .unwrap_or_else(|e| [e.encode(), 0])
 }
 
+#[inline(always)]
 fn perform<A: Arch>(call: Call) -> Outcome {
     match call {
         Call::ProcessId => one(task::current_pid() as usize),
