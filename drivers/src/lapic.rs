@@ -53,28 +53,39 @@ const DELIVERY_PENDING: u32 = 1 << 12;
 const LEVEL_ASSERT: u32 = 1 << 14;
 const SHORTHAND_SELF: u32 = 0b01 << 18;
 
-/// A local APIC.
+/// A local APIC, less its timer: what interrupt handlers share.
 pub struct LocalApic {
     registers: &'static Registers,
 }
 
+/// The local APIC's timer, driven by its one owner: starting and
+/// stopping it are sequences of writes, so they take `&mut self`.
+pub struct ApicTimer {
+    registers: &'static Registers,
+}
+
 // SAFETY: every CPU reaches its own local APIC at this address, so CPUs
-// sharing the value never share registers. On one CPU, interrupt handlers
-// only read the in-service bits and write the end-of-interrupt register;
-// the multi-write sequences (enable, the timer's start, stop and
-// calibration) are made outside them, so nothing interleaves with those.
+// sharing the value never share registers. Each `&self` method is one
+// access (`send_self` writes the high command word, always 0, before the
+// low one, so an interleaved `send_self` leaves the same state), and the
+// one multi-write sequence, `enable`, takes `&mut self`.
 unsafe impl Sync for LocalApic {}
 // SAFETY: as above.
 unsafe impl Send for LocalApic {}
+// SAFETY: an `ApicTimer` is the only handle on the timer registers (see
+// `LocalApic::new`), and moving it moves that ownership.
+unsafe impl Send for ApicTimer {}
 
 impl LocalApic {
+    /// The APIC and its timer, each with its own registers.
+    ///
     /// # Safety
     /// `base` must map this CPU's local APIC registers as uncached device
-    /// memory.
-    pub unsafe fn new(base: usize) -> LocalApic {
+    /// memory, and no other `LocalApic` may exist for it.
+    pub unsafe fn new(base: usize) -> (LocalApic, ApicTimer) {
         // SAFETY: the caller guarantees the mapping.
         let registers = unsafe { &*(base as *const Registers) };
-        LocalApic { registers }
+        (LocalApic { registers }, ApicTimer { registers })
     }
 
     /// This CPU's APIC ID.
@@ -85,7 +96,7 @@ impl LocalApic {
     /// Enables the APIC with `spurious_vector` for spurious interrupts and
     /// `error_vector` for errors; masks the legacy LINT inputs and the
     /// timer; accepts every priority.
-    pub fn enable(&self, spurious_vector: u8, error_vector: u8) {
+    pub fn enable(&mut self, spurious_vector: u8, error_vector: u8) {
         let r = self.registers;
         r.lvt_lint0.register.set(LVT_MASKED);
         r.lvt_lint1.register.set(LVT_MASKED);
@@ -97,34 +108,6 @@ impl LocalApic {
             .set(SOFTWARE_ENABLE | spurious_vector as u32);
         // Clear any error latched before the APIC was set up.
         r.error_status.register.set(0);
-    }
-
-    /// Counts down from `initial` once, masked (for calibration); the rate
-    /// is the bus clock divided by 16.
-    pub fn start_calibration_count(&self, initial: u32) {
-        let r = self.registers;
-        r.timer_divide.register.set(DIVIDE_BY_16);
-        r.lvt_timer.register.set(LVT_MASKED);
-        r.timer_initial.register.set(initial);
-    }
-
-    /// The timer's current count.
-    pub fn timer_count(&self) -> u32 {
-        self.registers.timer_current.register.get()
-    }
-
-    /// Interrupts with `vector` every `period` counts (bus clock / 16).
-    pub fn start_periodic(&self, vector: u8, period: u32) {
-        let r = self.registers;
-        r.timer_divide.register.set(DIVIDE_BY_16);
-        r.lvt_timer.register.set(TIMER_PERIODIC | vector as u32);
-        r.timer_initial.register.set(period.max(1));
-    }
-
-    /// Stops the timer.
-    pub fn stop_timer(&self) {
-        self.registers.lvt_timer.register.set(LVT_MASKED);
-        self.registers.timer_initial.register.set(0);
     }
 
     /// Whether `vector` is in service (delivered by this APIC and not yet
@@ -154,6 +137,36 @@ impl LocalApic {
     }
 }
 
+impl ApicTimer {
+    /// Counts down from `initial` once, masked (for calibration); the rate
+    /// is the bus clock divided by 16.
+    pub fn start_calibration_count(&mut self, initial: u32) {
+        let r = self.registers;
+        r.timer_divide.register.set(DIVIDE_BY_16);
+        r.lvt_timer.register.set(LVT_MASKED);
+        r.timer_initial.register.set(initial);
+    }
+
+    /// The timer's current count.
+    pub fn count(&self) -> u32 {
+        self.registers.timer_current.register.get()
+    }
+
+    /// Interrupts with `vector` every `period` counts (bus clock / 16).
+    pub fn start_periodic(&mut self, vector: u8, period: u32) {
+        let r = self.registers;
+        r.timer_divide.register.set(DIVIDE_BY_16);
+        r.lvt_timer.register.set(TIMER_PERIODIC | vector as u32);
+        r.timer_initial.register.set(period.max(1));
+    }
+
+    /// Stops the timer.
+    pub fn stop(&mut self) {
+        self.registers.lvt_timer.register.set(LVT_MASKED);
+        self.registers.timer_initial.register.set(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,11 +179,11 @@ mod tests {
         let block = Box::leak(Box::new(Block([0; 256])));
         block.0[0x100 / 4 + 2 * 4] = 1 << 3; // in service: vector 67
         // SAFETY: a leaked block standing in for the registers.
-        let apic = unsafe { LocalApic::new(block as *mut Block as usize) };
+        let (mut apic, mut timer) = unsafe { LocalApic::new(block as *mut Block as usize) };
         apic.enable(0xff, 0xfe);
         assert_eq!(block.0[0xf0 / 4], 0x1ff);
         assert_eq!(block.0[0x350 / 4], LVT_MASKED);
-        apic.start_periodic(0x20, 1000);
+        timer.start_periodic(0x20, 1000);
         assert_eq!(block.0[0x320 / 4], TIMER_PERIODIC | 0x20);
         assert_eq!(block.0[0x380 / 4], 1000);
         assert_eq!(block.0[0x3e0 / 4], DIVIDE_BY_16);
@@ -178,5 +191,8 @@ mod tests {
         assert!(!apic.in_service(66));
         apic.send_self(0x7f);
         assert_eq!(block.0[0x300 / 4], 0x4407f);
+        timer.stop();
+        assert_eq!(block.0[0x320 / 4], LVT_MASKED);
+        assert_eq!(block.0[0x380 / 4], 0);
     }
 }

@@ -30,29 +30,39 @@ register_structs! {
     }
 }
 
-/// Timer 1 of an SP804.
+/// Timer 1 of an SP804, driven by its one owner: starting and stopping
+/// are sequences of writes, so they take `&mut self`.
 pub struct Sp804 {
     timer: &'static Timer,
     clock_hz: u32,
 }
 
-// SAFETY: acknowledging (from the tick's interrupt) writes only the
-// interrupt-clear register and `pending` only reads; starting and stopping
-// (several writes to the load and control registers) must not run
-// concurrently with each other, which their single owner (the tick's
-// start and stop) ensures.
-unsafe impl Sync for Sp804 {}
-// SAFETY: as above.
+/// The timer's interrupt, which its handler acknowledges.
+pub struct Sp804Interrupt {
+    timer: &'static Timer,
+}
+
+// SAFETY: an `Sp804` is the only handle on the load and control registers
+// (see `Sp804::new`), and moving it moves that ownership.
 unsafe impl Send for Sp804 {}
+// SAFETY: each method is one access (a write to the interrupt-clear
+// register, a read of the status), harmless between any two writes of a
+// start or stop.
+unsafe impl Sync for Sp804Interrupt {}
+// SAFETY: as above.
+unsafe impl Send for Sp804Interrupt {}
 
 impl Sp804 {
+    /// The timer and its interrupt.
+    ///
     /// # Safety
     /// `base` must map the SP804's registers as device memory, used by
-    /// nothing else; `clock_hz` is its timer clock.
-    pub unsafe fn new(base: usize, clock_hz: u32) -> Sp804 {
+    /// nothing else (no other `Sp804` for it); `clock_hz` is its timer
+    /// clock.
+    pub unsafe fn new(base: usize, clock_hz: u32) -> (Sp804, Sp804Interrupt) {
         // SAFETY: the caller guarantees the mapping.
         let timer = unsafe { &*(base as *const Timer) };
-        Sp804 { timer, clock_hz }
+        (Sp804 { timer, clock_hz }, Sp804Interrupt { timer })
     }
 
     /// Counts per period for `hz`, if the timer can do that rate.
@@ -61,7 +71,7 @@ impl Sp804 {
     }
 
     /// Interrupts `hz` times a second until stopped.
-    pub fn start_periodic(&self, hz: u32) -> bool {
+    pub fn start_periodic(&mut self, hz: u32) -> bool {
         let Some(period) = self.period(hz) else {
             return false;
         };
@@ -79,11 +89,13 @@ impl Sp804 {
     }
 
     /// Stops the timer and clears its interrupt.
-    pub fn stop(&self) {
+    pub fn stop(&mut self) {
         self.timer.control.set(0);
         self.timer.interrupt_clear.set(1);
     }
+}
 
+impl Sp804Interrupt {
     /// Clears the timer's interrupt.
     pub fn acknowledge(&self) {
         self.timer.interrupt_clear.set(1);
@@ -103,7 +115,7 @@ mod tests {
     fn periodic_start_programs_load_and_control() {
         let block = Box::leak(Box::new([0u32; 8]));
         // SAFETY: a leaked block standing in for the registers.
-        let timer = unsafe { Sp804::new(block.as_mut_ptr() as usize, 1_000_000) };
+        let (mut timer, interrupt) = unsafe { Sp804::new(block.as_mut_ptr() as usize, 1_000_000) };
         assert!(timer.start_periodic(100));
         assert_eq!(block[0], 10_000, "1 MHz / 100 Hz");
         assert_eq!(block[2], 0xe2, "enabled, periodic, interrupt, 32-bit");
@@ -111,5 +123,9 @@ mod tests {
         assert!(!timer.start_periodic(2_000_000), "faster than its clock");
         timer.stop();
         assert_eq!(block[2], 0);
+        block[3] = 0;
+        interrupt.acknowledge();
+        assert_eq!(block[3], 1, "interrupt cleared");
+        assert!(!interrupt.pending());
     }
 }

@@ -316,14 +316,12 @@ pub struct UserEntry {
 /// by switching stacks.
 ///
 /// While a thread runs in user mode, the top of its kernel stack is free;
-/// a trap from user mode saves the user registers there. The architecture
-/// calls back into the portable core at these points:
-/// - `kernel::task::user_thread_started` on a new user thread's first
-///   run, before it enters user mode;
-/// - `kernel::syscall::handle` for a system call;
-/// - `kernel::task::user_fault` for an exception from user mode;
-/// - `kernel::task::before_user_return` just before any return to user
-///   mode after an interrupt or system call (the preemption point).
+/// a trap from user mode saves the user registers there. The
+/// architecture enters the portable core through `kernel::entry` at these
+/// points: `user_thread_started` on a new user thread's first run, before
+/// it enters user mode; `system_call`; `user_fault` for an exception from
+/// user mode; `before_user_return` just before any return to user mode
+/// after an interrupt or system call (the preemption point).
 pub trait Threads {
     /// Prepares the kernel stack ending at `kernel_stack_top` so that the
     /// first [`switch`](Self::switch) to it enters user mode at `entry`, in

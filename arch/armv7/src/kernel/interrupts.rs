@@ -6,7 +6,7 @@ use crate::arch::Armv7;
 use arch_armv7::board;
 use drivers::gicv2::Gic;
 use drivers::pl031::Pl031;
-use drivers::sp804::Sp804;
+use drivers::sp804::{Sp804, Sp804Interrupt};
 use hal::{IrqError, Memory, TimerError};
 use kernel::mm::frames::KernelFrames;
 use spin::Once;
@@ -14,9 +14,17 @@ use spin::Once;
 /// The software-generated interrupt the kernel raises for itself.
 pub const SOFTWARE_SGI: u32 = 15;
 
+/// The tick's timer: its owner's half behind a lock that only starting and
+/// stopping take, its interrupt's half for the handler, and its line.
+struct Tick {
+    timer: spin::Mutex<Sp804>,
+    interrupt: Sp804Interrupt,
+    irq: u32,
+}
+
 struct Devices {
     gic: Gic,
-    timer: Option<(Sp804, u32)>,
+    tick: Option<Tick>,
     rtc: Option<Pl031>,
 }
 
@@ -53,16 +61,21 @@ pub fn init() -> Result<(), &'static str> {
     gic.init();
     gic.set_enabled(SOFTWARE_SGI, true);
 
-    let timer = match info.sp804 {
+    let tick = match info.sp804 {
         Some(node) => {
             let Some(&irq) = node.interrupts.as_slice().first() else {
                 return Err("the SP804 has no interrupt");
             };
             let base = map(node.reg.address, 0x1000, "cannot map the SP804")?;
             // SAFETY: just mapped as device memory; only this module uses it.
-            let sp804 = unsafe { Sp804::new(base, node.clock_hz.unwrap_or(board::TIMER_CLOCK_HZ)) };
-            sp804.stop();
-            Some((sp804, irq))
+            let (mut timer, interrupt) =
+                unsafe { Sp804::new(base, node.clock_hz.unwrap_or(board::TIMER_CLOCK_HZ)) };
+            timer.stop();
+            Some(Tick {
+                timer: spin::Mutex::new(timer),
+                interrupt,
+                irq,
+            })
         }
         None => {
             log::warn!("no SP804 in the device tree: no periodic tick");
@@ -80,10 +93,10 @@ pub fn init() -> Result<(), &'static str> {
     log::info!(
         "interrupts: GICv2 with {} lines; SP804 tick on {}; PL031 {}",
         gic.lines(),
-        timer.as_ref().map_or(0, |t| t.1),
+        tick.as_ref().map_or(0, |t| t.irq),
         if rtc.is_some() { "present" } else { "absent" }
     );
-    DEVICES.call_once(|| Devices { gic, timer, rtc });
+    DEVICES.call_once(|| Devices { gic, tick, rtc });
     Ok(())
 }
 
@@ -123,30 +136,28 @@ pub fn set_masked(irq: usize, masked: bool) -> Result<(), IrqError> {
 
 pub fn start_ticks(hz: u32) -> Result<usize, TimerError> {
     let devices = devices().map_err(|_| TimerError::NoDevice)?;
-    let (timer, irq) = devices.timer.as_ref().ok_or(TimerError::NoDevice)?;
-    if !timer.start_periodic(hz) {
+    let tick = devices.tick.as_ref().ok_or(TimerError::NoDevice)?;
+    if !tick.timer.lock().start_periodic(hz) {
         return Err(TimerError::UnsupportedRate(hz));
     }
-    Ok(*irq as usize)
+    Ok(tick.irq as usize)
 }
 
 pub fn stop_ticks() {
     if let Ok(Devices {
-        timer: Some((timer, _)),
-        ..
+        tick: Some(tick), ..
     }) = devices()
     {
-        timer.stop();
+        tick.timer.lock().stop();
     }
 }
 
 pub fn acknowledge_tick() {
     if let Ok(Devices {
-        timer: Some((timer, _)),
-        ..
+        tick: Some(tick), ..
     }) = devices()
     {
-        timer.acknowledge();
+        tick.interrupt.acknowledge();
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::{acpi, ports::IoPorts, time};
 use arch_x86_64::madt::{IoApic as IoApicInfo, Madt};
 use drivers::ioapic::{IoApic, Signal};
-use drivers::lapic::LocalApic;
+use drivers::lapic::{ApicTimer, LocalApic};
 use hal::{FirmwareTables, IrqError, Memory, Platform, TimerError};
 use kernel::mm::frames::KernelFrames;
 use spin::Once;
@@ -35,6 +35,9 @@ const CALIBRATION_NS: u64 = 1_000_000;
 
 struct Controllers {
     local: LocalApic,
+    /// The APIC timer, behind a lock that only starting, stopping and
+    /// calibrating take (never an interrupt handler).
+    timer: spin::Mutex<ApicTimer>,
     /// The I/O APICs, each behind a lock taken with interrupts masked (its
     /// registers are a select/window pair).
     io: [Option<(IoApicInfo, spin::Mutex<IoApic>, u32)>; 8],
@@ -56,9 +59,9 @@ struct Sample {
     count: u32,
 }
 
-fn sample(local: &LocalApic) -> Sample {
+fn sample(timer: &ApicTimer) -> Sample {
     let before = time::monotonic_ns();
-    let count = local.timer_count();
+    let count = timer.count();
     let after = time::monotonic_ns();
     Sample {
         ns: before + (after - before) / 2,
@@ -105,22 +108,23 @@ fn madt() -> (Madt, bool) {
 /// over at least `CALIBRATION_NS`.
 fn timer_hz(c: &Controllers) -> u64 {
     *c.timer_hz.call_once(|| {
-        let measure = |start: Sample| {
+        let mut timer = c.timer.lock();
+        let measure = |timer: &ApicTimer, start: Sample| {
             while time::monotonic_ns() - start.ns < CALIBRATION_NS {
                 core::hint::spin_loop();
             }
-            let end = sample(&c.local);
+            let end = sample(timer);
             (end.count != 0).then(|| {
                 (start.count - end.count) as u64 * 1_000_000_000 / (end.ns - start.ns).max(1)
             })
         };
         // A count that ran out (ticks first started long after boot) says
         // nothing: measure afresh.
-        let hz = measure(c.calibration_start).unwrap_or_else(|| {
-            c.local.start_calibration_count(u32::MAX);
-            measure(sample(&c.local)).unwrap_or(1)
+        let hz = measure(&timer, c.calibration_start).unwrap_or_else(|| {
+            timer.start_calibration_count(u32::MAX);
+            measure(&timer, sample(&timer)).unwrap_or(1)
         });
-        c.local.stop_timer();
+        timer.stop();
         log::info!("local APIC timer: {hz} Hz");
         hz
     })
@@ -136,7 +140,7 @@ pub fn init() -> Result<(), &'static str> {
     let lapic_virt = crate::arch::X86_64::map_device(madt.local_apic_address, 4096, frames)
         .map_err(|_| "cannot map the local APIC")?;
     // SAFETY: mapped uncached just above; this is the boot CPU's APIC.
-    let local = unsafe { LocalApic::new(lapic_virt) };
+    let (mut local, mut timer) = unsafe { LocalApic::new(lapic_virt) };
     local.enable(SPURIOUS_VECTOR, ERROR_VECTOR);
     let mut io = [const { None }; 8];
     for (slot, info) in io.iter_mut().zip(madt.io_apics.as_slice()) {
@@ -153,13 +157,13 @@ pub fn init() -> Result<(), &'static str> {
     // Measure the APIC timer, and the TSC, against the PIT. The count
     // lasts minutes at QEMU's rates. If the PIT does not count, the timer
     // is measured against the clock when ticks first start.
-    local.start_calibration_count(u32::MAX);
-    let measured = time::calibrate(&|| local.timer_count());
+    timer.start_calibration_count(u32::MAX);
+    let measured = time::calibrate(&|| timer.count());
     if measured.is_none() {
-        local.start_calibration_count(u32::MAX);
+        timer.start_calibration_count(u32::MAX);
     }
-    let _ = sample(&local); // the first read of the count is slow under emulation
-    let calibration_start = sample(&local);
+    let _ = sample(&timer); // the first read of the count is slow under emulation
+    let calibration_start = sample(&timer);
     log::info!(
         "interrupts: local APIC {} at {:#x}; {} I/O APIC(s); {} ISA override(s)",
         local.id(),
@@ -169,12 +173,13 @@ pub fn init() -> Result<(), &'static str> {
     );
     let timer_hz = spin::Once::new();
     if let Some(hz) = measured {
-        local.stop_timer();
+        timer.stop();
         log::info!("local APIC timer: {hz} Hz (against the PIT)");
         timer_hz.call_once(|| hz);
     }
     CONTROLLERS.call_once(|| Controllers {
         local,
+        timer: spin::Mutex::new(timer),
         io,
         madt,
         madt_from_acpi,
@@ -258,13 +263,13 @@ pub fn start_ticks(hz: u32) -> Result<usize, TimerError> {
     if hz == 0 || period == 0 || period > u32::MAX as u64 {
         return Err(TimerError::UnsupportedRate(hz));
     }
-    c.local.start_periodic(TIMER_VECTOR, period as u32);
+    c.timer.lock().start_periodic(TIMER_VECTOR, period as u32);
     Ok((TIMER_VECTOR - FIRST_VECTOR) as usize)
 }
 
 pub fn stop_ticks() {
     if let Ok(c) = controllers() {
-        c.local.stop_timer();
+        c.timer.lock().stop();
     }
 }
 
