@@ -14,6 +14,7 @@ pub mod bench;
 pub mod clock;
 pub mod cmdline;
 pub mod console;
+pub mod console_input;
 pub mod crash;
 pub mod entry;
 #[cfg(test)]
@@ -208,7 +209,7 @@ fn run_init<A: Arch>(argument: &str) -> ! {
 /// waits for init to end and returns the machine status that stands for
 /// how it ended. The tick is stopped again.
 fn init_status<A: Arch>(argument: &str) -> u8 {
-    if let Err(e) = console::enable_input::<A>() {
+    if let Err(e) = console_input::enable::<A>() {
         log::warn!("console input unavailable: {e}");
     }
     if let Err(e) = task::start_ticking::<A>() {

@@ -281,7 +281,7 @@ pub fn run(options: &BenchOptions) -> Result<()> {
             let config = options.size.config(machine, machine.test_ram_mib());
             results.extend(run_machine(&config, &kernel)?);
         }
-        if options.size == crate::cli::Size::default() {
+        if options.size == crate::machine::Size::default() {
             // The default machine again with much more RAM: what must not
             // depend on the amount of RAM is compared below.
             let machine = arch.default_machine();

@@ -1,5 +1,7 @@
 //! Command-line parsing, by hand: a few tasks with a few flags each.
 
+pub use crate::kernel_image::Profile;
+pub use crate::machine::Size;
 use crate::machine::{Arch, Machine, parse_cpus, parse_ram_size};
 use crate::{Result, error};
 
@@ -41,46 +43,10 @@ tasks:
 SIZE is MiB or a number with M or G (64M, 2G). QEMU, gdb-multiarch and
 the Rust targets are installed on first use where possible.";
 
-/// Debug or release build of the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Profile {
-    Debug,
-    Release,
-}
-
-impl Profile {
-    /// Cargo's directory name for the profile.
-    pub fn dir(self) -> &'static str {
-        match self {
-            Profile::Debug => "debug",
-            Profile::Release => "release",
-        }
-    }
-}
-
 #[derive(Debug, PartialEq, Eq)]
 pub struct BuildOptions {
     pub arch: Arch,
     pub profile: Profile,
-}
-
-/// The guest's size, where a task lets the user choose it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Size {
-    /// RAM in MiB, if not the task's default.
-    pub memory_mib: Option<u64>,
-    /// CPUs, if not one.
-    pub cpus: Option<u32>,
-}
-
-impl Size {
-    /// `machine` at this size, with `default_mib` of RAM unless chosen.
-    pub fn config(self, machine: Machine, default_mib: u64) -> crate::machine::Config {
-        let mut config =
-            crate::machine::Config::new(machine, self.memory_mib.unwrap_or(default_mib));
-        config.cpus = self.cpus.unwrap_or(1);
-        config
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -1,19 +1,29 @@
 //! Building kernel images and the files QEMU boots them with.
 
-use crate::cli::Profile;
 use crate::machine::Arch;
 use crate::{Result, error, provision, seconds, step};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives inside the workspace")
-        .to_path_buf()
+/// Debug or release build of the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
 }
+
+impl Profile {
+    /// Cargo's directory name for the profile.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+pub use crate::workspace;
 
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -233,24 +243,6 @@ pub fn core_entry(elf_bytes: &[u8]) -> Result<u64> {
             many.len()
         )),
     }
-}
-
-/// Writes `bytes` to `name` in xtask's output directory and returns its
-/// path.
-pub fn write_boot_file(name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let dir = workspace().join("target").join("xtask");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).map_err(|e| error!("{}: {e}", path.display()))?;
-    Ok(path)
-}
-
-/// The board's device tree for `ram_mib` of RAM and `cpus` CPUs.
-pub fn board_dtb(ram_mib: u64, cpus: u32) -> Result<PathBuf> {
-    let options = arch_armv7::board::TreeOptions::board(ram_mib << 20, cpus);
-    let blob = arch_armv7::board::device_tree(&options)
-        .map_err(|e| error!("writing the board's device tree: {e:?}"))?;
-    write_boot_file(&format!("vexpress-a15-{ram_mib}m-{cpus}cpu.dtb"), &blob)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `cargo xtask lint`: rustfmt and clippy over every crate, for the host and
-//! for each kernel target; `cargo xtask test` runs it first.
+//! for each kernel target, and the module-cycle rule (see `modgraph`);
+//! `cargo xtask test` runs it first.
 
-use crate::cli::Profile;
+use crate::kernel_image::Profile;
 use crate::kernel_image::workspace;
 use crate::machine::Arch;
 use crate::{Result, error, seconds, step};
@@ -139,5 +140,32 @@ pub fn run() -> Result<bool> {
             print!("{}", String::from_utf8_lossy(&output.stderr));
         }
     }
-    Ok(clean)
+    let cycles = module_cycles()?;
+    step(format!(
+        "module cycles: {}",
+        if cycles.is_empty() { "none" } else { "FOUND" }
+    ));
+    for cycle in &cycles {
+        println!("    {cycle}");
+    }
+    Ok(clean && cycles.is_empty())
+}
+
+/// Every circle of references between sibling modules in any crate of the
+/// workspace, one line each (none is the rule).
+pub fn module_cycles() -> Result<Vec<String>> {
+    let workspace = workspace();
+    let mut found = Vec::new();
+    for root in crate::modgraph::crate_roots(&workspace) {
+        let graph = crate::modgraph::read_crate(&root).map_err(|e| error!("{e}"))?;
+        for group in crate::modgraph::cycles(&graph) {
+            let names: Vec<String> = group
+                .iter()
+                .map(|m| format!("crate::{}", m.join("::")))
+                .collect();
+            let root = root.strip_prefix(&workspace).unwrap_or(&root);
+            found.push(format!("{}: {}", root.display(), names.join(" <-> ")));
+        }
+    }
+    Ok(found)
 }

@@ -4,6 +4,24 @@
 use crate::{Result, error};
 use std::path::{Path, PathBuf};
 
+/// The guest's size, where a task lets the user choose it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Size {
+    /// RAM in MiB, if not the task's default.
+    pub memory_mib: Option<u64>,
+    /// CPUs, if not one.
+    pub cpus: Option<u32>,
+}
+
+impl Size {
+    /// `machine` at this size, with `default_mib` of RAM unless chosen.
+    pub fn config(self, machine: Machine, default_mib: u64) -> Config {
+        let mut config = Config::new(machine, self.memory_mib.unwrap_or(default_mib));
+        config.cpus = self.cpus.unwrap_or(1);
+        config
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
     X64,
@@ -284,7 +302,7 @@ impl Config {
         if machine.arch() == Arch::Arm {
             match &self.device_tree {
                 DeviceTree::Board => {
-                    let dtb = crate::kernel_image::board_dtb(self.ram_mib, self.cpus)?;
+                    let dtb = board_dtb(self.ram_mib, self.cpus)?;
                     push(&["-dtb", &dtb.display().to_string()]);
                 }
                 DeviceTree::Raw(path) => {
@@ -330,6 +348,24 @@ pub fn parse_cpus(text: &str) -> Result<u32> {
         Ok(n @ 1..=8) => Ok(n),
         _ => Err(error!("{text:?} is not a CPU count from 1 to 8")),
     }
+}
+
+/// Writes `bytes` to `name` in xtask's output directory and returns its
+/// path.
+pub fn write_boot_file(name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let dir = crate::workspace().join("target").join("xtask");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(|e| error!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The board's device tree for `ram_mib` of RAM and `cpus` CPUs.
+pub fn board_dtb(ram_mib: u64, cpus: u32) -> Result<PathBuf> {
+    let options = arch_armv7::board::TreeOptions::board(ram_mib << 20, cpus);
+    let blob = arch_armv7::board::device_tree(&options)
+        .map_err(|e| error!("writing the board's device tree: {e:?}"))?;
+    write_boot_file(&format!("vexpress-a15-{ram_mib}m-{cpus}cpu.dtb"), &blob)
 }
 
 #[cfg(test)]

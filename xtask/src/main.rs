@@ -13,6 +13,7 @@ mod lint;
 mod machine;
 mod matrix;
 mod memmap;
+mod modgraph;
 mod provision;
 mod qemu;
 mod run;
@@ -48,6 +49,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Prints a progress line (on stderr: stdout is for results, such as
 /// `memmap --json`).
+/// The workspace root.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
 pub fn step(message: impl fmt::Display) {
     eprintln!("xtask: {message}");
 }

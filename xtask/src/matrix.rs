@@ -3,7 +3,6 @@
 //! hostile boot inputs (device trees, command lines), each with what must
 //! happen there.
 
-use crate::kernel_image;
 use crate::machine::{Arch, Config, DeviceTree, Machine};
 use crate::{Result, error};
 use arch_armv7::board::TreeOptions;
@@ -182,7 +181,7 @@ fn hostile_trees() -> Result<Vec<Point>> {
     ));
     let mut points = Vec::new();
     for (name, blob, output) in blobs {
-        let path = kernel_image::write_boot_file(&format!("hostile-{name}.dtb"), &blob)?;
+        let path = crate::machine::write_boot_file(&format!("hostile-{name}.dtb"), &blob)?;
         let mut config = Config::new(Machine::ArmVexpressA15, 256);
         config.device_tree = DeviceTree::Raw(path);
         points.push(point(

@@ -2,7 +2,7 @@
 
 use crate::cmdline::Cmdline;
 use crate::ktest::{Outcome, Test};
-use crate::{console, ensure, ensure_eq, fail, irq, kprintln, timer, trap};
+use crate::{console_input, ensure, ensure_eq, fail, irq, kprintln, timer, trap};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hal::Arch;
 use hal::trap::{Access, FaultKind};
@@ -231,7 +231,7 @@ fn receive_interrupt_delivers_host_input<A: Arch>() -> Outcome {
     let Some(expected) = Cmdline::new(A::boot_info().cmdline).get("test.input") else {
         fail!("the host must pass test.input=<line it will type>");
     };
-    let irq = match console::enable_input::<A>() {
+    let irq = match console_input::enable::<A>() {
         Ok(irq) => irq,
         Err(e) => fail!("{e}"),
     };
@@ -241,7 +241,7 @@ fn receive_interrupt_delivers_host_input<A: Arch>() -> Outcome {
     let mut line = [0u8; 64];
     let mut len = 0;
     let complete = wait_for::<A>(10_000_000_000, || {
-        while let Some(byte) = console::read_input() {
+        while let Some(byte) = console_input::read() {
             if byte == b'\n' || byte == b'\r' {
                 return true;
             }

@@ -1,7 +1,7 @@
 //! Console system calls: `write` and `read`.
 
 use super::{CHUNK, Outcome, UserBuffer, in_space, one};
-use crate::console;
+use crate::{console, console_input};
 use hal::Arch;
 use hal::trap::Access;
 
@@ -34,7 +34,7 @@ pub(super) fn read<A: Arch>(into: UserBuffer) -> Outcome {
         let mut buffer = [0u8; CHUNK];
         let mut count = 0;
         while count < capacity.min(CHUNK) {
-            match console::read_input() {
+            match console_input::read() {
                 Some(byte) => {
                     buffer[count] = byte;
                     count += 1;
@@ -46,6 +46,6 @@ pub(super) fn read<A: Arch>(into: UserBuffer) -> Outcome {
             in_space(|space| into.write::<A>(space, 0, &buffer[..count]))?;
             return one(count);
         }
-        console::wait_for_input::<A>()?;
+        console_input::wait::<A>()?;
     }
 }

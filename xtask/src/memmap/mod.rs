@@ -16,7 +16,7 @@ mod qmp;
 mod ram;
 mod render;
 
-use crate::cli::Profile;
+use crate::kernel_image::Profile;
 use crate::kernel_image::{self, symbols, workspace};
 use crate::machine::{Arch, Config, Console, Machine};
 use crate::{Result, error, step};
@@ -38,7 +38,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {
     pub machine: Machine,
-    pub size: crate::cli::Size,
+    pub size: crate::machine::Size,
     pub profile: Profile,
     /// Only this process's address space (by program name).
     pub process: Option<String>,

@@ -31,6 +31,11 @@ pub(super) fn lint(tally: &mut Tally) -> Result<()> {
             }
         }
     }
+    let cycles = crate::lint::module_cycles()?;
+    tally.record(cycles.is_empty(), "lint", "module cycles", "");
+    for cycle in &cycles {
+        println!("    | {cycle}");
+    }
     step(format!("lint finished in {}", seconds(started.elapsed())));
     Ok(())
 }

@@ -98,7 +98,7 @@ pub fn run(options: &TestOptions) -> Result<bool> {
                 machine_tests(&config, &kernel, &mut tally)?;
             }
             // A chosen size replaces the matrix.
-            if options.size == crate::cli::Size::default() {
+            if options.size == crate::machine::Size::default() {
                 matrix::default_points(arch)?
             } else {
                 Vec::new()
