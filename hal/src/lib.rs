@@ -117,8 +117,25 @@ pub trait Memory {
         (0, Self::USER_END)
     }
 
-    /// Maps one page of `page_size` at `virt` to `phys`.
+    /// Maps one page of `page_size` at `virt` to `phys`. The policy both
+    /// architectures share is checked here once (user pages only in user
+    /// spaces, none in the kernel half; the flag rules of
+    /// [`MapFlags::check_encodable`] in the encoders), then
+    /// [`map_raw`](Self::map_raw) does the architecture's part.
     fn map(
+        space: Space,
+        virt: usize,
+        phys: u64,
+        page_size: usize,
+        flags: MapFlags,
+        frames: &dyn FrameSource,
+    ) -> Result<(), MapError> {
+        flags.check_space(space)?;
+        Self::map_raw(space, virt, phys, page_size, flags, frames)
+    }
+
+    /// [`map`](Self::map) with the flags checked against the space.
+    fn map_raw(
         space: Space,
         virt: usize,
         phys: u64,
@@ -133,8 +150,15 @@ pub trait Memory {
     /// Where `virt` leads.
     fn translate(space: Space, virt: usize) -> Option<Translation>;
 
-    /// Changes the flags of the page at `virt`.
-    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError>;
+    /// Changes the flags of the page at `virt`, checked as for
+    /// [`map`](Self::map).
+    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
+        flags.check_space(space)?;
+        Self::protect_raw(space, virt, flags)
+    }
+
+    /// [`protect`](Self::protect) with the flags checked against the space.
+    fn protect_raw(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError>;
 
     /// A new user address space, empty in its user half.
     fn create_space(frames: &dyn FrameSource) -> Result<RootTable, MapError>;

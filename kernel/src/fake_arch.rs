@@ -118,7 +118,7 @@ impl hal::Memory for FakeArch {
         None
     }
 
-    fn map(
+    fn map_raw(
         space: Space,
         virt: usize,
         phys: u64,
@@ -130,9 +130,7 @@ impl hal::Memory for FakeArch {
             return Err(MapError::UnsupportedPageSize(page_size));
         }
         check_place(space, virt)?;
-        if flags.contains(MapFlags::WRITE) && flags.contains(MapFlags::EXECUTE) {
-            return Err(MapError::BadFlags);
-        }
+        flags.check_encodable()?;
         let mut record = record();
         let key = (root_of(space), virt);
         if record.pages.contains_key(&key) {
@@ -166,8 +164,9 @@ impl hal::Memory for FakeArch {
         })
     }
 
-    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
+    fn protect_raw(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
         check_place(space, virt)?;
+        flags.check_encodable()?;
         let mut record = record();
         let page = record
             .pages

@@ -449,7 +449,7 @@ impl hal::Memory for crate::arch::Armv7 {
             .then(|| (vaddr as u32 - KERNEL_VIRT_OFFSET) as u64)
     }
 
-    fn map(
+    fn map_raw(
         space: Space,
         virt: usize,
         phys: u64,
@@ -457,7 +457,6 @@ impl hal::Memory for crate::arch::Armv7 {
         flags: MapFlags,
         frames: &dyn FrameSource,
     ) -> Result<(), MapError> {
-        flags.check_space(space)?;
         let _lock = TABLES.lock();
         mmu::map(
             &tables_for(space, virt)?,
@@ -480,8 +479,7 @@ impl hal::Memory for crate::arch::Armv7 {
         mmu::translate(&tables_for(space, virt).ok()?, &Live, virt as u32)
     }
 
-    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
-        flags.check_space(space)?;
+    fn protect_raw(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
         let _lock = TABLES.lock();
         mmu::protect(&tables_for(space, virt)?, &mut Live, virt as u32, flags)
     }

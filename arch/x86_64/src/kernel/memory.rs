@@ -128,14 +128,12 @@ fn root_of(space: Space, virt: u64) -> Result<u64, MapError> {
 
 fn map_in(
     root: u64,
-    space: Space,
     virt: u64,
     phys: u64,
     size: usize,
     flags: MapFlags,
     frames: &dyn FrameSource,
 ) -> Result<(), MapError> {
-    flags.check_space(space)?;
     let leaf = paging::leaf_flags(flags)?;
     let parents = paging::table_flags(flags.contains(MapFlags::USER));
     let mut mapper = mapper(root);
@@ -194,15 +192,7 @@ fn map_linear(
     while offset < size {
         let (v, p) = (virt + offset, phys + offset);
         if v % LARGE_PAGE == 0 && p % LARGE_PAGE == 0 && size - offset >= LARGE_PAGE {
-            map_in(
-                root,
-                Space::Kernel,
-                v,
-                p,
-                LARGE_PAGE as usize,
-                flags,
-                frames,
-            )?;
+            map_in(root, v, p, LARGE_PAGE as usize, flags, frames)?;
             offset += LARGE_PAGE;
             continue;
         }
@@ -212,7 +202,7 @@ fn map_linear(
         // mapping RAM's first megabytes most of the kernel's boot time).
         let run_end = (v / LARGE_PAGE + 1) * LARGE_PAGE;
         let run = (run_end - v).min(size - offset);
-        map_in(root, Space::Kernel, v, p, PAGE_SIZE, flags, frames)?;
+        map_in(root, v, p, PAGE_SIZE, flags, frames)?;
         let table = page_table_of(root, v).ok_or(MapError::SizeMismatch)?;
         let leaf = paging::leaf_flags(flags)?;
         for page in (PAGE_SIZE as u64..run).step_by(PAGE_SIZE) {
@@ -425,7 +415,6 @@ fn map_window(
     for offset in (0..pages).step_by(PAGE_SIZE) {
         map_in(
             root,
-            Space::Kernel,
             virt + offset,
             first + offset,
             PAGE_SIZE,
@@ -518,7 +507,7 @@ impl hal::Memory for crate::arch::X86_64 {
         }
     }
 
-    fn map(
+    fn map_raw(
         space: Space,
         virt: usize,
         phys: u64,
@@ -528,7 +517,7 @@ impl hal::Memory for crate::arch::X86_64 {
     ) -> Result<(), MapError> {
         let _lock = TABLES.lock();
         let root = root_of(space, virt as u64)?;
-        map_in(root, space, virt as u64, phys, page_size, flags, frames)
+        map_in(root, virt as u64, phys, page_size, flags, frames)
     }
 
     fn unmap(space: Space, virt: usize) -> Result<Translation, MapError> {
@@ -558,8 +547,7 @@ impl hal::Memory for crate::arch::X86_64 {
         translate_in(root_of(space, virt as u64).ok()?, virt as u64)
     }
 
-    fn protect(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
-        flags.check_space(space)?;
+    fn protect_raw(space: Space, virt: usize, flags: MapFlags) -> Result<(), MapError> {
         let leaf = paging::leaf_flags(flags)?;
         let _lock = TABLES.lock();
         let root = root_of(space, virt as u64)?;
