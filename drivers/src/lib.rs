@@ -3,6 +3,12 @@
 //! Drivers take their register window from the caller (an MMIO address the
 //! caller has mapped, or an I/O accessor), so they carry no platform
 //! knowledge and the same code serves the kernel and user-space drivers.
+//!
+//! Sharing is in the types: a sequence of register writes takes `&mut
+//! self`, and a driver is `Sync` only where every `&self` method is one
+//! access. A device that interrupt handlers touch while its owner
+//! reprograms it comes in two halves (the local APIC and its timer, the
+//! SP804 and its interrupt).
 
 #![cfg_attr(not(test), no_std)]
 

@@ -2,8 +2,25 @@
 //!
 //! Everything here is architecture-neutral: it reaches the machine only
 //! through the traits of the `hal` crate, implemented by one type per
-//! architecture. The architecture crate owns the boot path and hands control
-//! to [`kmain`] once it can print and knows the memory map.
+//! architecture. The architecture crate owns the boot path and enters the
+//! core only through [`entry`] (boot, system calls, interrupts, user
+//! faults, returns to user mode, kernel faults, panics).
+//!
+//! The parts, each with a small public surface:
+//! - [`task`]: threads and processes (records and tables), the scheduler,
+//!   wait queues (kept by whatever threads wait for), spawning and ending,
+//!   user address spaces and program loading;
+//! - [`syscall`]: each call decoded into a typed call, then performed by
+//!   the module of its group;
+//! - [`mm`]: frames (a buddy allocator), the heap (grown from frames),
+//!   kernel stacks; [`irq`], [`timer`] and [`clock`]: interrupts and time;
+//! - [`console`] (output) and [`console_input`] (the receive ring and its
+//!   readers); [`archive`], the boot archive of user programs;
+//! - [`ktest`] and the portable in-kernel tests, [`bench`] the in-kernel
+//!   benchmarks; `fake_arch`, a pretend machine for host unit tests.
+//!
+//! No module refers to a sibling that refers back to it (`cargo xtask
+//! lint` checks).
 
 #![cfg_attr(not(test), no_std)]
 
