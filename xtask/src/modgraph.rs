@@ -280,8 +280,8 @@ fn scan(text: &str) -> FileScan {
     scan
 }
 
-/// The file that holds module `name` declared in a file of module
-/// `parent_file` (whose own children live in `dir`).
+/// The file that holds module `name`, declared in a module whose children
+/// live in `dir`.
 fn child_file(dir: &Path, name: &str) -> Option<PathBuf> {
     [
         dir.join(format!("{name}.rs")),
@@ -491,13 +491,15 @@ fn package_roots(package: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    // `src/bin/x.rs` and `src/bin/x/main.rs`.
     if let Ok(entries) = fs::read_dir(package.join("src/bin")) {
-        roots.extend(
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "rs")),
-        );
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|e| e == "rs") {
+                roots.push(path);
+            } else if path.join("main.rs").is_file() {
+                roots.push(path.join("main.rs"));
+            }
+        }
     }
     roots.sort();
     roots.dedup();
