@@ -28,6 +28,11 @@ pub struct Graph {
     pub edges: BTreeSet<(ModulePath, ModulePath)>,
 }
 
+/// `text` as blanks, its line breaks kept.
+fn blank(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().map(|c| if c == '\n' { '\n' } else { ' ' })
+}
+
 /// Module source text, with comments and literals blanked out.
 fn code_only(text: &str) -> String {
     let bytes = text.as_bytes();
