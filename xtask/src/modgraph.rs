@@ -46,18 +46,10 @@ fn code_only(text: &str) -> String {
             i = end;
         } else if rest.starts_with("/*") {
             let end = rest.find("*/").map_or(text.len(), |n| i + n + 2);
-            out.extend(
-                text[i..end]
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
-            );
+            out.extend(blank(&text[i..end]));
             i = end;
         } else if let Some(len) = raw_string_len(rest) {
-            out.extend(
-                text[i..i + len]
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
-            );
+            out.extend(blank(&text[i..i + len]));
             i += len;
         } else if bytes[i] == b'"' {
             let mut j = i + 1;
@@ -65,11 +57,7 @@ fn code_only(text: &str) -> String {
                 j += if bytes[j] == b'\\' { 2 } else { 1 };
             }
             let end = (j + 1).min(bytes.len());
-            out.extend(
-                text[i..end]
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
-            );
+            out.extend(blank(&text[i..end]));
             i = end;
         } else if let Some(len) = char_literal_len(rest) {
             out.push_str(&" ".repeat(len));
