@@ -34,7 +34,7 @@ pub fn boot<A: Arch>(arch_tests: &[crate::ktest::Test]) -> ! {
 /// A system call: `number` and its arguments; returns the two result
 /// registers.
 #[inline(always)]
-pub fn system_call<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
+pub fn system_call<A: Arch>(number: usize, args: [usize; 6]) -> crate::syscall::Returned {
     crate::syscall::handle::<A>(number, args)
 }
 

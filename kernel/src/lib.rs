@@ -43,6 +43,7 @@ pub mod irq;
 pub mod ktest;
 pub mod logger;
 pub mod mm;
+pub mod object;
 pub mod panic;
 mod suite;
 pub mod sync;
@@ -237,6 +238,7 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
         arguments: argument.as_bytes(),
         parent: task::Parent::Kernel,
         privileged: true,
+        resources: Some(alloc::boxed::Box::new(object::cap::CapTable::new())),
     };
     let status = match task::spawn::<A>("init", options) {
         Ok(pid) => {

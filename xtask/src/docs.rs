@@ -264,18 +264,19 @@ pub fn render_syscalls() -> String {
     let _ = writeln!(out, "## Registers\n");
     let _ = writeln!(
         out,
-        "| architecture | instruction | number | arguments | results | also clobbered |"
+        "| architecture | instruction | number | arguments | results | message | also clobbered |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for c in abi::CALLING_CONVENTIONS {
         let _ = writeln!(
             out,
-            "| {} | `{}` | `{}` | {} | {} | {} |",
+            "| {} | `{}` | `{}` | {} | {} | {} | {} |",
             c.arch,
             c.instruction,
             c.number,
             c.arguments.map(|r| format!("`{r}`")).join(", "),
             c.results.map(|r| format!("`{r}`")).join(", "),
+            c.message.map(|r| format!("`{r}`")).join(", "),
             if c.clobbered.is_empty() {
                 "none".to_string()
             } else {
@@ -290,7 +291,9 @@ pub fn render_syscalls() -> String {
     let _ = writeln!(
         out,
         "\nEvery other register is preserved. Calls with one result leave the second result \
-         register zero.\n"
+         register zero. Calls that deliver a message (`recv`, `call`, `reply_recv`) return its \
+         label and badge in the result registers and its four words in the message \
+         registers; they leave the message registers as they were when they fail.\n"
     );
     let _ = writeln!(out, "## Pointers and lengths\n");
     let _ = writeln!(

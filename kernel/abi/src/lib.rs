@@ -6,11 +6,8 @@
 //! and stack. The kernel and the user runtime both build this crate, so
 //! they cannot disagree; `docs/syscalls.md` describes it for people.
 //!
-//! Registers: on x86_64 the number goes in `rax` and arguments in `rdi`,
-//! `rsi`, `rdx`, `r10`, `r8`, `r9`; results come back in `rax` and `rdx`;
-//! `syscall` itself clobbers `rcx` and `r11`. On ARMv7 the number goes in
-//! `r7`, arguments in `r0`-`r5`, results in `r0` and `r1`. Every other
-//! register is preserved.
+//! Registers: see [`CALLING_CONVENTIONS`]. Calls that deliver a message
+//! also return its four words in the message registers.
 
 #![no_std]
 
@@ -66,11 +63,41 @@ pub enum Syscall {
     /// `set_priority(priority)`: sets the calling thread's priority, 0
     /// (lowest) to 7; above 4, the default, needs the process's privilege.
     SetPriority = 16,
+    /// `endpoint_create() -> handle`: a new endpoint, with every right.
+    EndpointCreate = 17,
+    /// `notification_create() -> handle`: a new notification, with every
+    /// right.
+    NotificationCreate = 18,
+    /// `cap_copy(handle, rights, badge) -> handle`: a second capability to
+    /// the same object with at most the same rights.
+    CapCopy = 19,
+    /// `cap_delete(handle)`: removes a capability from the caller's table.
+    CapDelete = 20,
+    /// `cap_info(handle) -> (kind | rights << 8, badge)`.
+    CapInfo = 21,
+    /// `send(endpoint, info, w0, w1, w2, w3)`: sends a message.
+    Send = 22,
+    /// `recv(endpoint, flags) -> message`: receives one.
+    Recv = 23,
+    /// `call(endpoint, info, w0, w1, w2, w3) -> message`: sends and waits
+    /// for the reply.
+    Call = 24,
+    /// `reply(info, w0, w1, w2, w3)`: answers the last call received.
+    Reply = 25,
+    /// `reply_recv(endpoint, info, w0, w1, w2, w3) -> message`: replies
+    /// (if a call is pending), then receives.
+    ReplyRecv = 26,
+    /// `signal(notification, bits)`: sets bits in a notification.
+    Signal = 27,
+    /// `notification_wait(notification) -> bits`: waits for bits.
+    NotificationWait = 28,
+    /// `notification_poll(notification) -> bits`: takes bits, if any.
+    NotificationPoll = 29,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 17] = [
+    pub const ALL: [Syscall; 30] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -88,6 +115,19 @@ impl Syscall {
         Syscall::PowerOff,
         Syscall::ThreadId,
         Syscall::SetPriority,
+        Syscall::EndpointCreate,
+        Syscall::NotificationCreate,
+        Syscall::CapCopy,
+        Syscall::CapDelete,
+        Syscall::CapInfo,
+        Syscall::Send,
+        Syscall::Recv,
+        Syscall::Call,
+        Syscall::Reply,
+        Syscall::ReplyRecv,
+        Syscall::Signal,
+        Syscall::NotificationWait,
+        Syscall::NotificationPoll,
     ];
 
     /// The call with number `number`.
@@ -131,6 +171,19 @@ impl Syscall {
             Syscall::PowerOff => "power_off",
             Syscall::ThreadId => "thread_id",
             Syscall::SetPriority => "set_priority",
+            Syscall::EndpointCreate => "endpoint_create",
+            Syscall::NotificationCreate => "notification_create",
+            Syscall::CapCopy => "cap_copy",
+            Syscall::CapDelete => "cap_delete",
+            Syscall::CapInfo => "cap_info",
+            Syscall::Send => "send",
+            Syscall::Recv => "recv",
+            Syscall::Call => "call",
+            Syscall::Reply => "reply",
+            Syscall::ReplyRecv => "reply_recv",
+            Syscall::Signal => "signal",
+            Syscall::NotificationWait => "notification_wait",
+            Syscall::NotificationPoll => "notification_poll",
         }
     }
 
@@ -206,12 +259,15 @@ impl Syscall {
                     "arguments",
                     "arguments_length",
                     "flags",
+                    "handles: *const Handle",
                 ],
                 "process id",
-                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. `SPAWN_INHERIT_PRIVILEGES` passes on the caller's privileges.",
+                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. `SPAWN_INHERIT_PRIVILEGES` passes on the caller's privileges. The handles counted in flags bits 8-11 pass their capabilities on (each needs the grant right); the child finds them at `initial_handle(0)` onward.",
                 &[
                     BadAddress,
                     InvalidArgument,
+                    InvalidHandle,
+                    MissingRight,
                     TooLong,
                     NotFound,
                     BadImage,
@@ -245,6 +301,103 @@ impl Syscall {
                 "Sets the calling thread's priority (4 by default, 7 most urgent). Going above 4 needs the process's privilege.",
                 &[InvalidArgument, PermissionDenied],
             ),
+            Syscall::EndpointCreate => (
+                &[],
+                "handle",
+                "Creates an endpoint: a rendezvous where senders and receivers meet; it holds blocked threads, never messages. The handle has every endpoint right.",
+                &[TableFull, OutOfMemory],
+            ),
+            Syscall::NotificationCreate => (
+                &[],
+                "handle",
+                "Creates a notification: a word of signal bits, empty. The handle has every notification right.",
+                &[TableFull, OutOfMemory],
+            ),
+            Syscall::CapCopy => (
+                &["handle", "rights: Rights", "badge (0: keep)"],
+                "the new handle",
+                "Adds a capability to the same object with the given rights, which must be a subset of the handle's. A non-zero badge marks an unbadged endpoint capability; the receiver of a message sent through it learns the badge.",
+                &[InvalidHandle, MissingRight, InvalidArgument, TableFull],
+            ),
+            Syscall::CapDelete => (
+                &["handle"],
+                "0",
+                "Removes the capability. The object goes when its last capability does; an endpoint whose last receive right goes fails its blocked and future senders with `PeerDied`.",
+                &[InvalidHandle],
+            ),
+            Syscall::CapInfo => (
+                &["handle"],
+                "kind | rights << 8, badge",
+                "What the handle refers to: its `ObjectKind`, its `Rights` and its badge.",
+                &[InvalidHandle],
+            ),
+            Syscall::Send => (
+                &["endpoint", "info: label | flags", "w0", "w1", "w2", "w3"],
+                "0",
+                "Sends a message of a label and four words, waiting until a receiver takes it (`SEND_NONBLOCK`: only if one waits).",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    PeerDied,
+                    WouldBlock,
+                ],
+            ),
+            Syscall::Recv => (
+                &["endpoint", "flags"],
+                "label, badge; w0-w3 in the message registers",
+                "Waits for a message (`RECV_NONBLOCK`: only takes one that waits). A message from `call` leaves the caller waiting for `reply`.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    WouldBlock,
+                ],
+            ),
+            Syscall::Call => (
+                &["endpoint", "info: label", "w0", "w1", "w2", "w3"],
+                "label, badge (0); w0-w3 of the reply in the message registers",
+                "Sends a message and waits for the receiver's reply.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    PeerDied,
+                ],
+            ),
+            Syscall::Reply => (
+                &["info: label", "w0", "w1", "w2", "w3"],
+                "0",
+                "Replies to the last call this thread received, once. A reply to a caller that has gone is dropped.",
+                &[InvalidArgument, NoCaller],
+            ),
+            Syscall::ReplyRecv => (
+                &["endpoint", "info: label", "w0", "w1", "w2", "w3"],
+                "label, badge; w0-w3 in the message registers",
+                "Replies to the pending call, if there is one, then waits for the next message: a server's loop in one call.",
+                &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
+            ),
+            Syscall::Signal => (
+                &["notification", "bits"],
+                "0",
+                "Sets `bits` in the notification, waking a waiter.",
+                &[InvalidHandle, WrongType, MissingRight],
+            ),
+            Syscall::NotificationWait => (
+                &["notification"],
+                "bits",
+                "Waits until some bits are set, then returns and clears them all.",
+                &[InvalidHandle, WrongType, MissingRight],
+            ),
+            Syscall::NotificationPoll => (
+                &["notification"],
+                "bits (0: none)",
+                "Returns and clears the bits set, without waiting.",
+                &[InvalidHandle, WrongType, MissingRight],
+            ),
         };
         CallSpec {
             arguments,
@@ -268,6 +421,9 @@ pub struct CallingConvention {
     pub arguments: [&'static str; 6],
     /// The result registers.
     pub results: [&'static str; 2],
+    /// Where calls that deliver a message put its four words, after the
+    /// label and badge in the result registers.
+    pub message: [&'static str; 4],
     /// Registers the call does not preserve besides the results.
     pub clobbered: &'static [&'static str],
 }
@@ -280,6 +436,7 @@ pub const CALLING_CONVENTIONS: [CallingConvention; 2] = [
         number: "rax",
         arguments: ["rdi", "rsi", "rdx", "r10", "r8", "r9"],
         results: ["rax", "rdx"],
+        message: ["rdi", "rsi", "r10", "r8"],
         clobbered: &["rcx", "r11"],
     },
     CallingConvention {
@@ -288,6 +445,7 @@ pub const CALLING_CONVENTIONS: [CallingConvention; 2] = [
         number: "r7",
         arguments: ["r0", "r1", "r2", "r3", "r4", "r5"],
         results: ["r0", "r1"],
+        message: ["r2", "r3", "r4", "r5"],
         clobbered: &[],
     },
 ];
@@ -321,11 +479,27 @@ pub enum Error {
     /// The call was cut short because the calling thread is being ended
     /// (its process was killed); the thread never sees this value.
     Interrupted = 11,
+    /// The handle names no capability of the caller: never given, deleted,
+    /// stale (its slot holds a newer capability) or forged.
+    InvalidHandle = 12,
+    /// The capability is to an object of another kind than the call needs.
+    WrongType = 13,
+    /// The capability lacks a right the call needs.
+    MissingRight = 14,
+    /// The caller's capability table is full.
+    TableFull = 15,
+    /// The other side is gone: nothing can receive on the endpoint any
+    /// more, or the server ended before replying.
+    PeerDied = 16,
+    /// A non-blocking call found nobody to meet.
+    WouldBlock = 17,
+    /// `reply` with no call pending.
+    NoCaller = 18,
 }
 
 impl Error {
     /// Every error, in number order.
-    pub const ALL: [Error; 11] = [
+    pub const ALL: [Error; 18] = [
         Error::UnknownSyscall,
         Error::BadAddress,
         Error::InvalidArgument,
@@ -337,6 +511,13 @@ impl Error {
         Error::TooLong,
         Error::LimitReached,
         Error::Interrupted,
+        Error::InvalidHandle,
+        Error::WrongType,
+        Error::MissingRight,
+        Error::TableFull,
+        Error::PeerDied,
+        Error::WouldBlock,
+        Error::NoCaller,
     ];
 
     /// The value a failing call returns.
@@ -358,6 +539,13 @@ impl Error {
             Error::TooLong => "too long",
             Error::LimitReached => "limit reached",
             Error::Interrupted => "interrupted: the thread is ending",
+            Error::InvalidHandle => "invalid handle",
+            Error::WrongType => "wrong kind of object",
+            Error::MissingRight => "the capability lacks the right",
+            Error::TableFull => "capability table full",
+            Error::PeerDied => "the other side is gone",
+            Error::WouldBlock => "nobody to meet",
+            Error::NoCaller => "no call to reply to",
         }
     }
 }
@@ -390,6 +578,73 @@ pub const PROT_WRITE: usize = 2;
 
 /// `spawn` flag: the child gets the parent's privileges (power-off).
 pub const SPAWN_INHERIT_PRIVILEGES: usize = 1;
+/// `spawn` flags: bits 8-11 count the handles, listed at the address in the
+/// sixth argument (`u32` each), whose capabilities the child gets, with
+/// the same rights and badges, as its handles `initial_handle(0)` onward.
+pub const SPAWN_HANDLES_SHIFT: u32 = 8;
+/// The most handles `spawn` passes.
+pub const MAX_SPAWN_HANDLES: usize = 8;
+
+/// A capability handle: a slot of the caller's table (the low
+/// [`HANDLE_INDEX_BITS`] bits) and the slot's generation when the
+/// capability was put there (the rest), so a handle to a deleted
+/// capability never reaches the one that takes its slot. 0 is never a
+/// handle.
+pub type Handle = u32;
+/// Bits of a handle that name the slot.
+pub const HANDLE_INDEX_BITS: u32 = 8;
+/// Slots in a process's capability table.
+pub const MAX_CAPABILITIES: usize = 1 << HANDLE_INDEX_BITS;
+
+/// The handle a new process finds its `n`th passed capability at.
+pub const fn initial_handle(n: usize) -> Handle {
+    (1 << HANDLE_INDEX_BITS) | n as Handle
+}
+
+/// What a capability refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ObjectKind {
+    /// A rendezvous for messages.
+    Endpoint = 1,
+    /// A word of signal bits.
+    Notification = 2,
+}
+
+impl ObjectKind {
+    /// The kind with number `number`.
+    pub fn from_number(number: u32) -> Option<ObjectKind> {
+        match number {
+            1 => Some(ObjectKind::Endpoint),
+            2 => Some(ObjectKind::Notification),
+            _ => None,
+        }
+    }
+}
+
+/// What a capability allows, one bit each.
+pub type Rights = u32;
+/// Send messages (`send`, `call`) on an endpoint.
+pub const RIGHT_SEND: Rights = 1 << 0;
+/// Receive messages (`recv`, `reply_recv`) on an endpoint.
+pub const RIGHT_RECEIVE: Rights = 1 << 1;
+/// Pass the capability on (in `spawn`).
+pub const RIGHT_GRANT: Rights = 1 << 2;
+/// Set bits in a notification.
+pub const RIGHT_SIGNAL: Rights = 1 << 3;
+/// Wait for and take a notification's bits.
+pub const RIGHT_WAIT: Rights = 1 << 4;
+/// Every right an endpoint capability can have.
+pub const ENDPOINT_RIGHTS: Rights = RIGHT_SEND | RIGHT_RECEIVE | RIGHT_GRANT;
+/// Every right a notification capability can have.
+pub const NOTIFICATION_RIGHTS: Rights = RIGHT_SIGNAL | RIGHT_WAIT | RIGHT_GRANT;
+
+/// A message's label: its low [`LABEL_BITS`] bits of the info word.
+pub const LABEL_BITS: u32 = 24;
+/// `send` info flag: fail with `WouldBlock` rather than wait.
+pub const SEND_NONBLOCK: usize = 1 << 24;
+/// `recv` flag: fail with `WouldBlock` rather than wait.
+pub const RECV_NONBLOCK: usize = 1;
 
 /// Longest program name `spawn` accepts.
 pub const MAX_NAME_LENGTH: usize = 32;

@@ -4,7 +4,8 @@
 //! where the call is performed. Pure, so it is tested on the host.
 
 use super::UserBuffer;
-use abi::{Error, InfoKind, Syscall};
+use crate::task::Message;
+use abi::{Error, Handle, InfoKind, Rights, Syscall};
 use hal::mm::{MapFlags, PAGE_SIZE};
 
 /// A decoded system call.
@@ -35,10 +36,12 @@ pub(super) enum Call {
     },
     /// A name of 1 to [`abi::MAX_NAME_LENGTH`] bytes and at most
     /// [`abi::MAX_ARGUMENTS_LENGTH`] bytes of arguments.
+    /// `handles`: at most [`abi::MAX_SPAWN_HANDLES`] of them.
     Spawn {
         name: UserBuffer,
         arguments: UserBuffer,
         inherit_privileges: bool,
+        handles: UserBuffer,
     },
     /// `child` `None` waits for any child; `status` `None` discards it.
     Wait {
@@ -54,6 +57,51 @@ pub(super) enum Call {
     },
     SetPriority {
         priority: usize,
+    },
+    EndpointCreate,
+    NotificationCreate,
+    CapCopy {
+        handle: Handle,
+        rights: Rights,
+        badge: usize,
+    },
+    CapDelete {
+        handle: Handle,
+    },
+    CapInfo {
+        handle: Handle,
+    },
+    /// A label of at most [`abi::LABEL_BITS`] bits (so for every message).
+    Send {
+        handle: Handle,
+        message: Message,
+        nonblocking: bool,
+    },
+    Recv {
+        handle: Handle,
+        nonblocking: bool,
+    },
+    /// `call`: a send that waits for the reply.
+    Invoke {
+        handle: Handle,
+        message: Message,
+    },
+    Reply {
+        message: Message,
+    },
+    ReplyRecv {
+        handle: Handle,
+        message: Message,
+    },
+    Signal {
+        handle: Handle,
+        bits: usize,
+    },
+    NotificationWait {
+        handle: Handle,
+    },
+    NotificationPoll {
+        handle: Handle,
     },
 }
 
@@ -114,7 +162,9 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 UserBuffer::new(a[2], a[3]),
                 a[4],
             );
-            if name.len == 0 || flags & !abi::SPAWN_INHERIT_PRIVILEGES != 0 {
+            let count = (flags >> abi::SPAWN_HANDLES_SHIFT) & 0xf;
+            let known = abi::SPAWN_INHERIT_PRIVILEGES | (0xf << abi::SPAWN_HANDLES_SHIFT);
+            if name.len == 0 || flags & !known != 0 || count > abi::MAX_SPAWN_HANDLES {
                 return Err(Error::InvalidArgument);
             }
             if name.len > abi::MAX_NAME_LENGTH || arguments.len > abi::MAX_ARGUMENTS_LENGTH {
@@ -124,6 +174,7 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 name,
                 arguments,
                 inherit_privileges: flags & abi::SPAWN_INHERIT_PRIVILEGES != 0,
+                handles: UserBuffer::new(a[5], count * size_of::<Handle>()),
             }
         }
         Syscall::Wait => Call::Wait {
@@ -140,6 +191,78 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         },
         Syscall::PowerOff => Call::PowerOff { status: a[0] as u8 },
         Syscall::SetPriority => Call::SetPriority { priority: a[0] },
+        Syscall::EndpointCreate => Call::EndpointCreate,
+        Syscall::NotificationCreate => Call::NotificationCreate,
+        Syscall::CapCopy => Call::CapCopy {
+            handle: handle(a[0])?,
+            rights: Rights::try_from(a[1]).map_err(|_| Error::InvalidArgument)?,
+            badge: a[2],
+        },
+        Syscall::CapDelete => Call::CapDelete {
+            handle: handle(a[0])?,
+        },
+        Syscall::CapInfo => Call::CapInfo {
+            handle: handle(a[0])?,
+        },
+        Syscall::Send => {
+            if a[1] & !(LABEL_MASK | abi::SEND_NONBLOCK) != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::Send {
+                handle: handle(a[0])?,
+                message: message(a[1] & LABEL_MASK, [a[2], a[3], a[4], a[5]])?,
+                nonblocking: a[1] & abi::SEND_NONBLOCK != 0,
+            }
+        }
+        Syscall::Recv => {
+            if a[1] & !abi::RECV_NONBLOCK != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::Recv {
+                handle: handle(a[0])?,
+                nonblocking: a[1] & abi::RECV_NONBLOCK != 0,
+            }
+        }
+        Syscall::Call => Call::Invoke {
+            handle: handle(a[0])?,
+            message: message(a[1], [a[2], a[3], a[4], a[5]])?,
+        },
+        Syscall::Reply => Call::Reply {
+            message: message(a[0], [a[1], a[2], a[3], a[4]])?,
+        },
+        Syscall::ReplyRecv => Call::ReplyRecv {
+            handle: handle(a[0])?,
+            message: message(a[1], [a[2], a[3], a[4], a[5]])?,
+        },
+        Syscall::Signal => Call::Signal {
+            handle: handle(a[0])?,
+            bits: a[1],
+        },
+        Syscall::NotificationWait => Call::NotificationWait {
+            handle: handle(a[0])?,
+        },
+        Syscall::NotificationPoll => Call::NotificationPoll {
+            handle: handle(a[0])?,
+        },
+    })
+}
+
+const LABEL_MASK: usize = (1 << abi::LABEL_BITS) - 1;
+
+/// A handle fits 32 bits; a wider value names no capability.
+fn handle(value: usize) -> Result<Handle, Error> {
+    Handle::try_from(value).map_err(|_| Error::InvalidHandle)
+}
+
+/// A message to send: the label must fit its bits.
+fn message(label: usize, words: [usize; 4]) -> Result<Message, Error> {
+    if label > LABEL_MASK {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(Message {
+        label,
+        badge: 0,
+        words,
     })
 }
 

@@ -7,9 +7,11 @@
 //! space ([`UserSpace`]), which checks every page, so a bad pointer or
 //! length yields an error code.
 
+mod cap;
 mod console;
 mod decode;
 mod info;
+mod ipc;
 mod memory;
 mod process;
 mod time;
@@ -27,10 +29,44 @@ use hal::trap::Access;
 /// Bytes moved per step between user memory and the console.
 const CHUNK: usize = 256;
 
-type Outcome = Result<[usize; 2], Error>;
+/// What a call hands back: the two result registers and, for calls that
+/// deliver a message, the four message registers (the others keep their
+/// values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Returned {
+    pub results: [usize; 2],
+    pub message: Option<[usize; 4]>,
+}
+
+impl Returned {
+    fn error(error: Error) -> Returned {
+        Returned {
+            results: [error.encode(), 0],
+            message: None,
+        }
+    }
+}
+
+type Outcome = Result<Returned, Error>;
 
 fn one(value: usize) -> Outcome {
-    Ok([value, 0])
+    two(value, 0)
+}
+
+fn two(first: usize, second: usize) -> Outcome {
+    Ok(Returned {
+        results: [first, second],
+        message: None,
+    })
+}
+
+/// A delivered message: label and badge in the results, words in the
+/// message registers.
+fn message(message: task::Message) -> Outcome {
+    Ok(Returned {
+        results: [message.label, message.badge],
+        message: Some(message.words),
+    })
 }
 
 /// Carries out system call `number` with `args`; returns the two result
@@ -38,21 +74,25 @@ fn one(value: usize) -> Outcome {
 /// only read a value are answered here, inline in the entry path; the
 /// rest are decoded, then performed.
 #[inline(always)]
-pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
+pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
     const PROCESS_ID: usize = Syscall::ProcessId as usize;
     const THREAD_ID: usize = Syscall::ThreadId as usize;
-    match number {
-        PROCESS_ID => [task::current_pid() as usize, 0],
-        THREAD_ID => [task::current_tid() as usize, 0],
-        _ => handle_other::<A>(number, args),
+    let value = match number {
+        PROCESS_ID => task::current_pid() as usize,
+        THREAD_ID => task::current_tid() as usize,
+        _ => return handle_other::<A>(number, args),
+    };
+    Returned {
+        results: [value, 0],
+        message: None,
     }
 }
 
 #[inline(never)]
-fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> [usize; 2] {
+fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
     decode::decode(number, args, A::user_range().1)
         .and_then(perform::<A>)
-        .unwrap_or_else(|e| [e.encode(), 0])
+        .unwrap_or_else(Returned::error)
 }
 
 #[inline(always)]
@@ -71,7 +111,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::Sleep { ns } => time::sleep::<A>(ns),
         Call::Time => {
             let ns = A::monotonic_ns();
-            Ok([ns as u32 as usize, (ns >> 32) as usize])
+            two(ns as u32 as usize, (ns >> 32) as usize)
         }
         Call::ThreadSpawn {
             entry,
@@ -84,7 +124,8 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             name,
             arguments,
             inherit_privileges,
-        } => process::spawn::<A>(name, arguments, inherit_privileges),
+            handles,
+        } => process::spawn::<A>(name, arguments, inherit_privileges, handles),
         Call::Wait { child, status } => process::wait::<A>(child, status),
         Call::Info { kind, buffer } => info::info::<A>(kind, buffer),
         Call::PowerOff { status } => process::power_off::<A>(status),
@@ -92,6 +133,30 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             task::set_priority::<A>(priority)?;
             one(0)
         }
+        Call::EndpointCreate => cap::create_endpoint(),
+        Call::NotificationCreate => cap::create_notification(),
+        Call::CapCopy {
+            handle,
+            rights,
+            badge,
+        } => cap::copy(handle, rights, badge),
+        Call::CapDelete { handle } => cap::delete(handle),
+        Call::CapInfo { handle } => cap::info(handle),
+        Call::Send {
+            handle,
+            message,
+            nonblocking,
+        } => ipc::send::<A>(handle, message, nonblocking),
+        Call::Recv {
+            handle,
+            nonblocking,
+        } => ipc::receive::<A>(handle, nonblocking),
+        Call::Invoke { handle, message } => ipc::call::<A>(handle, message),
+        Call::Reply { message } => ipc::reply(message),
+        Call::ReplyRecv { handle, message } => ipc::reply_receive::<A>(handle, message),
+        Call::Signal { handle, bits } => ipc::signal(handle, bits),
+        Call::NotificationWait { handle } => ipc::wait::<A>(handle),
+        Call::NotificationPoll { handle } => ipc::poll(handle),
     }
 }
 

@@ -1,25 +1,65 @@
 //! Process system calls: `spawn`, `wait` and `power_off` (exit, threads
 //! and priorities go straight to the task subsystem from the dispatcher).
 
+use super::cap::with_table;
 use super::{Outcome, UserBuffer, in_space, one};
+use crate::object::cap::CapTable;
 use crate::task::{self, Parent, SpawnOptions};
-use abi::Error;
+use abi::{Error, Handle};
+use alloc::boxed::Box;
 use hal::Arch;
 use hal::trap::Access;
 
-/// `name` and `arguments` are decoded: their lengths are within bounds.
+/// The child's capability table: a copy of each capability `handles`
+/// lists (each needs the grant right), in order.
+fn child_table(handles: &[Handle]) -> Result<CapTable, Error> {
+    let mut table = CapTable::new();
+    let copies = with_table(|parent| {
+        let mut copies = alloc::vec::Vec::new();
+        copies
+            .try_reserve(handles.len())
+            .map_err(|_| Error::OutOfMemory)?;
+        for &handle in handles {
+            let capability = parent.get(handle)?;
+            if capability.rights() & abi::RIGHT_GRANT == 0 {
+                return Err(Error::MissingRight);
+            }
+            copies.push(capability.derive(capability.rights(), 0)?);
+        }
+        Ok(copies)
+    });
+    // A failure above drops the copies made, outside the lock.
+    for capability in copies? {
+        if let Err((error, capability)) = table.insert(capability) {
+            drop(capability);
+            return Err(error);
+        }
+    }
+    Ok(table)
+}
+
+/// `name`, `arguments` and `handles` are decoded: their lengths are within
+/// bounds.
 pub(super) fn spawn<A: Arch>(
     name: UserBuffer,
     arguments: UserBuffer,
     inherit_privileges: bool,
+    handles: UserBuffer,
 ) -> Outcome {
     let (name_len, arguments_len) = (name.len, arguments.len);
     let mut name_bytes = [0u8; abi::MAX_NAME_LENGTH];
     let mut argument_bytes = [0u8; abi::MAX_ARGUMENTS_LENGTH];
+    let mut handle_bytes = [0u8; abi::MAX_SPAWN_HANDLES * size_of::<Handle>()];
     in_space(|space| {
         name.read::<A>(space, 0, &mut name_bytes[..name_len])?;
-        arguments.read::<A>(space, 0, &mut argument_bytes[..arguments_len])
+        arguments.read::<A>(space, 0, &mut argument_bytes[..arguments_len])?;
+        handles.read::<A>(space, 0, &mut handle_bytes[..handles.len])
     })?;
+    let handles: alloc::vec::Vec<Handle> = handle_bytes[..handles.len]
+        .chunks_exact(size_of::<Handle>())
+        .map(|b| Handle::from_ne_bytes(b.try_into().expect("handle-sized")))
+        .collect();
+    let table = child_table(&handles)?;
     let name = core::str::from_utf8(&name_bytes[..name_len]).map_err(|_| Error::InvalidArgument)?;
     let privileged = inherit_privileges && task::current_privileged();
     let pid = task::spawn::<A>(
@@ -28,6 +68,7 @@ pub(super) fn spawn<A: Arch>(
             arguments: &argument_bytes[..arguments_len],
             parent: Parent::Process(task::current_pid()),
             privileged,
+            resources: Some(Box::new(table)),
         },
     )?;
     one(pid as usize)

@@ -130,13 +130,27 @@ fn spawn_checks_flags_then_lengths() {
     assert_eq!(
         call(
             Syscall::Spawn,
-            [1, name_max, 2, args_max, abi::SPAWN_INHERIT_PRIVILEGES, 0]
+            [
+                1,
+                name_max,
+                2,
+                args_max,
+                abi::SPAWN_INHERIT_PRIVILEGES | 3 << abi::SPAWN_HANDLES_SHIFT,
+                0x4000
+            ]
         ),
         Ok(Call::Spawn {
             name: UserBuffer::new(1, name_max),
             arguments: UserBuffer::new(2, args_max),
-            inherit_privileges: true
+            inherit_privileges: true,
+            handles: UserBuffer::new(0x4000, 3 * size_of::<abi::Handle>()),
         })
+    );
+    let too_many = (abi::MAX_SPAWN_HANDLES + 1) << abi::SPAWN_HANDLES_SHIFT;
+    assert_eq!(
+        call(Syscall::Spawn, [1, 4, 0, 0, too_many, 0x4000]),
+        Err(Error::InvalidArgument),
+        "more handles than spawn passes"
     );
     assert_eq!(
         call(Syscall::Spawn, [1, 0, 0, 0, 0, 0]),
@@ -213,5 +227,74 @@ fn statuses_are_truncated_as_documented() {
     assert_eq!(
         call(Syscall::PowerOff, [0x1ff, 0, 0, 0, 0, 0]),
         Ok(Call::PowerOff { status: 0xff })
+    );
+}
+
+#[test]
+fn messages_keep_their_label_narrow_and_flags_known() {
+    let widest = (1 << abi::LABEL_BITS) - 1;
+    assert_eq!(
+        call(Syscall::Send, [5, widest | abi::SEND_NONBLOCK, 1, 2, 3, 4]),
+        Ok(Call::Send {
+            handle: 5,
+            message: crate::task::Message {
+                label: widest,
+                badge: 0,
+                words: [1, 2, 3, 4]
+            },
+            nonblocking: true
+        })
+    );
+    // A bit above the label that is not a flag, for each call that sends.
+    for syscall in [Syscall::Send, Syscall::Call, Syscall::ReplyRecv] {
+        assert_eq!(
+            call(syscall, [5, 1 << 30, 0, 0, 0, 0]),
+            Err(Error::InvalidArgument),
+            "{syscall:?}"
+        );
+    }
+    assert_eq!(
+        call(Syscall::Reply, [1 << abi::LABEL_BITS, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        call(Syscall::Recv, [5, abi::RECV_NONBLOCK, 0, 0, 0, 0]),
+        Ok(Call::Recv {
+            handle: 5,
+            nonblocking: true
+        })
+    );
+    assert_eq!(
+        call(Syscall::Recv, [5, 2, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument)
+    );
+}
+
+#[test]
+fn handles_wider_than_32_bits_name_nothing() {
+    if usize::BITS > 32 {
+        for syscall in [
+            Syscall::CapInfo,
+            Syscall::CapDelete,
+            Syscall::CapCopy,
+            Syscall::Send,
+            Syscall::Recv,
+            Syscall::Signal,
+            Syscall::NotificationWait,
+        ] {
+            assert_eq!(
+                call(syscall, [1 << 32 | 5, 0, 0, 0, 0, 0]),
+                Err(Error::InvalidHandle),
+                "{syscall:?}"
+            );
+        }
+    }
+    assert_eq!(
+        call(Syscall::CapCopy, [5, abi::RIGHT_SEND as usize, 9, 0, 0, 0]),
+        Ok(Call::CapCopy {
+            handle: 5,
+            rights: abi::RIGHT_SEND,
+            badge: 9
+        })
     );
 }

@@ -5,7 +5,7 @@
 //! to user mode, so a thread that was blocked in a system call first
 //! unwinds it normally and frees what it held.
 
-use super::process::{ExitStatus, Parent, Pid};
+use super::process::{ExitStatus, Parent, Pid, Resources};
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
 use super::space::UserSpace;
 use super::thread::{Killed, State};
@@ -40,8 +40,19 @@ impl Scheduler {
     }
 
     /// Ends the current thread; returns the slot of its process if that
-    /// ended with it.
+    /// ended with it. A caller it owed a reply gets [`Error::PeerDied`].
     pub(super) fn exit_current(&mut self) -> Option<usize> {
+        let current = self.current;
+        if let Some(caller) = self.thread_mut(current).ipc.caller.take()
+            && let Some(thread) = self.threads.alive(caller)
+            && thread.state == State::Blocked
+            && thread.ipc.awaiting_reply
+        {
+            let thread = self.thread_mut(caller.index);
+            thread.ipc.awaiting_reply = false;
+            thread.ipc.outcome = Some(Error::PeerDied);
+            self.make_ready(caller.index);
+        }
         let slot = self.end_current()?;
         let process = self.processes.get_mut(slot);
         process.live_threads -= 1;
@@ -49,10 +60,13 @@ impl Scheduler {
     }
 
     /// Ends process `slot`, whose last thread has ended: frees its memory,
-    /// keeps its status for its parent and tells the parent.
-    pub(super) fn finish_process<A: Arch>(&mut self, slot: usize) {
+    /// keeps its status for its parent and tells the parent. Returns its
+    /// resources, for the caller to drop once it has let go of the lock.
+    #[must_use = "resources are dropped outside the scheduler's lock"]
+    pub(super) fn finish_process<A: Arch>(&mut self, slot: usize) -> Option<Resources> {
         let process = self.processes.get_mut(slot);
         process.exit.get_or_insert(ExitStatus::Exited(0));
+        let resources = process.resources.take();
         if let Some(space) = process.space.take() {
             crate::inspect::remove_process(process.pid);
             space.destroy::<A>();
@@ -79,18 +93,20 @@ impl Scheduler {
             }
             Parent::Orphan => drop(self.processes.remove(slot)),
         }
+        resources
     }
 }
 
 /// Ends the current thread; a process whose last thread this is ends with
 /// it (status 0 unless it was set already).
 pub fn exit_thread<A: Arch>() -> ! {
-    {
+    let resources = {
         let mut s = SCHEDULER.lock();
-        if let Some(slot) = s.exit_current() {
-            s.finish_process::<A>(slot);
-        }
-    }
+        s.exit_current()
+            .and_then(|slot| s.finish_process::<A>(slot))
+    };
+    // Dropping capabilities may wake threads, which takes the lock.
+    drop(resources);
     schedule::<A>();
     unreachable!("an ended thread was resumed")
 }

@@ -6,6 +6,7 @@
 //!   the tick, sleeping, and blocking in wait queues;
 //! - `spawn`: starting processes and threads; `exit`: their ends, kills
 //!   and faults, and what parents learn;
+//! - `ipc`: what kernel objects need to pass messages between threads;
 //! - `space` and `image`: user address spaces and loading programs.
 //!
 //! The kernel is not preemptible: it runs with interrupts masked, except
@@ -23,6 +24,7 @@
 
 mod exit;
 pub mod image;
+pub mod ipc;
 mod process;
 mod queue;
 mod sched;
@@ -46,7 +48,9 @@ pub use sched::{
 pub use spawn::{
     RESERVED_FRAMES, SpawnOptions, program_names, spawn, spawn_kernel_thread, spawn_thread,
 };
-pub use thread::{DEFAULT_PRIORITY, Killed, MAX_THREADS, PRIORITIES, TIMESLICE_TICKS, Tid};
+pub use thread::{
+    DEFAULT_PRIORITY, Killed, MAX_THREADS, Message, PRIORITIES, TIMESLICE_TICKS, ThreadRef, Tid,
+};
 pub use wait::WaitQueue;
 
 use crate::archive::Archive;

@@ -16,6 +16,10 @@ use core::pin::Pin;
 use hal::Fault;
 use hal::trap::{Access, FaultKind};
 
+/// What a process keeps beyond its threads and memory (its capability
+/// table), which the task subsystem holds without knowing its type.
+pub type Resources = Box<dyn core::any::Any + Send>;
+
 /// A process id; ids are never reused. 0 means "none".
 pub type Pid = u32;
 
@@ -97,11 +101,19 @@ pub(super) struct Process {
     pub(super) cpu_ticks: u64,
     /// Times one of its threads was switched out while still ready to run.
     pub(super) preemptions: u64,
+    /// Its capabilities, dropped (outside the scheduler's lock) when it
+    /// ends.
+    pub(super) resources: Option<Resources>,
 }
 
 impl Process {
     /// A process with one (future) thread and no address space yet.
-    pub(super) fn new(name: &str, parent: Parent, privileged: bool) -> Result<Box<Process>, Error> {
+    pub(super) fn new(
+        name: &str,
+        parent: Parent,
+        privileged: bool,
+        resources: Option<Resources>,
+    ) -> Result<Box<Process>, Error> {
         let child_waiters = mm::heap::try_box(WaitQueue::new()).map_err(|_| Error::OutOfMemory)?;
         mm::heap::try_box(Process {
             pid: 0,
@@ -115,6 +127,7 @@ impl Process {
             privileged,
             cpu_ticks: 0,
             preemptions: 0,
+            resources,
         })
         .map_err(|_| Error::OutOfMemory)
     }

@@ -3,7 +3,7 @@
 
 use super::exit::exit_thread;
 use super::image;
-use super::process::{MAX_PROCESSES, MAX_THREADS_PER_PROCESS, Parent, Pid, Process};
+use super::process::{MAX_PROCESSES, MAX_THREADS_PER_PROCESS, Parent, Pid, Process, Resources};
 use super::sched::{self, SCHEDULER};
 use super::space::{Region, RegionKind, UserSpace};
 use super::thread::{MAX_THREADS, PRIORITIES, Thread, Tid};
@@ -36,7 +36,6 @@ fn archive() -> Archive<'static> {
 }
 
 /// What `spawn` gives a new process.
-#[derive(Clone, Copy, Debug)]
 pub struct SpawnOptions<'a> {
     /// Bytes copied to the top of its stack; their address and length are
     /// its entry point's two arguments.
@@ -45,6 +44,8 @@ pub struct SpawnOptions<'a> {
     pub parent: Parent,
     /// Whether it may power the machine off.
     pub privileged: bool,
+    /// Its capabilities.
+    pub resources: Option<Resources>,
 }
 
 /// Whether there is room to start a process or thread beyond the reserve.
@@ -73,7 +74,7 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
     }
     // The record first: a user space has no destructor (freeing it needs
     // the architecture), so from here every failure path destroys it.
-    let mut process = Process::new(name, options.parent, options.privileged)?;
+    let mut process = Process::new(name, options.parent, options.privileged, options.resources)?;
     let mut space = UserSpace::new::<A>()?;
     let stack_pointer = match prepare_image::<A>(&mut space, image, &plan, options.arguments) {
         Ok(sp) => sp,

@@ -48,7 +48,7 @@ fn ready(s: &mut Scheduler, priority: u8) -> usize {
 fn process(s: &mut Scheduler, parent: Parent) -> (usize, usize) {
     let slot = s
         .processes
-        .insert(Process::new("proc", parent, false).unwrap())
+        .insert(Process::new("proc", parent, false, None).unwrap())
         .unwrap_or_else(|_| panic!("room for a process"));
     let mut t = thread("user", 4, 0x40_000);
     t.process = Some(slot);
@@ -246,7 +246,7 @@ fn a_process_ends_with_its_last_thread_and_its_parent_collects_it() {
     let live_before = s.threads.live();
     s.processes.get_mut(child).exit = Some(ExitStatus::Exited(7));
     assert_eq!(s.exit_current(), Some(child));
-    s.finish_process::<FakeArch>(child);
+    drop(s.finish_process::<FakeArch>(child));
     assert_eq!(s.threads.live(), live_before - 1);
     assert!(s.processes.get(child).zombie);
     assert_eq!(
@@ -274,7 +274,7 @@ fn orphans_are_forgotten_when_they_end_and_zombies_when_their_parent_does() {
     for (slot, index) in [(ended, ended_thread), (parent, parent_thread)] {
         while switch(&mut s) != index {}
         assert_eq!(s.exit_current(), Some(slot));
-        s.finish_process::<FakeArch>(slot);
+        drop(s.finish_process::<FakeArch>(slot));
     }
     assert_eq!(
         s.processes.count(),
@@ -284,7 +284,7 @@ fn orphans_are_forgotten_when_they_end_and_zombies_when_their_parent_does() {
     assert_eq!(s.processes.get(living).parent, Parent::Orphan);
     while switch(&mut s) != living_thread {}
     s.exit_current();
-    s.finish_process::<FakeArch>(living);
+    drop(s.finish_process::<FakeArch>(living));
     assert_eq!(s.processes.count(), count - 3, "an orphan leaves no record");
 }
 
@@ -296,7 +296,7 @@ fn a_kernel_parent_is_woken_through_its_queue() {
     s.block_current_in(Pin::static_ref(&KERNEL_CHILD_WAITERS));
     assert_eq!(switch(&mut s), child_thread);
     assert_eq!(s.exit_current(), Some(child));
-    s.finish_process::<FakeArch>(child);
+    drop(s.finish_process::<FakeArch>(child));
     assert_eq!(s.thread(0).state, State::Ready, "the boot thread woke");
     assert_eq!(KERNEL_CHILD_WAITERS.len(&mut s.threads), 0);
     assert!(s.processes.get(child).zombie);
@@ -313,10 +313,10 @@ fn tables_refuse_entries_beyond_their_limits() {
         Some(Error::LimitReached)
     );
     while s.processes.count() < MAX_PROCESSES {
-        let p = Process::new("filler", Parent::Orphan, false).unwrap();
+        let p = Process::new("filler", Parent::Orphan, false, None).unwrap();
         assert!(s.processes.insert(p).is_ok());
     }
-    let p = Process::new("one too many", Parent::Orphan, false).unwrap();
+    let p = Process::new("one too many", Parent::Orphan, false, None).unwrap();
     assert!(s.processes.insert(p).is_err());
 }
 
@@ -332,7 +332,7 @@ fn ps_shows_running_blocked_and_ended_processes() {
     s.block_current_in(queue.as_ref());
     while switch(&mut s) != ends_thread {}
     s.exit_current();
-    s.finish_process::<FakeArch>(ends);
+    drop(s.finish_process::<FakeArch>(ends));
     let states: Vec<u32> = s
         .processes
         .info(&s.threads)

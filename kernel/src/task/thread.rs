@@ -8,7 +8,9 @@ use super::queue::{LinkTable, Links, Place};
 use crate::mm::{self, stack::KernelStack};
 use abi::Error;
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::any::Any;
 
 /// A thread id; ids are never reused.
 pub type Tid = u32;
@@ -30,6 +32,40 @@ impl From<Killed> for Error {
     fn from(_: Killed) -> Self {
         Error::Interrupted
     }
+}
+
+/// A message: a label, the badge of the capability it was sent through,
+/// and four words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    pub label: usize,
+    pub badge: usize,
+    pub words: [usize; 4],
+}
+
+/// A thread in the table, as IPC names it: the index and the id, so that
+/// a thread that ended and whose slot was reused is never mistaken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadRef {
+    pub(super) index: usize,
+    pub(super) tid: Tid,
+}
+
+/// What a thread carries for IPC.
+#[derive(Default)]
+pub(super) struct IpcState {
+    /// The message it sends, or the one handed to it.
+    pub(super) message: Message,
+    /// Its queued message is a call: it waits for a reply once taken.
+    pub(super) is_call: bool,
+    /// Blocked until the thread it called replies (in no queue).
+    pub(super) awaiting_reply: bool,
+    /// How its wait ended, set by whoever woke it.
+    pub(super) outcome: Option<Error>,
+    /// The caller waiting for this thread's reply.
+    pub(super) caller: Option<ThreadRef>,
+    /// The object it waits on, kept alive while it waits.
+    pub(super) hold: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +100,7 @@ pub(super) struct Thread {
     /// A kernel thread's work.
     pub(super) entry: Option<(fn(usize), usize)>,
     pub(super) cpu_ticks: u64,
+    pub(super) ipc: IpcState,
 }
 
 impl Thread {
@@ -89,6 +126,7 @@ impl Thread {
             killed: false,
             entry: None,
             cpu_ticks: 0,
+            ipc: IpcState::default(),
         })
         .map_err(|_| Error::OutOfMemory)
     }
@@ -146,6 +184,20 @@ impl Threads {
     /// Indices of every entry.
     pub(super) fn indices(&self) -> core::ops::Range<usize> {
         0..self.slots.len()
+    }
+
+    /// The reference to entry `index`.
+    pub(super) fn reference(&self, index: usize) -> ThreadRef {
+        ThreadRef {
+            index,
+            tid: self.get(index).tid,
+        }
+    }
+
+    /// Thread `t`, if it still exists and has not ended.
+    pub(super) fn alive(&self, t: ThreadRef) -> Option<&Thread> {
+        let thread = self.slots.get(t.index)?.as_deref()?;
+        (thread.tid == t.tid && thread.state != State::Dead).then_some(thread)
     }
 
     /// Whether entry `index` exists.

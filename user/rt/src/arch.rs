@@ -46,6 +46,32 @@ mod imp {
         (first, second)
     }
 
+    /// Makes system call `number` that may deliver a message: both result
+    /// registers and the four message registers (`rdi`, `rsi`, `r10`,
+    /// `r8`), which the kernel leaves as they were when it delivers none.
+    #[inline(always)]
+    pub fn syscall_message(number: usize, args: [usize; 6]) -> (usize, usize, [usize; 4]) {
+        let (first, second);
+        let mut words = [args[0], args[1], args[3], args[4]];
+        // SAFETY: as for `syscall`; the message registers are outputs too.
+        unsafe {
+            core::arch::asm!(
+                "syscall",
+                inlateout("rax") number => first,
+                inlateout("rdi") words[0],
+                inlateout("rsi") words[1],
+                inlateout("rdx") args[2] => second,
+                inlateout("r10") words[2],
+                inlateout("r8") words[3],
+                in("r9") args[5],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        (first, second, words)
+    }
+
     /// The time-stamp counter.
     pub fn cycle_counter() -> u64 {
         // SAFETY: RDTSC is allowed in user mode (CR4.TSD is clear).
@@ -127,6 +153,30 @@ mod imp {
             );
         }
         (first, second)
+    }
+
+    /// Makes system call `number` that may deliver a message: both result
+    /// registers and the four message registers (r2-r5), which the kernel
+    /// leaves as they were when it delivers none.
+    #[inline(always)]
+    pub fn syscall_message(number: usize, args: [usize; 6]) -> (usize, usize, [usize; 4]) {
+        let (first, second);
+        let mut words = [args[2], args[3], args[4], args[5]];
+        // SAFETY: as for `syscall`; the message registers are outputs too.
+        unsafe {
+            core::arch::asm!(
+                "svc #0",
+                in("r7") number,
+                inlateout("r0") args[0] => first,
+                inlateout("r1") args[1] => second,
+                inlateout("r2") words[0],
+                inlateout("r3") words[1],
+                inlateout("r4") words[2],
+                inlateout("r5") words[3],
+                options(nostack),
+            );
+        }
+        (first, second, words)
     }
 
     /// The cycle counter, PMCCNTR (the kernel opens it to user mode).

@@ -1,5 +1,6 @@
 //! The runtime every Ferrite user program links: the entry point, typed
-//! system calls, console printing, a heap, threads, processes and time.
+//! system calls, console printing, a heap, threads, processes, time, and
+//! capabilities and IPC.
 //!
 //! A program names its main function with [`entry!`]; it gets its
 //! argument string and returns its exit status:
@@ -21,6 +22,7 @@ extern crate alloc;
 pub mod arch;
 pub mod heap;
 pub mod io;
+pub mod ipc;
 pub mod process;
 pub mod sys;
 pub mod thread;

@@ -51,6 +51,12 @@ pub fn spawn(name: &str, arguments: &str) -> Result<u32, Error> {
     sys::spawn(name, arguments, 0)
 }
 
+/// Starts program `name` with `arguments`, passing it the capabilities
+/// `handles` name (each needs the grant right).
+pub fn spawn_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<u32, Error> {
+    sys::spawn_with(name, arguments, 0, handles)
+}
+
 /// Waits for child `pid` (0: any); returns its id and how it ended.
 pub fn wait(pid: u32) -> Result<(u32, Exit), Error> {
     let mut status = WaitStatus::default();

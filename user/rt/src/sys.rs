@@ -85,6 +85,18 @@ pub fn unmap(address: usize, len: usize) -> Result<(), Error> {
 
 /// Starts program `name` from the boot archive with `arguments`.
 pub fn spawn(name: &str, arguments: &str, flags: usize) -> Result<u32, Error> {
+    spawn_with(name, arguments, flags, &[])
+}
+
+/// `spawn` passing the capabilities `handles` name (the child finds them
+/// at `abi::initial_handle(0)` onward).
+pub fn spawn_with(
+    name: &str,
+    arguments: &str,
+    flags: usize,
+    handles: &[abi::Handle],
+) -> Result<u32, Error> {
+    let flags = flags | handles.len() << abi::SPAWN_HANDLES_SHIFT;
     checked(
         Syscall::Spawn,
         [
@@ -93,10 +105,27 @@ pub fn spawn(name: &str, arguments: &str, flags: usize) -> Result<u32, Error> {
             arguments.as_ptr() as usize,
             arguments.len(),
             flags,
-            0,
+            handles.as_ptr() as usize,
         ],
     )
     .map(|pid| pid as u32)
+}
+
+/// Makes a call that may deliver a message: the label and badge, or the
+/// error, and the four words.
+pub fn message_call(
+    number: Syscall,
+    args: [usize; 6],
+) -> Result<(usize, usize, [usize; 4]), Error> {
+    let (first, second, words) = arch::syscall_message(number as usize, args);
+    abi::decode(first).map(|label| (label, second, words))
+}
+
+/// Makes a call whose second result is its value (`notification_wait`,
+/// `notification_poll`, `cap_info`'s badge).
+pub fn pair_call(number: Syscall, args: [usize; 6]) -> Result<(usize, usize), Error> {
+    let (first, second) = call(number, args);
+    abi::decode(first).map(|first| (first, second))
 }
 
 /// Waits for child `pid` (0: any) to end; writes its status.

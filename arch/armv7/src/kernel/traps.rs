@@ -218,7 +218,7 @@ pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fau
 }
 
 /// Handles a system call from user mode: number in r7, arguments in
-/// r0-r5, results in r0 and r1.
+/// r0-r5, results in r0 and r1, a delivered message's words in r2-r5.
 fn syscall(frame: &mut TrapFrame) {
     let r = &frame.r;
     let args = [
@@ -229,9 +229,15 @@ fn syscall(frame: &mut TrapFrame) {
         r[4] as usize,
         r[5] as usize,
     ];
-    let [first, second] = kernel::entry::system_call::<Armv7>(r[7] as usize, args);
+    let returned = kernel::entry::system_call::<Armv7>(r[7] as usize, args);
+    let [first, second] = returned.results;
     frame.r[0] = first as u32;
     frame.r[1] = second as u32;
+    if let Some(words) = returned.message {
+        for (register, word) in frame.r[2..6].iter_mut().zip(words) {
+            *register = word as u32;
+        }
+    }
 }
 
 /// Where every exception lands, with the frame the entry code built.

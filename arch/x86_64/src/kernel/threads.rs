@@ -218,9 +218,17 @@ extern "C" fn x86_64_syscall(frame: &mut TrapFrame) -> u64 {
         frame.r8 as usize,
         frame.r9 as usize,
     ];
-    let [first, second] = kernel::entry::system_call::<X86_64>(frame.rax as usize, args);
+    let returned = kernel::entry::system_call::<X86_64>(frame.rax as usize, args);
+    let [first, second] = returned.results;
     frame.rax = first as u64;
     frame.rdx = second as u64;
+    // The message registers, as `abi::CALLING_CONVENTIONS` lists them.
+    if let Some([w0, w1, w2, w3]) = returned.message {
+        frame.rdi = w0 as u64;
+        frame.rsi = w1 as u64;
+        frame.r10 = w2 as u64;
+        frame.r8 = w3 as u64;
+    }
     kernel::entry::before_user_return::<X86_64>();
     (frame.rip < layout::USER_ANON_END) as u64
 }

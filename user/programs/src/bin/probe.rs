@@ -18,6 +18,14 @@
 //! - `power-off`: tries to power off; exits 0 if refused for lack of
 //!   privilege.
 //! - `sleep MS`: sleeps, then exits 0.
+//! - `ipc-echo`: serves calls on the endpoint passed first: answers label
+//!   L and words (a, b, c, d) with L + 1 and (d, c, b, badge); a call
+//!   labelled `QUIT` ends it (status 0).
+//! - `ipc-idle MS`: holds the endpoint passed, receives nothing, sleeps,
+//!   exits 0.
+//! - `ipc-vanish`: receives one call and exits without replying.
+//! - `ipc-hoard N`: creates N endpoints and N notifications, copies each,
+//!   and exits holding them all.
 
 #![no_std]
 #![no_main]
@@ -26,7 +34,54 @@ extern crate alloc;
 
 use core::hint::black_box;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use rt::ipc::{Endpoint, Message, Notification};
 use rt::{arch, sys};
+
+/// The label that ends `ipc-echo`.
+pub const QUIT: usize = 0xdead;
+
+fn ipc_echo() -> i32 {
+    let endpoint = Endpoint::from_handle(abi::initial_handle(0));
+    let mut request = match endpoint.recv() {
+        Ok(message) => message,
+        Err(_) => return 1,
+    };
+    loop {
+        if request.label == QUIT {
+            return i32::from(rt::ipc::reply(Message::default()).is_err());
+        }
+        let [_, b, c, d] = request.words;
+        let answer = Message::new(request.label + 1, [d, c, b, request.badge]);
+        request = match endpoint.reply_recv(answer) {
+            Ok(message) => message,
+            Err(_) => return 2,
+        };
+    }
+}
+
+fn ipc_hoard(count: usize) -> i32 {
+    for _ in 0..count {
+        let (Ok(endpoint), Ok(notification)) = (Endpoint::create(), Notification::create()) else {
+            return 1;
+        };
+        let (Ok(e), Ok(n)) = (
+            endpoint.copy(abi::RIGHT_SEND, 9),
+            notification.copy(abi::RIGHT_SIGNAL, 0),
+        ) else {
+            return 2;
+        };
+        // Kept: the kernel must free them when the process ends.
+        for handle in [
+            endpoint.into_handle(),
+            notification.into_handle(),
+            e.into_handle(),
+            n.into_handle(),
+        ] {
+            let _ = handle;
+        }
+    }
+    0
+}
 
 rt::entry!(main);
 
@@ -71,6 +126,17 @@ fn main(arguments: &str) -> i32 {
             rt::time::sleep(core::time::Duration::from_millis(number(words.next())));
             0
         }
+        "ipc-echo" => ipc_echo(),
+        "ipc-idle" => {
+            let _endpoint = Endpoint::from_handle(abi::initial_handle(0));
+            rt::time::sleep(core::time::Duration::from_millis(number(words.next())));
+            0
+        }
+        "ipc-vanish" => match Endpoint::from_handle(abi::initial_handle(0)).recv() {
+            Ok(_) => 0,
+            Err(_) => 1,
+        },
+        "ipc-hoard" => ipc_hoard(number(words.next()) as usize),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod bench;
+mod ipc;
 mod tests;
 
 use rt::process::Exit;
@@ -19,7 +20,7 @@ rt::entry!(main);
 fn main(mode: &str) -> i32 {
     match mode {
         "run" => run_shell(),
-        "test" => tests::run(),
+        "test" => run_tests(),
         "bench" => bench::run(),
         other => {
             println!("init: unknown mode {other:?} (expected run, test or bench)");
@@ -49,4 +50,36 @@ fn run_shell() -> i32 {
             }
         }
     }
+}
+
+/// What a user-level test returns: why it failed, if it did.
+pub type Outcome = Result<(), alloc::string::String>;
+
+/// A user-level test.
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn() -> Outcome,
+}
+
+/// Runs every test; returns the exit status (0: all passed).
+fn run_tests() -> i32 {
+    let tests = tests::TESTS.iter().chain(ipc::TESTS);
+    println!("utest: begin {}", tests.clone().count());
+    let (mut passed, mut failed) = (0, 0);
+    for test in tests {
+        let started = sys::time_ns();
+        match (test.run)() {
+            Ok(()) => {
+                let ms = (sys::time_ns() - started) as f64 / 1e6;
+                println!("utest: pass {} {ms:.3} ms", test.name);
+                passed += 1;
+            }
+            Err(message) => {
+                println!("utest: fail {}: {message}", test.name);
+                failed += 1;
+            }
+        }
+    }
+    println!("utest: end {passed} passed {failed} failed");
+    i32::from(failed > 0)
 }

@@ -9,14 +9,13 @@
 //! utest: end 19 passed 1 failed
 //! ```
 
+use crate::{Outcome, Test};
 use abi::{Error, FaultKind};
 use alloc::format;
 use alloc::string::String;
 use core::time::Duration;
 use rt::process::{self, Exit};
-use rt::{arch, println, sys};
-
-type Outcome = Result<(), String>;
+use rt::{arch, sys};
 
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => {
@@ -33,12 +32,7 @@ macro_rules! ensure_eq {
     }};
 }
 
-struct Test {
-    name: &'static str,
-    run: fn() -> Outcome,
-}
-
-const TESTS: &[Test] = &[
+pub const TESTS: &[Test] = &[
     Test {
         name: "process::exit_status_reaches_the_parent",
         run: exit_status_reaches_the_parent,
@@ -132,28 +126,6 @@ const TESTS: &[Test] = &[
         run: only_privileged_processes_power_off,
     },
 ];
-
-/// Runs every test; returns the exit status (0: all passed).
-pub fn run() -> i32 {
-    println!("utest: begin {}", TESTS.len());
-    let (mut passed, mut failed) = (0, 0);
-    for test in TESTS {
-        let started = sys::time_ns();
-        match (test.run)() {
-            Ok(()) => {
-                let ms = (sys::time_ns() - started) as f64 / 1e6;
-                println!("utest: pass {} {ms:.3} ms", test.name);
-                passed += 1;
-            }
-            Err(message) => {
-                println!("utest: fail {}: {message}", test.name);
-                failed += 1;
-            }
-        }
-    }
-    println!("utest: end {passed} passed {failed} failed");
-    i32::from(failed > 0)
-}
 
 fn probe(arguments: &str) -> Result<Exit, String> {
     process::run("probe", arguments).map_err(|e| format!("probe {arguments:?}: {e}"))

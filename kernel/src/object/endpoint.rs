@@ -1,0 +1,168 @@
+//! Endpoints: synchronous rendezvous. A sender and a receiver meet, the
+//! message passes from one thread to the other, and the kernel never
+//! holds message data: whoever arrives first blocks in the endpoint's
+//! queue with its message in its own thread record.
+//!
+//! A `call` is a send that then waits, in no queue, for the receiver's
+//! `reply`; the receiver keeps a one-shot right to answer that caller
+//! (seL4's reply capability), which `reply` uses up. When the last
+//! capability that may receive goes, nothing could ever take the queued
+//! messages: their senders get [`Error::PeerDied`], as do later sends.
+
+use crate::task::ipc::{self, Ipc};
+use crate::task::{Message, ThreadRef, WaitQueue};
+use abi::Error;
+use alloc::sync::Arc;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use hal::Arch;
+
+pub struct Endpoint {
+    senders: WaitQueue,
+    receivers: WaitQueue,
+    /// Capabilities with the receive right.
+    receive_capabilities: AtomicUsize,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoint {
+    pub const fn new() -> Endpoint {
+        Endpoint {
+            senders: WaitQueue::new(),
+            receivers: WaitQueue::new(),
+            receive_capabilities: AtomicUsize::new(0),
+        }
+    }
+
+    pub(super) fn receiver_added(&self) {
+        self.receive_capabilities.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The last receive capability may be gone: fail the senders. Called
+    /// when a capability is dropped, never with the scheduler locked.
+    pub(super) fn receiver_removed(&self) {
+        if self.receive_capabilities.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let mut ipc = ipc::lock();
+            while let Some(sender) = ipc.pop(&self.senders) {
+                ipc.wake(sender, Err(Error::PeerDied));
+            }
+        }
+    }
+
+    fn dead(&self) -> bool {
+        self.receive_capabilities.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// A queue of an endpoint reached through an `Arc`, as threads block in it.
+fn pinned(queue: &WaitQueue) -> Pin<&WaitQueue> {
+    // SAFETY: threads block only in endpoints reached through an `Arc`
+    // (every function here takes one), whose allocation never moves, and
+    // nothing moves a queue out of an endpoint.
+    unsafe { Pin::new_unchecked(queue) }
+}
+
+/// A message to send; its badge is that of the capability used.
+#[derive(Clone, Copy)]
+pub struct Send {
+    pub message: Message,
+    /// Wait for a reply.
+    pub call: bool,
+    /// Fail with `WouldBlock` rather than wait for a receiver.
+    pub nonblocking: bool,
+}
+
+/// Sends on `endpoint`; a call returns the reply.
+pub fn send<A: Arch>(endpoint: &Arc<Endpoint>, send: Send) -> Result<Message, Error> {
+    let mut ipc = ipc::lock();
+    if endpoint.dead() {
+        return Err(Error::PeerDied);
+    }
+    let me = ipc.current();
+    if let Some(receiver) = ipc.pop(&endpoint.receivers) {
+        *ipc.message(receiver) = send.message;
+        if send.call {
+            ipc.set_caller_of(receiver, me);
+        }
+        ipc.wake(receiver, Ok(()));
+        if !send.call {
+            return Ok(Message::default());
+        }
+        ipc.block(None, None, endpoint.clone());
+        return ipc::wait::<A>(ipc);
+    }
+    if send.nonblocking {
+        return Err(Error::WouldBlock);
+    }
+    let queue = pinned(&endpoint.senders);
+    ipc.block(
+        Some(queue),
+        Some((send.message, send.call)),
+        endpoint.clone(),
+    );
+    ipc::wait::<A>(ipc)
+}
+
+/// Receives on `endpoint`: the message, and for a call, the right to
+/// reply to its caller.
+pub fn receive<A: Arch>(endpoint: &Arc<Endpoint>, nonblocking: bool) -> Result<Message, Error> {
+    receive_locked::<A>(ipc::lock(), endpoint, nonblocking)
+}
+
+fn receive_locked<A: Arch>(
+    mut ipc: Ipc,
+    endpoint: &Arc<Endpoint>,
+    nonblocking: bool,
+) -> Result<Message, Error> {
+    if let Some(sender) = ipc.pop(&endpoint.senders) {
+        let message = *ipc.message(sender);
+        if ipc.take_call(sender) {
+            ipc.set_caller(Some(sender));
+        } else {
+            ipc.set_caller(None);
+            ipc.wake(sender, Ok(()));
+        }
+        return Ok(message);
+    }
+    if nonblocking {
+        return Err(Error::WouldBlock);
+    }
+    ipc.set_caller(None);
+    let queue = pinned(&endpoint.receivers);
+    ipc.block(Some(queue), None, endpoint.clone());
+    ipc::wait::<A>(ipc)
+}
+
+/// Answers the caller the current thread received a call from; a caller
+/// that has gone is not answered. Fails with `NoCaller` when no call is
+/// pending.
+pub fn reply(message: Message) -> Result<(), Error> {
+    let mut ipc = ipc::lock();
+    let caller = ipc.take_caller().ok_or(Error::NoCaller)?;
+    deliver_reply(&mut ipc, caller, message);
+    Ok(())
+}
+
+fn deliver_reply(ipc: &mut Ipc, caller: ThreadRef, message: Message) {
+    if ipc.awaits_reply(caller) {
+        *ipc.message(caller) = message;
+        ipc.wake(caller, Ok(()));
+    }
+}
+
+/// Replies to the pending call, if any, then receives on `endpoint`.
+pub fn reply_receive<A: Arch>(
+    endpoint: &Arc<Endpoint>,
+    message: Message,
+) -> Result<Message, Error> {
+    let mut ipc = ipc::lock();
+    if let Some(caller) = ipc.take_caller() {
+        deliver_reply(&mut ipc, caller, message);
+    }
+    receive_locked::<A>(ipc, endpoint, false)
+}

@@ -1,0 +1,37 @@
+//! Kernel objects, reached only through capabilities: one module per
+//! kind, and the capability table each process keeps.
+//!
+//! - `endpoint`: synchronous rendezvous; the kernel queues blocked
+//!   threads, never message data.
+//! - `notification`: a word of signal bits.
+//! - `cap`: capabilities (an object, rights, a badge) and the per-process
+//!   table of them, whose handles carry a generation.
+//!
+//! Objects are reference-counted: each capability and each thread blocked
+//! on an object holds a reference, and the object goes with the last.
+
+pub mod cap;
+pub mod endpoint;
+pub mod notification;
+
+use abi::ObjectKind;
+use alloc::sync::Arc;
+use endpoint::Endpoint;
+use notification::Notification;
+
+/// A reference to a kernel object.
+#[derive(Clone)]
+pub enum Object {
+    Endpoint(Arc<Endpoint>),
+    Notification(Arc<Notification>),
+}
+
+impl Object {
+    /// Its kind, as the ABI numbers it.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Object::Endpoint(_) => ObjectKind::Endpoint,
+            Object::Notification(_) => ObjectKind::Notification,
+        }
+    }
+}

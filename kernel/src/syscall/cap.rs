@@ -1,0 +1,76 @@
+//! Capability system calls: creating objects, and copying, deleting and
+//! describing capabilities.
+
+use super::{Outcome, one, two};
+use crate::object::Object;
+use crate::object::cap::{CapTable, Capability};
+use crate::object::endpoint::Endpoint;
+use crate::object::notification::Notification;
+use crate::task::ipc;
+use abi::{Error, Handle, Rights};
+use alloc::sync::Arc;
+
+/// Runs `f` on the caller's capability table, with the IPC lock held.
+/// Nothing `f` returns may drop a capability inside it: capabilities
+/// leave the table by value and are dropped by the caller, outside.
+pub(super) fn with_table<R>(f: impl FnOnce(&mut CapTable) -> Result<R, Error>) -> Result<R, Error> {
+    let mut ipc = ipc::lock();
+    let table = ipc
+        .resources()
+        .and_then(|r| r.downcast_mut::<CapTable>())
+        .ok_or(Error::InvalidHandle)?;
+    f(table)
+}
+
+/// Puts `capability` in the caller's table.
+pub(super) fn insert(capability: Capability) -> Result<Handle, Error> {
+    match with_table(|table| Ok(table.insert(capability)))? {
+        Ok(handle) => Ok(handle),
+        Err((error, capability)) => {
+            drop(capability);
+            Err(error)
+        }
+    }
+}
+
+fn arc<T>(value: T) -> Result<Arc<T>, Error> {
+    // An `Arc` allocation that fails aborts; the heap grows on demand and
+    // refuses only when frames run out, which `try_box` reports.
+    let boxed = crate::mm::heap::try_box(value).map_err(|_| Error::OutOfMemory)?;
+    Ok(Arc::from(boxed))
+}
+
+pub(super) fn create_endpoint() -> Outcome {
+    let object = Object::Endpoint(arc(Endpoint::new())?);
+    one(insert(Capability::new(object, abi::ENDPOINT_RIGHTS, 0))? as usize)
+}
+
+pub(super) fn create_notification() -> Outcome {
+    let object = Object::Notification(arc(Notification::new())?);
+    one(insert(Capability::new(object, abi::NOTIFICATION_RIGHTS, 0))? as usize)
+}
+
+pub(super) fn copy(handle: Handle, rights: Rights, badge: usize) -> Outcome {
+    let copy = with_table(|table| table.get(handle)?.derive(rights, badge))?;
+    one(insert(copy)? as usize)
+}
+
+pub(super) fn delete(handle: Handle) -> Outcome {
+    let capability = with_table(|table| table.remove(handle))?;
+    // The object may go with it, and an endpoint's senders be failed,
+    // which takes the lock: outside it.
+    drop(capability);
+    one(0)
+}
+
+pub(super) fn info(handle: Handle) -> Outcome {
+    with_table(|table| {
+        let capability = table.get(handle)?;
+        let kind = capability.object().kind() as usize;
+        Ok((
+            kind | (capability.rights() as usize) << 8,
+            capability.badge(),
+        ))
+    })
+    .and_then(|(word, badge)| two(word, badge))
+}

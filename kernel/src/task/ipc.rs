@@ -1,0 +1,157 @@
+//! What kernel objects need from the scheduler to pass messages: one lock
+//! over every thread's IPC state and the wait queues, handing a message
+//! to a thread and waking it, and blocking the current thread until
+//! someone does. The objects (endpoints, notifications) are written in
+//! terms of this and never see the scheduler itself.
+//!
+//! The rule that keeps the lock safe: nothing that may take it again
+//! (dropping a capability, say) happens while an [`Ipc`] is held.
+
+pub use super::process::Resources;
+use super::sched::{SCHEDULER, Scheduler, schedule};
+use super::thread::{Message, State, ThreadRef};
+use super::wait::WaitQueue;
+use crate::sync::IrqGuard;
+use abi::Error;
+use alloc::sync::Arc;
+use core::any::Any;
+use core::pin::Pin;
+use hal::Arch;
+
+/// The scheduler, locked, as IPC sees it.
+pub struct Ipc {
+    s: IrqGuard<'static, Scheduler>,
+}
+
+/// Locks the scheduler for IPC.
+pub fn lock() -> Ipc {
+    Ipc {
+        s: SCHEDULER.lock(),
+    }
+}
+
+impl Ipc {
+    /// The calling thread.
+    pub fn current(&self) -> ThreadRef {
+        self.s.threads.reference(self.s.current)
+    }
+
+    /// The calling process's resources.
+    pub fn resources(&mut self) -> Option<&mut (dyn Any + Send)> {
+        let slot = self.s.current_process()?;
+        self.s.processes.get_mut(slot).resources.as_deref_mut()
+    }
+
+    /// The message slot of `t`, which is alive.
+    pub fn message(&mut self, t: ThreadRef) -> &mut Message {
+        &mut self.s.thread_mut(t.index).ipc.message
+    }
+
+    /// Takes the thread that has waited longest in `queue`.
+    pub fn pop(&mut self, queue: &WaitQueue) -> Option<ThreadRef> {
+        let index = queue.pop(&mut self.s.threads)?;
+        Some(self.s.threads.reference(index))
+    }
+
+    /// Whether `t`, just taken from a queue, sent a call (and so waits for
+    /// a reply now: it stays blocked, in no queue).
+    pub fn take_call(&mut self, t: ThreadRef) -> bool {
+        let ipc = &mut self.s.thread_mut(t.index).ipc;
+        let call = core::mem::take(&mut ipc.is_call);
+        ipc.awaiting_reply = call;
+        call
+    }
+
+    /// Ends the wait of blocked thread `t` with `outcome`.
+    pub fn wake(&mut self, t: ThreadRef, outcome: Result<(), Error>) {
+        let thread = self.s.thread_mut(t.index);
+        thread.ipc.outcome = outcome.err();
+        thread.ipc.awaiting_reply = false;
+        self.s.make_ready(t.index);
+    }
+
+    /// Makes `caller` the thread the current one replies to, failing a
+    /// caller it had not answered with [`Error::PeerDied`].
+    pub fn set_caller(&mut self, caller: Option<ThreadRef>) {
+        let current = self.s.current;
+        let old = core::mem::replace(&mut self.s.thread_mut(current).ipc.caller, caller);
+        if let Some(old) = old.filter(|&t| self.awaits_reply(t)) {
+            self.wake(old, Err(Error::PeerDied));
+        }
+    }
+
+    /// Makes `caller` the thread that `receiver` (blocked, with no caller
+    /// pending) replies to.
+    pub fn set_caller_of(&mut self, receiver: ThreadRef, caller: ThreadRef) {
+        self.s.thread_mut(receiver.index).ipc.caller = Some(caller);
+    }
+
+    /// Takes the caller the current thread owes a reply.
+    pub fn take_caller(&mut self) -> Option<ThreadRef> {
+        let current = self.s.current;
+        self.s.thread_mut(current).ipc.caller.take()
+    }
+
+    /// Whether `t` still waits for a reply (it may have been killed or
+    /// ended since it called).
+    pub fn awaits_reply(&self, t: ThreadRef) -> bool {
+        self.s
+            .threads
+            .alive(t)
+            .is_some_and(|thread| thread.state == State::Blocked && thread.ipc.awaiting_reply)
+    }
+
+    /// Whether the calling thread is being killed.
+    pub fn killed(&self) -> bool {
+        self.s.current_killed()
+    }
+
+    /// Blocks the calling thread with `message` (a call if `is_call`) in
+    /// `queue`, or, without a queue, until its reply comes; `hold` keeps
+    /// the object alive meanwhile. Then [`wait`].
+    pub fn block(
+        &mut self,
+        queue: Option<Pin<&WaitQueue>>,
+        message: Option<(Message, bool)>,
+        hold: Arc<dyn Any + Send + Sync>,
+    ) {
+        let current = self.s.current;
+        let thread = self.s.thread_mut(current);
+        if let Some((message, is_call)) = message {
+            thread.ipc.message = message;
+            thread.ipc.is_call = is_call;
+        }
+        thread.ipc.awaiting_reply = queue.is_none();
+        thread.ipc.outcome = None;
+        thread.ipc.hold = Some(hold);
+        match queue {
+            Some(queue) => self.s.block_current_in(queue),
+            None => thread.state = State::Blocked,
+        }
+    }
+}
+
+/// Lets other threads run until the calling thread, blocked by
+/// [`Ipc::block`], is woken; returns the message it was handed.
+pub fn wait<A: Arch>(ipc: Ipc) -> Result<Message, Error> {
+    drop(ipc);
+    schedule::<A>();
+    let (result, hold) = {
+        let mut s = SCHEDULER.lock();
+        let killed = s.current_killed();
+        let current = s.current;
+        let ipc = &mut s.thread_mut(current).ipc;
+        ipc.awaiting_reply = false;
+        ipc.is_call = false;
+        let hold = ipc.hold.take();
+        let result = match (killed, ipc.outcome.take()) {
+            (true, _) => Err(Error::Interrupted),
+            (false, Some(error)) => Err(error),
+            (false, None) => Ok(ipc.message),
+        };
+        (result, hold)
+    };
+    // The last reference to the object may go here, outside the lock.
+    drop(hold);
+    result
+}

@@ -1,0 +1,356 @@
+//! User-level tests of capabilities and IPC: messages between processes
+//! and threads, every way a handle can be wrong, notifications, what a
+//! server's death does to its clients, and that objects are freed.
+
+use crate::{Outcome, Test};
+use abi::{Error, Handle, ObjectKind};
+use alloc::format;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use rt::ipc::{self, Endpoint, Message, Notification};
+use rt::process::{self, Exit};
+use rt::sys;
+
+/// The label that ends the probe's `ipc-echo` server (see probe.rs).
+const QUIT: usize = 0xdead;
+
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "ipc::calls_between_processes_carry_label_words_and_badge",
+        run: calls_between_processes_carry_label_words_and_badge,
+    },
+    Test {
+        name: "ipc::send_and_receive_between_threads",
+        run: send_and_receive_between_threads,
+    },
+    Test {
+        name: "ipc::every_bad_handle_gets_its_error",
+        run: every_bad_handle_gets_its_error,
+    },
+    Test {
+        name: "ipc::notifications_wake_and_accumulate",
+        run: notifications_wake_and_accumulate,
+    },
+    Test {
+        name: "ipc::a_dead_server_fails_its_clients",
+        run: a_dead_server_fails_its_clients,
+    },
+    Test {
+        name: "ipc::objects_go_with_their_last_capability",
+        run: objects_go_with_their_last_capability,
+    },
+];
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(format!("{} ({}:{})", format_args!($($arg)+), file!(), line!()));
+        }
+    };
+}
+
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr, $what:expr) => {{
+        let (left, right) = (&$left, &$right);
+        ensure!(left == right, "{}: {:?} != {:?}", $what, left, right);
+    }};
+}
+
+fn fail(what: &str) -> impl FnOnce(Error) -> alloc::string::String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Starts probe `arguments` with `handles`; returns its pid.
+fn serve(arguments: &str, handles: &[Handle]) -> Result<u32, alloc::string::String> {
+    process::spawn_with("probe", arguments, handles).map_err(fail("spawn"))
+}
+
+fn exit_of(pid: u32) -> Result<Exit, alloc::string::String> {
+    process::wait(pid)
+        .map(|(_, exit)| exit)
+        .map_err(fail("wait"))
+}
+
+fn calls_between_processes_carry_label_words_and_badge() -> Outcome {
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let server = serve("ipc-echo", &[endpoint.handle()])?;
+    let client = endpoint
+        .copy(abi::RIGHT_SEND, 0x5eed)
+        .map_err(fail("badged copy"))?;
+    for i in 0..500usize {
+        let reply = client
+            .call(Message::new(i, [i, 2 * i, 3 * i, !i]))
+            .map_err(fail("call"))?;
+        ensure_eq!(
+            reply,
+            Message {
+                label: i + 1,
+                badge: 0,
+                words: [!i, 3 * i, 2 * i, 0x5eed],
+            },
+            "reply"
+        );
+    }
+    // Through the unbadged capability the server sees badge 0.
+    let reply = endpoint
+        .call(Message::new(7, [0; 4]))
+        .map_err(fail("unbadged call"))?;
+    ensure_eq!(reply.words[3], 0, "no badge");
+    ensure_eq!(
+        client.call(Message::new(1 << abi::LABEL_BITS, [0; 4])),
+        Err(Error::InvalidArgument),
+        "a label too wide"
+    );
+    client
+        .call(Message::new(QUIT, [0; 4]))
+        .map_err(fail("quit"))?;
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "server");
+    Ok(())
+}
+
+fn send_and_receive_between_threads() -> Outcome {
+    static RECEIVED: AtomicUsize = AtomicUsize::new(0);
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    ensure_eq!(
+        endpoint.try_recv(),
+        Err(Error::WouldBlock),
+        "receive with nobody sending"
+    );
+    ensure_eq!(
+        endpoint.try_send(Message::default()),
+        Err(Error::WouldBlock),
+        "send with nobody receiving"
+    );
+    let receiver = endpoint.handle();
+    rt::thread::spawn(move || {
+        let endpoint = core::mem::ManuallyDrop::new(Endpoint::from_handle(receiver));
+        for expected in 1..=100 {
+            match endpoint.recv() {
+                Ok(m) if m.label == expected && m.words == [expected; 4] => {
+                    RECEIVED.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => return,
+            }
+        }
+    })
+    .map_err(fail("thread"))?;
+    for label in 1..=100 {
+        endpoint
+            .send(Message::new(label, [label; 4]))
+            .map_err(fail("send"))?;
+    }
+    // The last send returned when the message was taken; let the
+    // receiver count it.
+    while RECEIVED.load(Ordering::Relaxed) < 100 {
+        sys::yield_now();
+        ensure!(
+            RECEIVED.load(Ordering::Relaxed) <= 100,
+            "more messages than sent"
+        );
+    }
+    ensure_eq!(RECEIVED.load(Ordering::Relaxed), 100, "messages received");
+    ensure_eq!(
+        ipc::reply(Message::default()),
+        Err(Error::NoCaller),
+        "reply without a call"
+    );
+    Ok(())
+}
+
+fn every_bad_handle_gets_its_error() -> Outcome {
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let notification = Notification::create().map_err(fail("notification"))?;
+    let info = ipc::cap_info(endpoint.handle()).map_err(fail("info"))?;
+    ensure_eq!(
+        (info.kind, info.rights, info.badge),
+        (Some(ObjectKind::Endpoint), abi::ENDPOINT_RIGHTS, 0),
+        "a new endpoint's capability"
+    );
+    // Never granted: a slot this process never filled.
+    let never = abi::initial_handle(abi::MAX_CAPABILITIES - 1);
+    ensure_eq!(
+        ipc::cap_info(never),
+        Err(Error::InvalidHandle),
+        "never granted"
+    );
+    // Forged: a generation never given out, and a value wider than a handle.
+    ensure_eq!(
+        ipc::cap_info(endpoint.handle() + (77 << abi::HANDLE_INDEX_BITS)),
+        Err(Error::InvalidHandle),
+        "forged generation"
+    );
+    ensure_eq!(
+        sys::raw(abi::Syscall::CapInfo as usize, [usize::MAX, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidHandle),
+        "wider than a handle"
+    );
+    // Deleted, then stale once the slot is reused.
+    let copy = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    let deleted = copy.into_handle();
+    ipc::cap_delete(deleted).map_err(fail("delete"))?;
+    ensure_eq!(ipc::cap_info(deleted), Err(Error::InvalidHandle), "deleted");
+    ensure_eq!(
+        ipc::cap_delete(deleted),
+        Err(Error::InvalidHandle),
+        "deleted twice"
+    );
+    let reuse = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        reuse.handle() & ((1 << abi::HANDLE_INDEX_BITS) - 1),
+        deleted & ((1 << abi::HANDLE_INDEX_BITS) - 1),
+        "the slot is reused"
+    );
+    ensure_eq!(
+        Endpoint::from_handle(deleted).try_send(Message::default()),
+        Err(Error::InvalidHandle),
+        "stale generation"
+    );
+    // Wrong type, missing right, rights that cannot grow.
+    ensure_eq!(
+        notification
+            .copy(abi::RIGHT_SIGNAL, 0)
+            .map(|n| n.into_handle())
+            .map(|h| { Endpoint::from_handle(h).try_send(Message::default()) }),
+        Ok(Err(Error::WrongType)),
+        "a notification used as an endpoint"
+    );
+    let send_only = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        send_only.try_recv(),
+        Err(Error::MissingRight),
+        "receive without the right"
+    );
+    ensure_eq!(
+        send_only
+            .copy(abi::ENDPOINT_RIGHTS, 0)
+            .map(|e| e.into_handle()),
+        Err(Error::MissingRight),
+        "more rights than held"
+    );
+    ensure_eq!(
+        process::spawn_with("probe", "exit 0", &[send_only.handle()]),
+        Err(Error::MissingRight),
+        "passing a capability without the grant right"
+    );
+    // A full table: fill every free slot, then one more.
+    let mut filler = Vec::new();
+    let full = loop {
+        match endpoint.copy(abi::RIGHT_SEND, 0) {
+            Ok(copy) => filler.push(copy),
+            Err(error) => break error,
+        }
+        ensure!(
+            filler.len() <= abi::MAX_CAPABILITIES,
+            "the table never fills"
+        );
+    };
+    ensure_eq!(full, Error::TableFull, "a full table");
+    drop(filler);
+    ensure!(
+        Endpoint::create().is_ok(),
+        "room again once the copies are deleted"
+    );
+    Ok(())
+}
+
+fn notifications_wake_and_accumulate() -> Outcome {
+    static WOKEN_WITH: AtomicUsize = AtomicUsize::new(0);
+    let notification = Notification::create().map_err(fail("notification"))?;
+    ensure_eq!(notification.poll(), Ok(0), "nothing yet");
+    notification.signal(0b0101).map_err(fail("signal"))?;
+    notification.signal(0b0011).map_err(fail("signal"))?;
+    ensure_eq!(notification.poll(), Ok(0b0111), "bits accumulate");
+    ensure_eq!(notification.poll(), Ok(0), "and are taken");
+    let waiter = notification.handle();
+    WOKEN_WITH.store(0, Ordering::Relaxed);
+    rt::thread::spawn(move || {
+        let notification = core::mem::ManuallyDrop::new(Notification::from_handle(waiter));
+        if let Ok(bits) = notification.wait() {
+            WOKEN_WITH.store(bits, Ordering::Relaxed);
+        }
+    })
+    .map_err(fail("thread"))?;
+    // Let the waiter block first.
+    for _ in 0..10 {
+        sys::yield_now();
+    }
+    notification
+        .signal(1 << (40 % usize::BITS))
+        .map_err(fail("signal"))?;
+    let started = sys::time_ns();
+    while WOKEN_WITH.load(Ordering::Relaxed) == 0 {
+        ensure!(
+            sys::time_ns() - started < 2_000_000_000,
+            "the waiter never woke"
+        );
+        sys::yield_now();
+    }
+    ensure_eq!(
+        WOKEN_WITH.load(Ordering::Relaxed),
+        1 << (40 % usize::BITS),
+        "the waiter got the bit"
+    );
+    let signal_only = notification
+        .copy(abi::RIGHT_SIGNAL, 0)
+        .map_err(fail("copy"))?;
+    ensure_eq!(
+        signal_only.poll(),
+        Err(Error::MissingRight),
+        "poll without wait right"
+    );
+    Ok(())
+}
+
+fn a_dead_server_fails_its_clients() -> Outcome {
+    // The server holds the only receive right, and never receives: the
+    // client's call waits until the server ends, then fails.
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let client = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    let server = serve("ipc-idle 30", &[endpoint.handle()])?;
+    drop(endpoint);
+    ensure_eq!(
+        client.call(Message::new(1, [0; 4])),
+        Err(Error::PeerDied),
+        "a call queued at a server that ends"
+    );
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "idle server");
+    ensure_eq!(
+        client.send(Message::default()),
+        Err(Error::PeerDied),
+        "a send after it ended"
+    );
+    // A server that takes the call and ends without replying.
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let client = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    let server = serve("ipc-vanish", &[endpoint.handle()])?;
+    drop(endpoint);
+    ensure_eq!(
+        client.call(Message::new(2, [0; 4])),
+        Err(Error::PeerDied),
+        "a call taken by a server that ends"
+    );
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "vanishing server");
+    Ok(())
+}
+
+fn objects_go_with_their_last_capability() -> Outcome {
+    let memory = || process::memory().map_err(fail("memory"));
+    // Warm-up: the first run may grow the kernel's heap, which keeps it.
+    ensure_eq!(
+        process::run("probe", "ipc-hoard 40").map_err(fail("hoard"))?,
+        Exit::Code(0),
+        "warm-up"
+    );
+    let before = memory()?;
+    for _ in 0..3 {
+        ensure_eq!(
+            process::run("probe", "ipc-hoard 40").map_err(fail("hoard"))?,
+            Exit::Code(0),
+            "hoarder"
+        );
+    }
+    let after = memory()?;
+    ensure_eq!(after.free_frames, before.free_frames, "free frames");
+    ensure_eq!(after.heap_used, before.heap_used, "kernel heap in use");
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! Capabilities and IPC, typed: endpoints and notifications as values
+//! that own their capability (dropping one deletes it), messages as
+//! structs. The raw calls are in [`crate::sys`] for tests of the kernel's
+//! checks.
+
+use crate::sys;
+use abi::{Error, Handle, ObjectKind, Rights, Syscall};
+
+/// A message: a label (at most `abi::LABEL_BITS` bits) and four words;
+/// a received one also carries the badge of the capability it came
+/// through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    pub label: usize,
+    pub badge: usize,
+    pub words: [usize; 4],
+}
+
+impl Message {
+    /// A message to send.
+    pub fn new(label: usize, words: [usize; 4]) -> Message {
+        Message {
+            label,
+            badge: 0,
+            words,
+        }
+    }
+}
+
+fn received(result: Result<(usize, usize, [usize; 4]), Error>) -> Result<Message, Error> {
+    result.map(|(label, badge, words)| Message {
+        label,
+        badge,
+        words,
+    })
+}
+
+/// What a capability is: its object's kind, its rights and its badge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapInfo {
+    pub kind: Option<ObjectKind>,
+    pub rights: Rights,
+    pub badge: usize,
+}
+
+/// Describes the capability `handle` names.
+pub fn cap_info(handle: Handle) -> Result<CapInfo, Error> {
+    let (word, badge) = sys::pair_call(Syscall::CapInfo, [handle as usize, 0, 0, 0, 0, 0])?;
+    Ok(CapInfo {
+        kind: ObjectKind::from_number(word as u32 & 0xff),
+        rights: (word >> 8) as Rights,
+        badge,
+    })
+}
+
+/// Deletes the capability `handle` names.
+pub fn cap_delete(handle: Handle) -> Result<(), Error> {
+    sys::raw(
+        Syscall::CapDelete as usize,
+        [handle as usize, 0, 0, 0, 0, 0],
+    )
+    .map(|_| ())
+}
+
+/// Copies the capability `handle` names with `rights` and `badge`.
+pub fn cap_copy(handle: Handle, rights: Rights, badge: usize) -> Result<Handle, Error> {
+    sys::raw(
+        Syscall::CapCopy as usize,
+        [handle as usize, rights as usize, badge, 0, 0, 0],
+    )
+    .map(|h| h as Handle)
+}
+
+/// Answers the last call this thread received.
+pub fn reply(message: Message) -> Result<(), Error> {
+    let [w0, w1, w2, w3] = message.words;
+    sys::raw(Syscall::Reply as usize, [message.label, w0, w1, w2, w3, 0]).map(|_| ())
+}
+
+macro_rules! owned_handle {
+    ($name:ident) => {
+        impl $name {
+            /// Takes ownership of `handle` (one passed at spawn, say).
+            pub fn from_handle(handle: Handle) -> $name {
+                $name(handle)
+            }
+
+            /// The handle, still owned.
+            pub fn handle(&self) -> Handle {
+                self.0
+            }
+
+            /// Gives up ownership: the capability stays.
+            pub fn into_handle(self) -> Handle {
+                let handle = self.0;
+                core::mem::forget(self);
+                handle
+            }
+
+            /// Another capability to the object with `rights` (and for an
+            /// endpoint, `badge`).
+            pub fn copy(&self, rights: Rights, badge: usize) -> Result<$name, Error> {
+                cap_copy(self.0, rights, badge).map($name)
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                let _ = cap_delete(self.0);
+            }
+        }
+    };
+}
+
+/// An endpoint capability.
+#[derive(Debug)]
+pub struct Endpoint(Handle);
+owned_handle!(Endpoint);
+
+impl Endpoint {
+    /// A new endpoint, with every right.
+    pub fn create() -> Result<Endpoint, Error> {
+        sys::raw(Syscall::EndpointCreate as usize, [0; 6]).map(|h| Endpoint(h as Handle))
+    }
+
+    fn send_with(&self, message: Message, flags: usize) -> Result<(), Error> {
+        let [w0, w1, w2, w3] = message.words;
+        let info = message.label | flags;
+        sys::raw(
+            Syscall::Send as usize,
+            [self.0 as usize, info, w0, w1, w2, w3],
+        )
+        .map(|_| ())
+    }
+
+    /// Sends, waiting for a receiver.
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.send_with(message, 0)
+    }
+
+    /// Sends only if a receiver waits (else `WouldBlock`).
+    pub fn try_send(&self, message: Message) -> Result<(), Error> {
+        self.send_with(message, abi::SEND_NONBLOCK)
+    }
+
+    /// Receives, waiting for a sender.
+    pub fn recv(&self) -> Result<Message, Error> {
+        received(sys::message_call(
+            Syscall::Recv,
+            [self.0 as usize, 0, 0, 0, 0, 0],
+        ))
+    }
+
+    /// Receives only if a sender waits (else `WouldBlock`).
+    pub fn try_recv(&self) -> Result<Message, Error> {
+        received(sys::message_call(
+            Syscall::Recv,
+            [self.0 as usize, abi::RECV_NONBLOCK, 0, 0, 0, 0],
+        ))
+    }
+
+    /// Sends and waits for the reply.
+    pub fn call(&self, message: Message) -> Result<Message, Error> {
+        let [w0, w1, w2, w3] = message.words;
+        received(sys::message_call(
+            Syscall::Call,
+            [self.0 as usize, message.label, w0, w1, w2, w3],
+        ))
+    }
+
+    /// Replies to the pending call (if any), then receives.
+    pub fn reply_recv(&self, reply: Message) -> Result<Message, Error> {
+        let [w0, w1, w2, w3] = reply.words;
+        received(sys::message_call(
+            Syscall::ReplyRecv,
+            [self.0 as usize, reply.label, w0, w1, w2, w3],
+        ))
+    }
+}
+
+/// A notification capability.
+#[derive(Debug)]
+pub struct Notification(Handle);
+owned_handle!(Notification);
+
+impl Notification {
+    /// A new notification, with every right and no bits set.
+    pub fn create() -> Result<Notification, Error> {
+        sys::raw(Syscall::NotificationCreate as usize, [0; 6]).map(|h| Notification(h as Handle))
+    }
+
+    /// Sets `bits`.
+    pub fn signal(&self, bits: usize) -> Result<(), Error> {
+        sys::raw(
+            Syscall::Signal as usize,
+            [self.0 as usize, bits, 0, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Waits for bits, and takes them.
+    pub fn wait(&self) -> Result<usize, Error> {
+        sys::pair_call(Syscall::NotificationWait, [self.0 as usize, 0, 0, 0, 0, 0]).map(|(_, b)| b)
+    }
+
+    /// Takes the bits set (0 if none) without waiting.
+    pub fn poll(&self) -> Result<usize, Error> {
+        sys::pair_call(Syscall::NotificationPoll, [self.0 as usize, 0, 0, 0, 0, 0]).map(|(_, b)| b)
+    }
+}
