@@ -119,6 +119,50 @@ fn anonymous_page_faults() -> (Vec<u64>, Vec<u64>) {
     result
 }
 
+/// The label that ends the probe's `ipc-echo` server.
+const QUIT: usize = 0xdead;
+
+/// `call` round trips to a server: in another process (`probe ipc-echo`)
+/// or in a thread of this one, each looping in `reply_recv`.
+fn ipc_round_trips(other_process: bool) -> (Vec<u64>, Vec<u64>) {
+    use rt::ipc::{Endpoint, Message};
+    let Ok(endpoint) = Endpoint::create() else {
+        return (Vec::new(), Vec::new());
+    };
+    let server = if other_process {
+        match rt::process::spawn_with("probe", "ipc-echo", &[endpoint.handle()]) {
+            Ok(pid) => Some(pid),
+            Err(_) => return (Vec::new(), Vec::new()),
+        }
+    } else {
+        let handle = endpoint.handle();
+        let started = rt::thread::spawn(move || {
+            let endpoint = core::mem::ManuallyDrop::new(Endpoint::from_handle(handle));
+            let mut request = endpoint.recv();
+            while let Ok(message) = request {
+                if message.label == QUIT {
+                    let _ = rt::ipc::reply(Message::default());
+                    return;
+                }
+                request = endpoint.reply_recv(Message::new(message.label + 1, message.words));
+            }
+        });
+        if started.is_err() {
+            return (Vec::new(), Vec::new());
+        }
+        None
+    };
+    let message = Message::new(1, [1, 2, 3, 4]);
+    let result = sample(SAMPLES, BATCH, || {
+        black_box(endpoint.call(black_box(message)).ok());
+    });
+    let _ = endpoint.call(Message::new(QUIT, [0; 4]));
+    if let Some(pid) = server {
+        let _ = rt::process::wait(pid);
+    }
+    result
+}
+
 fn spawn_and_exit() {
     match rt::process::run("hello", "quiet") {
         Ok(rt::process::Exit::Code(0)) => {}
@@ -153,6 +197,18 @@ pub fn run() -> i32 {
     let (cycles, ns) = yield_ping_pong();
     metrics.push(Metric {
         name: "thread_switch_yield",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = ipc_round_trips(true);
+    metrics.push(Metric {
+        name: "ipc_call_reply_round_trip",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = ipc_round_trips(false);
+    metrics.push(Metric {
+        name: "ipc_round_trip_same_space",
         cycles,
         ns,
     });
