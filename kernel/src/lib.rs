@@ -12,6 +12,8 @@
 //!   user address spaces and program loading;
 //! - [`syscall`]: each call decoded into a typed call, then performed by
 //!   the module of its group;
+//! - [`object`]: kernel objects reached through capabilities (endpoints,
+//!   notifications) and the per-process capability table;
 //! - [`mm`]: frames (a buddy allocator), the heap (grown from frames),
 //!   kernel stacks; [`irq`], [`timer`] and [`clock`]: interrupts and time;
 //! - [`console`] (output) and [`console_input`] (the receive ring and its
