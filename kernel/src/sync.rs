@@ -63,6 +63,24 @@ impl<T> IrqLock<T> {
         }
     }
 
+    /// Takes the lock where interrupts are known to be masked already (in
+    /// a system call or an interrupt handler: the kernel runs with them
+    /// masked), skipping the save and restore.
+    pub fn lock_masked(&self) -> IrqGuard<'_, T> {
+        debug_assert!(
+            !IRQ_OPS.get().is_some_and(|ops| {
+                let was = (ops.save)();
+                (ops.restore)(was);
+                was
+            }),
+            "lock_masked with interrupts enabled"
+        );
+        IrqGuard {
+            guard: ManuallyDrop::new(self.inner.lock()),
+            was_enabled: false,
+        }
+    }
+
     /// Whether the lock is held.
     pub fn is_locked(&self) -> bool {
         self.inner.is_locked()
@@ -95,8 +113,11 @@ impl<T> Drop for IrqGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: the guard is dropped once, here, before interrupts return.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
-        if let Some(ops) = IRQ_OPS.get() {
-            (ops.restore)(self.was_enabled);
+        // Restoring "masked" changes nothing.
+        if self.was_enabled
+            && let Some(ops) = IRQ_OPS.get()
+        {
+            (ops.restore)(true);
         }
     }
 }

@@ -8,11 +8,16 @@
 //! (seL4's reply capability), which `reply` uses up. When the last
 //! capability that may receive goes, nothing could ever take the queued
 //! messages: their senders get [`Error::PeerDied`], as do later sends.
+//!
+//! The fast paths ([`fast_call`], [`fast_reply_receive`]) cover a server's
+//! loop: when the other side already waits and may run at once, the
+//! message goes straight into its thread record and the CPU switches
+//! straight to it, without the run queues (seL4's `fastpath_call` and
+//! `fastpath_reply_recv` do the same).
 
 use crate::task::ipc::{self, Ipc};
 use crate::task::{Message, ThreadRef, WaitQueue};
 use abi::Error;
-use alloc::sync::Arc;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use hal::Arch;
@@ -59,11 +64,23 @@ impl Endpoint {
     }
 }
 
-/// A queue of an endpoint reached through an `Arc`, as threads block in it.
+impl Drop for Endpoint {
+    /// Threads blocked here hold no reference to it: they learn it went.
+    fn drop(&mut self) {
+        let mut ipc = ipc::lock();
+        for queue in [&self.senders, &self.receivers] {
+            while let Some(thread) = ipc.pop(queue) {
+                ipc.wake(thread, Err(Error::PeerDied));
+            }
+        }
+    }
+}
+
+/// A queue of an endpoint, as threads block in it.
 fn pinned(queue: &WaitQueue) -> Pin<&WaitQueue> {
-    // SAFETY: threads block only in endpoints reached through an `Arc`
-    // (every function here takes one), whose allocation never moves, and
-    // nothing moves a queue out of an endpoint.
+    // SAFETY: endpoints that threads use live in an `Arc` (capabilities
+    // hold them so), whose allocation never moves, and an endpoint empties
+    // its queues before it goes.
     unsafe { Pin::new_unchecked(queue) }
 }
 
@@ -78,7 +95,7 @@ pub struct Send {
 }
 
 /// Sends on `endpoint`; a call returns the reply.
-pub fn send<A: Arch>(endpoint: &Arc<Endpoint>, send: Send) -> Result<Message, Error> {
+pub fn send<A: Arch>(endpoint: &Endpoint, send: Send) -> Result<Message, Error> {
     let mut ipc = ipc::lock();
     if endpoint.dead() {
         return Err(Error::PeerDied);
@@ -93,30 +110,26 @@ pub fn send<A: Arch>(endpoint: &Arc<Endpoint>, send: Send) -> Result<Message, Er
         if !send.call {
             return Ok(Message::default());
         }
-        ipc.block(None, None, endpoint.clone());
+        ipc.block(None, None);
         return ipc::wait::<A>(ipc);
     }
     if send.nonblocking {
         return Err(Error::WouldBlock);
     }
     let queue = pinned(&endpoint.senders);
-    ipc.block(
-        Some(queue),
-        Some((send.message, send.call)),
-        endpoint.clone(),
-    );
+    ipc.block(Some(queue), Some((send.message, send.call)));
     ipc::wait::<A>(ipc)
 }
 
 /// Receives on `endpoint`: the message, and for a call, the right to
 /// reply to its caller.
-pub fn receive<A: Arch>(endpoint: &Arc<Endpoint>, nonblocking: bool) -> Result<Message, Error> {
+pub fn receive<A: Arch>(endpoint: &Endpoint, nonblocking: bool) -> Result<Message, Error> {
     receive_locked::<A>(ipc::lock(), endpoint, nonblocking)
 }
 
 fn receive_locked<A: Arch>(
     mut ipc: Ipc,
-    endpoint: &Arc<Endpoint>,
+    endpoint: &Endpoint,
     nonblocking: bool,
 ) -> Result<Message, Error> {
     if let Some(sender) = ipc.pop(&endpoint.senders) {
@@ -134,7 +147,7 @@ fn receive_locked<A: Arch>(
     }
     ipc.set_caller(None);
     let queue = pinned(&endpoint.receivers);
-    ipc.block(Some(queue), None, endpoint.clone());
+    ipc.block(Some(queue), None);
     ipc::wait::<A>(ipc)
 }
 
@@ -156,13 +169,45 @@ fn deliver_reply(ipc: &mut Ipc, caller: ThreadRef, message: Message) {
 }
 
 /// Replies to the pending call, if any, then receives on `endpoint`.
-pub fn reply_receive<A: Arch>(
-    endpoint: &Arc<Endpoint>,
-    message: Message,
-) -> Result<Message, Error> {
+pub fn reply_receive<A: Arch>(endpoint: &Endpoint, message: Message) -> Result<Message, Error> {
     let mut ipc = ipc::lock();
     if let Some(caller) = ipc.take_caller() {
         deliver_reply(&mut ipc, caller, message);
     }
     receive_locked::<A>(ipc, endpoint, false)
+}
+
+/// What a fast path did: the calling thread's outcome once it runs again,
+/// or, when the fast path does not apply, the lock given back untouched.
+pub type Fast = Result<Result<Message, Error>, Ipc>;
+
+/// `call`'s fast path: a receiver waits and may run now.
+pub fn fast_call<A: Arch>(mut ipc: Ipc, endpoint: &Endpoint, message: Message) -> Fast {
+    if endpoint.dead() {
+        return Err(ipc);
+    }
+    let Some(receiver) = ipc.first_to_run_now(&endpoint.receivers) else {
+        return Err(ipc);
+    };
+    let me = ipc.current();
+    ipc.pop(&endpoint.receivers);
+    ipc.hand_over(receiver, message);
+    ipc.set_caller_of(receiver, me);
+    ipc.block(None, None);
+    Ok(ipc.switch_to::<A>(receiver))
+}
+
+/// `reply_recv`'s fast path: the caller waits for the reply and may run
+/// now, and no message waits to be received.
+pub fn fast_reply_receive<A: Arch>(mut ipc: Ipc, endpoint: &Endpoint, reply: Message) -> Fast {
+    let Some(caller) = ipc.caller() else {
+        return Err(ipc);
+    };
+    if !ipc.is_empty(&endpoint.senders) || !ipc.awaits_reply(caller) || !ipc.may_run_now(caller) {
+        return Err(ipc);
+    }
+    ipc.take_caller();
+    ipc.hand_over(caller, reply);
+    ipc.block(Some(pinned(&endpoint.receivers)), None);
+    Ok(ipc.switch_to::<A>(caller))
 }

@@ -6,7 +6,6 @@
 use crate::task::ipc;
 use crate::task::{Message, WaitQueue};
 use abi::Error;
-use alloc::sync::Arc;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use hal::Arch;
@@ -24,6 +23,16 @@ impl Default for Notification {
     }
 }
 
+impl Drop for Notification {
+    /// Waiters hold no reference to it: they learn it went.
+    fn drop(&mut self) {
+        let mut ipc = ipc::lock();
+        while let Some(waiter) = ipc.pop(&self.waiters) {
+            ipc.wake(waiter, Err(Error::PeerDied));
+        }
+    }
+}
+
 impl Notification {
     pub const fn new() -> Notification {
         Notification {
@@ -34,7 +43,7 @@ impl Notification {
 }
 
 /// Sets `bits`: the longest waiter, if any, takes them with those pending.
-pub fn signal(notification: &Arc<Notification>, bits: usize) {
+pub fn signal(notification: &Notification, bits: usize) {
     let mut ipc = ipc::lock();
     let pending = notification.bits.load(Ordering::Relaxed) | bits;
     if pending == 0 {
@@ -54,20 +63,21 @@ pub fn signal(notification: &Arc<Notification>, bits: usize) {
 }
 
 /// Takes the bits set, 0 if none.
-pub fn poll(notification: &Arc<Notification>) -> usize {
+pub fn poll(notification: &Notification) -> usize {
     let _ipc = ipc::lock();
     notification.bits.swap(0, Ordering::Relaxed)
 }
 
 /// Waits until bits are set, then takes them.
-pub fn wait<A: Arch>(notification: &Arc<Notification>) -> Result<usize, Error> {
+pub fn wait<A: Arch>(notification: &Notification) -> Result<usize, Error> {
     let mut ipc = ipc::lock();
     let bits = notification.bits.swap(0, Ordering::Relaxed);
     if bits != 0 {
         return Ok(bits);
     }
-    // SAFETY: as for endpoints: reached through an `Arc`, never moved.
+    // SAFETY: as for endpoints: notifications live in an `Arc`, which
+    // never moves, and empty their queue before they go.
     let queue = unsafe { Pin::new_unchecked(&notification.waiters) };
-    ipc.block(Some(queue), None, notification.clone());
+    ipc.block(Some(queue), None);
     ipc::wait::<A>(ipc).map(|message| message.badge)
 }

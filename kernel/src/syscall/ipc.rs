@@ -68,18 +68,17 @@ pub(super) fn reply_receive<A: Arch>(handle: Handle, reply: Message) -> Outcome 
 }
 
 pub(super) fn signal(handle: Handle, bits: usize) -> Outcome {
-    notification::signal(&notification(handle, abi::RIGHT_SIGNAL)?, bits);
+    let target = notification(handle, abi::RIGHT_SIGNAL)?;
+    notification::signal(&target, bits);
     one(0)
 }
 
 pub(super) fn wait<A: Arch>(handle: Handle) -> Outcome {
-    let bits = notification::wait::<A>(&notification(handle, abi::RIGHT_WAIT)?)?;
-    two(0, bits)
+    let source = notification(handle, abi::RIGHT_WAIT)?;
+    two(0, notification::wait::<A>(&source)?)
 }
 
 pub(super) fn poll(handle: Handle) -> Outcome {
-    two(
-        0,
-        notification::poll(&notification(handle, abi::RIGHT_WAIT)?),
-    )
+    let source = notification(handle, abi::RIGHT_WAIT)?;
+    two(0, notification::poll(&source))
 }

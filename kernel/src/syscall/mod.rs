@@ -10,6 +10,7 @@
 mod cap;
 mod console;
 mod decode;
+mod fastpath;
 mod info;
 mod ipc;
 mod memory;
@@ -69,18 +70,20 @@ fn message(message: task::Message) -> Outcome {
     })
 }
 
-/// Carries out system call `number` with `args`; returns the two result
+/// Carries out system call `number` with `args`; returns the result
 /// registers. Called by the architecture's entry path. The calls that
-/// only read a value are answered here, inline in the entry path; the
-/// rest are decoded, then performed.
+/// only read a value are answered here, inline in the entry path; `call`
+/// and `reply_recv` try the IPC fast path (`fastpath`); the rest are
+/// decoded, then performed.
 #[inline(always)]
 pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
-    const PROCESS_ID: usize = Syscall::ProcessId as usize;
-    const THREAD_ID: usize = Syscall::ThreadId as usize;
-    let value = match number {
-        PROCESS_ID => task::current_pid() as usize,
-        THREAD_ID => task::current_tid() as usize,
-        _ => return handle_other::<A>(number, args),
+    // Compared one by one, so that the null call's path is two compares.
+    let value = if number == Syscall::ProcessId as usize {
+        task::current_pid() as usize
+    } else if number == Syscall::ThreadId as usize {
+        task::current_tid() as usize
+    } else {
+        return handle_other::<A>(number, args);
     };
     Returned {
         results: [value, 0],
@@ -90,6 +93,11 @@ pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
 
 #[inline(never)]
 fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
+    if (number == Syscall::Call as usize || number == Syscall::ReplyRecv as usize)
+        && let Some(returned) = fastpath::try_ipc::<A>(number, args)
+    {
+        return returned;
+    }
     decode::decode(number, args, A::user_range().1)
         .and_then(perform::<A>)
         .unwrap_or_else(Returned::error)

@@ -67,10 +67,12 @@ impl Scheduler {
         let process = self.processes.get_mut(slot);
         process.exit.get_or_insert(ExitStatus::Exited(0));
         let resources = process.resources.take();
-        if let Some(space) = process.space.take() {
+        let space = process.space.take();
+        if let Some(space) = space {
             crate::inspect::remove_process(process.pid);
             space.destroy::<A>();
         }
+        let process = self.processes.get_mut(slot);
         process.zombie = true;
         let (pid, parent) = (process.pid, process.parent);
         self.processes.orphan_children_of(pid);

@@ -5,15 +5,16 @@
 //! terms of this and never see the scheduler itself.
 //!
 //! The rule that keeps the lock safe: nothing that may take it again
-//! (dropping a capability, say) happens while an [`Ipc`] is held.
+//! (dropping a capability or an object, say) happens while an [`Ipc`] is
+//! held. A blocked thread holds no reference to the object it waits on:
+//! an object that goes wakes its waiters first (with `PeerDied`).
 
 pub use super::process::Resources;
-use super::sched::{SCHEDULER, Scheduler, schedule};
+use super::sched::{self, SCHEDULER, Scheduler, schedule};
 use super::thread::{Message, State, ThreadRef};
 use super::wait::WaitQueue;
 use crate::sync::IrqGuard;
 use abi::Error;
-use alloc::sync::Arc;
 use core::any::Any;
 use core::pin::Pin;
 use hal::Arch;
@@ -27,6 +28,14 @@ pub struct Ipc {
 pub fn lock() -> Ipc {
     Ipc {
         s: SCHEDULER.lock(),
+    }
+}
+
+/// Locks the scheduler for IPC from a system call, where interrupts are
+/// masked already.
+pub fn lock_in_system_call() -> Ipc {
+    Ipc {
+        s: SCHEDULER.lock_masked(),
     }
 }
 
@@ -86,6 +95,11 @@ impl Ipc {
         self.s.thread_mut(receiver.index).ipc.caller = Some(caller);
     }
 
+    /// The caller the current thread owes a reply, left pending.
+    pub fn caller(&self) -> Option<ThreadRef> {
+        self.s.thread(self.s.current).ipc.caller
+    }
+
     /// Takes the caller the current thread owes a reply.
     pub fn take_caller(&mut self) -> Option<ThreadRef> {
         let current = self.s.current;
@@ -107,14 +121,9 @@ impl Ipc {
     }
 
     /// Blocks the calling thread with `message` (a call if `is_call`) in
-    /// `queue`, or, without a queue, until its reply comes; `hold` keeps
-    /// the object alive meanwhile. Then [`wait`].
-    pub fn block(
-        &mut self,
-        queue: Option<Pin<&WaitQueue>>,
-        message: Option<(Message, bool)>,
-        hold: Arc<dyn Any + Send + Sync>,
-    ) {
+    /// `queue`, or, without a queue, until its reply comes. Then [`wait`]
+    /// or [`Ipc::switch_to`].
+    pub fn block(&mut self, queue: Option<Pin<&WaitQueue>>, message: Option<(Message, bool)>) {
         let current = self.s.current;
         let thread = self.s.thread_mut(current);
         if let Some((message, is_call)) = message {
@@ -123,11 +132,49 @@ impl Ipc {
         }
         thread.ipc.awaiting_reply = queue.is_none();
         thread.ipc.outcome = None;
-        thread.ipc.hold = Some(hold);
         match queue {
             Some(queue) => self.s.block_current_in(queue),
             None => thread.state = State::Blocked,
         }
+    }
+
+    /// The thread that has waited longest in `queue`, if it may run at
+    /// once (nothing ready is more urgent): the fast path's partner.
+    pub fn first_to_run_now(&self, queue: &WaitQueue) -> Option<ThreadRef> {
+        let index = queue.front(&self.s.threads)?;
+        self.s
+            .may_run_next(index)
+            .then(|| self.s.threads.reference(index))
+    }
+
+    /// Whether no thread waits in `queue`.
+    pub fn is_empty(&self, queue: &WaitQueue) -> bool {
+        queue.front(&self.s.threads).is_none()
+    }
+
+    /// Whether blocked thread `t` may run at once.
+    pub fn may_run_now(&self, t: ThreadRef) -> bool {
+        self.s.may_run_next(t.index)
+    }
+
+    /// Hands message to blocked thread `t`, clears its wait, and lets it
+    /// run next, without the run queues.
+    pub fn hand_over(&mut self, t: ThreadRef, message: Message) {
+        let ipc = &mut self.s.thread_mut(t.index).ipc;
+        ipc.message = message;
+        ipc.outcome = None;
+        ipc.awaiting_reply = false;
+    }
+
+    /// Switches straight to `next` (blocked, handed its message, allowed
+    /// to run now), the calling thread having blocked: the fast path's
+    /// switch. Returns what the calling thread is handed when it runs
+    /// again.
+    pub fn switch_to<A: Arch>(mut self, next: ThreadRef) -> Result<Message, Error> {
+        let to = self.s.switch_direct(next.index);
+        drop(self);
+        sched::switch::<A>(to);
+        finish()
     }
 }
 
@@ -136,22 +183,21 @@ impl Ipc {
 pub fn wait<A: Arch>(ipc: Ipc) -> Result<Message, Error> {
     drop(ipc);
     schedule::<A>();
-    let (result, hold) = {
-        let mut s = SCHEDULER.lock();
-        let killed = s.current_killed();
-        let current = s.current;
-        let ipc = &mut s.thread_mut(current).ipc;
-        ipc.awaiting_reply = false;
-        ipc.is_call = false;
-        let hold = ipc.hold.take();
-        let result = match (killed, ipc.outcome.take()) {
-            (true, _) => Err(Error::Interrupted),
-            (false, Some(error)) => Err(error),
-            (false, None) => Ok(ipc.message),
-        };
-        (result, hold)
-    };
-    // The last reference to the object may go here, outside the lock.
-    drop(hold);
-    result
+    finish()
+}
+
+/// What the calling thread was handed when its wait ended (in a system
+/// call: interrupts are masked).
+fn finish() -> Result<Message, Error> {
+    let mut s = SCHEDULER.lock_masked();
+    let killed = s.current_killed();
+    let current = s.current;
+    let ipc = &mut s.thread_mut(current).ipc;
+    ipc.awaiting_reply = false;
+    ipc.is_call = false;
+    match (killed, ipc.outcome.take()) {
+        (true, _) => Err(Error::Interrupted),
+        (false, Some(error)) => Err(error),
+        (false, None) => Ok(ipc.message),
+    }
 }

@@ -15,7 +15,7 @@ use crate::timer;
 use abi::Error;
 use alloc::boxed::Box;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use hal::{Arch, RootTable};
 
 /// Scheduler ticks per second.
@@ -51,6 +51,9 @@ static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
 static CURRENT_TID: AtomicU32 = AtomicU32::new(0);
 /// Nanoseconds from reset to the first return to user mode.
 static FIRST_USER_NS: AtomicU64 = AtomicU64::new(0);
+/// Ended threads whose stacks are not yet freed, so that a switch need
+/// not look when there are none.
+static DEAD_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 impl Scheduler {
     pub(super) const fn new() -> Scheduler {
@@ -172,6 +175,7 @@ impl Scheduler {
         let current = self.current;
         self.threads.mark_ended(current);
         self.dead.push_back(&mut self.threads, current, Place::Dead);
+        DEAD_THREADS.fetch_add(1, Ordering::Relaxed);
         self.thread(current).process
     }
 
@@ -180,6 +184,7 @@ impl Scheduler {
     pub(super) fn take_dead(&mut self) -> Option<Box<Thread>> {
         let index = self.dead.front().filter(|&index| index != self.current)?;
         self.dead.remove(&mut self.threads, index);
+        DEAD_THREADS.fetch_sub(1, Ordering::Relaxed);
         self.threads.take(index)
     }
 
@@ -220,6 +225,40 @@ impl Scheduler {
             self.run.push(&mut self.threads, previous, priority);
         }
         let next = self.run.pop(&mut self.threads).unwrap_or(self.idle);
+        if next == previous {
+            self.start_running(next);
+            return None;
+        }
+        if still_ready
+            && !yielded
+            && let Some(slot) = self.thread(previous).process
+        {
+            self.processes.get_mut(slot).preemptions += 1;
+        }
+        if previous == self.idle {
+            self.thread_mut(previous).state = State::Ready;
+        }
+        Some(self.enter(next))
+    }
+
+    /// Runs blocked thread `next` at once, without the run queues, in
+    /// place of the current thread, which has just blocked. The caller
+    /// makes sure nothing ready is more urgent than `next`.
+    pub(super) fn switch_direct(&mut self, next: usize) -> SwitchTo {
+        debug_assert_eq!(self.thread(self.current).state, State::Blocked);
+        debug_assert_eq!(self.thread(next).state, State::Blocked);
+        self.enter(next)
+    }
+
+    /// Whether `index` may run at once, ahead of the run queues: nothing
+    /// ready is more urgent.
+    pub(super) fn may_run_next(&self, index: usize) -> bool {
+        self.run
+            .highest()
+            .is_none_or(|highest| self.thread(index).priority >= highest)
+    }
+
+    fn start_running(&mut self, next: usize) {
         let thread = self.thread_mut(next);
         thread.state = State::Running;
         thread.slice_left = TIMESLICE_TICKS;
@@ -227,34 +266,40 @@ impl Scheduler {
             // It dies at its next return to user mode.
             NEED_RESCHED.store(true, Ordering::Relaxed);
         }
-        if next == previous {
-            return None;
-        }
-        let (load, stack_top, process) = (thread.saved_sp, thread.stack_top, thread.process);
-        let tid = thread.tid;
-        if still_ready
-            && !yielded
-            && let Some(slot) = self.thread(previous).process
-        {
-            self.processes.get_mut(slot).preemptions += 1;
-        }
-        let space =
-            process.and_then(|slot| self.processes.get(slot).space.as_ref().map(UserSpace::root));
+    }
+
+    /// Makes `next` (not the current thread) current; where to switch.
+    fn enter(&mut self, next: usize) -> SwitchTo {
+        let previous = self.current;
+        self.start_running(next);
+        let thread = self.thread(next);
+        let (load, stack_top, process, tid) = (
+            thread.saved_sp,
+            thread.stack_top,
+            thread.process,
+            thread.tid,
+        );
+        // A thread of the process that ran last finds its space active
+        // (kernel threads run in any space, and kernel code may have
+        // switched it, so after one the space is switched anyway).
+        let same_process = process.is_some() && self.thread(previous).process == process;
+        let space = match same_process {
+            true => None,
+            false => process
+                .and_then(|slot| self.processes.get(slot).space.as_ref().map(UserSpace::root)),
+        };
         CURRENT_TID.store(tid, Ordering::Relaxed);
         CURRENT_PID.store(
             process.map_or(0, |slot| self.processes.get(slot).pid),
             Ordering::Relaxed,
         );
         self.current = next;
-        if previous == self.idle {
-            self.thread_mut(previous).state = State::Ready;
-        }
-        Some(SwitchTo {
+        SwitchTo {
             save: &raw mut self.thread_mut(previous).saved_sp,
             load,
             space,
             stack_top,
-        })
+        }
     }
 }
 
@@ -300,24 +345,32 @@ pub(super) fn schedule<A: Arch>() {
     A::disable();
     let target = SCHEDULER.lock().pick_next();
     if let Some(to) = target {
-        // Kernel threads run in whatever address space is active.
-        if to.space.is_some() {
-            A::activate(to.space);
-        }
-        A::set_kernel_stack(to.stack_top);
-        // SAFETY: interrupts are masked; `load` was stored by a switch or
-        // a prepare call; `save` points into the previous thread's boxed
-        // record, which stays until it is reaped, after this switch.
-        unsafe { A::switch(to.save, to.load) };
-        reap();
+        switch::<A>(to);
     }
     if enabled {
         A::enable();
     }
 }
 
+/// Switches to `to`, with interrupts masked and the lock let go; returns
+/// when the current thread runs again.
+pub(super) fn switch<A: Arch>(to: SwitchTo) {
+    if to.space.is_some() {
+        A::activate(to.space);
+    }
+    A::set_kernel_stack(to.stack_top);
+    // SAFETY: interrupts are masked; `load` was stored by a switch or a
+    // prepare call; `save` points into the previous thread's boxed record,
+    // which stays until it is reaped, after this switch.
+    unsafe { A::switch(to.save, to.load) };
+    reap();
+}
+
 /// Frees the kernel stacks of threads that have ended.
 pub(super) fn reap() {
+    if DEAD_THREADS.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     loop {
         let dead = SCHEDULER.lock().take_dead();
         match dead {

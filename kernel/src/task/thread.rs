@@ -8,9 +8,7 @@ use super::queue::{LinkTable, Links, Place};
 use crate::mm::{self, stack::KernelStack};
 use abi::Error;
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::any::Any;
 
 /// A thread id; ids are never reused.
 pub type Tid = u32;
@@ -64,8 +62,6 @@ pub(super) struct IpcState {
     pub(super) outcome: Option<Error>,
     /// The caller waiting for this thread's reply.
     pub(super) caller: Option<ThreadRef>,
-    /// The object it waits on, kept alive while it waits.
-    pub(super) hold: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -83,6 +83,13 @@ impl WaitQueue {
         });
     }
 
+    /// The thread that has waited longest, left in the queue.
+    pub(super) fn front(&self, _threads: &Threads) -> Option<usize> {
+        // SAFETY: as in `with_list`: the thread table, borrowed here, is
+        // only reached under the scheduler lock, and this reads.
+        unsafe { (*self.list.get()).front() }
+    }
+
     /// Unlinks and returns the thread that has waited longest.
     pub(super) fn pop(&self, threads: &mut Threads) -> Option<usize> {
         self.with_list(threads, |list, threads| list.pop_front(threads))
