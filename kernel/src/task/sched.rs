@@ -258,7 +258,7 @@ impl Scheduler {
             .is_none_or(|highest| self.thread(index).priority >= highest)
     }
 
-    fn start_running(&mut self, next: usize) {
+    fn start_running(&mut self, next: usize) -> &mut Thread {
         let thread = self.thread_mut(next);
         thread.state = State::Running;
         thread.slice_left = TIMESLICE_TICKS;
@@ -266,33 +266,38 @@ impl Scheduler {
             // It dies at its next return to user mode.
             NEED_RESCHED.store(true, Ordering::Relaxed);
         }
+        thread
     }
 
     /// Makes `next` (not the current thread) current; where to switch.
+    /// (On every switch: each table is looked into as few times as can
+    /// be.)
     fn enter(&mut self, next: usize) -> SwitchTo {
         let previous = self.current;
-        self.start_running(next);
-        let thread = self.thread(next);
+        let previous_process = self.thread(previous).process;
+        let thread = self.start_running(next);
         let (load, stack_top, process, tid) = (
             thread.saved_sp,
             thread.stack_top,
             thread.process,
             thread.tid,
         );
-        // A thread of the process that ran last finds its space active
-        // (kernel threads run in any space, and kernel code may have
-        // switched it, so after one the space is switched anyway).
-        let same_process = process.is_some() && self.thread(previous).process == process;
-        let space = match same_process {
-            true => None,
-            false => process
-                .and_then(|slot| self.processes.get(slot).space.as_ref().map(UserSpace::root)),
+        let (space, pid) = match process {
+            Some(slot) => {
+                let record = self.processes.get(slot);
+                // A thread of the process that ran last finds its space
+                // active (kernel threads run in any space, and kernel
+                // code may switch it, so after one it is switched anyway).
+                let space = match previous_process == process {
+                    true => None,
+                    false => record.space.as_ref().map(UserSpace::root),
+                };
+                (space, record.pid)
+            }
+            None => (None, 0),
         };
         CURRENT_TID.store(tid, Ordering::Relaxed);
-        CURRENT_PID.store(
-            process.map_or(0, |slot| self.processes.get(slot).pid),
-            Ordering::Relaxed,
-        );
+        CURRENT_PID.store(pid, Ordering::Relaxed);
         self.current = next;
         SwitchTo {
             save: &raw mut self.thread_mut(previous).saved_sp,
@@ -367,10 +372,15 @@ pub(super) fn switch<A: Arch>(to: SwitchTo) {
 }
 
 /// Frees the kernel stacks of threads that have ended.
+#[inline(always)]
 pub(super) fn reap() {
-    if DEAD_THREADS.load(Ordering::Relaxed) == 0 {
-        return;
+    if DEAD_THREADS.load(Ordering::Relaxed) != 0 {
+        reap_dead();
     }
+}
+
+#[cold]
+fn reap_dead() {
     loop {
         let dead = SCHEDULER.lock().take_dead();
         match dead {
