@@ -93,11 +93,19 @@ pub enum Syscall {
     NotificationWait = 28,
     /// `notification_poll(notification) -> bits`: takes bits, if any.
     NotificationPoll = 29,
+    /// `memory_create(size, flags) -> handle`: a memory object.
+    MemoryCreate = 30,
+    /// `memory_map(memory, address, protection) -> address`: maps one.
+    MemoryMap = 31,
+    /// `memory_unmap(address)`: removes a memory object's mapping.
+    MemoryUnmap = 32,
+    /// `memory_physical(memory) -> (low, high)`: where a contiguous one is.
+    MemoryPhysical = 33,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 30] = [
+    pub const ALL: [Syscall; 34] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -128,6 +136,10 @@ impl Syscall {
         Syscall::Signal,
         Syscall::NotificationWait,
         Syscall::NotificationPoll,
+        Syscall::MemoryCreate,
+        Syscall::MemoryMap,
+        Syscall::MemoryUnmap,
+        Syscall::MemoryPhysical,
     ];
 
     /// The call with number `number`.
@@ -184,6 +196,10 @@ impl Syscall {
             Syscall::Signal => "signal",
             Syscall::NotificationWait => "notification_wait",
             Syscall::NotificationPoll => "notification_poll",
+            Syscall::MemoryCreate => "memory_create",
+            Syscall::MemoryMap => "memory_map",
+            Syscall::MemoryUnmap => "memory_unmap",
+            Syscall::MemoryPhysical => "memory_physical",
         }
     }
 
@@ -398,6 +414,37 @@ impl Syscall {
                 "Returns and clears the bits set, without waiting.",
                 &[InvalidHandle, WrongType, MissingRight],
             ),
+            Syscall::MemoryCreate => (
+                &["size", "flags"],
+                "handle",
+                "Creates a memory object of `size` bytes (rounded up to pages, at most `MAX_MEMORY_OBJECT_BYTES`), zeroed, which any process holding a capability to it can map: shared memory. `MEMORY_CONTIGUOUS` makes its frames physically contiguous, for devices that read and write memory themselves (`memory_physical` tells where). The handle has every memory right.",
+                &[InvalidArgument, TooLong, OutOfMemory, TableFull],
+            ),
+            Syscall::MemoryMap => (
+                &["memory", "address (0: anywhere)", "protection"],
+                "address mapped",
+                "Maps the whole object, readable (`RIGHT_MAP_READ`) and with `PROT_WRITE` writable (`RIGHT_MAP_WRITE`), never executable, at a page-aligned address in the anonymous window, every page present.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    OutOfMemory,
+                    LimitReached,
+                ],
+            ),
+            Syscall::MemoryUnmap => (
+                &["address"],
+                "0",
+                "Removes the memory object mapped at `address` (its start) from the caller's space; the object stays while capabilities or other mappings hold it.",
+                &[InvalidArgument],
+            ),
+            Syscall::MemoryPhysical => (
+                &["memory"],
+                "low, high: the physical address",
+                "Where a contiguous memory object lies in physical memory, for programming a device.",
+                &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
+            ),
         };
         CallSpec {
             arguments,
@@ -609,6 +656,8 @@ pub enum ObjectKind {
     Endpoint = 1,
     /// A word of signal bits.
     Notification = 2,
+    /// Frames that can be mapped, and so shared.
+    Memory = 3,
 }
 
 impl ObjectKind {
@@ -617,6 +666,7 @@ impl ObjectKind {
         match number {
             1 => Some(ObjectKind::Endpoint),
             2 => Some(ObjectKind::Notification),
+            3 => Some(ObjectKind::Memory),
             _ => None,
         }
     }
@@ -634,6 +684,16 @@ pub const RIGHT_GRANT: Rights = 1 << 2;
 pub const RIGHT_SIGNAL: Rights = 1 << 3;
 /// Wait for and take a notification's bits.
 pub const RIGHT_WAIT: Rights = 1 << 4;
+/// Map a memory object readable.
+pub const RIGHT_MAP_READ: Rights = 1 << 5;
+/// Map a memory object writable.
+pub const RIGHT_MAP_WRITE: Rights = 1 << 6;
+/// Every right a memory capability can have.
+pub const MEMORY_RIGHTS: Rights = RIGHT_MAP_READ | RIGHT_MAP_WRITE | RIGHT_GRANT;
+/// `memory_create` flag: physically contiguous frames.
+pub const MEMORY_CONTIGUOUS: usize = 1;
+/// The largest memory object.
+pub const MAX_MEMORY_OBJECT_BYTES: usize = 16 << 20;
 /// Every right an endpoint capability can have.
 pub const ENDPOINT_RIGHTS: Rights = RIGHT_SEND | RIGHT_RECEIVE | RIGHT_GRANT;
 /// Every right a notification capability can have.

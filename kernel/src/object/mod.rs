@@ -4,6 +4,8 @@
 //! - `endpoint`: synchronous rendezvous; the kernel queues blocked
 //!   threads, never message data.
 //! - `notification`: a word of signal bits.
+//! - `memory`: frames that can be mapped into any address space holding a
+//!   capability, and so shared.
 //! - `cap`: capabilities (an object, rights, a badge) and the per-process
 //!   table of them, whose handles carry a generation.
 //!
@@ -12,11 +14,13 @@
 
 pub mod cap;
 pub mod endpoint;
+pub mod memory;
 pub mod notification;
 
 use abi::ObjectKind;
 use alloc::sync::Arc;
 use endpoint::Endpoint;
+use memory::MemoryObject;
 use notification::Notification;
 
 /// A reference to a kernel object.
@@ -24,6 +28,7 @@ use notification::Notification;
 pub enum Object {
     Endpoint(Arc<Endpoint>),
     Notification(Arc<Notification>),
+    Memory(Arc<MemoryObject>),
 }
 
 impl Object {
@@ -32,6 +37,7 @@ impl Object {
         match self {
             Object::Endpoint(_) => ObjectKind::Endpoint,
             Object::Notification(_) => ObjectKind::Notification,
+            Object::Memory(_) => ObjectKind::Memory,
         }
     }
 }

@@ -103,6 +103,23 @@ pub(super) enum Call {
     NotificationPoll {
         handle: Handle,
     },
+    /// A size of 1 to [`abi::MAX_MEMORY_OBJECT_BYTES`] bytes.
+    MemoryCreate {
+        size: usize,
+        contiguous: bool,
+    },
+    /// `start`, if given, page-aligned and in the anonymous window.
+    MemoryMap {
+        handle: Handle,
+        start: Option<usize>,
+        writable: bool,
+    },
+    MemoryUnmap {
+        start: usize,
+    },
+    MemoryPhysical {
+        handle: Handle,
+    },
 }
 
 /// Anonymous memory to map.
@@ -242,6 +259,37 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             handle: handle(a[0])?,
         },
         Syscall::NotificationPoll => Call::NotificationPoll {
+            handle: handle(a[0])?,
+        },
+        Syscall::MemoryCreate => {
+            if a[1] & !abi::MEMORY_CONTIGUOUS != 0 || a[0] == 0 {
+                return Err(Error::InvalidArgument);
+            }
+            if a[0] > abi::MAX_MEMORY_OBJECT_BYTES {
+                return Err(Error::TooLong);
+            }
+            Call::MemoryCreate {
+                size: a[0],
+                contiguous: a[1] & abi::MEMORY_CONTIGUOUS != 0,
+            }
+        }
+        Syscall::MemoryMap => {
+            if a[2] & !(abi::PROT_READ | abi::PROT_WRITE) != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::MemoryMap {
+                handle: handle(a[0])?,
+                start: match a[1] {
+                    0 => None,
+                    start => Some(anonymous_range(start, PAGE_SIZE, user_end)?.0),
+                },
+                writable: a[2] & abi::PROT_WRITE != 0,
+            }
+        }
+        Syscall::MemoryUnmap => Call::MemoryUnmap {
+            start: anonymous_range(a[0], PAGE_SIZE, user_end)?.0,
+        },
+        Syscall::MemoryPhysical => Call::MemoryPhysical {
             handle: handle(a[0])?,
         },
     })

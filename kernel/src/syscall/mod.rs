@@ -165,6 +165,14 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::Signal { handle, bits } => ipc::signal(handle, bits),
         Call::NotificationWait { handle } => ipc::wait::<A>(handle),
         Call::NotificationPoll { handle } => ipc::poll(handle),
+        Call::MemoryCreate { size, contiguous } => memory::create(size, contiguous),
+        Call::MemoryMap {
+            handle,
+            start,
+            writable,
+        } => memory::map_object::<A>(handle, start, writable),
+        Call::MemoryUnmap { start } => memory::unmap_object::<A>(start),
+        Call::MemoryPhysical { handle } => memory::physical(handle),
     }
 }
 

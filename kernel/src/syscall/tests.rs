@@ -30,6 +30,8 @@ fn every_known_number_decodes_with_harmless_arguments() {
     for syscall in Syscall::ALL {
         let args = match syscall {
             Syscall::Map | Syscall::Unmap => [ANON, 1, abi::PROT_READ, 0, 0, 0],
+            Syscall::MemoryCreate => [PAGE_SIZE, 0, 0, 0, 0, 0],
+            Syscall::MemoryUnmap => [ANON, 0, 0, 0, 0, 0],
             Syscall::Spawn => [0x1000, 4, 0, 0, 0, 0],
             _ => [0; 6],
         };
@@ -296,5 +298,55 @@ fn handles_wider_than_32_bits_name_nothing() {
             rights: abi::RIGHT_SEND,
             badge: 9
         })
+    );
+}
+
+#[test]
+fn memory_objects_are_sized_and_mapped_in_the_window() {
+    assert_eq!(
+        call(
+            Syscall::MemoryCreate,
+            [3 * PAGE_SIZE, abi::MEMORY_CONTIGUOUS, 0, 0, 0, 0]
+        ),
+        Ok(Call::MemoryCreate {
+            size: 3 * PAGE_SIZE,
+            contiguous: true
+        })
+    );
+    for (args, error) in [
+        ([0, 0], Error::InvalidArgument),
+        ([PAGE_SIZE, 2], Error::InvalidArgument),
+        ([abi::MAX_MEMORY_OBJECT_BYTES + 1, 0], Error::TooLong),
+    ] {
+        assert_eq!(
+            call(Syscall::MemoryCreate, [args[0], args[1], 0, 0, 0, 0]),
+            Err(error)
+        );
+    }
+    assert_eq!(
+        call(
+            Syscall::MemoryMap,
+            [7, 0, abi::PROT_READ | abi::PROT_WRITE, 0, 0, 0]
+        ),
+        Ok(Call::MemoryMap {
+            handle: 7,
+            start: None,
+            writable: true
+        })
+    );
+    for (address, protection) in [
+        (ANON + 1, abi::PROT_READ),
+        (PAGE_SIZE, abi::PROT_READ),
+        (ANON, 4),
+    ] {
+        assert_eq!(
+            call(Syscall::MemoryMap, [7, address, protection, 0, 0, 0]),
+            Err(Error::InvalidArgument),
+            "map at {address:#x}, protection {protection}"
+        );
+    }
+    assert_eq!(
+        call(Syscall::MemoryUnmap, [ANON + 8, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument)
     );
 }

@@ -8,7 +8,9 @@ use super::image::{Plan, Segment};
 use crate::mm::PAGE_SIZE;
 use crate::mm::frames::{self, KernelFrames};
 use abi::Error;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::any::Any;
 use hal::Arch;
 use hal::mm::{MapError, MapFlags, RootTable, Space};
 use hal::trap::Access;
@@ -26,6 +28,9 @@ pub enum RegionKind {
     Stack,
     /// Memory from `map`: zero pages on first touch.
     Anonymous,
+    /// A memory object's frames, every page present; they belong to the
+    /// object, not to the space.
+    Shared,
 }
 
 /// A page-aligned range with one protection.
@@ -70,6 +75,9 @@ pub fn check_bounds<A: Arch>(address: usize, len: usize) -> Result<usize, Error>
 pub struct UserSpace {
     root: RootTable,
     regions: Vec<Region>,
+    /// The objects behind `Shared` regions, by region start: mapped, an
+    /// object stays.
+    shared: Vec<(usize, Arc<dyn Any + Send + Sync>)>,
     resident: usize,
     anonymous_bytes: usize,
 }
@@ -81,6 +89,7 @@ impl UserSpace {
         Ok(UserSpace {
             root,
             regions: Vec::new(),
+            shared: Vec::new(),
             resident: 0,
             anonymous_bytes: 0,
         })
@@ -164,7 +173,9 @@ impl UserSpace {
         let page = address & !(PAGE_SIZE - 1);
         match A::translate(self.space(), page) {
             Some(t) => Ok(t.paddr & !(PAGE_SIZE as u64 - 1)),
-            None if region.kind != RegionKind::Image => self.populate::<A>(page, region.flags),
+            None if matches!(region.kind, RegionKind::Stack | RegionKind::Anonymous) => {
+                self.populate::<A>(page, region.flags)
+            }
             None => Err(Error::BadAddress),
         }
     }
@@ -175,7 +186,7 @@ impl UserSpace {
     /// about something else).
     pub fn resolve_fault<A: Arch>(&mut self, address: usize, access: Access) -> Result<(), Error> {
         let region = *self.region_at(address).ok_or(Error::BadAddress)?;
-        if region.kind == RegionKind::Image || !region.allows(access) {
+        if matches!(region.kind, RegionKind::Image | RegionKind::Shared) || !region.allows(access) {
             return Err(Error::BadAddress);
         }
         // A page that is present already makes `map` refuse: the fault
@@ -391,6 +402,66 @@ impl UserSpace {
         Ok(())
     }
 
+    /// Maps `frames` (a memory object's, which `object` keeps) at `start`
+    /// with `flags`, every page at once.
+    pub fn map_shared<A: Arch>(
+        &mut self,
+        start: usize,
+        frames: &[u64],
+        flags: MapFlags,
+        object: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), Error> {
+        let end = frames
+            .len()
+            .checked_mul(PAGE_SIZE)
+            .and_then(|len| start.checked_add(len))
+            .ok_or(Error::InvalidArgument)?;
+        self.shared.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+        self.add_region(Region {
+            start,
+            end,
+            flags,
+            kind: RegionKind::Shared,
+        })?;
+        for (n, &frame) in frames.iter().enumerate() {
+            let page = start + n * PAGE_SIZE;
+            if let Err(e) = A::map(self.space(), page, frame, PAGE_SIZE, flags, &KernelFrames) {
+                self.unmap_pages::<A>(start, page);
+                self.regions.retain(|r| r.start != start);
+                return Err(map_error(e));
+            }
+        }
+        self.shared.push((start, object));
+        Ok(())
+    }
+
+    /// Removes the memory object mapped at `start`; returns the object's
+    /// reference, for the caller to drop.
+    pub fn unmap_shared<A: Arch>(
+        &mut self,
+        start: usize,
+    ) -> Result<Arc<dyn Any + Send + Sync>, Error> {
+        let region = *self.region_at(start).ok_or(Error::InvalidArgument)?;
+        if region.kind != RegionKind::Shared || region.start != start {
+            return Err(Error::InvalidArgument);
+        }
+        self.unmap_pages::<A>(region.start, region.end);
+        self.regions.retain(|r| r.start != start);
+        let at = self
+            .shared
+            .iter()
+            .position(|(s, _)| *s == start)
+            .expect("a shared region has its object");
+        Ok(self.shared.swap_remove(at).1)
+    }
+
+    /// Unmaps the pages of `[start, end)` without freeing their frames.
+    fn unmap_pages<A: Arch>(&mut self, start: usize, end: usize) {
+        for page in (start..end).step_by(PAGE_SIZE) {
+            let _ = A::unmap(self.space(), page);
+        }
+    }
+
     /// Unmaps and frees every present page in `[start, end)`.
     fn release_pages<A: Arch>(&mut self, start: usize, end: usize) {
         for page in (start..end).step_by(PAGE_SIZE) {
@@ -404,8 +475,13 @@ impl UserSpace {
     /// Frees every page and page table.
     pub fn destroy<A: Arch>(mut self) {
         for region in core::mem::take(&mut self.regions) {
-            self.release_pages::<A>(region.start, region.end);
+            match region.kind {
+                RegionKind::Shared => self.unmap_pages::<A>(region.start, region.end),
+                _ => self.release_pages::<A>(region.start, region.end),
+            }
         }
+        // Memory objects only free frames when they go: no lock is taken.
+        self.shared.clear();
         A::destroy_space(self.root, &KernelFrames);
     }
 }

@@ -1,4 +1,5 @@
-//! Capabilities and IPC, typed: endpoints and notifications as values
+//! Capabilities and IPC, typed: endpoints, notifications and memory
+//! objects as values
 //! that own their capability (dropping one deletes it), messages as
 //! structs. The raw calls are in [`crate::sys`] for tests of the kernel's
 //! checks.
@@ -207,4 +208,51 @@ impl Notification {
     pub fn poll(&self) -> Result<usize, Error> {
         sys::pair_call(Syscall::NotificationPoll, [self.0 as usize, 0, 0, 0, 0, 0]).map(|(_, b)| b)
     }
+}
+
+/// A memory object capability: frames other processes can map too.
+#[derive(Debug)]
+pub struct Memory(Handle);
+owned_handle!(Memory);
+
+/// Where a memory object is mapped in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub address: usize,
+    pub len: usize,
+}
+
+impl Memory {
+    /// A zeroed memory object of `size` bytes (rounded up to pages);
+    /// physically contiguous if `contiguous`.
+    pub fn create(size: usize, contiguous: bool) -> Result<Memory, Error> {
+        let flags = if contiguous {
+            abi::MEMORY_CONTIGUOUS
+        } else {
+            0
+        };
+        sys::raw(Syscall::MemoryCreate as usize, [size, flags, 0, 0, 0, 0])
+            .map(|h| Memory(h as Handle))
+    }
+
+    /// Maps the object anywhere in the anonymous window, writable if asked.
+    pub fn map(&self, len: usize, writable: bool) -> Result<Mapping, Error> {
+        let protection = abi::PROT_READ | if writable { abi::PROT_WRITE } else { 0 };
+        sys::raw(
+            Syscall::MemoryMap as usize,
+            [self.0 as usize, 0, protection, 0, 0, 0],
+        )
+        .map(|address| Mapping { address, len })
+    }
+
+    /// Where a contiguous object lies in physical memory.
+    pub fn physical(&self) -> Result<u64, Error> {
+        sys::pair_call(Syscall::MemoryPhysical, [self.0 as usize, 0, 0, 0, 0, 0])
+            .map(|(low, high)| (low as u64 & 0xffff_ffff) | (high as u64) << 32)
+    }
+}
+
+/// Removes the mapping of a memory object starting at `address`.
+pub fn memory_unmap(address: usize) -> Result<(), Error> {
+    sys::raw(Syscall::MemoryUnmap as usize, [address, 0, 0, 0, 0, 0]).map(|_| ())
 }

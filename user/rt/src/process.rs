@@ -57,6 +57,12 @@ pub fn spawn_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Resul
     sys::spawn_with(name, arguments, 0, handles)
 }
 
+/// Starts `name` with `handles` and waits for it.
+pub fn run_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<Exit, Error> {
+    let pid = spawn_with(name, arguments, handles)?;
+    wait(pid).map(|(_, exit)| exit)
+}
+
 /// Waits for child `pid` (0: any); returns its id and how it ended.
 pub fn wait(pid: u32) -> Result<(u32, Exit), Error> {
     let mut status = WaitStatus::default();

@@ -24,8 +24,12 @@
 //! - `ipc-idle MS`: holds the endpoint passed, receives nothing, sleeps,
 //!   exits 0.
 //! - `ipc-vanish`: receives one call and exits without replying.
-//! - `ipc-hoard N`: creates N endpoints and N notifications, copies each,
-//!   and exits holding them all.
+//! - `ipc-hoard N`: creates N endpoints, N notifications and N memory
+//!   objects (every other one contiguous, each mapped), copies each, and
+//!   exits holding them all.
+//! - `shared-memory PAGES`: maps the memory object passed first; checks
+//!   that page n starts with n + 1 (as the parent wrote), writes n + 100
+//!   after it; exits 0 if all was as expected.
 
 #![no_std]
 #![no_main]
@@ -59,8 +63,26 @@ fn ipc_echo() -> i32 {
     }
 }
 
+fn shared_memory(pages: usize) -> i32 {
+    let memory = rt::ipc::Memory::from_handle(abi::initial_handle(0));
+    let Ok(mapping) = memory.map(pages * 4096, true) else {
+        return 1;
+    };
+    for page in 0..pages {
+        let at = (mapping.address + page * 4096) as *mut usize;
+        // SAFETY: the kernel mapped the object's pages here, writable.
+        unsafe {
+            if at.read_volatile() != page + 1 {
+                return 2;
+            }
+            at.add(1).write_volatile(page + 100);
+        }
+    }
+    0
+}
+
 fn ipc_hoard(count: usize) -> i32 {
-    for _ in 0..count {
+    for round in 0..count {
         let (Ok(endpoint), Ok(notification)) = (Endpoint::create(), Notification::create()) else {
             return 1;
         };
@@ -70,12 +92,19 @@ fn ipc_hoard(count: usize) -> i32 {
         ) else {
             return 2;
         };
+        let Ok(memory) = rt::ipc::Memory::create(2 * 4096, round % 2 == 0) else {
+            return 3;
+        };
+        if memory.map(2 * 4096, true).is_err() {
+            return 4;
+        }
         // Kept: the kernel must free them when the process ends.
         for handle in [
             endpoint.into_handle(),
             notification.into_handle(),
             e.into_handle(),
             n.into_handle(),
+            memory.into_handle(),
         ] {
             let _ = handle;
         }
@@ -137,6 +166,7 @@ fn main(arguments: &str) -> i32 {
             Err(_) => 1,
         },
         "ipc-hoard" => ipc_hoard(number(words.next()) as usize),
+        "shared-memory" => shared_memory(number(words.next()) as usize),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100

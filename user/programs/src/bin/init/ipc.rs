@@ -7,7 +7,7 @@ use abi::{Error, Handle, ObjectKind};
 use alloc::format;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use rt::ipc::{self, Endpoint, Message, Notification};
+use rt::ipc::{self, Endpoint, Memory, Message, Notification};
 use rt::process::{self, Exit};
 use rt::sys;
 
@@ -38,6 +38,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "ipc::objects_go_with_their_last_capability",
         run: objects_go_with_their_last_capability,
+    },
+    Test {
+        name: "memory::a_memory_object_is_shared_between_processes",
+        run: a_memory_object_is_shared_between_processes,
     },
 ];
 
@@ -352,5 +356,71 @@ fn objects_go_with_their_last_capability() -> Outcome {
     let after = memory()?;
     ensure_eq!(after.free_frames, before.free_frames, "free frames");
     ensure_eq!(after.heap_used, before.heap_used, "kernel heap in use");
+    Ok(())
+}
+
+fn a_memory_object_is_shared_between_processes() -> Outcome {
+    const PAGES: usize = 3;
+    let free_before = process::memory().map_err(fail("memory"))?.free_frames;
+    let memory = Memory::create(PAGES * 4096 - 100, false).map_err(fail("create"))?;
+    let mapping = memory.map(PAGES * 4096, true).map_err(fail("map"))?;
+    for page in 0..PAGES {
+        // SAFETY: the kernel mapped the object here, writable, zeroed.
+        unsafe {
+            let at = (mapping.address + page * 4096) as *mut usize;
+            ensure_eq!(at.add(1).read_volatile(), 0, "a fresh object is zeroed");
+            at.write_volatile(page + 1);
+        }
+    }
+    let exit = process::run_with(
+        "probe",
+        &format!("shared-memory {PAGES}"),
+        &[memory.handle()],
+    )
+    .map_err(fail("probe"))?;
+    ensure_eq!(exit, Exit::Code(0), "the probe saw what this process wrote");
+    for page in 0..PAGES {
+        // SAFETY: still mapped here.
+        let seen = unsafe {
+            ((mapping.address + page * 4096) as *const usize)
+                .add(1)
+                .read_volatile()
+        };
+        ensure_eq!(seen, page + 100, "this process sees what the probe wrote");
+    }
+    // Rights: a read-only copy maps read-only and refuses writable maps.
+    let read_only = memory.copy(abi::RIGHT_MAP_READ, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        read_only.map(PAGES * 4096, true),
+        Err(Error::MissingRight),
+        "a writable map without the right"
+    );
+    let second = read_only
+        .map(PAGES * 4096, false)
+        .map_err(fail("read-only map"))?;
+    // SAFETY: mapped readable just above.
+    let first_word = unsafe { (second.address as *const usize).read_volatile() };
+    ensure_eq!(first_word, 1, "the second mapping shows the same frames");
+    ensure_eq!(
+        memory.physical(),
+        Err(Error::InvalidArgument),
+        "a scattered object has no one physical address"
+    );
+    let contiguous = Memory::create(4 * 4096, true).map_err(fail("contiguous"))?;
+    let physical = contiguous.physical().map_err(fail("physical"))?;
+    ensure!(
+        physical != 0 && physical % 4096 == 0,
+        "physical address {physical:#x}"
+    );
+    ensure_eq!(
+        ipc::memory_unmap(mapping.address + 4096),
+        Err(Error::InvalidArgument),
+        "unmapping from the middle"
+    );
+    ipc::memory_unmap(mapping.address).map_err(fail("unmap"))?;
+    ipc::memory_unmap(second.address).map_err(fail("unmap"))?;
+    drop((memory, read_only, contiguous));
+    let free_after = process::memory().map_err(fail("memory"))?.free_frames;
+    ensure_eq!(free_after, free_before, "every frame came back");
     Ok(())
 }

@@ -1,0 +1,76 @@
+//! Memory objects: zeroed frames that any process holding a capability
+//! can map, and so share. A contiguous one also tells its holder where it
+//! lies in physical memory, for devices that read and write memory
+//! themselves (DMA).
+//!
+//! The frames belong to the object: mappings and capabilities hold it,
+//! and it frees them when the last goes. Dropping one takes no lock but
+//! the frame allocator's, so it may happen anywhere.
+
+use crate::mm::PAGE_SIZE;
+use crate::mm::frames;
+use abi::Error;
+use alloc::vec::Vec;
+
+pub struct MemoryObject {
+    frames: Vec<u64>,
+    contiguous: bool,
+}
+
+impl MemoryObject {
+    /// An object of `size` bytes (rounded up to pages), physically
+    /// contiguous if asked. It leaves the kernel's reserve of frames.
+    pub fn new(size: usize, contiguous: bool) -> Result<MemoryObject, Error> {
+        if size == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        if size > abi::MAX_MEMORY_OBJECT_BYTES {
+            return Err(Error::TooLong);
+        }
+        let pages = size.div_ceil(PAGE_SIZE);
+        if frames::counts().1 < crate::task::RESERVED_FRAMES + pages {
+            return Err(Error::OutOfMemory);
+        }
+        let mut object = MemoryObject {
+            frames: Vec::new(),
+            contiguous,
+        };
+        object
+            .frames
+            .try_reserve_exact(pages)
+            .map_err(|_| Error::OutOfMemory)?;
+        if contiguous {
+            let base = frames::allocate_zeroed(pages, PAGE_SIZE).map_err(|_| Error::OutOfMemory)?;
+            object
+                .frames
+                .extend((0..pages).map(|n| base + (n * PAGE_SIZE) as u64));
+        } else {
+            for _ in 0..pages {
+                // On failure the frames taken so far go with `object`.
+                let frame =
+                    frames::allocate_zeroed(1, PAGE_SIZE).map_err(|_| Error::OutOfMemory)?;
+                object.frames.push(frame);
+            }
+        }
+        Ok(object)
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> &[u64] {
+        &self.frames
+    }
+
+    /// Where a contiguous object starts in physical memory.
+    pub fn physical(&self) -> Option<u64> {
+        self.contiguous.then(|| self.frames[0])
+    }
+}
+
+impl Drop for MemoryObject {
+    fn drop(&mut self) {
+        match self.contiguous {
+            true => frames::free(self.frames[0], self.frames.len()),
+            false => self.frames.iter().for_each(|&frame| frames::free(frame, 1)),
+        }
+    }
+}
