@@ -27,6 +27,8 @@
 //! - `ipc-hoard N`: creates N endpoints, N notifications and N memory
 //!   objects (every other one contiguous, each mapped), copies each, and
 //!   exits holding them all.
+//! - `notify-echo`: waits on the notification passed first and signals
+//!   the second each time, until woken with bit 63 (or 31) set.
 //! - `shared-memory PAGES`: maps the memory object passed first; checks
 //!   that page n starts with n + 1 (as the parent wrote), writes n + 100
 //!   after it; exits 0 if all was as expected.
@@ -60,6 +62,27 @@ fn ipc_echo() -> i32 {
             Ok(message) => message,
             Err(_) => return 2,
         };
+    }
+}
+
+/// The bit that ends `notify-echo`.
+pub const NOTIFY_QUIT: usize = 1 << (usize::BITS - 1);
+
+fn notify_echo() -> i32 {
+    let (ping, pong) = (
+        Notification::from_handle(abi::initial_handle(0)),
+        Notification::from_handle(abi::initial_handle(1)),
+    );
+    loop {
+        match ping.wait() {
+            Ok(bits) if bits & NOTIFY_QUIT != 0 => return 0,
+            Ok(_) => {
+                if pong.signal(1).is_err() {
+                    return 2;
+                }
+            }
+            Err(_) => return 1,
+        }
     }
 }
 
@@ -167,6 +190,7 @@ fn main(arguments: &str) -> i32 {
         },
         "ipc-hoard" => ipc_hoard(number(words.next()) as usize),
         "shared-memory" => shared_memory(number(words.next()) as usize),
+        "notify-echo" => notify_echo(),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100

@@ -163,6 +163,29 @@ fn ipc_round_trips(other_process: bool) -> (Vec<u64>, Vec<u64>) {
     result
 }
 
+/// A notification signalled here wakes a waiter in another process,
+/// which signals one back: each sample is two signal-to-wake trips.
+fn notification_ping_pong() -> (Vec<u64>, Vec<u64>) {
+    use rt::ipc::Notification;
+    let (Ok(ping), Ok(pong)) = (Notification::create(), Notification::create()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Ok(pid) = rt::process::spawn_with("probe", "notify-echo", &[ping.handle(), pong.handle()])
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let (cycles, ns) = sample(SAMPLES, BATCH, || {
+        let _ = ping.signal(1);
+        let _ = pong.wait();
+    });
+    let _ = ping.signal(1 << (usize::BITS - 1));
+    let _ = rt::process::wait(pid);
+    (
+        cycles.into_iter().map(|c| c / 2).collect(),
+        ns.into_iter().map(|n| n / 2).collect(),
+    )
+}
+
 fn spawn_and_exit() {
     match rt::process::run("hello", "quiet") {
         Ok(rt::process::Exit::Code(0)) => {}
@@ -209,6 +232,12 @@ pub fn run() -> i32 {
     let (cycles, ns) = ipc_round_trips(false);
     metrics.push(Metric {
         name: "ipc_round_trip_same_space",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = notification_ping_pong();
+    metrics.push(Metric {
+        name: "notification_signal_to_wake",
         cycles,
         ns,
     });
