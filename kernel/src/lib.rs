@@ -239,8 +239,7 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
     let options = task::SpawnOptions {
         arguments: argument.as_bytes(),
         parent: task::Parent::Kernel,
-        privileged: true,
-        resources: Some(alloc::boxed::Box::new(object::cap::CapTable::new())),
+        resources: Some(alloc::boxed::Box::new(object::cap::CapTable::for_init())),
     };
     let status = match task::spawn::<A>("init", options) {
         Ok(pid) => {

@@ -55,13 +55,14 @@ pub enum Syscall {
     /// `info(kind, buffer, capacity) -> length`: writes system information
     /// records ([`InfoKind`]) into the buffer.
     Info = 13,
-    /// `power_off(status)`: ends the machine. Only processes with the
-    /// power-off privilege may; others get [`Error::PermissionDenied`].
+    /// `power_off(control, status)`: ends the machine; needs a control
+    /// capability with [`RIGHT_POWER_OFF`].
     PowerOff = 14,
     /// `thread_id() -> tid`: the calling thread's id.
     ThreadId = 15,
-    /// `set_priority(priority)`: sets the calling thread's priority, 0
-    /// (lowest) to 7; above 4, the default, needs the process's privilege.
+    /// `set_priority(priority, control)`: sets the calling thread's
+    /// priority, 0 (lowest) to 7; above 4, the default, needs a control
+    /// capability with [`RIGHT_RAISE_PRIORITY`].
     SetPriority = 16,
     /// `endpoint_create() -> handle`: a new endpoint, with every right.
     EndpointCreate = 17,
@@ -278,7 +279,7 @@ impl Syscall {
                     "handles: *const Handle",
                 ],
                 "process id",
-                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. `SPAWN_INHERIT_PRIVILEGES` passes on the caller's privileges. The handles counted in flags bits 8-11 pass their capabilities on (each needs the grant right); the child finds them at `initial_handle(0)` onward.",
+                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. A child has only the capabilities it is given: the handles counted in flags bits 8-11 pass their capabilities on (each needs the grant right); the child finds them at `initial_handle(0)` onward.",
                 &[
                     BadAddress,
                     InvalidArgument,
@@ -305,17 +306,23 @@ impl Syscall {
                 &[BadAddress, InvalidArgument, OutOfMemory],
             ),
             Syscall::PowerOff => (
-                &["status: u8"],
+                &["control", "status: u8"],
                 "does not return on success",
-                "Ends the machine with `status` (QEMU exits with it). Needs the power-off privilege, which init has and passes to the shell.",
-                &[PermissionDenied],
+                "Ends the machine with `status` (QEMU exits with it). Needs a control capability with `RIGHT_POWER_OFF`: init gets one at boot (`INIT_CONTROL`) and passes it to the shell.",
+                &[InvalidHandle, WrongType, MissingRight],
             ),
             Syscall::ThreadId => (&[], "thread id", "The calling thread's id.", &[]),
             Syscall::SetPriority => (
-                &["priority: 0-7"],
+                &["priority: 0-7", "control (0: none)"],
                 "0",
-                "Sets the calling thread's priority (4 by default, 7 most urgent). Going above 4 needs the process's privilege.",
-                &[InvalidArgument, PermissionDenied],
+                "Sets the calling thread's priority (4 by default, 7 most urgent). Going above 4 needs a control capability with `RIGHT_RAISE_PRIORITY`; without a handle it is `PermissionDenied`.",
+                &[
+                    InvalidArgument,
+                    PermissionDenied,
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                ],
             ),
             Syscall::EndpointCreate => (
                 &[],
@@ -623,8 +630,6 @@ pub const PROT_READ: usize = 1;
 /// `map` protection: writable. Anonymous memory is never executable.
 pub const PROT_WRITE: usize = 2;
 
-/// `spawn` flag: the child gets the parent's privileges (power-off).
-pub const SPAWN_INHERIT_PRIVILEGES: usize = 1;
 /// `spawn` flags: bits 8-11 count the handles, listed at the address in the
 /// sixth argument (`u32` each), whose capabilities the child gets, with
 /// the same rights and badges, as its handles `initial_handle(0)` onward.
@@ -658,6 +663,9 @@ pub enum ObjectKind {
     Notification = 2,
     /// Frames that can be mapped, and so shared.
     Memory = 3,
+    /// The machine's controls: powering it off, priorities above the
+    /// default.
+    Control = 4,
 }
 
 impl ObjectKind {
@@ -667,6 +675,7 @@ impl ObjectKind {
             1 => Some(ObjectKind::Endpoint),
             2 => Some(ObjectKind::Notification),
             3 => Some(ObjectKind::Memory),
+            4 => Some(ObjectKind::Control),
             _ => None,
         }
     }
@@ -688,6 +697,14 @@ pub const RIGHT_WAIT: Rights = 1 << 4;
 pub const RIGHT_MAP_READ: Rights = 1 << 5;
 /// Map a memory object writable.
 pub const RIGHT_MAP_WRITE: Rights = 1 << 6;
+/// Power the machine off.
+pub const RIGHT_POWER_OFF: Rights = 1 << 7;
+/// Set a priority above the default.
+pub const RIGHT_RAISE_PRIORITY: Rights = 1 << 8;
+/// Every right a control capability can have.
+pub const CONTROL_RIGHTS: Rights = RIGHT_POWER_OFF | RIGHT_RAISE_PRIORITY | RIGHT_GRANT;
+/// Where init finds the control capability the kernel gives it at boot.
+pub const INIT_CONTROL: Handle = initial_handle(0);
 /// Every right a memory capability can have.
 pub const MEMORY_RIGHTS: Rights = RIGHT_MAP_READ | RIGHT_MAP_WRITE | RIGHT_GRANT;
 /// `memory_create` flag: physically contiguous frames.

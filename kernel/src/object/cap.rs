@@ -105,6 +105,16 @@ impl CapTable {
         CapTable { slots: Vec::new() }
     }
 
+    /// What the kernel gives init: the machine's controls, at
+    /// [`abi::INIT_CONTROL`].
+    pub fn for_init() -> CapTable {
+        let mut table = CapTable::new();
+        let control = Capability::new(Object::Control, abi::CONTROL_RIGHTS, 0);
+        let handle = table.insert(control).ok();
+        debug_assert_eq!(handle, Some(abi::INIT_CONTROL));
+        table
+    }
+
     /// Puts `capability` in the first free slot and returns its handle;
     /// gives it back if the table is full or no memory is left.
     pub fn insert(&mut self, capability: Capability) -> Result<Handle, (Error, Capability)> {
@@ -175,6 +185,14 @@ mod tests {
             abi::NOTIFICATION_RIGHTS,
             0,
         )
+    }
+
+    #[test]
+    fn init_finds_the_machine_controls_where_the_abi_says() {
+        let table = CapTable::for_init();
+        let control = table.get(abi::INIT_CONTROL).ok().unwrap();
+        assert_eq!(control.object().kind(), ObjectKind::Control);
+        assert_eq!(control.rights(), abi::CONTROL_RIGHTS);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `notification`: a word of signal bits.
 //! - `memory`: frames that can be mapped into any address space holding a
 //!   capability, and so shared.
+//! - the machine's controls, which hold nothing: a capability to them
+//!   allows powering off and raising priorities;
 //! - `cap`: capabilities (an object, rights, a badge) and the per-process
 //!   table of them, whose handles carry a generation.
 //!
@@ -29,6 +31,9 @@ pub enum Object {
     Endpoint(Arc<Endpoint>),
     Notification(Arc<Notification>),
     Memory(Arc<MemoryObject>),
+    /// The machine's controls (powering off, raising priorities): one
+    /// object, with nothing in it, that only capabilities name.
+    Control,
 }
 
 impl Object {
@@ -38,6 +43,7 @@ impl Object {
             Object::Endpoint(_) => ObjectKind::Endpoint,
             Object::Notification(_) => ObjectKind::Notification,
             Object::Memory(_) => ObjectKind::Memory,
+            Object::Control => ObjectKind::Control,
         }
     }
 }

@@ -40,7 +40,6 @@ pub(super) enum Call {
     Spawn {
         name: UserBuffer,
         arguments: UserBuffer,
-        inherit_privileges: bool,
         handles: UserBuffer,
     },
     /// `child` `None` waits for any child; `status` `None` discards it.
@@ -53,10 +52,12 @@ pub(super) enum Call {
         buffer: UserBuffer,
     },
     PowerOff {
+        control: Handle,
         status: u8,
     },
     SetPriority {
         priority: usize,
+        control: Option<Handle>,
     },
     EndpointCreate,
     NotificationCreate,
@@ -180,7 +181,7 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 a[4],
             );
             let count = (flags >> abi::SPAWN_HANDLES_SHIFT) & 0xf;
-            let known = abi::SPAWN_INHERIT_PRIVILEGES | (0xf << abi::SPAWN_HANDLES_SHIFT);
+            let known = 0xf << abi::SPAWN_HANDLES_SHIFT;
             if name.len == 0 || flags & !known != 0 || count > abi::MAX_SPAWN_HANDLES {
                 return Err(Error::InvalidArgument);
             }
@@ -190,7 +191,6 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             Call::Spawn {
                 name,
                 arguments,
-                inherit_privileges: flags & abi::SPAWN_INHERIT_PRIVILEGES != 0,
                 handles: UserBuffer::new(a[5], count * size_of::<Handle>()),
             }
         }
@@ -206,8 +206,17 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             kind: InfoKind::from_number(a[0]).ok_or(Error::InvalidArgument)?,
             buffer: UserBuffer::new(a[1], a[2]),
         },
-        Syscall::PowerOff => Call::PowerOff { status: a[0] as u8 },
-        Syscall::SetPriority => Call::SetPriority { priority: a[0] },
+        Syscall::PowerOff => Call::PowerOff {
+            control: handle(a[0])?,
+            status: a[1] as u8,
+        },
+        Syscall::SetPriority => Call::SetPriority {
+            priority: a[0],
+            control: match a[1] {
+                0 => None,
+                control => Some(handle(control)?),
+            },
+        },
         Syscall::EndpointCreate => Call::EndpointCreate,
         Syscall::NotificationCreate => Call::NotificationCreate,
         Syscall::CapCopy => Call::CapCopy {

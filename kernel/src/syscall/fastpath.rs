@@ -27,7 +27,7 @@ fn endpoint_of(
     let capability = table.get(u32::try_from(handle).ok()?).ok()?;
     match capability.check(ObjectKind::Endpoint, right).ok()? {
         Object::Endpoint(endpoint) => Some((Arc::as_ptr(endpoint), capability.badge())),
-        Object::Notification(_) | Object::Memory(_) => None,
+        _ => None,
     }
 }
 

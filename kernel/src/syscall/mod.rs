@@ -131,16 +131,12 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::Spawn {
             name,
             arguments,
-            inherit_privileges,
             handles,
-        } => process::spawn::<A>(name, arguments, inherit_privileges, handles),
+        } => process::spawn::<A>(name, arguments, handles),
         Call::Wait { child, status } => process::wait::<A>(child, status),
         Call::Info { kind, buffer } => info::info::<A>(kind, buffer),
-        Call::PowerOff { status } => process::power_off::<A>(status),
-        Call::SetPriority { priority } => {
-            task::set_priority::<A>(priority)?;
-            one(0)
-        }
+        Call::PowerOff { control, status } => process::power_off::<A>(control, status),
+        Call::SetPriority { priority, control } => process::set_priority::<A>(priority, control),
         Call::EndpointCreate => cap::create_endpoint(),
         Call::NotificationCreate => cap::create_notification(),
         Call::CapCopy {

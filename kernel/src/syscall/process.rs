@@ -1,11 +1,12 @@
-//! Process system calls: `spawn`, `wait` and `power_off` (exit, threads
-//! and priorities go straight to the task subsystem from the dispatcher).
+//! Process system calls: `spawn`, `wait`, `power_off` and `set_priority`
+//! (exit and threads go straight to the task subsystem from the
+//! dispatcher).
 
 use super::cap::with_table;
 use super::{Outcome, UserBuffer, in_space, one};
 use crate::object::cap::CapTable;
 use crate::task::{self, Parent, SpawnOptions};
-use abi::{Error, Handle};
+use abi::{Error, Handle, ObjectKind};
 use alloc::boxed::Box;
 use hal::Arch;
 use hal::trap::Access;
@@ -43,7 +44,6 @@ fn child_table(handles: &[Handle]) -> Result<CapTable, Error> {
 pub(super) fn spawn<A: Arch>(
     name: UserBuffer,
     arguments: UserBuffer,
-    inherit_privileges: bool,
     handles: UserBuffer,
 ) -> Outcome {
     let (name_len, arguments_len) = (name.len, arguments.len);
@@ -61,13 +61,11 @@ pub(super) fn spawn<A: Arch>(
         .collect();
     let table = child_table(&handles)?;
     let name = core::str::from_utf8(&name_bytes[..name_len]).map_err(|_| Error::InvalidArgument)?;
-    let privileged = inherit_privileges && task::current_privileged();
     let pid = task::spawn::<A>(
         name,
         SpawnOptions {
             arguments: &argument_bytes[..arguments_len],
             parent: Parent::Process(task::current_pid()),
-            privileged,
             resources: Some(Box::new(table)),
         },
     )?;
@@ -85,14 +83,34 @@ pub(super) fn wait<A: Arch>(child: Option<task::Pid>, status: Option<UserBuffer>
     one(pid as usize)
 }
 
-pub(super) fn power_off<A: Arch>(status: u8) -> Outcome {
-    if !task::current_privileged() {
-        return Err(Error::PermissionDenied);
-    }
+/// Checks that `control` names a control capability with `right`.
+fn control(control: Handle, right: abi::Rights) -> Result<(), Error> {
+    with_table(|table| {
+        table
+            .get(control)?
+            .check(ObjectKind::Control, right)
+            .map(|_| ())
+    })
+}
+
+pub(super) fn power_off<A: Arch>(handle: Handle, status: u8) -> Outcome {
+    control(handle, abi::RIGHT_POWER_OFF)?;
     crate::kprintln!(
         "ferrite: powered off by process {} with status {}",
         task::current_pid(),
         status
     );
     A::exit(status)
+}
+
+pub(super) fn set_priority<A: Arch>(priority: usize, handle: Option<Handle>) -> Outcome {
+    let may_raise = match handle {
+        Some(handle) => {
+            control(handle, abi::RIGHT_RAISE_PRIORITY)?;
+            true
+        }
+        None => false,
+    };
+    task::set_priority::<A>(priority, may_raise)?;
+    one(0)
 }

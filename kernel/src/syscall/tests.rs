@@ -137,14 +137,13 @@ fn spawn_checks_flags_then_lengths() {
                 name_max,
                 2,
                 args_max,
-                abi::SPAWN_INHERIT_PRIVILEGES | 3 << abi::SPAWN_HANDLES_SHIFT,
+                3 << abi::SPAWN_HANDLES_SHIFT,
                 0x4000
             ]
         ),
         Ok(Call::Spawn {
             name: UserBuffer::new(1, name_max),
             arguments: UserBuffer::new(2, args_max),
-            inherit_privileges: true,
             handles: UserBuffer::new(0x4000, 3 * size_of::<abi::Handle>()),
         })
     );
@@ -227,8 +226,11 @@ fn statuses_are_truncated_as_documented() {
         Ok(Call::Exit(-3))
     );
     assert_eq!(
-        call(Syscall::PowerOff, [0x1ff, 0, 0, 0, 0, 0]),
-        Ok(Call::PowerOff { status: 0xff })
+        call(Syscall::PowerOff, [5, 0x1ff, 0, 0, 0, 0]),
+        Ok(Call::PowerOff {
+            control: 5,
+            status: 0xff
+        })
     );
 }
 

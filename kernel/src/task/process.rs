@@ -96,8 +96,6 @@ pub(super) struct Process {
     /// Its threads waiting in `wait` for a child. Boxed so that it stays
     /// in place while the record moves into the table.
     pub(super) child_waiters: Pin<Box<WaitQueue>>,
-    /// May power the machine off.
-    pub(super) privileged: bool,
     pub(super) cpu_ticks: u64,
     /// Times one of its threads was switched out while still ready to run.
     pub(super) preemptions: u64,
@@ -111,7 +109,6 @@ impl Process {
     pub(super) fn new(
         name: &str,
         parent: Parent,
-        privileged: bool,
         resources: Option<Resources>,
     ) -> Result<Box<Process>, Error> {
         let child_waiters = mm::heap::try_box(WaitQueue::new()).map_err(|_| Error::OutOfMemory)?;
@@ -124,7 +121,6 @@ impl Process {
             exit: None,
             zombie: false,
             child_waiters: Box::into_pin(child_waiters),
-            privileged,
             cpu_ticks: 0,
             preemptions: 0,
             resources,

@@ -408,10 +408,11 @@ pub fn yield_now<A: Arch>() {
     schedule::<A>();
 }
 
-/// Sets the current thread's priority. Only privileged processes (and
-/// kernel threads) may go above [`DEFAULT_PRIORITY`]. A lower priority
-/// takes effect at once: a more urgent ready thread runs.
-pub fn set_priority<A: Arch>(priority: usize) -> Result<(), Error> {
+/// Sets the current thread's priority. User threads go above
+/// [`DEFAULT_PRIORITY`] only if `may_raise` (the caller checked a
+/// capability); kernel threads always may. A lower priority takes effect
+/// at once: a more urgent ready thread runs.
+pub fn set_priority<A: Arch>(priority: usize, may_raise: bool) -> Result<(), Error> {
     let priority = u8::try_from(priority)
         .ok()
         .filter(|&p| (p as usize) < PRIORITIES)
@@ -419,10 +420,8 @@ pub fn set_priority<A: Arch>(priority: usize) -> Result<(), Error> {
     {
         let mut guard = SCHEDULER.lock();
         let s = &mut *guard;
-        let privileged = s
-            .current_process()
-            .is_none_or(|slot| s.processes.get(slot).privileged);
-        if priority > DEFAULT_PRIORITY && !privileged {
+        let may_raise = may_raise || s.current_process().is_none();
+        if priority > DEFAULT_PRIORITY && !may_raise {
             return Err(Error::PermissionDenied);
         }
         let current = s.current;
@@ -496,13 +495,6 @@ pub fn with_current_space<R>(f: impl FnOnce(&mut UserSpace) -> R) -> Option<R> {
     let s = &mut *guard;
     let slot = s.current_process()?;
     s.processes.get_mut(slot).space.as_mut().map(f)
-}
-
-/// Whether the current process may power the machine off.
-pub fn current_privileged() -> bool {
-    let s = SCHEDULER.lock();
-    s.current_process()
-        .is_some_and(|slot| s.processes.get(slot).privileged)
 }
 
 /// (processes, threads) alive now.

@@ -42,8 +42,6 @@ pub struct SpawnOptions<'a> {
     pub arguments: &'a [u8],
     /// Who learns how it ended.
     pub parent: Parent,
-    /// Whether it may power the machine off.
-    pub privileged: bool,
     /// Its capabilities.
     pub resources: Option<Resources>,
 }
@@ -74,7 +72,7 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
     }
     // The record first: a user space has no destructor (freeing it needs
     // the architecture), so from here every failure path destroys it.
-    let mut process = Process::new(name, options.parent, options.privileged, options.resources)?;
+    let mut process = Process::new(name, options.parent, options.resources)?;
     let mut space = UserSpace::new::<A>()?;
     let stack_pointer = match prepare_image::<A>(&mut space, image, &plan, options.arguments) {
         Ok(sp) => sp,

@@ -48,7 +48,7 @@ fn ready(s: &mut Scheduler, priority: u8) -> usize {
 fn process(s: &mut Scheduler, parent: Parent) -> (usize, usize) {
     let slot = s
         .processes
-        .insert(Process::new("proc", parent, false, None).unwrap())
+        .insert(Process::new("proc", parent, None).unwrap())
         .unwrap_or_else(|_| panic!("room for a process"));
     let mut t = thread("user", 4, 0x40_000);
     t.process = Some(slot);
@@ -313,10 +313,10 @@ fn tables_refuse_entries_beyond_their_limits() {
         Some(Error::LimitReached)
     );
     while s.processes.count() < MAX_PROCESSES {
-        let p = Process::new("filler", Parent::Orphan, false, None).unwrap();
+        let p = Process::new("filler", Parent::Orphan, None).unwrap();
         assert!(s.processes.insert(p).is_ok());
     }
-    let p = Process::new("one too many", Parent::Orphan, false, None).unwrap();
+    let p = Process::new("one too many", Parent::Orphan, None).unwrap();
     assert!(s.processes.insert(p).is_err());
 }
 
@@ -428,31 +428,36 @@ fn set_priority_checks_privilege_and_range_and_gives_way() {
     on_global_scheduler(|| {
         let worker = ready(&mut SCHEDULER.lock(), 3);
         assert_eq!(
-            sched::set_priority::<FakeArch>(8),
+            sched::set_priority::<FakeArch>(8, false),
             Err(Error::InvalidArgument)
         );
         assert_eq!(
-            sched::set_priority::<FakeArch>(256 + 4),
+            sched::set_priority::<FakeArch>(256 + 4, false),
             Err(Error::InvalidArgument)
         );
         assert_eq!(SCHEDULER.lock().current, 0, "the boot thread still runs");
-        assert_eq!(sched::set_priority::<FakeArch>(2), Ok(()));
+        assert_eq!(sched::set_priority::<FakeArch>(2, false), Ok(()));
         assert_eq!(
             SCHEDULER.lock().current,
             worker,
             "a more urgent thread took over"
         );
-        // An unprivileged process may not go above the default.
+        // A user thread may not go above the default without the right.
         let mut s = SCHEDULER.lock();
         let (_, user) = process(&mut s, Parent::Orphan);
         drop(s);
         sched::yield_now::<FakeArch>();
         assert_eq!(SCHEDULER.lock().current, user);
         assert_eq!(
-            sched::set_priority::<FakeArch>(5),
+            sched::set_priority::<FakeArch>(5, false),
             Err(Error::PermissionDenied)
         );
-        assert_eq!(sched::set_priority::<FakeArch>(4), Ok(()));
+        assert_eq!(sched::set_priority::<FakeArch>(4, false), Ok(()));
+        assert_eq!(
+            sched::set_priority::<FakeArch>(6, true),
+            Ok(()),
+            "with the capability checked"
+        );
     });
 }
 

@@ -143,9 +143,20 @@ pub fn process_id() -> u32 {
     call(Syscall::ProcessId, [0; 6]).0 as u32
 }
 
-/// Sets this thread's priority (0 lowest, 7 highest, 4 by default).
+/// Sets this thread's priority (0 lowest, 7 highest, 4 by default; above
+/// 4 takes [`set_priority_with`]).
 pub fn set_priority(priority: usize) -> Result<(), Error> {
-    checked(Syscall::SetPriority, [priority, 0, 0, 0, 0, 0]).map(|_| ())
+    set_priority_with(priority, 0)
+}
+
+/// Sets this thread's priority, above the default if `control` names a
+/// control capability with the right.
+pub fn set_priority_with(priority: usize, control: abi::Handle) -> Result<(), Error> {
+    checked(
+        Syscall::SetPriority,
+        [priority, control as usize, 0, 0, 0, 0],
+    )
+    .map(|_| ())
 }
 
 /// This thread's id.
@@ -164,9 +175,14 @@ pub fn info_raw(kind: usize, address: usize, len: usize) -> Result<usize, Error>
     checked(Syscall::Info, [kind, address, len, 0, 0, 0])
 }
 
-/// Ends the machine with `status` (needs the privilege).
-pub fn power_off(status: u8) -> Error {
-    match checked(Syscall::PowerOff, [status as usize, 0, 0, 0, 0, 0]) {
+/// Ends the machine with `status`; `control` must name a control
+/// capability with the power-off right. Returns only with the reason it
+/// was refused.
+pub fn power_off(control: abi::Handle, status: u8) -> Error {
+    match checked(
+        Syscall::PowerOff,
+        [control as usize, status as usize, 0, 0, 0, 0],
+    ) {
         Ok(_) => Error::InvalidArgument,
         Err(e) => e,
     }

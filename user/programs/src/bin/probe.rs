@@ -170,10 +170,8 @@ fn main(arguments: &str) -> i32 {
             }
             hog()
         }
-        "power-off" => match sys::power_off(0) {
-            rt::Error::PermissionDenied => 0,
-            _ => 1,
-        },
+        // The error's number: the test knows which it expects.
+        "power-off" => sys::power_off(abi::initial_handle(0), 0) as i32,
         "sleep" => {
             rt::time::sleep(core::time::Duration::from_millis(number(words.next())));
             0

@@ -351,7 +351,8 @@ fn exit(arguments: &str) {
 
 fn poweroff(arguments: &str) {
     if let Some(status) = status_argument(arguments, "poweroff") {
-        let error = sys::power_off(status);
+        // init passes its control capability first.
+        let error = sys::power_off(abi::initial_handle(0), status);
         println!("poweroff: {error}");
     }
 }

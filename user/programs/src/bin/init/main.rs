@@ -31,10 +31,10 @@ fn main(mode: &str) -> i32 {
 
 /// Keeps a shell on the console, starting another whenever one ends (by
 /// `exit` or otherwise). The shell may power the machine off, so it gets
-/// init's privileges.
+/// init's control capability.
 fn run_shell() -> i32 {
     loop {
-        let pid = match sys::spawn("sh", "", abi::SPAWN_INHERIT_PRIVILEGES) {
+        let pid = match sys::spawn_with("sh", "", 0, &[abi::INIT_CONTROL]) {
             Ok(pid) => pid,
             Err(e) => {
                 println!("init: cannot start the shell: {e}");

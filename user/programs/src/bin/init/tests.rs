@@ -122,8 +122,8 @@ pub const TESTS: &[Test] = &[
         run: exited_processes_free_every_frame,
     },
     Test {
-        name: "privilege::only_privileged_processes_power_off",
-        run: only_privileged_processes_power_off,
+        name: "privilege::only_holders_of_the_control_capability_power_off",
+        run: only_holders_of_the_control_capability_power_off,
     },
 ];
 
@@ -658,11 +658,34 @@ fn exhausting_memory_kills_only_the_hogs() -> Outcome {
     Ok(())
 }
 
-fn only_privileged_processes_power_off() -> Outcome {
+fn only_holders_of_the_control_capability_power_off() -> Outcome {
     ensure_eq!(
         probe("power-off")?,
-        Exit::Code(0),
-        "an ordinary child was refused"
+        Exit::Code(Error::InvalidHandle as i32),
+        "a child given no capability was refused"
     );
+    // A copy of init's control capability without the power-off right.
+    let priority_only = rt::ipc::cap_copy(
+        abi::INIT_CONTROL,
+        abi::RIGHT_RAISE_PRIORITY | abi::RIGHT_GRANT,
+        0,
+    )
+    .map_err(|e| format!("copy: {e}"))?;
+    let exit = process::run_with("probe", "power-off", &[priority_only])
+        .map_err(|e| format!("probe: {e}"))?;
+    let _ = rt::ipc::cap_delete(priority_only);
+    ensure_eq!(
+        exit,
+        Exit::Code(Error::MissingRight as i32),
+        "a child with the control capability but not the right"
+    );
+    // The right to raise priorities: this process has it, a probe does not.
+    ensure_eq!(
+        sys::set_priority(5),
+        Err(Error::PermissionDenied),
+        "without a handle"
+    );
+    sys::set_priority_with(5, abi::INIT_CONTROL).map_err(|e| format!("raise: {e}"))?;
+    sys::set_priority(4).map_err(|e| format!("lower: {e}"))?;
     Ok(())
 }
