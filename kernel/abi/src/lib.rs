@@ -720,6 +720,15 @@ pub const NOTIFICATION_RIGHTS: Rights = RIGHT_SIGNAL | RIGHT_WAIT | RIGHT_GRANT;
 pub const LABEL_BITS: u32 = 24;
 /// `send` info flag: fail with `WouldBlock` rather than wait.
 pub const SEND_NONBLOCK: usize = 1 << 24;
+/// Info flag: the message carries a capability. The sender names it in
+/// `w3`; it is copied (the sender keeps it) unless `MESSAGE_CAP_MOVE` is
+/// set too. Both the endpoint capability and the one sent need
+/// `RIGHT_GRANT`. The receiver finds the flag in the label it gets and the
+/// capability's handle in its own table in `w3` (0, and the flag clear,
+/// if its table had no room).
+pub const MESSAGE_CAP: usize = 1 << 25;
+/// Info flag, with `MESSAGE_CAP`: the capability moves to the receiver.
+pub const MESSAGE_CAP_MOVE: usize = 1 << 26;
 /// `recv` flag: fail with `WouldBlock` rather than wait.
 pub const RECV_NONBLOCK: usize = 1;
 

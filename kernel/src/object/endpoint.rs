@@ -103,6 +103,7 @@ pub fn send<A: Arch>(endpoint: &Endpoint, send: Send) -> Result<Message, Error> 
     let me = ipc.current();
     if let Some(receiver) = ipc.pop(&endpoint.receivers) {
         *ipc.message(receiver) = send.message;
+        ipc.pass_transfer(me, receiver);
         if send.call {
             ipc.set_caller_of(receiver, me);
         }
@@ -134,6 +135,8 @@ fn receive_locked<A: Arch>(
 ) -> Result<Message, Error> {
     if let Some(sender) = ipc.pop(&endpoint.senders) {
         let message = *ipc.message(sender);
+        let me = ipc.current();
+        ipc.pass_transfer(sender, me);
         if ipc.take_call(sender) {
             ipc.set_caller(Some(sender));
         } else {
@@ -161,9 +164,13 @@ pub fn reply(message: Message) -> Result<(), Error> {
     Ok(())
 }
 
+/// Answers `caller` if it still waits; a capability sent with a reply
+/// that finds nobody stays with the replier, which drops it.
 fn deliver_reply(ipc: &mut Ipc, caller: ThreadRef, message: Message) {
     if ipc.awaits_reply(caller) {
         *ipc.message(caller) = message;
+        let me = ipc.current();
+        ipc.pass_transfer(me, caller);
         ipc.wake(caller, Ok(()));
     }
 }

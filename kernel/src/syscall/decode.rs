@@ -72,10 +72,12 @@ pub(super) enum Call {
     CapInfo {
         handle: Handle,
     },
-    /// A label of at most [`abi::LABEL_BITS`] bits (so for every message).
+    /// A label of at most [`abi::LABEL_BITS`] bits (so for every message),
+    /// with [`abi::MESSAGE_CAP`] when `transfer` is given.
     Send {
         handle: Handle,
         message: Message,
+        transfer: Option<CapSend>,
         nonblocking: bool,
     },
     Recv {
@@ -86,13 +88,16 @@ pub(super) enum Call {
     Invoke {
         handle: Handle,
         message: Message,
+        transfer: Option<CapSend>,
     },
     Reply {
         message: Message,
+        transfer: Option<CapSend>,
     },
     ReplyRecv {
         handle: Handle,
         message: Message,
+        transfer: Option<CapSend>,
     },
     Signal {
         handle: Handle,
@@ -231,12 +236,12 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             handle: handle(a[0])?,
         },
         Syscall::Send => {
-            if a[1] & !(LABEL_MASK | abi::SEND_NONBLOCK) != 0 {
-                return Err(Error::InvalidArgument);
-            }
+            let (message, transfer) =
+                outgoing(a[1] & !abi::SEND_NONBLOCK, [a[2], a[3], a[4], a[5]])?;
             Call::Send {
                 handle: handle(a[0])?,
-                message: message(a[1] & LABEL_MASK, [a[2], a[3], a[4], a[5]])?,
+                message,
+                transfer,
                 nonblocking: a[1] & abi::SEND_NONBLOCK != 0,
             }
         }
@@ -249,17 +254,26 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 nonblocking: a[1] & abi::RECV_NONBLOCK != 0,
             }
         }
-        Syscall::Call => Call::Invoke {
-            handle: handle(a[0])?,
-            message: message(a[1], [a[2], a[3], a[4], a[5]])?,
-        },
-        Syscall::Reply => Call::Reply {
-            message: message(a[0], [a[1], a[2], a[3], a[4]])?,
-        },
-        Syscall::ReplyRecv => Call::ReplyRecv {
-            handle: handle(a[0])?,
-            message: message(a[1], [a[2], a[3], a[4], a[5]])?,
-        },
+        Syscall::Call => {
+            let (message, transfer) = outgoing(a[1], [a[2], a[3], a[4], a[5]])?;
+            Call::Invoke {
+                handle: handle(a[0])?,
+                message,
+                transfer,
+            }
+        }
+        Syscall::Reply => {
+            let (message, transfer) = outgoing(a[0], [a[1], a[2], a[3], a[4]])?;
+            Call::Reply { message, transfer }
+        }
+        Syscall::ReplyRecv => {
+            let (message, transfer) = outgoing(a[1], [a[2], a[3], a[4], a[5]])?;
+            Call::ReplyRecv {
+                handle: handle(a[0])?,
+                message,
+                transfer,
+            }
+        }
         Syscall::Signal => Call::Signal {
             handle: handle(a[0])?,
             bits: a[1],
@@ -311,16 +325,37 @@ fn handle(value: usize) -> Result<Handle, Error> {
     Handle::try_from(value).map_err(|_| Error::InvalidHandle)
 }
 
-/// A message to send: the label must fit its bits.
-fn message(label: usize, words: [usize; 4]) -> Result<Message, Error> {
-    if label > LABEL_MASK {
+/// A message to send from its info word (a label that fits its bits, and
+/// the capability flags) and words; the capability it carries, named in
+/// `w3`, travels apart.
+fn outgoing(info: usize, words: [usize; 4]) -> Result<(Message, Option<CapSend>), Error> {
+    if info & !(LABEL_MASK | abi::MESSAGE_CAP | abi::MESSAGE_CAP_MOVE) != 0
+        || (info & abi::MESSAGE_CAP_MOVE != 0 && info & abi::MESSAGE_CAP == 0)
+    {
         return Err(Error::InvalidArgument);
     }
-    Ok(Message {
-        label,
+    let transfer = match info & abi::MESSAGE_CAP {
+        0 => None,
+        _ => Some(CapSend {
+            handle: handle(words[3])?,
+            moved: info & abi::MESSAGE_CAP_MOVE != 0,
+        }),
+    };
+    let [w0, w1, w2, w3] = words;
+    let message = Message {
+        label: info & (LABEL_MASK | abi::MESSAGE_CAP),
         badge: 0,
-        words,
-    })
+        words: [w0, w1, w2, if transfer.is_some() { 0 } else { w3 }],
+    };
+    Ok((message, transfer))
+}
+
+/// A capability a message carries: its handle in the sender's table, and
+/// whether it moves (else it is copied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CapSend {
+    pub handle: Handle,
+    pub moved: bool,
 }
 
 /// The page-rounded length and mapping flags of a `map` request.

@@ -61,10 +61,13 @@ pub(super) fn try_ipc<A: Arch>(number: usize, a: [usize; 6]) -> Option<Returned>
         endpoint::fast_reply_receive::<A>(ipc, endpoint, message)
     };
     match outcome {
-        Ok(Ok(message)) => Some(Returned {
-            results: [message.label, message.badge],
-            message: Some(message.words),
-        }),
+        Ok(Ok(message)) => {
+            let message = super::ipc::accept(message);
+            Some(Returned {
+                results: [message.label, message.badge],
+                message: Some(message.words),
+            })
+        }
         Ok(Err(error)) => Some(Returned::error(error)),
         Err(ipc) => {
             drop(ipc);

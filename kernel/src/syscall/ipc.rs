@@ -1,25 +1,85 @@
 //! IPC system calls: messages on endpoints, and notifications.
 
-use super::cap::with_table;
+use super::cap::{insert, with_table};
+use super::decode::CapSend;
 use super::{Outcome, message, one, two};
 use crate::object::Object;
+use crate::object::cap::Capability;
 use crate::object::endpoint::{self, Endpoint};
 use crate::object::notification::{self, Notification};
 use crate::task::Message;
+use crate::task::ipc;
 use abi::{Error, Handle, ObjectKind, Rights};
 use alloc::sync::Arc;
 use hal::Arch;
 
-/// The endpoint `handle` names, if the capability has `right`, and its
-/// badge.
-fn endpoint(handle: Handle, right: Rights) -> Result<(Arc<Endpoint>, usize), Error> {
+/// The endpoint `handle` names, if the capability has `right`, with the
+/// capability's badge and rights.
+fn endpoint(handle: Handle, right: Rights) -> Result<(Arc<Endpoint>, usize, Rights), Error> {
     with_table(|table| {
         let capability = table.get(handle)?;
         match capability.check(ObjectKind::Endpoint, right)? {
-            Object::Endpoint(endpoint) => Ok((endpoint.clone(), capability.badge())),
+            Object::Endpoint(endpoint) => {
+                Ok((endpoint.clone(), capability.badge(), capability.rights()))
+            }
             _ => Err(Error::WrongType),
         }
     })
+}
+
+/// Puts the capability a message carries in the calling thread's slot
+/// until it is delivered: a copy, or the capability itself when it moves
+/// (a moved one that cannot be delivered is deleted). Sending one needs
+/// the grant right on the endpoint capability (`endpoint_rights`) and on
+/// the capability sent.
+fn hold_outgoing(transfer: Option<CapSend>, endpoint_rights: Rights) -> Result<(), Error> {
+    let Some(send) = transfer else {
+        return Ok(());
+    };
+    if endpoint_rights & abi::RIGHT_GRANT == 0 {
+        return Err(Error::MissingRight);
+    }
+    let capability = with_table(|table| {
+        let capability = table.get(send.handle)?;
+        if capability.rights() & abi::RIGHT_GRANT == 0 {
+            return Err(Error::MissingRight);
+        }
+        match send.moved {
+            true => table.remove(send.handle),
+            false => capability.derive(capability.rights(), 0),
+        }
+    })?;
+    let boxed = crate::mm::heap::try_box(capability).map_err(|_| Error::OutOfMemory)?;
+    ipc::hold_transfer(boxed);
+    Ok(())
+}
+
+/// After a send: a capability that was not delivered goes.
+fn settle<T>(result: Result<T, Error>) -> Result<T, Error> {
+    if result.is_err() {
+        drop(ipc::take_transfer());
+    }
+    result
+}
+
+/// Takes a capability that came with `message` into the caller's table;
+/// its handle replaces `w3`. With no room, the capability goes and the
+/// flag is cleared.
+pub(super) fn accept(mut message: Message) -> Message {
+    if message.label & abi::MESSAGE_CAP == 0 {
+        return message;
+    }
+    let handle = ipc::take_transfer()
+        .and_then(|transfer| transfer.downcast::<Capability>().ok())
+        .and_then(|capability| insert(*capability).ok());
+    match handle {
+        Some(handle) => message.words[3] = handle as usize,
+        None => {
+            message.label &= !abi::MESSAGE_CAP;
+            message.words[3] = 0;
+        }
+    }
+    message
 }
 
 fn notification(handle: Handle, right: Rights) -> Result<Arc<Notification>, Error> {
@@ -31,40 +91,69 @@ fn notification(handle: Handle, right: Rights) -> Result<Arc<Notification>, Erro
     )
 }
 
-pub(super) fn send<A: Arch>(handle: Handle, message: Message, nonblocking: bool) -> Outcome {
-    let (endpoint, badge) = endpoint(handle, abi::RIGHT_SEND)?;
+pub(super) fn send<A: Arch>(
+    handle: Handle,
+    message: Message,
+    transfer: Option<CapSend>,
+    nonblocking: bool,
+) -> Outcome {
+    let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
+    hold_outgoing(transfer, rights)?;
     let send = endpoint::Send {
         message: Message { badge, ..message },
         call: false,
         nonblocking,
     };
-    endpoint::send::<A>(&endpoint, send)?;
+    settle(endpoint::send::<A>(&endpoint, send))?;
     one(0)
 }
 
-pub(super) fn call<A: Arch>(handle: Handle, message: Message) -> Outcome {
-    let (endpoint, badge) = endpoint(handle, abi::RIGHT_SEND)?;
+pub(super) fn call<A: Arch>(
+    handle: Handle,
+    message: Message,
+    transfer: Option<CapSend>,
+) -> Outcome {
+    let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
+    hold_outgoing(transfer, rights)?;
     let send = endpoint::Send {
         message: Message { badge, ..message },
         call: true,
         nonblocking: false,
     };
-    super::message(endpoint::send::<A>(&endpoint, send)?)
+    super::message(accept(settle(endpoint::send::<A>(&endpoint, send))?))
 }
 
 pub(super) fn receive<A: Arch>(handle: Handle, nonblocking: bool) -> Outcome {
-    let (endpoint, _) = endpoint(handle, abi::RIGHT_RECEIVE)?;
-    message(endpoint::receive::<A>(&endpoint, nonblocking)?)
+    let (endpoint, _, _) = endpoint(handle, abi::RIGHT_RECEIVE)?;
+    message(accept(endpoint::receive::<A>(&endpoint, nonblocking)?))
 }
 
-pub(super) fn reply(message: Message) -> Outcome {
-    endpoint::reply(message)?;
+/// A reply may carry a capability only if the replier could send one: it
+/// names no endpoint, so the capability's own grant right decides.
+pub(super) fn reply(message: Message, transfer: Option<CapSend>) -> Outcome {
+    hold_outgoing(transfer, abi::RIGHT_GRANT)?;
+    let result = endpoint::reply(message);
+    // Delivered, or nobody to take it.
+    drop(ipc::take_transfer());
+    result?;
     one(0)
 }
 
-pub(super) fn reply_receive<A: Arch>(handle: Handle, reply: Message) -> Outcome {
-    let (endpoint, _) = endpoint(handle, abi::RIGHT_RECEIVE)?;
-    message(endpoint::reply_receive::<A>(&endpoint, reply)?)
+pub(super) fn reply_receive<A: Arch>(
+    handle: Handle,
+    reply: Message,
+    transfer: Option<CapSend>,
+) -> Outcome {
+    let (endpoint, _, _) = endpoint(handle, abi::RIGHT_RECEIVE)?;
+    if transfer.is_some() {
+        // Apart, so that a capability the caller did not take is gone
+        // before this thread waits to receive.
+        hold_outgoing(transfer, abi::RIGHT_GRANT)?;
+        let _ = endpoint::reply(reply);
+        drop(ipc::take_transfer());
+        return message(accept(endpoint::receive::<A>(&endpoint, false)?));
+    }
+    message(accept(endpoint::reply_receive::<A>(&endpoint, reply)?))
 }
 
 pub(super) fn signal(handle: Handle, bits: usize) -> Outcome {

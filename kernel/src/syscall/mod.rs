@@ -149,15 +149,24 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::Send {
             handle,
             message,
+            transfer,
             nonblocking,
-        } => ipc::send::<A>(handle, message, nonblocking),
+        } => ipc::send::<A>(handle, message, transfer, nonblocking),
         Call::Recv {
             handle,
             nonblocking,
         } => ipc::receive::<A>(handle, nonblocking),
-        Call::Invoke { handle, message } => ipc::call::<A>(handle, message),
-        Call::Reply { message } => ipc::reply(message),
-        Call::ReplyRecv { handle, message } => ipc::reply_receive::<A>(handle, message),
+        Call::Invoke {
+            handle,
+            message,
+            transfer,
+        } => ipc::call::<A>(handle, message, transfer),
+        Call::Reply { message, transfer } => ipc::reply(message, transfer),
+        Call::ReplyRecv {
+            handle,
+            message,
+            transfer,
+        } => ipc::reply_receive::<A>(handle, message, transfer),
         Call::Signal { handle, bits } => ipc::signal(handle, bits),
         Call::NotificationWait { handle } => ipc::wait::<A>(handle),
         Call::NotificationPoll { handle } => ipc::poll(handle),

@@ -246,6 +246,7 @@ fn messages_keep_their_label_narrow_and_flags_known() {
                 badge: 0,
                 words: [1, 2, 3, 4]
             },
+            transfer: None,
             nonblocking: true
         })
     );
@@ -351,4 +352,37 @@ fn memory_objects_are_sized_and_mapped_in_the_window() {
         call(Syscall::MemoryUnmap, [ANON + 8, 0, 0, 0, 0, 0]),
         Err(Error::InvalidArgument)
     );
+}
+
+#[test]
+fn a_capability_in_a_message_is_named_in_the_last_word() {
+    use super::decode::CapSend;
+    let info = 9 | abi::MESSAGE_CAP | abi::MESSAGE_CAP_MOVE;
+    assert_eq!(
+        call(Syscall::Call, [5, info, 1, 2, 3, 0x77]),
+        Ok(Call::Invoke {
+            handle: 5,
+            message: crate::task::Message {
+                label: 9 | abi::MESSAGE_CAP,
+                badge: 0,
+                words: [1, 2, 3, 0]
+            },
+            transfer: Some(CapSend {
+                handle: 0x77,
+                moved: true
+            })
+        })
+    );
+    assert_eq!(
+        call(Syscall::Send, [5, 9 | abi::MESSAGE_CAP_MOVE, 0, 0, 0, 0x77]),
+        Err(Error::InvalidArgument),
+        "moving without a capability"
+    );
+    if usize::BITS > 32 {
+        assert_eq!(
+            call(Syscall::Reply, [abi::MESSAGE_CAP, 0, 0, 0, 1 << 33, 0]),
+            Err(Error::InvalidHandle),
+            "a capability named by a value wider than a handle"
+        );
+    }
 }

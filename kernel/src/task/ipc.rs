@@ -11,7 +11,7 @@
 
 pub use super::process::Resources;
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
-use super::thread::{Message, State, ThreadRef};
+use super::thread::{Message, State, ThreadRef, Transfer};
 use super::wait::WaitQueue;
 use crate::sync::IrqGuard;
 use abi::Error;
@@ -147,6 +147,21 @@ impl Ipc {
             .then(|| self.s.threads.reference(index))
     }
 
+    /// Moves the capability travelling with `from`'s message to `to`, a
+    /// receiver, whose slot is empty (see `IpcState::transfer`).
+    pub fn pass_transfer(&mut self, from: ThreadRef, to: ThreadRef) {
+        let Some(transfer) = self.s.thread_mut(from.index).ipc.transfer.take() else {
+            return;
+        };
+        let slot = &mut self.s.thread_mut(to.index).ipc.transfer;
+        debug_assert!(slot.is_none(), "a receiver blocked with a capability");
+        if let Some(displaced) = slot.replace(transfer) {
+            // Never happens (see above); dropping it here could take the
+            // lock again, so it is let go of instead.
+            core::mem::forget(displaced);
+        }
+    }
+
     /// Whether no thread waits in `queue`.
     pub fn is_empty(&self, queue: &WaitQueue) -> bool {
         queue.front(&self.s.threads).is_none()
@@ -200,4 +215,24 @@ fn finish() -> Result<Message, Error> {
         (false, Some(error)) => Err(error),
         (false, None) => Ok(ipc.message),
     }
+}
+
+/// Puts the capability the calling thread sends in its slot, until it is
+/// delivered.
+pub fn hold_transfer(transfer: Transfer) {
+    let displaced = {
+        let mut s = SCHEDULER.lock_masked();
+        let current = s.current;
+        s.thread_mut(current).ipc.transfer.replace(transfer)
+    };
+    drop(displaced);
+}
+
+/// Takes what is in the calling thread's slot: the capability that came
+/// with the message it received, or the one it sent that was not
+/// delivered.
+pub fn take_transfer() -> Option<Transfer> {
+    let mut s = SCHEDULER.lock_masked();
+    let current = s.current;
+    s.thread_mut(current).ipc.transfer.take()
 }

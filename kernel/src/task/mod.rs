@@ -50,6 +50,7 @@ pub use spawn::{
 };
 pub use thread::{
     DEFAULT_PRIORITY, Killed, MAX_THREADS, Message, PRIORITIES, TIMESLICE_TICKS, ThreadRef, Tid,
+    Transfer,
 };
 pub use wait::WaitQueue;
 

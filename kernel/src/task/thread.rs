@@ -62,7 +62,15 @@ pub(super) struct IpcState {
     pub(super) outcome: Option<Error>,
     /// The caller waiting for this thread's reply.
     pub(super) caller: Option<ThreadRef>,
+    /// A capability travelling with the message: the one this thread
+    /// sends until it is delivered, or the one it was handed until it
+    /// takes it into its table. Empty whenever the thread blocks to
+    /// receive.
+    pub(super) transfer: Option<Transfer>,
 }
+
+/// A capability in transit, of a type only the object layer knows.
+pub type Transfer = Box<dyn core::any::Any + Send>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {

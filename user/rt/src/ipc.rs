@@ -26,6 +26,25 @@ impl Message {
             words,
         }
     }
+
+    /// This message, carrying the capability `handle` names (in place of
+    /// the last word): moved to the receiver if `moved`, else copied.
+    pub fn carrying(mut self, handle: Handle, moved: bool) -> Message {
+        self.label |= abi::MESSAGE_CAP | if moved { abi::MESSAGE_CAP_MOVE } else { 0 };
+        self.words[3] = handle as usize;
+        self
+    }
+
+    /// The label, without the flags.
+    pub fn plain_label(&self) -> usize {
+        self.label & ((1 << abi::LABEL_BITS) - 1)
+    }
+
+    /// The capability a received message brought, now in this process's
+    /// table.
+    pub fn capability(&self) -> Option<Handle> {
+        (self.label & abi::MESSAGE_CAP != 0).then_some(self.words[3] as Handle)
+    }
 }
 
 fn received(result: Result<(usize, usize, [usize; 4]), Error>) -> Result<Message, Error> {

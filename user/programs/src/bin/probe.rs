@@ -27,6 +27,9 @@
 //! - `ipc-hoard N`: creates N endpoints, N notifications and N memory
 //!   objects (every other one contiguous, each mapped), copies each, and
 //!   exits holding them all.
+//! - `cap-receiver N`: receives N calls on the endpoint passed first, each
+//!   carrying a notification capability, signals it with the message's
+//!   first word, and replies with the capability's rights; exits 0.
 //! - `notify-echo`: waits on the notification passed first and signals
 //!   the second each time, until woken with bit 63 (or 31) set.
 //! - `shared-memory PAGES`: maps the memory object passed first; checks
@@ -63,6 +66,27 @@ fn ipc_echo() -> i32 {
             Err(_) => return 2,
         };
     }
+}
+
+fn cap_receiver(calls: usize) -> i32 {
+    let endpoint = Endpoint::from_handle(abi::initial_handle(0));
+    for _ in 0..calls {
+        let Ok(request) = endpoint.recv() else {
+            return 1;
+        };
+        let Some(handle) = request.capability() else {
+            return 2;
+        };
+        let rights = rt::ipc::cap_info(handle).map_or(0, |info| info.rights);
+        let notification = Notification::from_handle(handle);
+        if notification.signal(request.words[0]).is_err() {
+            return 3;
+        }
+        if rt::ipc::reply(Message::new(0, [rights as usize, 0, 0, 0])).is_err() {
+            return 4;
+        }
+    }
+    0
 }
 
 /// The bit that ends `notify-echo`.
@@ -189,6 +213,7 @@ fn main(arguments: &str) -> i32 {
         "ipc-hoard" => ipc_hoard(number(words.next()) as usize),
         "shared-memory" => shared_memory(number(words.next()) as usize),
         "notify-echo" => notify_echo(),
+        "cap-receiver" => cap_receiver(number(words.next()) as usize),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100

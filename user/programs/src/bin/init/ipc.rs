@@ -28,6 +28,10 @@ pub const TESTS: &[Test] = &[
         run: every_bad_handle_gets_its_error,
     },
     Test {
+        name: "ipc::capabilities_travel_in_messages",
+        run: capabilities_travel_in_messages,
+    },
+    Test {
         name: "ipc::notifications_wake_and_accumulate",
         run: notifications_wake_and_accumulate,
     },
@@ -422,5 +426,66 @@ fn a_memory_object_is_shared_between_processes() -> Outcome {
     drop((memory, read_only, contiguous));
     let free_after = process::memory().map_err(fail("memory"))?.free_frames;
     ensure_eq!(free_after, free_before, "every frame came back");
+    Ok(())
+}
+
+fn capabilities_travel_in_messages() -> Outcome {
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let notification = Notification::create().map_err(fail("notification"))?;
+    let server = serve("cap-receiver 2", &[endpoint.handle()])?;
+    // Refused before anything moves: no grant right on the endpoint
+    // capability, or on the capability sent.
+    let no_grant = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        no_grant.call(Message::new(1, [0; 4]).carrying(notification.handle(), false)),
+        Err(Error::MissingRight),
+        "an endpoint capability without the grant right"
+    );
+    let signal_only = notification
+        .copy(abi::RIGHT_SIGNAL, 0)
+        .map_err(fail("copy"))?;
+    ensure_eq!(
+        endpoint.call(Message::new(1, [0; 4]).carrying(signal_only.handle(), false)),
+        Err(Error::MissingRight),
+        "a capability without the grant right"
+    );
+    // Copied: the receiver signals through its copy; this process keeps its own.
+    let reply = endpoint
+        .call(Message::new(1, [0x42, 0, 0, 0]).carrying(notification.handle(), false))
+        .map_err(fail("call with a copy"))?;
+    ensure_eq!(
+        reply.words[0] as abi::Rights,
+        abi::NOTIFICATION_RIGHTS,
+        "the copy's rights, as the receiver sees them"
+    );
+    ensure_eq!(notification.poll(), Ok(0x42), "signalled through the copy");
+    ensure!(
+        ipc::cap_info(notification.handle()).is_ok(),
+        "the sender keeps a copied capability"
+    );
+    // Moved: the sender's handle is gone afterwards.
+    let moving = notification
+        .copy(abi::RIGHT_SIGNAL | abi::RIGHT_GRANT, 0)
+        .map_err(fail("copy"))?
+        .into_handle();
+    let reply = endpoint
+        .call(Message::new(1, [0x7, 0, 0, 0]).carrying(moving, true))
+        .map_err(fail("call with a move"))?;
+    ensure_eq!(
+        reply.words[0] as abi::Rights,
+        abi::RIGHT_SIGNAL | abi::RIGHT_GRANT,
+        "the moved capability's rights"
+    );
+    ensure_eq!(
+        notification.poll(),
+        Ok(0x7),
+        "signalled through the moved capability"
+    );
+    ensure_eq!(
+        ipc::cap_info(moving),
+        Err(Error::InvalidHandle),
+        "a moved capability leaves the sender"
+    );
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "receiver");
     Ok(())
 }
