@@ -102,11 +102,13 @@ pub enum Syscall {
     MemoryUnmap = 32,
     /// `memory_physical(memory) -> (low, high)`: where a contiguous one is.
     MemoryPhysical = 33,
+    /// `notification_bind(notification)`: binds one to the calling thread.
+    NotificationBind = 34,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 34] = [
+    pub const ALL: [Syscall; 35] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -141,6 +143,7 @@ impl Syscall {
         Syscall::MemoryMap,
         Syscall::MemoryUnmap,
         Syscall::MemoryPhysical,
+        Syscall::NotificationBind,
     ];
 
     /// The call with number `number`.
@@ -201,6 +204,7 @@ impl Syscall {
             Syscall::MemoryMap => "memory_map",
             Syscall::MemoryUnmap => "memory_unmap",
             Syscall::MemoryPhysical => "memory_physical",
+            Syscall::NotificationBind => "notification_bind",
         }
     }
 
@@ -445,6 +449,12 @@ impl Syscall {
                 "0",
                 "Removes the memory object mapped at `address` (its start) from the caller's space; the object stays while capabilities or other mappings hold it.",
                 &[InvalidArgument],
+            ),
+            Syscall::NotificationBind => (
+                &["notification (0: unbind)"],
+                "0",
+                "Binds the notification to the calling thread (it needs `RIGHT_WAIT`; one notification per thread, one thread per notification): while the thread waits in `recv` or `reply_recv`, a signal ends the wait, and the call returns the label `NOTIFIED` with the bits as the badge. Bits set before the receive are returned at once. A driver waits for its clients and its interrupts in one call.",
+                &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
             ),
             Syscall::MemoryPhysical => (
                 &["memory"],
@@ -720,6 +730,10 @@ pub const NOTIFICATION_RIGHTS: Rights = RIGHT_SIGNAL | RIGHT_WAIT | RIGHT_GRANT;
 pub const LABEL_BITS: u32 = 24;
 /// `send` info flag: fail with `WouldBlock` rather than wait.
 pub const SEND_NONBLOCK: usize = 1 << 24;
+/// The label `recv` and `reply_recv` return when the thread's bound
+/// notification ended the wait; the badge holds its bits. No sender can
+/// use it: it is beyond the label's bits.
+pub const NOTIFIED: usize = 1 << LABEL_BITS;
 /// Info flag: the message carries a capability. The sender names it in
 /// `w3`; it is copied (the sender keeps it) unless `MESSAGE_CAP_MOVE` is
 /// set too. Both the endpoint capability and the one sent need

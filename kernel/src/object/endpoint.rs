@@ -15,6 +15,7 @@
 //! straight to it, without the run queues (seL4's `fastpath_call` and
 //! `fastpath_reply_recv` do the same).
 
+use super::notification;
 use crate::task::ipc::{self, Ipc};
 use crate::task::{Message, ThreadRef, WaitQueue};
 use abi::Error;
@@ -133,6 +134,15 @@ fn receive_locked<A: Arch>(
     endpoint: &Endpoint,
     nonblocking: bool,
 ) -> Result<Message, Error> {
+    let bits = notification::take_bound_bits(&ipc);
+    if bits != 0 {
+        ipc.set_caller(None);
+        return Ok(Message {
+            label: abi::NOTIFIED,
+            badge: bits,
+            words: [0; 4],
+        });
+    }
     if let Some(sender) = ipc.pop(&endpoint.senders) {
         let message = *ipc.message(sender);
         let me = ipc.current();
@@ -150,7 +160,7 @@ fn receive_locked<A: Arch>(
     }
     ipc.set_caller(None);
     let queue = pinned(&endpoint.receivers);
-    ipc.block(Some(queue), None);
+    ipc.block_receiving(queue);
     ipc::wait::<A>(ipc)
 }
 
@@ -210,11 +220,16 @@ pub fn fast_reply_receive<A: Arch>(mut ipc: Ipc, endpoint: &Endpoint, reply: Mes
     let Some(caller) = ipc.caller() else {
         return Err(ipc);
     };
-    if !ipc.is_empty(&endpoint.senders) || !ipc.awaits_reply(caller) || !ipc.may_run_now(caller) {
+    // A bound notification's bits would have to be looked at: not here.
+    if !ipc.is_empty(&endpoint.senders)
+        || !ipc.awaits_reply(caller)
+        || !ipc.may_run_now(caller)
+        || ipc.bound().is_some()
+    {
         return Err(ipc);
     }
     ipc.take_caller();
     ipc.hand_over(caller, reply);
-    ipc.block(Some(pinned(&endpoint.receivers)), None);
+    ipc.block_receiving(pinned(&endpoint.receivers));
     Ok(ipc.switch_to::<A>(caller))
 }

@@ -2,9 +2,14 @@
 //! waiter, which takes every bit set; `poll` takes them without waiting.
 //! An interrupt handler's line signals one, so a driver learns of its
 //! interrupts the same way as of any other event.
+//!
+//! Bound to a thread (seL4's bound notification), a notification also
+//! ends that thread's wait to receive on an endpoint: the receive returns
+//! the label `NOTIFIED` with the bits, so one thread serves its clients
+//! and its interrupts.
 
-use crate::task::ipc;
-use crate::task::{Message, WaitQueue};
+use crate::task::ipc::{self, Ipc};
+use crate::task::{Message, ThreadRef, WaitQueue};
 use abi::Error;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +20,8 @@ pub struct Notification {
     /// so a signal and a waiter never miss each other.
     bits: AtomicUsize,
     waiters: WaitQueue,
+    /// The thread it is bound to. Changed only under the IPC lock.
+    bound: spin::Mutex<Option<ThreadRef>>,
 }
 
 impl Default for Notification {
@@ -38,6 +45,7 @@ impl Notification {
         Notification {
             bits: AtomicUsize::new(0),
             waiters: WaitQueue::new(),
+            bound: spin::Mutex::new(None),
         }
     }
 }
@@ -48,6 +56,18 @@ pub fn signal(notification: &Notification, bits: usize) {
     let pending = notification.bits.load(Ordering::Relaxed) | bits;
     if pending == 0 {
         return;
+    }
+    let bound = *notification.bound.lock();
+    if let Some(thread) = bound {
+        let message = Message {
+            label: abi::NOTIFIED,
+            badge: pending,
+            words: [0; 4],
+        };
+        if ipc.interrupt_receive(thread, message) {
+            notification.bits.store(0, Ordering::Relaxed);
+            return;
+        }
     }
     match ipc.pop(&notification.waiters) {
         Some(waiter) => {
@@ -60,6 +80,43 @@ pub fn signal(notification: &Notification, bits: usize) {
         }
         None => notification.bits.store(pending, Ordering::Relaxed),
     }
+}
+
+/// The bits pending on the calling thread's bound notification, taken:
+/// what a receive returns before it waits.
+pub(super) fn take_bound_bits(ipc: &Ipc) -> usize {
+    ipc.bound()
+        .and_then(|bound| bound.downcast_ref::<Notification>())
+        .map_or(0, |notification| {
+            notification.bits.swap(0, Ordering::Relaxed)
+        })
+}
+
+/// Binds `notification` to the calling thread, or unbinds the thread's
+/// for `None`. A notification is bound to one thread at most.
+pub fn bind(notification: Option<alloc::sync::Arc<Notification>>) -> Result<(), abi::Error> {
+    let mut ipc = ipc::lock();
+    let me = ipc.current();
+    if let Some(notification) = &notification {
+        let mut bound = notification.bound.lock();
+        if bound.is_some_and(|thread| thread != me && ipc.alive(thread)) {
+            return Err(abi::Error::InvalidArgument);
+        }
+        *bound = Some(me);
+    }
+    let old = ipc.bind(notification.map(|n| n as crate::task::Bound));
+    if let Some(old) = old
+        .as_ref()
+        .and_then(|old| old.downcast_ref::<Notification>())
+    {
+        let mut bound = old.bound.lock();
+        if *bound == Some(me) {
+            *bound = None;
+        }
+    }
+    drop(ipc);
+    drop(old);
+    Ok(())
 }
 
 /// Takes the bits set, 0 if none.

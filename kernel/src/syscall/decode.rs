@@ -126,6 +126,10 @@ pub(super) enum Call {
     MemoryPhysical {
         handle: Handle,
     },
+    /// `None` unbinds.
+    NotificationBind {
+        handle: Option<Handle>,
+    },
 }
 
 /// Anonymous memory to map.
@@ -314,6 +318,12 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         },
         Syscall::MemoryPhysical => Call::MemoryPhysical {
             handle: handle(a[0])?,
+        },
+        Syscall::NotificationBind => Call::NotificationBind {
+            handle: match a[0] {
+                0 => None,
+                value => Some(handle(value)?),
+            },
         },
     })
 }

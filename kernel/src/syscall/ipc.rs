@@ -171,3 +171,11 @@ pub(super) fn poll(handle: Handle) -> Outcome {
     let source = notification(handle, abi::RIGHT_WAIT)?;
     two(0, notification::poll(&source))
 }
+
+pub(super) fn bind(handle: Option<Handle>) -> Outcome {
+    let target = handle
+        .map(|handle| notification(handle, abi::RIGHT_WAIT))
+        .transpose()?;
+    notification::bind(target)?;
+    one(0)
+}

@@ -178,6 +178,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         } => memory::map_object::<A>(handle, start, writable),
         Call::MemoryUnmap { start } => memory::unmap_object::<A>(start),
         Call::MemoryPhysical { handle } => memory::physical(handle),
+        Call::NotificationBind { handle } => ipc::bind(handle),
     }
 }
 

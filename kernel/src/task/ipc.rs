@@ -11,7 +11,7 @@
 
 pub use super::process::Resources;
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
-use super::thread::{Message, State, ThreadRef, Transfer};
+use super::thread::{Bound, Message, State, ThreadRef, Transfer};
 use super::wait::WaitQueue;
 use crate::sync::IrqGuard;
 use abi::Error;
@@ -76,6 +76,7 @@ impl Ipc {
         let thread = self.s.thread_mut(t.index);
         thread.ipc.outcome = outcome.err();
         thread.ipc.awaiting_reply = false;
+        thread.ipc.receiving = false;
         self.s.make_ready(t.index);
     }
 
@@ -132,10 +133,55 @@ impl Ipc {
         }
         thread.ipc.awaiting_reply = queue.is_none();
         thread.ipc.outcome = None;
+        thread.ipc.receiving = false;
         match queue {
             Some(queue) => self.s.block_current_in(queue),
             None => thread.state = State::Blocked,
         }
+    }
+
+    /// Blocks the calling thread receiving in `queue`: its bound
+    /// notification, if any, may end the wait ([`Ipc::interrupt_receive`]).
+    pub fn block_receiving(&mut self, queue: Pin<&WaitQueue>) {
+        self.block(Some(queue), None);
+        let current = self.s.current;
+        self.s.thread_mut(current).ipc.receiving = true;
+    }
+
+    /// Whether thread `t` still exists and has not ended.
+    pub fn alive(&self, t: ThreadRef) -> bool {
+        self.s.threads.alive(t).is_some()
+    }
+
+    /// The notification bound to the calling thread.
+    pub fn bound(&self) -> Option<&Bound> {
+        self.s.thread(self.s.current).ipc.bound.as_ref()
+    }
+
+    /// Binds `notification` to the calling thread (or unbinds, for
+    /// `None`); returns the binding it replaces, for the caller to drop
+    /// outside the lock.
+    #[must_use = "an old binding is dropped outside the lock"]
+    pub fn bind(&mut self, notification: Option<Bound>) -> Option<Bound> {
+        let current = self.s.current;
+        core::mem::replace(&mut self.s.thread_mut(current).ipc.bound, notification)
+    }
+
+    /// If `t` is blocked receiving on an endpoint, takes it out of the
+    /// queue and hands it `message`: its bound notification ended the
+    /// wait. Returns whether it was.
+    pub fn interrupt_receive(&mut self, t: ThreadRef, message: Message) -> bool {
+        let receiving = self
+            .s
+            .threads
+            .alive(t)
+            .is_some_and(|thread| thread.state == State::Blocked && thread.ipc.receiving);
+        if receiving {
+            self.s.unlink(t.index);
+            self.s.thread_mut(t.index).ipc.message = message;
+            self.wake(t, Ok(()));
+        }
+        receiving
     }
 
     /// The thread that has waited longest in `queue`, if it may run at
@@ -179,6 +225,7 @@ impl Ipc {
         ipc.message = message;
         ipc.outcome = None;
         ipc.awaiting_reply = false;
+        ipc.receiving = false;
     }
 
     /// Switches straight to `next` (blocked, handed its message, allowed
@@ -210,6 +257,7 @@ fn finish() -> Result<Message, Error> {
     let ipc = &mut s.thread_mut(current).ipc;
     ipc.awaiting_reply = false;
     ipc.is_call = false;
+    ipc.receiving = false;
     match (killed, ipc.outcome.take()) {
         (true, _) => Err(Error::Interrupted),
         (false, Some(error)) => Err(error),

@@ -67,7 +67,15 @@ pub(super) struct IpcState {
     /// takes it into its table. Empty whenever the thread blocks to
     /// receive.
     pub(super) transfer: Option<Transfer>,
+    /// Blocked receiving on an endpoint (so a bound notification may end
+    /// the wait).
+    pub(super) receiving: bool,
+    /// The notification bound to this thread, kept alive by the binding.
+    pub(super) bound: Option<Bound>,
 }
+
+/// A bound notification, of a type only the object layer knows.
+pub type Bound = alloc::sync::Arc<dyn core::any::Any + Send + Sync>;
 
 /// A capability in transit, of a type only the object layer knows.
 pub type Transfer = Box<dyn core::any::Any + Send>;

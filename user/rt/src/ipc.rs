@@ -223,6 +223,17 @@ impl Notification {
         sys::pair_call(Syscall::NotificationWait, [self.0 as usize, 0, 0, 0, 0, 0]).map(|(_, b)| b)
     }
 
+    /// Binds this notification to the calling thread: its signals end the
+    /// thread's waits to receive on endpoints, which return a message
+    /// labelled `abi::NOTIFIED` with the bits as its badge.
+    pub fn bind(&self) -> Result<(), Error> {
+        sys::raw(
+            Syscall::NotificationBind as usize,
+            [self.0 as usize, 0, 0, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
     /// Takes the bits set (0 if none) without waiting.
     pub fn poll(&self) -> Result<usize, Error> {
         sys::pair_call(Syscall::NotificationPoll, [self.0 as usize, 0, 0, 0, 0, 0]).map(|(_, b)| b)
@@ -274,4 +285,9 @@ impl Memory {
 /// Removes the mapping of a memory object starting at `address`.
 pub fn memory_unmap(address: usize) -> Result<(), Error> {
     sys::raw(Syscall::MemoryUnmap as usize, [address, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Unbinds the calling thread's notification.
+pub fn unbind() -> Result<(), Error> {
+    sys::raw(Syscall::NotificationBind as usize, [0; 6]).map(|_| ())
 }

@@ -36,6 +36,10 @@ pub const TESTS: &[Test] = &[
         run: notifications_wake_and_accumulate,
     },
     Test {
+        name: "ipc::a_bound_notification_arrives_through_recv",
+        run: a_bound_notification_arrives_through_recv,
+    },
+    Test {
         name: "ipc::a_dead_server_fails_its_clients",
         run: a_dead_server_fails_its_clients,
     },
@@ -487,5 +491,73 @@ fn capabilities_travel_in_messages() -> Outcome {
         "a moved capability leaves the sender"
     );
     ensure_eq!(exit_of(server)?, Exit::Code(0), "receiver");
+    Ok(())
+}
+
+fn a_bound_notification_arrives_through_recv() -> Outcome {
+    static SIGNALLED: AtomicUsize = AtomicUsize::new(0);
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let notification = Notification::create().map_err(fail("notification"))?;
+    notification.bind().map_err(fail("bind"))?;
+    // Bits set before the receive come back at once.
+    notification.signal(0b100).map_err(fail("signal"))?;
+    let message = endpoint.recv().map_err(fail("recv"))?;
+    ensure_eq!(
+        (message.label, message.badge),
+        (abi::NOTIFIED, 0b100),
+        "pending bits"
+    );
+    // A signal from another thread ends a receive that waits.
+    let signaller = notification.handle();
+    SIGNALLED.store(0, Ordering::Relaxed);
+    rt::thread::spawn(move || {
+        let notification = core::mem::ManuallyDrop::new(Notification::from_handle(signaller));
+        for _ in 0..5 {
+            sys::yield_now();
+        }
+        if notification.signal(0b11).is_ok() {
+            SIGNALLED.store(1, Ordering::Relaxed);
+        }
+    })
+    .map_err(fail("thread"))?;
+    let message = endpoint.recv().map_err(fail("recv"))?;
+    ensure_eq!(
+        (message.label, message.badge),
+        (abi::NOTIFIED, 0b11),
+        "a signal while waiting"
+    );
+    ensure_eq!(SIGNALLED.load(Ordering::Relaxed), 1, "the signaller ran");
+    ensure_eq!(notification.poll(), Ok(0), "the receive took the bits");
+    // Messages still come as messages.
+    let server = serve("ipc-echo", &[endpoint.handle()])?;
+    let reply = endpoint
+        .call(Message::new(5, [0; 4]))
+        .map_err(fail("call"))?;
+    ensure_eq!(reply.label, 6, "a call's reply");
+    endpoint
+        .call(Message::new(QUIT, [0; 4]))
+        .map_err(fail("quit"))?;
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "server");
+    // One thread per notification.
+    let other = notification.handle();
+    static REFUSED: AtomicUsize = AtomicUsize::new(0);
+    rt::thread::spawn(move || {
+        let notification = core::mem::ManuallyDrop::new(Notification::from_handle(other));
+        if notification.bind() == Err(Error::InvalidArgument) {
+            REFUSED.store(1, Ordering::Relaxed);
+        } else {
+            REFUSED.store(2, Ordering::Relaxed);
+        }
+    })
+    .map_err(fail("thread"))?;
+    while REFUSED.load(Ordering::Relaxed) == 0 {
+        sys::yield_now();
+    }
+    ensure_eq!(
+        REFUSED.load(Ordering::Relaxed),
+        1,
+        "binding a notification bound elsewhere"
+    );
+    ipc::unbind().map_err(fail("unbind"))?;
     Ok(())
 }
