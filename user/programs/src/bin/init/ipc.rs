@@ -53,21 +53,6 @@ pub const TESTS: &[Test] = &[
     },
 ];
 
-macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
-            return Err(format!("{} ({}:{})", format_args!($($arg)+), file!(), line!()));
-        }
-    };
-}
-
-macro_rules! ensure_eq {
-    ($left:expr, $right:expr, $what:expr) => {{
-        let (left, right) = (&$left, &$right);
-        ensure!(left == right, "{}: {:?} != {:?}", $what, left, right);
-    }};
-}
-
 fn fail(what: &str) -> impl FnOnce(Error) -> alloc::string::String + '_ {
     move |e| format!("{what}: {e}")
 }

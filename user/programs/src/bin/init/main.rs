@@ -8,6 +8,23 @@
 
 extern crate alloc;
 
+/// Fails the test with the message (and where) unless the condition holds.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(alloc::format!("{} ({}:{})", format_args!($($arg)+), file!(), line!()));
+        }
+    };
+}
+
+/// Fails the test showing both values unless they are equal.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr, $what:expr) => {{
+        let (left, right) = (&$left, &$right);
+        ensure!(left == right, "{}: {:?} != {:?}", $what, left, right);
+    }};
+}
+
 mod bench;
 mod ipc;
 mod tests;

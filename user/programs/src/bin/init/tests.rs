@@ -17,21 +17,6 @@ use core::time::Duration;
 use rt::process::{self, Exit};
 use rt::{arch, sys};
 
-macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
-            return Err(format!("{} ({}:{})", format_args!($($arg)+), file!(), line!()));
-        }
-    };
-}
-
-macro_rules! ensure_eq {
-    ($left:expr, $right:expr, $what:expr) => {{
-        let (left, right) = (&$left, &$right);
-        ensure!(left == right, "{}: {:?} != {:?}", $what, left, right);
-    }};
-}
-
 pub const TESTS: &[Test] = &[
     Test {
         name: "process::exit_status_reaches_the_parent",
