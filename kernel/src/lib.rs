@@ -254,9 +254,11 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
             log::info!("init exited with status {code}");
             code.clamp(0, 255) as u8
         }
-        Ok(task::ExitStatus::Faulted(_) | task::ExitStatus::OutOfMemory(_)) => {
-            exit_code::INIT_FAILED
-        }
+        Ok(
+            task::ExitStatus::Faulted(_)
+            | task::ExitStatus::OutOfMemory(_)
+            | task::ExitStatus::Killed,
+        ) => exit_code::INIT_FAILED,
         Err(error) => {
             log::error!("init failed: {error}");
             exit_code::INIT_FAILED

@@ -104,11 +104,13 @@ pub enum Syscall {
     MemoryPhysical = 33,
     /// `notification_bind(notification)`: binds one to the calling thread.
     NotificationBind = 34,
+    /// `process_kill(process)`: ends a process.
+    ProcessKill = 35,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 35] = [
+    pub const ALL: [Syscall; 36] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -144,6 +146,7 @@ impl Syscall {
         Syscall::MemoryUnmap,
         Syscall::MemoryPhysical,
         Syscall::NotificationBind,
+        Syscall::ProcessKill,
     ];
 
     /// The call with number `number`.
@@ -205,6 +208,7 @@ impl Syscall {
             Syscall::MemoryUnmap => "memory_unmap",
             Syscall::MemoryPhysical => "memory_physical",
             Syscall::NotificationBind => "notification_bind",
+            Syscall::ProcessKill => "process_kill",
         }
     }
 
@@ -282,13 +286,14 @@ impl Syscall {
                     "flags",
                     "handles: *const Handle",
                 ],
-                "process id",
+                "process id, and a handle to the process (with every process right)",
                 "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. A child has only the capabilities it is given: the handles counted in flags bits 8-11 pass their capabilities on (each needs the grant right); the child finds them at `initial_handle(0)` onward.",
                 &[
                     BadAddress,
                     InvalidArgument,
                     InvalidHandle,
                     MissingRight,
+                    TableFull,
                     TooLong,
                     NotFound,
                     BadImage,
@@ -449,6 +454,12 @@ impl Syscall {
                 "0",
                 "Removes the memory object mapped at `address` (its start) from the caller's space; the object stays while capabilities or other mappings hold it.",
                 &[InvalidArgument],
+            ),
+            Syscall::ProcessKill => (
+                &["process"],
+                "0",
+                "Ends the process: its threads end at their next return to user mode (a blocked one first unwinds its call), and its parent learns it was killed (`ExitReason::Killed`). Needs `RIGHT_KILL`; a process that has ended already is `NotFound`.",
+                &[InvalidHandle, WrongType, MissingRight, NotFound],
             ),
             Syscall::NotificationBind => (
                 &["notification (0: unbind)"],
@@ -676,6 +687,8 @@ pub enum ObjectKind {
     /// The machine's controls: powering it off, priorities above the
     /// default.
     Control = 4,
+    /// A process (the global pid stays for display).
+    Process = 5,
 }
 
 impl ObjectKind {
@@ -686,6 +699,7 @@ impl ObjectKind {
             2 => Some(ObjectKind::Notification),
             3 => Some(ObjectKind::Memory),
             4 => Some(ObjectKind::Control),
+            5 => Some(ObjectKind::Process),
             _ => None,
         }
     }
@@ -711,6 +725,10 @@ pub const RIGHT_MAP_WRITE: Rights = 1 << 6;
 pub const RIGHT_POWER_OFF: Rights = 1 << 7;
 /// Set a priority above the default.
 pub const RIGHT_RAISE_PRIORITY: Rights = 1 << 8;
+/// End a process.
+pub const RIGHT_KILL: Rights = 1 << 9;
+/// Every right a process capability can have.
+pub const PROCESS_RIGHTS: Rights = RIGHT_KILL | RIGHT_GRANT;
 /// Every right a control capability can have.
 pub const CONTROL_RIGHTS: Rights = RIGHT_POWER_OFF | RIGHT_RAISE_PRIORITY | RIGHT_GRANT;
 /// Where init finds the control capability the kernel gives it at boot.
@@ -767,6 +785,8 @@ pub enum ExitReason {
     Exited = 0,
     /// The kernel killed it for a fault: `fault_*` say which.
     Faulted = 1,
+    /// Another process ended it (`process_kill`).
+    Killed = 2,
 }
 
 /// What went wrong, for a process killed by a fault. The numbers are part
@@ -870,6 +890,7 @@ impl WaitStatus {
         match self.reason {
             0 => Some(ExitReason::Exited),
             1 => Some(ExitReason::Faulted),
+            2 => Some(ExitReason::Killed),
             _ => None,
         }
     }

@@ -163,6 +163,11 @@ impl CapTable {
         Ok(slot.capability.take().expect("checked"))
     }
 
+    /// Whether one more capability fits.
+    pub fn has_room(&self) -> bool {
+        self.slots.len() < MAX_CAPABILITIES || self.slots.iter().any(|s| s.capability.is_none())
+    }
+
     /// Capabilities held.
     pub fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.capability.is_some()).count()

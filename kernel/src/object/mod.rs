@@ -34,6 +34,9 @@ pub enum Object {
     /// The machine's controls (powering off, raising priorities): one
     /// object, with nothing in it, that only capabilities name.
     Control,
+    /// A process, by its pid (never reused, so a capability to a process
+    /// that has gone names nothing).
+    Process(crate::task::Pid),
 }
 
 impl Object {
@@ -44,6 +47,7 @@ impl Object {
             Object::Notification(_) => ObjectKind::Notification,
             Object::Memory(_) => ObjectKind::Memory,
             Object::Control => ObjectKind::Control,
+            Object::Process(_) => ObjectKind::Process,
         }
     }
 }

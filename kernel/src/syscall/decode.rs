@@ -130,6 +130,9 @@ pub(super) enum Call {
     NotificationBind {
         handle: Option<Handle>,
     },
+    ProcessKill {
+        handle: Handle,
+    },
 }
 
 /// Anonymous memory to map.
@@ -317,6 +320,9 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             start: anonymous_range(a[0], PAGE_SIZE, user_end)?.0,
         },
         Syscall::MemoryPhysical => Call::MemoryPhysical {
+            handle: handle(a[0])?,
+        },
+        Syscall::ProcessKill => Call::ProcessKill {
             handle: handle(a[0])?,
         },
         Syscall::NotificationBind => Call::NotificationBind {

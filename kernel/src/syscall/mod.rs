@@ -179,6 +179,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::MemoryUnmap { start } => memory::unmap_object::<A>(start),
         Call::MemoryPhysical { handle } => memory::physical(handle),
         Call::NotificationBind { handle } => ipc::bind(handle),
+        Call::ProcessKill { handle } => process::kill::<A>(handle),
     }
 }
 

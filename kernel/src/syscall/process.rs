@@ -2,9 +2,10 @@
 //! (exit and threads go straight to the task subsystem from the
 //! dispatcher).
 
-use super::cap::with_table;
-use super::{Outcome, UserBuffer, in_space, one};
-use crate::object::cap::CapTable;
+use super::cap::{insert, with_table};
+use super::{Outcome, UserBuffer, in_space, one, two};
+use crate::object::Object;
+use crate::object::cap::{CapTable, Capability};
 use crate::task::{self, Parent, SpawnOptions};
 use abi::{Error, Handle, ObjectKind};
 use alloc::boxed::Box;
@@ -59,6 +60,10 @@ pub(super) fn spawn<A: Arch>(
         .chunks_exact(size_of::<Handle>())
         .map(|b| Handle::from_ne_bytes(b.try_into().expect("handle-sized")))
         .collect();
+    // Room for the child's handle first: once it runs, it is not undone.
+    if !with_table(|parent| Ok(parent.has_room()))? {
+        return Err(Error::TableFull);
+    }
     let table = child_table(&handles)?;
     let name = core::str::from_utf8(&name_bytes[..name_len]).map_err(|_| Error::InvalidArgument)?;
     let pid = task::spawn::<A>(
@@ -69,7 +74,12 @@ pub(super) fn spawn<A: Arch>(
             resources: Some(Box::new(table)),
         },
     )?;
-    one(pid as usize)
+    let handle = insert(Capability::new(
+        Object::Process(pid),
+        abi::PROCESS_RIGHTS,
+        0,
+    ))?;
+    two(pid as usize, handle as usize)
 }
 
 pub(super) fn wait<A: Arch>(child: Option<task::Pid>, status: Option<UserBuffer>) -> Outcome {
@@ -112,5 +122,19 @@ pub(super) fn set_priority<A: Arch>(priority: usize, handle: Option<Handle>) -> 
         None => false,
     };
     task::set_priority::<A>(priority, may_raise)?;
+    one(0)
+}
+
+pub(super) fn kill<A: Arch>(handle: Handle) -> Outcome {
+    let pid = with_table(|table| {
+        match table
+            .get(handle)?
+            .check(ObjectKind::Process, abi::RIGHT_KILL)?
+        {
+            Object::Process(pid) => Ok(*pid),
+            _ => Err(Error::WrongType),
+        }
+    })?;
+    task::kill_process::<A>(pid)?;
     one(0)
 }

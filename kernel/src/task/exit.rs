@@ -126,6 +126,26 @@ pub fn exit_process<A: Arch>(status: ExitStatus) -> ! {
     exit_thread::<A>()
 }
 
+/// Ends process `pid` (status [`ExitStatus::Killed`]): its threads end at
+/// their next return to user mode. `NotFound` if it has ended already.
+pub fn kill_process<A: Arch>(pid: Pid) -> Result<(), Error> {
+    let suicide = {
+        let mut s = SCHEDULER.lock();
+        let slot = s.processes.find(pid).ok_or(Error::NotFound)?;
+        let process = s.processes.get_mut(slot);
+        if process.zombie {
+            return Err(Error::NotFound);
+        }
+        process.exit.get_or_insert(ExitStatus::Killed);
+        s.kill_threads_of(slot);
+        s.current_process() == Some(slot)
+    };
+    if suicide {
+        exit_thread::<A>();
+    }
+    Ok(())
+}
+
 /// Called before every return to user mode: switches if a switch is due,
 /// and ends the thread if it was killed.
 #[inline]

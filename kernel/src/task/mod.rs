@@ -37,8 +37,8 @@ mod wait;
 mod tests;
 
 pub use exit::{
-    before_user_return, exit_process, exit_thread, user_fault, user_thread_started, wait_child,
-    wait_kernel_child,
+    before_user_return, exit_process, exit_thread, kill_process, user_fault, user_thread_started,
+    wait_child, wait_kernel_child,
 };
 pub use process::{ExitStatus, MAX_PROCESSES, MAX_THREADS_PER_PROCESS, Parent, Pid};
 pub use sched::{

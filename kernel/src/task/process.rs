@@ -38,6 +38,8 @@ pub enum ExitStatus {
     /// The kernel killed it because no memory was left for a page it was
     /// allowed to touch (at the fault's address).
     OutOfMemory(Fault),
+    /// Another process ended it.
+    Killed,
 }
 
 impl ExitStatus {
@@ -52,6 +54,7 @@ impl ExitStatus {
                 status.reason = abi::ExitReason::Exited as u32;
                 status.code = code;
             }
+            ExitStatus::Killed => status.reason = abi::ExitReason::Killed as u32,
             ExitStatus::Faulted(fault) | ExitStatus::OutOfMemory(fault) => {
                 status.reason = abi::ExitReason::Faulted as u32;
                 status.fault_kind = match self {

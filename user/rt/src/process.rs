@@ -15,6 +15,8 @@ pub enum Exit {
         address: u64,
         pc: u64,
     },
+    /// Another process ended it.
+    Killed,
 }
 
 impl Exit {
@@ -30,6 +32,7 @@ impl Exit {
                 address: status.fault_address,
                 pc: status.fault_pc,
             },
+            (Some(ExitReason::Killed), _) => Exit::Killed,
             _ => Exit::Code(status.code),
         }
     }
@@ -39,6 +42,7 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exit::Code(code) => write!(f, "exited with status {code}"),
+            Exit::Killed => write!(f, "killed"),
             Exit::Fault { kind, address, pc } => {
                 write!(f, "killed: {} at {address:#x} (pc {pc:#x})", kind.message())
             }
@@ -61,6 +65,48 @@ pub fn spawn_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Resul
 pub fn run_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<Exit, Error> {
     let pid = spawn_with(name, arguments, handles)?;
     wait(pid).map(|(_, exit)| exit)
+}
+
+/// A child started with [`start`]: its id and a capability to it (deleted
+/// when this is dropped).
+#[derive(Debug)]
+pub struct Child {
+    pub pid: u32,
+    handle: abi::Handle,
+}
+
+impl Child {
+    /// The capability to the process.
+    pub fn handle(&self) -> abi::Handle {
+        self.handle
+    }
+
+    /// Ends the process (its parent then learns `Exit::Killed`).
+    pub fn kill(&self) -> Result<(), Error> {
+        kill(self.handle)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = crate::ipc::cap_delete(self.handle);
+    }
+}
+
+/// Starts program `name` with `arguments` and `handles`, keeping a
+/// capability to it.
+pub fn start(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<Child, Error> {
+    let (pid, handle) = sys::spawn_owned(name, arguments, 0, handles)?;
+    Ok(Child { pid, handle })
+}
+
+/// Ends the process `process` names.
+pub fn kill(process: abi::Handle) -> Result<(), Error> {
+    sys::raw(
+        abi::Syscall::ProcessKill as usize,
+        [process as usize, 0, 0, 0, 0, 0],
+    )
+    .map(|_| ())
 }
 
 /// Waits for child `pid` (0: any); returns its id and how it ended.

@@ -89,15 +89,31 @@ pub fn spawn(name: &str, arguments: &str, flags: usize) -> Result<u32, Error> {
 }
 
 /// `spawn` passing the capabilities `handles` name (the child finds them
-/// at `abi::initial_handle(0)` onward).
+/// at `abi::initial_handle(0)` onward). The handle the call returns to the
+/// new process is deleted: [`spawn_owned`] keeps it.
 pub fn spawn_with(
     name: &str,
     arguments: &str,
     flags: usize,
     handles: &[abi::Handle],
 ) -> Result<u32, Error> {
+    let (pid, process) = spawn_owned(name, arguments, flags, handles)?;
+    let _ = raw(
+        Syscall::CapDelete as usize,
+        [process as usize, 0, 0, 0, 0, 0],
+    );
+    Ok(pid)
+}
+
+/// `spawn`: the new process's id and a handle to it.
+pub fn spawn_owned(
+    name: &str,
+    arguments: &str,
+    flags: usize,
+    handles: &[abi::Handle],
+) -> Result<(u32, abi::Handle), Error> {
     let flags = flags | handles.len() << abi::SPAWN_HANDLES_SHIFT;
-    checked(
+    pair_call(
         Syscall::Spawn,
         [
             name.as_ptr() as usize,
@@ -108,7 +124,7 @@ pub fn spawn_with(
             handles.as_ptr() as usize,
         ],
     )
-    .map(|pid| pid as u32)
+    .map(|(pid, handle)| (pid as u32, handle as abi::Handle))
 }
 
 /// Makes a call that may deliver a message: the label and badge, or the

@@ -107,6 +107,10 @@ pub const TESTS: &[Test] = &[
         run: exited_processes_free_every_frame,
     },
     Test {
+        name: "process::a_process_handle_kills",
+        run: a_process_handle_kills,
+    },
+    Test {
         name: "privilege::only_holders_of_the_control_capability_power_off",
         run: only_holders_of_the_control_capability_power_off,
     },
@@ -672,5 +676,40 @@ fn only_holders_of_the_control_capability_power_off() -> Outcome {
     );
     sys::set_priority_with(5, abi::INIT_CONTROL).map_err(|e| format!("raise: {e}"))?;
     sys::set_priority(4).map_err(|e| format!("lower: {e}"))?;
+    Ok(())
+}
+
+fn a_process_handle_kills() -> Outcome {
+    let child = process::start("probe", "sleep 10000", &[]).map_err(|e| format!("start: {e}"))?;
+    let info = rt::ipc::cap_info(child.handle()).map_err(|e| format!("info: {e}"))?;
+    ensure_eq!(
+        (info.kind, info.rights),
+        (Some(abi::ObjectKind::Process), abi::PROCESS_RIGHTS),
+        "the handle spawn returns"
+    );
+    let no_kill =
+        rt::ipc::cap_copy(child.handle(), abi::RIGHT_GRANT, 0).map_err(|e| format!("copy: {e}"))?;
+    ensure_eq!(
+        process::kill(no_kill),
+        Err(Error::MissingRight),
+        "killing without the right"
+    );
+    let _ = rt::ipc::cap_delete(no_kill);
+    let started = sys::time_ns();
+    child.kill().map_err(|e| format!("kill: {e}"))?;
+    ensure_eq!(
+        process::wait(child.pid).map(|(_, e)| e),
+        Ok(Exit::Killed),
+        "how it ended"
+    );
+    ensure!(
+        sys::time_ns() - started < 2_000_000_000,
+        "the sleeping child ended at once, not after its sleep"
+    );
+    ensure_eq!(
+        child.kill(),
+        Err(Error::NotFound),
+        "killing an ended process"
+    );
     Ok(())
 }
