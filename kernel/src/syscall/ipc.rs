@@ -65,10 +65,16 @@ fn settle<T>(result: Result<T, Error>) -> Result<T, Error> {
 /// Takes a capability that came with `message` into the caller's table;
 /// its handle replaces `w3`. With no room, the capability goes and the
 /// flag is cleared.
-pub(super) fn accept(mut message: Message) -> Message {
-    if message.label & abi::MESSAGE_CAP == 0 {
-        return message;
+#[inline(always)]
+pub(super) fn accept(message: Message) -> Message {
+    match message.label & abi::MESSAGE_CAP {
+        0 => message,
+        _ => accept_capability(message),
     }
+}
+
+#[cold]
+fn accept_capability(mut message: Message) -> Message {
     let handle = ipc::take_transfer()
         .and_then(|transfer| transfer.downcast::<Capability>().ok())
         .and_then(|capability| insert(*capability).ok());

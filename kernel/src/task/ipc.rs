@@ -41,22 +41,26 @@ pub fn lock_in_system_call() -> Ipc {
 
 impl Ipc {
     /// The calling thread.
+    #[inline]
     pub fn current(&self) -> ThreadRef {
         self.s.threads.reference(self.s.current)
     }
 
     /// The calling process's resources.
+    #[inline]
     pub fn resources(&mut self) -> Option<&mut (dyn Any + Send)> {
         let slot = self.s.current_process()?;
         self.s.processes.get_mut(slot).resources.as_deref_mut()
     }
 
     /// The message slot of `t`, which is alive.
+    #[inline]
     pub fn message(&mut self, t: ThreadRef) -> &mut Message {
         &mut self.s.thread_mut(t.index).ipc.message
     }
 
     /// Takes the thread that has waited longest in `queue`.
+    #[inline]
     pub fn pop(&mut self, queue: &WaitQueue) -> Option<ThreadRef> {
         let index = queue.pop(&mut self.s.threads)?;
         Some(self.s.threads.reference(index))
@@ -64,6 +68,7 @@ impl Ipc {
 
     /// Whether `t`, just taken from a queue, sent a call (and so waits for
     /// a reply now: it stays blocked, in no queue).
+    #[inline]
     pub fn take_call(&mut self, t: ThreadRef) -> bool {
         let ipc = &mut self.s.thread_mut(t.index).ipc;
         let call = core::mem::take(&mut ipc.is_call);
@@ -72,6 +77,7 @@ impl Ipc {
     }
 
     /// Ends the wait of blocked thread `t` with `outcome`.
+    #[inline]
     pub fn wake(&mut self, t: ThreadRef, outcome: Result<(), Error>) {
         let thread = self.s.thread_mut(t.index);
         thread.ipc.outcome = outcome.err();
@@ -82,6 +88,7 @@ impl Ipc {
 
     /// Makes `caller` the thread the current one replies to, failing a
     /// caller it had not answered with [`Error::PeerDied`].
+    #[inline]
     pub fn set_caller(&mut self, caller: Option<ThreadRef>) {
         let current = self.s.current;
         let old = core::mem::replace(&mut self.s.thread_mut(current).ipc.caller, caller);
@@ -92,16 +99,19 @@ impl Ipc {
 
     /// Makes `caller` the thread that `receiver` (blocked, with no caller
     /// pending) replies to.
+    #[inline]
     pub fn set_caller_of(&mut self, receiver: ThreadRef, caller: ThreadRef) {
         self.s.thread_mut(receiver.index).ipc.caller = Some(caller);
     }
 
     /// The caller the current thread owes a reply, left pending.
+    #[inline]
     pub fn caller(&self) -> Option<ThreadRef> {
         self.s.thread(self.s.current).ipc.caller
     }
 
     /// Takes the caller the current thread owes a reply.
+    #[inline]
     pub fn take_caller(&mut self) -> Option<ThreadRef> {
         let current = self.s.current;
         self.s.thread_mut(current).ipc.caller.take()
@@ -109,6 +119,7 @@ impl Ipc {
 
     /// Whether `t` still waits for a reply (it may have been killed or
     /// ended since it called).
+    #[inline]
     pub fn awaits_reply(&self, t: ThreadRef) -> bool {
         self.s
             .threads
@@ -117,6 +128,7 @@ impl Ipc {
     }
 
     /// Whether the calling thread is being killed.
+    #[inline]
     pub fn killed(&self) -> bool {
         self.s.current_killed()
     }
@@ -124,6 +136,7 @@ impl Ipc {
     /// Blocks the calling thread with `message` (a call if `is_call`) in
     /// `queue`, or, without a queue, until its reply comes. Then [`wait`]
     /// or [`Ipc::switch_to`].
+    #[inline]
     pub fn block(&mut self, queue: Option<Pin<&WaitQueue>>, message: Option<(Message, bool)>) {
         let current = self.s.current;
         let thread = self.s.thread_mut(current);
@@ -142,18 +155,24 @@ impl Ipc {
 
     /// Blocks the calling thread receiving in `queue`: its bound
     /// notification, if any, may end the wait ([`Ipc::interrupt_receive`]).
+    #[inline]
     pub fn block_receiving(&mut self, queue: Pin<&WaitQueue>) {
-        self.block(Some(queue), None);
         let current = self.s.current;
-        self.s.thread_mut(current).ipc.receiving = true;
+        let ipc = &mut self.s.thread_mut(current).ipc;
+        ipc.awaiting_reply = false;
+        ipc.outcome = None;
+        ipc.receiving = true;
+        self.s.block_current_in(queue);
     }
 
     /// Whether thread `t` still exists and has not ended.
+    #[inline]
     pub fn alive(&self, t: ThreadRef) -> bool {
         self.s.threads.alive(t).is_some()
     }
 
     /// The notification bound to the calling thread.
+    #[inline]
     pub fn bound(&self) -> Option<&Bound> {
         self.s.thread(self.s.current).ipc.bound.as_ref()
     }
@@ -170,6 +189,7 @@ impl Ipc {
     /// If `t` is blocked receiving on an endpoint, takes it out of the
     /// queue and hands it `message`: its bound notification ended the
     /// wait. Returns whether it was.
+    #[inline]
     pub fn interrupt_receive(&mut self, t: ThreadRef, message: Message) -> bool {
         let receiving = self
             .s
@@ -186,6 +206,7 @@ impl Ipc {
 
     /// The thread that has waited longest in `queue`, if it may run at
     /// once (nothing ready is more urgent): the fast path's partner.
+    #[inline]
     pub fn first_to_run_now(&self, queue: &WaitQueue) -> Option<ThreadRef> {
         let index = queue.front(&self.s.threads)?;
         self.s
@@ -195,6 +216,7 @@ impl Ipc {
 
     /// Moves the capability travelling with `from`'s message to `to`, a
     /// receiver, whose slot is empty (see `IpcState::transfer`).
+    #[inline]
     pub fn pass_transfer(&mut self, from: ThreadRef, to: ThreadRef) {
         let Some(transfer) = self.s.thread_mut(from.index).ipc.transfer.take() else {
             return;
@@ -209,17 +231,20 @@ impl Ipc {
     }
 
     /// Whether no thread waits in `queue`.
+    #[inline]
     pub fn is_empty(&self, queue: &WaitQueue) -> bool {
         queue.front(&self.s.threads).is_none()
     }
 
     /// Whether blocked thread `t` may run at once.
+    #[inline]
     pub fn may_run_now(&self, t: ThreadRef) -> bool {
         self.s.may_run_next(t.index)
     }
 
     /// Hands message to blocked thread `t`, clears its wait, and lets it
     /// run next, without the run queues.
+    #[inline]
     pub fn hand_over(&mut self, t: ThreadRef, message: Message) {
         let ipc = &mut self.s.thread_mut(t.index).ipc;
         ipc.message = message;

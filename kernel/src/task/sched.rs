@@ -70,18 +70,22 @@ impl Scheduler {
         }
     }
 
+    #[inline]
     pub(super) fn thread(&self, index: usize) -> &Thread {
         self.threads.get(index)
     }
 
+    #[inline]
     pub(super) fn thread_mut(&mut self, index: usize) -> &mut Thread {
         self.threads.get_mut(index)
     }
 
+    #[inline]
     pub(super) fn current_process(&self) -> Option<usize> {
         self.thread(self.current).process
     }
 
+    #[inline]
     pub(super) fn current_killed(&self) -> bool {
         self.thread(self.current).killed
     }
@@ -142,6 +146,7 @@ impl Scheduler {
 
     /// Blocks the current thread in `queue`. The caller then calls
     /// [`schedule`].
+    #[inline]
     pub(super) fn block_current_in(&mut self, queue: Pin<&WaitQueue>) {
         queue.block(&mut self.threads, self.current);
     }
@@ -252,6 +257,7 @@ impl Scheduler {
 
     /// Whether `index` may run at once, ahead of the run queues: nothing
     /// ready is more urgent.
+    #[inline]
     pub(super) fn may_run_next(&self, index: usize) -> bool {
         self.run
             .highest()

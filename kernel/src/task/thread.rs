@@ -167,15 +167,18 @@ impl Threads {
         }
     }
 
+    #[inline]
     pub(super) fn get(&self, index: usize) -> &Thread {
         self.slots[index].as_deref().expect("thread exists")
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, index: usize) -> &mut Thread {
         self.slots[index].as_deref_mut().expect("thread exists")
     }
 
     /// The list thread `index` is in, if any.
+    #[inline]
     pub(super) fn place_of(&self, index: usize) -> Option<Place> {
         self.get(index).links.place()
     }
@@ -199,6 +202,7 @@ impl Threads {
     }
 
     /// The reference to entry `index`.
+    #[inline]
     pub(super) fn reference(&self, index: usize) -> ThreadRef {
         ThreadRef {
             index,
@@ -207,6 +211,7 @@ impl Threads {
     }
 
     /// Thread `t`, if it still exists and has not ended.
+    #[inline]
     pub(super) fn alive(&self, t: ThreadRef) -> Option<&Thread> {
         let thread = self.slots.get(t.index)?.as_deref()?;
         (thread.tid == t.tid && thread.state != State::Dead).then_some(thread)

@@ -27,6 +27,9 @@
 //! - `ipc-hoard N`: creates N endpoints, N notifications and N memory
 //!   objects (every other one contiguous, each mapped), copies each, and
 //!   exits holding them all.
+//! - `cap-echo`: serves calls on the endpoint passed first, each carrying
+//!   a capability, and replies with it (moved back); a call without one
+//!   ends it.
 //! - `cap-receiver N`: receives N calls on the endpoint passed first, each
 //!   carrying a notification capability, signals it with the message's
 //!   first word, and replies with the capability's rights; exits 0.
@@ -65,6 +68,20 @@ fn ipc_echo() -> i32 {
             Ok(message) => message,
             Err(_) => return 2,
         };
+    }
+}
+
+fn cap_echo() -> i32 {
+    let endpoint = Endpoint::from_handle(abi::initial_handle(0));
+    let mut request = endpoint.recv();
+    loop {
+        let Ok(message) = request else {
+            return 1;
+        };
+        let Some(handle) = message.capability() else {
+            return i32::from(rt::ipc::reply(Message::default()).is_err());
+        };
+        request = endpoint.reply_recv(Message::new(0, [0; 4]).carrying(handle, true));
     }
 }
 
@@ -214,6 +231,7 @@ fn main(arguments: &str) -> i32 {
         "shared-memory" => shared_memory(number(words.next()) as usize),
         "notify-echo" => notify_echo(),
         "cap-receiver" => cap_receiver(number(words.next()) as usize),
+        "cap-echo" => cap_echo(),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100

@@ -163,6 +163,30 @@ fn ipc_round_trips(other_process: bool) -> (Vec<u64>, Vec<u64>) {
     result
 }
 
+/// A call carrying a capability (moved) to a server in another process,
+/// whose reply moves it back.
+fn cap_transfer_round_trips() -> (Vec<u64>, Vec<u64>) {
+    use rt::ipc::{Endpoint, Message, Notification};
+    let (Ok(endpoint), Ok(notification)) = (Endpoint::create(), Notification::create()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Ok(pid) = rt::process::spawn_with("probe", "cap-echo", &[endpoint.handle()]) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut travelling = notification.into_handle();
+    let result = sample(SAMPLES, BATCH, || {
+        if let Ok(reply) = endpoint.call(Message::new(1, [0; 4]).carrying(travelling, true))
+            && let Some(handle) = reply.capability()
+        {
+            travelling = handle;
+        }
+    });
+    let _ = endpoint.call(Message::new(QUIT, [0; 4]));
+    let _ = rt::process::wait(pid);
+    let _ = rt::ipc::cap_delete(travelling);
+    result
+}
+
 /// A notification signalled here wakes a waiter in another process,
 /// which signals one back: each sample is two signal-to-wake trips.
 fn notification_ping_pong() -> (Vec<u64>, Vec<u64>) {
@@ -232,6 +256,12 @@ pub fn run() -> i32 {
     let (cycles, ns) = ipc_round_trips(false);
     metrics.push(Metric {
         name: "ipc_round_trip_same_space",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = cap_transfer_round_trips();
+    metrics.push(Metric {
+        name: "cap_transfer_round_trip",
         cycles,
         ns,
     });
