@@ -106,11 +106,13 @@ pub enum Syscall {
     NotificationBind = 34,
     /// `process_kill(process)`: ends a process.
     ProcessKill = 35,
+    /// `ipc_buffer(address)`: registers the calling thread's IPC buffer.
+    IpcBuffer = 36,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 36] = [
+    pub const ALL: [Syscall; 37] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -147,6 +149,7 @@ impl Syscall {
         Syscall::MemoryPhysical,
         Syscall::NotificationBind,
         Syscall::ProcessKill,
+        Syscall::IpcBuffer,
     ];
 
     /// The call with number `number`.
@@ -209,6 +212,7 @@ impl Syscall {
             Syscall::MemoryPhysical => "memory_physical",
             Syscall::NotificationBind => "notification_bind",
             Syscall::ProcessKill => "process_kill",
+            Syscall::IpcBuffer => "ipc_buffer",
         }
     }
 
@@ -454,6 +458,12 @@ impl Syscall {
                 "0",
                 "Removes the memory object mapped at `address` (its start) from the caller's space; the object stays while capabilities or other mappings hold it.",
                 &[InvalidArgument],
+            ),
+            Syscall::IpcBuffer => (
+                &["address (page-aligned; 0: none)"],
+                "0",
+                "Registers the page at `address` as the calling thread's IPC buffer: where the payload of a message it sends is read from (`MESSAGE_PAYLOAD`), and where one it receives is written. The page must be readable and writable user memory.",
+                &[InvalidArgument, BadAddress],
             ),
             Syscall::ProcessKill => (
                 &["process"],
@@ -761,6 +771,14 @@ pub const NOTIFIED: usize = 1 << LABEL_BITS;
 pub const MESSAGE_CAP: usize = 1 << 25;
 /// Info flag, with `MESSAGE_CAP`: the capability moves to the receiver.
 pub const MESSAGE_CAP_MOVE: usize = 1 << 26;
+/// Info flag: the message has a payload of `w2` bytes (at most
+/// [`MAX_PAYLOAD`]), read from the start of the sender's IPC buffer and
+/// copied by the kernel to the start of the receiver's. The receiver finds
+/// the flag in its label and in `w2` the bytes stored: 0 if it has no IPC
+/// buffer or the copy failed.
+pub const MESSAGE_PAYLOAD: usize = 1 << 27;
+/// The longest payload: one page.
+pub const MAX_PAYLOAD: usize = 4096;
 /// `recv` flag: fail with `WouldBlock` rather than wait.
 pub const RECV_NONBLOCK: usize = 1;
 

@@ -104,6 +104,7 @@ pub fn send<A: Arch>(endpoint: &Endpoint, send: Send) -> Result<Message, Error> 
     let me = ipc.current();
     if let Some(receiver) = ipc.pop(&endpoint.receivers) {
         *ipc.message(receiver) = send.message;
+        pass_payload::<A>(&mut ipc, me, receiver);
         ipc.pass_transfer(me, receiver);
         if send.call {
             ipc.set_caller_of(receiver, me);
@@ -144,8 +145,10 @@ fn receive_locked<A: Arch>(
         });
     }
     if let Some(sender) = ipc.pop(&endpoint.senders) {
-        let message = *ipc.message(sender);
         let me = ipc.current();
+        *ipc.message(me) = *ipc.message(sender);
+        pass_payload::<A>(&mut ipc, sender, me);
+        let message = *ipc.message(me);
         ipc.pass_transfer(sender, me);
         if ipc.take_call(sender) {
             ipc.set_caller(Some(sender));
@@ -167,19 +170,30 @@ fn receive_locked<A: Arch>(
 /// Answers the caller the current thread received a call from; a caller
 /// that has gone is not answered. Fails with `NoCaller` when no call is
 /// pending.
-pub fn reply(message: Message) -> Result<(), Error> {
+pub fn reply<A: Arch>(message: Message) -> Result<(), Error> {
     let mut ipc = ipc::lock();
     let caller = ipc.take_caller().ok_or(Error::NoCaller)?;
-    deliver_reply(&mut ipc, caller, message);
+    deliver_reply::<A>(&mut ipc, caller, message);
     Ok(())
+}
+
+/// Copies the payload of the message `to` was just handed from `from`, if
+/// it has one, and says in `w2` how much arrived.
+fn pass_payload<A: Arch>(ipc: &mut Ipc, from: ThreadRef, to: ThreadRef) {
+    let message = *ipc.message(to);
+    if message.label & abi::MESSAGE_PAYLOAD != 0 {
+        let stored = ipc.copy_payload::<A>(from, to, message.words[2]);
+        ipc.message(to).words[2] = stored;
+    }
 }
 
 /// Answers `caller` if it still waits; a capability sent with a reply
 /// that finds nobody stays with the replier, which drops it.
-fn deliver_reply(ipc: &mut Ipc, caller: ThreadRef, message: Message) {
+fn deliver_reply<A: Arch>(ipc: &mut Ipc, caller: ThreadRef, message: Message) {
     if ipc.awaits_reply(caller) {
         *ipc.message(caller) = message;
         let me = ipc.current();
+        pass_payload::<A>(ipc, me, caller);
         ipc.pass_transfer(me, caller);
         ipc.wake(caller, Ok(()));
     }
@@ -189,7 +203,7 @@ fn deliver_reply(ipc: &mut Ipc, caller: ThreadRef, message: Message) {
 pub fn reply_receive<A: Arch>(endpoint: &Endpoint, message: Message) -> Result<Message, Error> {
     let mut ipc = ipc::lock();
     if let Some(caller) = ipc.take_caller() {
-        deliver_reply(&mut ipc, caller, message);
+        deliver_reply::<A>(&mut ipc, caller, message);
     }
     receive_locked::<A>(ipc, endpoint, false)
 }

@@ -133,6 +133,10 @@ pub(super) enum Call {
     ProcessKill {
         handle: Handle,
     },
+    /// A page-aligned address, or 0.
+    IpcBuffer {
+        address: usize,
+    },
 }
 
 /// Anonymous memory to map.
@@ -322,6 +326,12 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         Syscall::MemoryPhysical => Call::MemoryPhysical {
             handle: handle(a[0])?,
         },
+        Syscall::IpcBuffer => {
+            if !a[0].is_multiple_of(PAGE_SIZE) {
+                return Err(Error::InvalidArgument);
+            }
+            Call::IpcBuffer { address: a[0] }
+        }
         Syscall::ProcessKill => Call::ProcessKill {
             handle: handle(a[0])?,
         },
@@ -345,10 +355,14 @@ fn handle(value: usize) -> Result<Handle, Error> {
 /// the capability flags) and words; the capability it carries, named in
 /// `w3`, travels apart.
 fn outgoing(info: usize, words: [usize; 4]) -> Result<(Message, Option<CapSend>), Error> {
-    if info & !(LABEL_MASK | abi::MESSAGE_CAP | abi::MESSAGE_CAP_MOVE) != 0
+    let flags = abi::MESSAGE_CAP | abi::MESSAGE_CAP_MOVE | abi::MESSAGE_PAYLOAD;
+    if info & !(LABEL_MASK | flags) != 0
         || (info & abi::MESSAGE_CAP_MOVE != 0 && info & abi::MESSAGE_CAP == 0)
     {
         return Err(Error::InvalidArgument);
+    }
+    if info & abi::MESSAGE_PAYLOAD != 0 && words[2] > abi::MAX_PAYLOAD {
+        return Err(Error::TooLong);
     }
     let transfer = match info & abi::MESSAGE_CAP {
         0 => None,
@@ -359,7 +373,7 @@ fn outgoing(info: usize, words: [usize; 4]) -> Result<(Message, Option<CapSend>)
     };
     let [w0, w1, w2, w3] = words;
     let message = Message {
-        label: info & (LABEL_MASK | abi::MESSAGE_CAP),
+        label: info & (LABEL_MASK | abi::MESSAGE_CAP | abi::MESSAGE_PAYLOAD),
         badge: 0,
         words: [w0, w1, w2, if transfer.is_some() { 0 } else { w3 }],
     };

@@ -54,6 +54,30 @@ fn hold_outgoing(transfer: Option<CapSend>, endpoint_rights: Rights) -> Result<(
     Ok(())
 }
 
+/// A payload must be in the sender's IPC buffer, readable, when it sends.
+fn check_payload<A: Arch>(message: &Message) -> Result<(), Error> {
+    if message.label & abi::MESSAGE_PAYLOAD == 0 {
+        return Ok(());
+    }
+    let buffer = ipc::buffer();
+    if buffer == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let len = message.words[2];
+    super::in_space(|space| space.check::<A>(buffer, len, hal::trap::Access::Read))
+}
+
+/// Registers the calling thread's IPC buffer: a readable and writable page.
+pub(super) fn set_buffer<A: Arch>(address: usize) -> Outcome {
+    if address != 0 {
+        super::in_space(|space| {
+            space.covers::<A>(address, abi::MAX_PAYLOAD, hal::trap::Access::Write)
+        })?;
+    }
+    ipc::set_buffer(address);
+    one(0)
+}
+
 /// After a send: a capability that was not delivered goes.
 fn settle<T>(result: Result<T, Error>) -> Result<T, Error> {
     if result.is_err() {
@@ -104,6 +128,7 @@ pub(super) fn send<A: Arch>(
     nonblocking: bool,
 ) -> Outcome {
     let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
+    check_payload::<A>(&message)?;
     hold_outgoing(transfer, rights)?;
     let send = endpoint::Send {
         message: Message { badge, ..message },
@@ -120,6 +145,7 @@ pub(super) fn call<A: Arch>(
     transfer: Option<CapSend>,
 ) -> Outcome {
     let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
+    check_payload::<A>(&message)?;
     hold_outgoing(transfer, rights)?;
     let send = endpoint::Send {
         message: Message { badge, ..message },
@@ -136,9 +162,10 @@ pub(super) fn receive<A: Arch>(handle: Handle, nonblocking: bool) -> Outcome {
 
 /// A reply may carry a capability only if the replier could send one: it
 /// names no endpoint, so the capability's own grant right decides.
-pub(super) fn reply(message: Message, transfer: Option<CapSend>) -> Outcome {
+pub(super) fn reply<A: Arch>(message: Message, transfer: Option<CapSend>) -> Outcome {
+    check_payload::<A>(&message)?;
     hold_outgoing(transfer, abi::RIGHT_GRANT)?;
-    let result = endpoint::reply(message);
+    let result = endpoint::reply::<A>(message);
     // Delivered, or nobody to take it.
     drop(ipc::take_transfer());
     result?;
@@ -151,11 +178,12 @@ pub(super) fn reply_receive<A: Arch>(
     transfer: Option<CapSend>,
 ) -> Outcome {
     let (endpoint, _, _) = endpoint(handle, abi::RIGHT_RECEIVE)?;
+    check_payload::<A>(&reply)?;
     if transfer.is_some() {
         // Apart, so that a capability the caller did not take is gone
         // before this thread waits to receive.
         hold_outgoing(transfer, abi::RIGHT_GRANT)?;
-        let _ = endpoint::reply(reply);
+        let _ = endpoint::reply::<A>(reply);
         drop(ipc::take_transfer());
         return message(accept(endpoint::receive::<A>(&endpoint, false)?));
     }

@@ -161,7 +161,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             message,
             transfer,
         } => ipc::call::<A>(handle, message, transfer),
-        Call::Reply { message, transfer } => ipc::reply(message, transfer),
+        Call::Reply { message, transfer } => ipc::reply::<A>(message, transfer),
         Call::ReplyRecv {
             handle,
             message,
@@ -180,6 +180,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::MemoryPhysical { handle } => memory::physical(handle),
         Call::NotificationBind { handle } => ipc::bind(handle),
         Call::ProcessKill { handle } => process::kill::<A>(handle),
+        Call::IpcBuffer { address } => ipc::set_buffer::<A>(address),
     }
 }
 

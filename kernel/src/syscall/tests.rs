@@ -386,3 +386,27 @@ fn a_capability_in_a_message_is_named_in_the_last_word() {
         );
     }
 }
+
+#[test]
+fn payloads_are_at_most_a_page_and_buffers_page_aligned() {
+    let info = 3 | abi::MESSAGE_PAYLOAD;
+    assert_eq!(
+        call(Syscall::Send, [5, info, 0, 0, abi::MAX_PAYLOAD, 0]).map(|c| match c {
+            Call::Send { message, .. } => message.label,
+            _ => 0,
+        }),
+        Ok(info)
+    );
+    assert_eq!(
+        call(Syscall::Call, [5, info, 0, 0, abi::MAX_PAYLOAD + 1, 0]),
+        Err(Error::TooLong)
+    );
+    assert_eq!(
+        call(Syscall::IpcBuffer, [ANON + 8, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        call(Syscall::IpcBuffer, [ANON, 0, 0, 0, 0, 0]),
+        Ok(Call::IpcBuffer { address: ANON })
+    );
+}

@@ -230,6 +230,45 @@ impl Ipc {
         }
     }
 
+    /// Copies the payload of `from`'s message (`len` bytes, at most a
+    /// page) from its IPC buffer to `to`'s; returns the bytes stored: 0 if
+    /// `to` has no buffer or either buffer cannot be reached.
+    pub fn copy_payload<A: Arch>(&mut self, from: ThreadRef, to: ThreadRef, len: usize) -> usize {
+        const CHUNK: usize = 256;
+        let (source, target) = (self.s.thread(from.index), self.s.thread(to.index));
+        let (source_buffer, target_buffer) = (source.ipc.buffer, target.ipc.buffer);
+        let (Some(source_process), Some(target_process)) = (source.process, target.process) else {
+            return 0;
+        };
+        if source_buffer == 0 || target_buffer == 0 || len > abi::MAX_PAYLOAD {
+            return 0;
+        }
+        let mut chunk = [0u8; CHUNK];
+        let mut done = 0;
+        while done < len {
+            let piece = &mut chunk[..(len - done).min(CHUNK)];
+            let copied = self
+                .s
+                .processes
+                .get_mut(source_process)
+                .space
+                .as_mut()
+                .is_some_and(|space| space.read::<A>(source_buffer + done, piece).is_ok())
+                && self
+                    .s
+                    .processes
+                    .get_mut(target_process)
+                    .space
+                    .as_mut()
+                    .is_some_and(|space| space.write::<A>(target_buffer + done, piece).is_ok());
+            if !copied {
+                return 0;
+            }
+            done += piece.len();
+        }
+        len
+    }
+
     /// Whether no thread waits in `queue`.
     #[inline]
     pub fn is_empty(&self, queue: &WaitQueue) -> bool {
@@ -288,6 +327,19 @@ fn finish() -> Result<Message, Error> {
         (false, Some(error)) => Err(error),
         (false, None) => Ok(ipc.message),
     }
+}
+
+/// Registers `address` as the calling thread's IPC buffer (0: none).
+pub fn set_buffer(address: usize) {
+    let mut s = SCHEDULER.lock_masked();
+    let current = s.current;
+    s.thread_mut(current).ipc.buffer = address;
+}
+
+/// The calling thread's IPC buffer, 0 if none.
+pub fn buffer() -> usize {
+    let s = SCHEDULER.lock_masked();
+    s.thread(s.current).ipc.buffer
 }
 
 /// Puts the capability the calling thread sends in its slot, until it is

@@ -72,6 +72,8 @@ pub(super) struct IpcState {
     pub(super) receiving: bool,
     /// The notification bound to this thread, kept alive by the binding.
     pub(super) bound: Option<Bound>,
+    /// Its IPC buffer (a page of its process's space), 0 if none.
+    pub(super) buffer: usize,
 }
 
 /// A bound notification, of a type only the object layer knows.

@@ -35,6 +35,20 @@ impl Message {
         self
     }
 
+    /// This message, with a payload of `len` bytes from the start of the
+    /// calling thread's [`IpcBuffer`].
+    pub fn with_payload(mut self, len: usize) -> Message {
+        self.label |= abi::MESSAGE_PAYLOAD;
+        self.words[2] = len;
+        self
+    }
+
+    /// The bytes of payload a received message left in this thread's
+    /// [`IpcBuffer`] (`Some(0)`: it had one that could not be stored).
+    pub fn payload(&self) -> Option<usize> {
+        (self.label & abi::MESSAGE_PAYLOAD != 0).then_some(self.words[2])
+    }
+
     /// The label, without the flags.
     pub fn plain_label(&self) -> usize {
         self.label & ((1 << abi::LABEL_BITS) - 1)
@@ -290,4 +304,35 @@ pub fn memory_unmap(address: usize) -> Result<(), Error> {
 /// Unbinds the calling thread's notification.
 pub fn unbind() -> Result<(), Error> {
     sys::raw(Syscall::NotificationBind as usize, [0; 6]).map(|_| ())
+}
+
+/// A thread's IPC buffer: a page the kernel reads payloads to send from
+/// and writes received ones to. Registered for the calling thread.
+#[derive(Debug)]
+pub struct IpcBuffer {
+    address: usize,
+}
+
+impl IpcBuffer {
+    /// Maps a page and registers it as the calling thread's IPC buffer.
+    pub fn register() -> Result<IpcBuffer, Error> {
+        let address = sys::map(0, abi::MAX_PAYLOAD, abi::PROT_READ | abi::PROT_WRITE)?;
+        sys::raw(Syscall::IpcBuffer as usize, [address, 0, 0, 0, 0, 0])?;
+        Ok(IpcBuffer { address })
+    }
+
+    /// The page.
+    pub fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the page was mapped for this buffer, readable and
+        // writable, and only the kernel (between system calls) writes it
+        // otherwise.
+        unsafe { core::slice::from_raw_parts_mut(self.address as *mut u8, abi::MAX_PAYLOAD) }
+    }
+}
+
+impl Drop for IpcBuffer {
+    fn drop(&mut self) {
+        let _ = sys::raw(Syscall::IpcBuffer as usize, [0; 6]);
+        let _ = sys::unmap(self.address, abi::MAX_PAYLOAD);
+    }
 }

@@ -27,6 +27,9 @@
 //! - `ipc-hoard N`: creates N endpoints, N notifications and N memory
 //!   objects (every other one contiguous, each mapped), copies each, and
 //!   exits holding them all.
+//! - `payload-echo`: serves calls with payloads on the endpoint passed
+//!   first, answering each with its payload reversed; a call labelled
+//!   `QUIT` ends it.
 //! - `cap-echo`: serves calls on the endpoint passed first, each carrying
 //!   a capability, and replies with it (moved back); a call without one
 //!   ends it.
@@ -68,6 +71,25 @@ fn ipc_echo() -> i32 {
             Ok(message) => message,
             Err(_) => return 2,
         };
+    }
+}
+
+fn payload_echo() -> i32 {
+    let endpoint = Endpoint::from_handle(abi::initial_handle(0));
+    let Ok(mut buffer) = rt::ipc::IpcBuffer::register() else {
+        return 1;
+    };
+    let mut request = endpoint.recv();
+    loop {
+        let Ok(message) = request else {
+            return 2;
+        };
+        if message.plain_label() == QUIT {
+            return i32::from(rt::ipc::reply(Message::default()).is_err());
+        }
+        let len = message.payload().unwrap_or(0);
+        buffer.bytes()[..len].reverse();
+        request = endpoint.reply_recv(Message::new(0, [0; 4]).with_payload(len));
     }
 }
 
@@ -232,6 +254,7 @@ fn main(arguments: &str) -> i32 {
         "notify-echo" => notify_echo(),
         "cap-receiver" => cap_receiver(number(words.next()) as usize),
         "cap-echo" => cap_echo(),
+        "payload-echo" => payload_echo(),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100

@@ -163,6 +163,25 @@ fn ipc_round_trips(other_process: bool) -> (Vec<u64>, Vec<u64>) {
     result
 }
 
+/// Calls with a 1 KiB payload to a server in another process that
+/// answers with the payload reversed: two 1 KiB copies per round trip.
+fn long_round_trips() -> (Vec<u64>, Vec<u64>) {
+    use rt::ipc::{Endpoint, IpcBuffer, Message};
+    let (Ok(endpoint), Ok(_buffer)) = (Endpoint::create(), IpcBuffer::register()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Ok(pid) = rt::process::spawn_with("probe", "payload-echo", &[endpoint.handle()]) else {
+        return (Vec::new(), Vec::new());
+    };
+    let message = Message::new(1, [0; 4]).with_payload(1024);
+    let result = sample(SAMPLES, BATCH, || {
+        black_box(endpoint.call(black_box(message)).ok());
+    });
+    let _ = endpoint.call(Message::new(QUIT, [0; 4]));
+    let _ = rt::process::wait(pid);
+    result
+}
+
 /// A call carrying a capability (moved) to a server in another process,
 /// whose reply moves it back.
 fn cap_transfer_round_trips() -> (Vec<u64>, Vec<u64>) {
@@ -256,6 +275,12 @@ pub fn run() -> i32 {
     let (cycles, ns) = ipc_round_trips(false);
     metrics.push(Metric {
         name: "ipc_round_trip_same_space",
+        cycles,
+        ns,
+    });
+    let (cycles, ns) = long_round_trips();
+    metrics.push(Metric {
+        name: "ipc_long_1k_round_trip",
         cycles,
         ns,
     });

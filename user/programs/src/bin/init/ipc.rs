@@ -28,6 +28,10 @@ pub const TESTS: &[Test] = &[
         run: every_bad_handle_gets_its_error,
     },
     Test {
+        name: "ipc::payloads_are_copied_between_ipc_buffers",
+        run: payloads_are_copied_between_ipc_buffers,
+    },
+    Test {
         name: "ipc::capabilities_travel_in_messages",
         run: capabilities_travel_in_messages,
     },
@@ -544,5 +548,53 @@ fn a_bound_notification_arrives_through_recv() -> Outcome {
         "binding a notification bound elsewhere"
     );
     ipc::unbind().map_err(fail("unbind"))?;
+    Ok(())
+}
+
+fn payloads_are_copied_between_ipc_buffers() -> Outcome {
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    ensure_eq!(
+        endpoint.try_send(Message::new(1, [0; 4]).with_payload(8)),
+        Err(Error::InvalidArgument),
+        "a payload without an IPC buffer"
+    );
+    let server = serve("payload-echo", &[endpoint.handle()])?;
+    let mut buffer = ipc::IpcBuffer::register().map_err(fail("buffer"))?;
+    for len in [1usize, 7, 1000, 4095, 4096] {
+        for (n, byte) in buffer.bytes()[..len].iter_mut().enumerate() {
+            *byte = (n * 7 + len) as u8;
+        }
+        let reply = endpoint
+            .call(Message::new(2, [0; 4]).with_payload(len))
+            .map_err(fail("call"))?;
+        ensure_eq!(reply.payload(), Some(len), "payload length");
+        let bytes = buffer.bytes();
+        ensure!(
+            (0..len).all(|n| bytes[n] == ((len - 1 - n) * 7 + len) as u8),
+            "the {len}-byte payload came back reversed"
+        );
+    }
+    ensure_eq!(
+        endpoint.call(Message::new(2, [0; 4]).with_payload(abi::MAX_PAYLOAD + 1)),
+        Err(Error::TooLong),
+        "a payload longer than a page"
+    );
+    ensure_eq!(
+        sys::raw(abi::Syscall::IpcBuffer as usize, [0x1001, 0, 0, 0, 0, 0]),
+        Err(Error::InvalidArgument),
+        "a misaligned buffer"
+    );
+    ensure_eq!(
+        sys::raw(
+            abi::Syscall::IpcBuffer as usize,
+            [abi::layout::ENTRY & !0xfff, 0, 0, 0, 0, 0]
+        ),
+        Err(Error::BadAddress),
+        "a buffer in read-only program text"
+    );
+    endpoint
+        .call(Message::new(QUIT, [0; 4]))
+        .map_err(fail("quit"))?;
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "server");
     Ok(())
 }
