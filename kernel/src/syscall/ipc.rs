@@ -121,21 +121,33 @@ fn notification(handle: Handle, right: Rights) -> Result<Arc<Notification>, Erro
     )
 }
 
+/// Sends `message` (a call if `call`) through the endpoint capability
+/// `handle`, with its payload and capability; returns the reply of a call.
+fn send_through<A: Arch>(
+    handle: Handle,
+    message: Message,
+    transfer: Option<CapSend>,
+    call: bool,
+    nonblocking: bool,
+) -> Result<Message, Error> {
+    let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
+    check_payload::<A>(&message)?;
+    hold_outgoing(transfer, rights)?;
+    let send = endpoint::Send {
+        message: Message { badge, ..message },
+        call,
+        nonblocking,
+    };
+    settle(endpoint::send::<A>(&endpoint, send))
+}
+
 pub(super) fn send<A: Arch>(
     handle: Handle,
     message: Message,
     transfer: Option<CapSend>,
     nonblocking: bool,
 ) -> Outcome {
-    let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
-    check_payload::<A>(&message)?;
-    hold_outgoing(transfer, rights)?;
-    let send = endpoint::Send {
-        message: Message { badge, ..message },
-        call: false,
-        nonblocking,
-    };
-    settle(endpoint::send::<A>(&endpoint, send))?;
+    send_through::<A>(handle, message, transfer, false, nonblocking)?;
     one(0)
 }
 
@@ -144,15 +156,8 @@ pub(super) fn call<A: Arch>(
     message: Message,
     transfer: Option<CapSend>,
 ) -> Outcome {
-    let (endpoint, badge, rights) = endpoint(handle, abi::RIGHT_SEND)?;
-    check_payload::<A>(&message)?;
-    hold_outgoing(transfer, rights)?;
-    let send = endpoint::Send {
-        message: Message { badge, ..message },
-        call: true,
-        nonblocking: false,
-    };
-    super::message(accept(settle(endpoint::send::<A>(&endpoint, send))?))
+    let reply = send_through::<A>(handle, message, transfer, true, false)?;
+    super::message(accept(reply))
 }
 
 pub(super) fn receive<A: Arch>(handle: Handle, nonblocking: bool) -> Outcome {
