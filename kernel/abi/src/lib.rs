@@ -756,6 +756,8 @@ pub const NOTIFICATION_RIGHTS: Rights = RIGHT_SIGNAL | RIGHT_WAIT | RIGHT_GRANT;
 
 /// A message's label: its low [`LABEL_BITS`] bits of the info word.
 pub const LABEL_BITS: u32 = 24;
+/// The label's bits of an info word.
+pub const LABEL_MASK: usize = (1 << LABEL_BITS) - 1;
 /// `send` info flag: fail with `WouldBlock` rather than wait.
 pub const SEND_NONBLOCK: usize = 1 << 24;
 /// The label `recv` and `reply_recv` return when the thread's bound

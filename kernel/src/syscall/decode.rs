@@ -344,8 +344,6 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
     })
 }
 
-const LABEL_MASK: usize = (1 << abi::LABEL_BITS) - 1;
-
 /// A handle fits 32 bits; a wider value names no capability.
 fn handle(value: usize) -> Result<Handle, Error> {
     Handle::try_from(value).map_err(|_| Error::InvalidHandle)
@@ -356,7 +354,7 @@ fn handle(value: usize) -> Result<Handle, Error> {
 /// `w3`, travels apart.
 fn outgoing(info: usize, words: [usize; 4]) -> Result<(Message, Option<CapSend>), Error> {
     let flags = abi::MESSAGE_CAP | abi::MESSAGE_CAP_MOVE | abi::MESSAGE_PAYLOAD;
-    if info & !(LABEL_MASK | flags) != 0
+    if info & !(abi::LABEL_MASK | flags) != 0
         || (info & abi::MESSAGE_CAP_MOVE != 0 && info & abi::MESSAGE_CAP == 0)
     {
         return Err(Error::InvalidArgument);
@@ -373,7 +371,7 @@ fn outgoing(info: usize, words: [usize; 4]) -> Result<(Message, Option<CapSend>)
     };
     let [w0, w1, w2, w3] = words;
     let message = Message {
-        label: info & (LABEL_MASK | abi::MESSAGE_CAP | abi::MESSAGE_PAYLOAD),
+        label: info & (abi::LABEL_MASK | abi::MESSAGE_CAP | abi::MESSAGE_PAYLOAD),
         badge: 0,
         words: [w0, w1, w2, if transfer.is_some() { 0 } else { w3 }],
     };

@@ -14,8 +14,6 @@ use abi::{ObjectKind, Rights, Syscall};
 use alloc::sync::Arc;
 use hal::Arch;
 
-const LABEL_MASK: usize = (1 << abi::LABEL_BITS) - 1;
-
 /// The endpoint a capability of the caller names, with `right`, and its
 /// badge.
 fn endpoint_of(
@@ -36,7 +34,7 @@ fn endpoint_of(
 #[inline(always)]
 pub(super) fn try_ipc<A: Arch>(number: usize, a: [usize; 6]) -> Option<Returned> {
     let call = number == Syscall::Call as usize;
-    if a[1] & !LABEL_MASK != 0 {
+    if a[1] & !abi::LABEL_MASK != 0 {
         return None;
     }
     let mut ipc = ipc::lock_in_system_call();

@@ -236,7 +236,7 @@ fn statuses_are_truncated_as_documented() {
 
 #[test]
 fn messages_keep_their_label_narrow_and_flags_known() {
-    let widest = (1 << abi::LABEL_BITS) - 1;
+    let widest = abi::LABEL_MASK;
     assert_eq!(
         call(Syscall::Send, [5, widest | abi::SEND_NONBLOCK, 1, 2, 3, 4]),
         Ok(Call::Send {

@@ -44,14 +44,9 @@ impl Scheduler {
     pub(super) fn exit_current(&mut self) -> Option<usize> {
         let current = self.current;
         if let Some(caller) = self.thread_mut(current).ipc.caller.take()
-            && let Some(thread) = self.threads.alive(caller)
-            && thread.state == State::Blocked
-            && thread.ipc.awaiting_reply
+            && self.awaits_reply(caller)
         {
-            let thread = self.thread_mut(caller.index);
-            thread.ipc.awaiting_reply = false;
-            thread.ipc.outcome = Some(Error::PeerDied);
-            self.make_ready(caller.index);
+            self.end_wait(caller, Err(Error::PeerDied));
         }
         let slot = self.end_current()?;
         let process = self.processes.get_mut(slot);

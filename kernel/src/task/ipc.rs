@@ -79,11 +79,7 @@ impl Ipc {
     /// Ends the wait of blocked thread `t` with `outcome`.
     #[inline]
     pub fn wake(&mut self, t: ThreadRef, outcome: Result<(), Error>) {
-        let thread = self.s.thread_mut(t.index);
-        thread.ipc.outcome = outcome.err();
-        thread.ipc.awaiting_reply = false;
-        thread.ipc.receiving = false;
-        self.s.make_ready(t.index);
+        self.s.end_wait(t, outcome);
     }
 
     /// Makes `caller` the thread the current one replies to, failing a
@@ -121,16 +117,7 @@ impl Ipc {
     /// ended since it called).
     #[inline]
     pub fn awaits_reply(&self, t: ThreadRef) -> bool {
-        self.s
-            .threads
-            .alive(t)
-            .is_some_and(|thread| thread.state == State::Blocked && thread.ipc.awaiting_reply)
-    }
-
-    /// Whether the calling thread is being killed.
-    #[inline]
-    pub fn killed(&self) -> bool {
-        self.s.current_killed()
+        self.s.awaits_reply(t)
     }
 
     /// Blocks the calling thread with `message` (a call if `is_call`) in
@@ -144,9 +131,7 @@ impl Ipc {
             thread.ipc.message = message;
             thread.ipc.is_call = is_call;
         }
-        thread.ipc.awaiting_reply = queue.is_none();
-        thread.ipc.outcome = None;
-        thread.ipc.receiving = false;
+        thread.ipc.start_wait(queue.is_none(), false);
         match queue {
             Some(queue) => self.s.block_current_in(queue),
             None => thread.state = State::Blocked,
@@ -158,10 +143,7 @@ impl Ipc {
     #[inline]
     pub fn block_receiving(&mut self, queue: Pin<&WaitQueue>) {
         let current = self.s.current;
-        let ipc = &mut self.s.thread_mut(current).ipc;
-        ipc.awaiting_reply = false;
-        ipc.outcome = None;
-        ipc.receiving = true;
+        self.s.thread_mut(current).ipc.start_wait(false, true);
         self.s.block_current_in(queue);
     }
 
@@ -287,9 +269,7 @@ impl Ipc {
     pub fn hand_over(&mut self, t: ThreadRef, message: Message) {
         let ipc = &mut self.s.thread_mut(t.index).ipc;
         ipc.message = message;
-        ipc.outcome = None;
-        ipc.awaiting_reply = false;
-        ipc.receiving = false;
+        ipc.end_wait(None);
     }
 
     /// Switches straight to `next` (blocked, handed its message, allowed
@@ -301,6 +281,23 @@ impl Ipc {
         drop(self);
         sched::switch::<A>(to);
         finish()
+    }
+}
+
+impl Scheduler {
+    /// Ends the wait of blocked thread `t` with `outcome`.
+    #[inline]
+    pub(super) fn end_wait(&mut self, t: ThreadRef, outcome: Result<(), Error>) {
+        self.thread_mut(t.index).ipc.end_wait(outcome.err());
+        self.make_ready(t.index);
+    }
+
+    /// Whether `t` still waits for a reply.
+    #[inline]
+    pub(super) fn awaits_reply(&self, t: ThreadRef) -> bool {
+        self.threads
+            .alive(t)
+            .is_some_and(|thread| thread.state == State::Blocked && thread.ipc.awaiting_reply)
     }
 }
 
@@ -319,10 +316,10 @@ fn finish() -> Result<Message, Error> {
     let killed = s.current_killed();
     let current = s.current;
     let ipc = &mut s.thread_mut(current).ipc;
-    ipc.awaiting_reply = false;
+    let outcome = ipc.outcome.take();
+    ipc.end_wait(None);
     ipc.is_call = false;
-    ipc.receiving = false;
-    match (killed, ipc.outcome.take()) {
+    match (killed, outcome) {
         (true, _) => Err(Error::Interrupted),
         (false, Some(error)) => Err(error),
         (false, None) => Ok(ipc.message),

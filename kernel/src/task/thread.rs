@@ -79,6 +79,24 @@ pub(super) struct IpcState {
 /// A bound notification, of a type only the object layer knows.
 pub type Bound = alloc::sync::Arc<dyn core::any::Any + Send + Sync>;
 
+impl IpcState {
+    /// Starts a wait: for a reply (in no queue), to receive, or neither.
+    #[inline]
+    pub(super) fn start_wait(&mut self, awaiting_reply: bool, receiving: bool) {
+        self.awaiting_reply = awaiting_reply;
+        self.receiving = receiving;
+        self.outcome = None;
+    }
+
+    /// Ends a wait with `outcome` (`None`: it went well).
+    #[inline]
+    pub(super) fn end_wait(&mut self, outcome: Option<Error>) {
+        self.awaiting_reply = false;
+        self.receiving = false;
+        self.outcome = outcome;
+    }
+}
+
 /// A capability in transit, of a type only the object layer knows.
 pub type Transfer = Box<dyn core::any::Any + Send>;
 

@@ -51,7 +51,7 @@ impl Message {
 
     /// The label, without the flags.
     pub fn plain_label(&self) -> usize {
-        self.label & ((1 << abi::LABEL_BITS) - 1)
+        self.label & abi::LABEL_MASK
     }
 
     /// The capability a received message brought, now in this process's
