@@ -391,6 +391,35 @@ pub struct Capabilities {
     pub without: list::FixedList<&'static str, 4>,
 }
 
+/// Where a device's registers are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRegisters {
+    /// Memory-mapped, at physical `base`, `size` bytes.
+    Memory { base: u64, size: u64 },
+    /// I/O ports `base` to `base + count - 1`.
+    Ports { base: u16, count: u16 },
+}
+
+impl Default for DeviceRegisters {
+    fn default() -> Self {
+        DeviceRegisters::Memory { base: 0, size: 0 }
+    }
+}
+
+/// A device the kernel does not use, which user-space drivers may have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserDevice {
+    /// What it is, e.g. `virtio-mmio`.
+    pub name: &'static str,
+    pub registers: DeviceRegisters,
+    /// Its interrupt line (a portable interrupt number), routed to this CPU
+    /// and masked.
+    pub irq: Option<usize>,
+}
+
+/// The devices [`Platform::user_devices`] lists.
+pub type UserDevices = list::FixedList<UserDevice, 32>;
+
 /// How the machine was started and how to leave it.
 pub trait Platform {
     /// Short architecture name, as used on the command line of `cargo xtask`.
@@ -409,6 +438,19 @@ pub trait Platform {
     /// CPUs found and used, and features missing; complete once
     /// [`Platform::init_devices`] has run.
     fn capabilities() -> Capabilities;
+
+    /// The devices the kernel leaves to user space (never RAM, never the
+    /// kernel's interrupt controllers, timer, clock or console); complete
+    /// once [`Platform::init_devices`] has run.
+    fn user_devices() -> &'static [UserDevice];
+
+    /// Reads `width` bytes (1, 2 or 4) from I/O port `port`; `None` where
+    /// the CPU has no I/O ports or the width is not one of those.
+    fn port_read(port: u16, width: u8) -> Option<u32>;
+
+    /// Writes the low `width` bytes of `value` to I/O port `port`; `None`
+    /// as for [`Platform::port_read`].
+    fn port_write(port: u16, width: u8, value: u32) -> Option<()>;
 
     /// Ends the machine with a status: 0 means success. Under QEMU this exits
     /// the emulator with a status the host can read back.

@@ -323,6 +323,18 @@ impl hal::Platform for FakeArch {
         }
     }
 
+    fn user_devices() -> &'static [hal::UserDevice] {
+        &[]
+    }
+
+    fn port_read(_port: u16, _width: u8) -> Option<u32> {
+        None
+    }
+
+    fn port_write(_port: u16, _width: u8, _value: u32) -> Option<()> {
+        None
+    }
+
     fn exit(code: u8) -> ! {
         panic!("the pretend machine was ended with status {code}")
     }

@@ -239,7 +239,9 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
     let options = task::SpawnOptions {
         arguments: argument.as_bytes(),
         parent: task::Parent::Kernel,
-        resources: Some(alloc::boxed::Box::new(object::cap::CapTable::for_init())),
+        resources: Some(alloc::boxed::Box::new(object::cap::CapTable::for_init(
+            object::device::user_devices::<A>(),
+        ))),
     };
     let status = match task::spawn::<A>("init", options) {
         Ok(pid) => {

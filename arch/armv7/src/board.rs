@@ -54,13 +54,23 @@ pub const UART_CLOCK_HZ: u32 = 24_000_000;
 /// The SP804's timer clock.
 pub const TIMER_CLOCK_HZ: u32 = 1_000_000;
 
-/// SP804 dual timer (timers 0 and 1).
+/// SP804 dual timer (timers 0 and 1): the kernel's tick.
 pub const SP804_TIMER01: Device = Device {
     node: "timer",
     compatible: &["arm,sp804", "arm,primecell"],
     base: 0x1c11_0000,
     size: 0x1000,
-    spis: &[2, 3],
+    spis: &[2],
+    clock_hz: Some(TIMER_CLOCK_HZ),
+};
+
+/// The second SP804 dual timer (timers 2 and 3): left to user space.
+pub const SP804_TIMER23: Device = Device {
+    node: "timer",
+    compatible: &["arm,sp804", "arm,primecell"],
+    base: 0x1c12_0000,
+    size: 0x1000,
+    spis: &[3],
     clock_hz: Some(TIMER_CLOCK_HZ),
 };
 
@@ -85,7 +95,7 @@ pub const SYSREG: Device = Device {
 };
 
 /// Devices described in the board's device tree.
-pub const DEVICES: [Device; 4] = [UART0, SP804_TIMER01, PL031_RTC, SYSREG];
+pub const DEVICES: [Device; 5] = [UART0, SP804_TIMER01, SP804_TIMER23, PL031_RTC, SYSREG];
 
 /// GICv2 distributor registers.
 pub const GIC_DISTRIBUTOR: u32 = 0x2c00_1000;

@@ -435,8 +435,10 @@ pub struct DeviceTreeInfo<'a> {
     pub console_uart: Option<DeviceNode>,
     /// The interrupt controller.
     pub gic: Option<Gic>,
-    /// The SP804 dual timer.
+    /// The first SP804 dual timer: the kernel's tick.
     pub sp804: Option<DeviceNode>,
+    /// The other SP804s, left to user space.
+    pub spare_sp804s: FixedList<DeviceNode, 4>,
     /// The PL031 real-time clock.
     pub pl031: Option<DeviceNode>,
     /// VirtIO-MMIO transports.
@@ -722,7 +724,8 @@ impl<'a> Walker<'_, 'a> {
                     info.console_uart = Some(device);
                 }
             }
-            Kind::Sp804 => info.sp804 = info.sp804.or(Some(device)),
+            Kind::Sp804 if info.sp804.is_none() => info.sp804 = Some(device),
+            Kind::Sp804 => info.spare_sp804s.push(device),
             Kind::Pl031 => info.pl031 = info.pl031.or(Some(device)),
             Kind::VirtioMmio => info.virtio_mmio.push(device),
             Kind::Gic => {}
@@ -862,7 +865,11 @@ mod tests {
         let gic = info.gic.unwrap();
         assert_eq!(gic.distributor.address, board::GIC_DISTRIBUTOR as u64);
         assert_eq!(gic.cpu_interface.address, board::GIC_CPU_INTERFACE as u64);
-        assert_eq!(info.sp804.unwrap().interrupts.as_slice(), &[34, 35]);
+        assert_eq!(info.sp804.unwrap().interrupts.as_slice(), &[34]);
+        let spare = info.spare_sp804s.as_slice();
+        assert_eq!(spare.len(), 1);
+        assert_eq!(spare[0].reg.address, board::SP804_TIMER23.base as u64);
+        assert_eq!(spare[0].interrupts.as_slice(), &[35]);
         assert_eq!(info.sp804.unwrap().clock_hz, Some(board::TIMER_CLOCK_HZ));
         assert_eq!(info.pl031.unwrap().interrupts.as_slice(), &[36]);
         assert_eq!(info.bootargs, b"");

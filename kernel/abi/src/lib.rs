@@ -108,11 +108,23 @@ pub enum Syscall {
     ProcessKill = 35,
     /// `ipc_buffer(address)`: registers the calling thread's IPC buffer.
     IpcBuffer = 36,
+    /// `irq_claim(irq_control, irq, notification, bits) -> handle`: binds a
+    /// device interrupt line to a notification.
+    IrqClaim = 37,
+    /// `irq_ack(irq)`: unmasks a claimed line after its interrupt.
+    IrqAck = 38,
+    /// `memory_device(device_memory, offset, size) -> handle`: a memory
+    /// object over device registers.
+    MemoryDevice = 39,
+    /// `port_in(io_ports, port, width) -> value`: reads an I/O port.
+    PortIn = 40,
+    /// `port_out(io_ports, port, width, value)`: writes an I/O port.
+    PortOut = 41,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 37] = [
+    pub const ALL: [Syscall; 42] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -150,6 +162,11 @@ impl Syscall {
         Syscall::NotificationBind,
         Syscall::ProcessKill,
         Syscall::IpcBuffer,
+        Syscall::IrqClaim,
+        Syscall::IrqAck,
+        Syscall::MemoryDevice,
+        Syscall::PortIn,
+        Syscall::PortOut,
     ];
 
     /// The call with number `number`.
@@ -213,6 +230,11 @@ impl Syscall {
             Syscall::NotificationBind => "notification_bind",
             Syscall::ProcessKill => "process_kill",
             Syscall::IpcBuffer => "ipc_buffer",
+            Syscall::IrqClaim => "irq_claim",
+            Syscall::IrqAck => "irq_ack",
+            Syscall::MemoryDevice => "memory_device",
+            Syscall::PortIn => "port_in",
+            Syscall::PortOut => "port_out",
         }
     }
 
@@ -477,6 +499,52 @@ impl Syscall {
                 "Binds the notification to the calling thread (it needs `RIGHT_WAIT`; one notification per thread, one thread per notification): while the thread waits in `recv` or `reply_recv`, a signal ends the wait, and the call returns the label `NOTIFIED` with the bits as the badge. Bits set before the receive are returned at once. A driver waits for its clients and its interrupts in one call.",
                 &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
             ),
+            Syscall::IrqClaim => (
+                &["irq_control", "irq", "notification", "bits"],
+                "handle to the interrupt handler (`IRQ_RIGHTS`)",
+                "Claims device interrupt line `irq` (a number from the `Devices` listing) for the caller: when it fires, the kernel masks the line at the interrupt controller and sets `bits` in the notification (which needs `RIGHT_SIGNAL`). The line stays masked until `irq_ack`. Needs an interrupt-control capability with `RIGHT_CLAIM` (init gets one at `INIT_IRQ_CONTROL`). A line is claimed once; it is masked and free again when the handler's last capability goes. Lines the kernel uses are not in the listing and cannot be claimed.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    NotFound,
+                    Busy,
+                    OutOfMemory,
+                    TableFull,
+                ],
+            ),
+            Syscall::IrqAck => (
+                &["irq"],
+                "0",
+                "Unmasks the handler's line: the driver has dealt with the interrupt and cleared it at the device. Needs `RIGHT_ACKNOWLEDGE`.",
+                &[InvalidHandle, WrongType, MissingRight],
+            ),
+            Syscall::MemoryDevice => (
+                &["device_memory", "offset", "size"],
+                "handle to a memory object (`RIGHT_MAP_READ | RIGHT_MAP_WRITE | RIGHT_GRANT`)",
+                "Makes a memory object of the device registers at `offset` (page-aligned) into the device-memory range, `size` bytes rounded up to pages, all within the range rounded out to pages. It is mapped like any memory object, but uncached, and `memory_physical` tells where it is. Needs `RIGHT_CLAIM`. Init gets a device-memory capability for each `Devices` record of kind memory.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    OutOfMemory,
+                    TableFull,
+                ],
+            ),
+            Syscall::PortIn => (
+                &["io_ports", "port", "width: 1, 2 or 4"],
+                "the value read",
+                "Reads `width` bytes from I/O port `port`, which with its width must lie in the capability's range. Needs `RIGHT_PORT_IO`. Only machines with I/O ports (x86_64) have such capabilities.",
+                &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
+            ),
+            Syscall::PortOut => (
+                &["io_ports", "port", "width: 1, 2 or 4", "value"],
+                "0",
+                "Writes the low `width` bytes of `value` to I/O port `port`, as `port_in` checks it.",
+                &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
+            ),
             Syscall::MemoryPhysical => (
                 &["memory"],
                 "low, high: the physical address",
@@ -580,11 +648,13 @@ pub enum Error {
     WouldBlock = 17,
     /// `reply` with no call pending.
     NoCaller = 18,
+    /// The resource is taken: an interrupt line another handler holds.
+    Busy = 19,
 }
 
 impl Error {
     /// Every error, in number order.
-    pub const ALL: [Error; 18] = [
+    pub const ALL: [Error; 19] = [
         Error::UnknownSyscall,
         Error::BadAddress,
         Error::InvalidArgument,
@@ -603,6 +673,7 @@ impl Error {
         Error::PeerDied,
         Error::WouldBlock,
         Error::NoCaller,
+        Error::Busy,
     ];
 
     /// The value a failing call returns.
@@ -631,6 +702,7 @@ impl Error {
             Error::PeerDied => "the other side is gone",
             Error::WouldBlock => "nobody to meet",
             Error::NoCaller => "no call to reply to",
+            Error::Busy => "in use",
         }
     }
 }
@@ -699,6 +771,15 @@ pub enum ObjectKind {
     Control = 4,
     /// A process (the global pid stays for display).
     Process = 5,
+    /// The right to claim device interrupt lines.
+    IrqControl = 6,
+    /// An interrupt handler: a claimed line bound to a notification.
+    Irq = 7,
+    /// A range of device registers, from which device memory objects are
+    /// made.
+    DeviceMemory = 8,
+    /// A range of I/O ports (x86_64).
+    IoPorts = 9,
 }
 
 impl ObjectKind {
@@ -710,6 +791,10 @@ impl ObjectKind {
             3 => Some(ObjectKind::Memory),
             4 => Some(ObjectKind::Control),
             5 => Some(ObjectKind::Process),
+            6 => Some(ObjectKind::IrqControl),
+            7 => Some(ObjectKind::Irq),
+            8 => Some(ObjectKind::DeviceMemory),
+            9 => Some(ObjectKind::IoPorts),
             _ => None,
         }
     }
@@ -737,12 +822,34 @@ pub const RIGHT_POWER_OFF: Rights = 1 << 7;
 pub const RIGHT_RAISE_PRIORITY: Rights = 1 << 8;
 /// End a process.
 pub const RIGHT_KILL: Rights = 1 << 9;
+/// Make objects from a device resource: claim interrupt lines, make
+/// device memory objects.
+pub const RIGHT_CLAIM: Rights = 1 << 10;
+/// Unmask a claimed interrupt line.
+pub const RIGHT_ACKNOWLEDGE: Rights = 1 << 11;
+/// Read and write I/O ports.
+pub const RIGHT_PORT_IO: Rights = 1 << 12;
+/// Every right an interrupt-control capability can have.
+pub const IRQ_CONTROL_RIGHTS: Rights = RIGHT_CLAIM | RIGHT_GRANT;
+/// Every right an interrupt-handler capability can have.
+pub const IRQ_RIGHTS: Rights = RIGHT_ACKNOWLEDGE | RIGHT_GRANT;
+/// Every right a device-memory capability can have.
+pub const DEVICE_MEMORY_RIGHTS: Rights = RIGHT_CLAIM | RIGHT_GRANT;
+/// Every right an I/O-port capability can have.
+pub const IO_PORT_RIGHTS: Rights = RIGHT_PORT_IO | RIGHT_GRANT;
 /// Every right a process capability can have.
 pub const PROCESS_RIGHTS: Rights = RIGHT_KILL | RIGHT_GRANT;
 /// Every right a control capability can have.
 pub const CONTROL_RIGHTS: Rights = RIGHT_POWER_OFF | RIGHT_RAISE_PRIORITY | RIGHT_GRANT;
 /// Where init finds the control capability the kernel gives it at boot.
 pub const INIT_CONTROL: Handle = initial_handle(0);
+/// Where init finds the interrupt-control capability.
+pub const INIT_IRQ_CONTROL: Handle = initial_handle(1);
+/// Where init finds the capability to the device of `Devices` record `n`
+/// (device memory or I/O ports, by the record's kind).
+pub const fn init_device_handle(n: usize) -> Handle {
+    initial_handle(2 + n)
+}
 /// Every right a memory capability can have.
 pub const MEMORY_RIGHTS: Rights = RIGHT_MAP_READ | RIGHT_MAP_WRITE | RIGHT_GRANT;
 /// `memory_create` flag: physically contiguous frames.
@@ -937,16 +1044,19 @@ pub enum InfoKind {
     Interrupts = 3,
     /// A [`Name`] per program in the boot archive.
     Programs = 4,
+    /// A [`DeviceInfo`] per device the kernel leaves to drivers.
+    Devices = 5,
 }
 
 impl InfoKind {
     /// Every kind, in number order.
-    pub const ALL: [InfoKind; 5] = [
+    pub const ALL: [InfoKind; 6] = [
         InfoKind::System,
         InfoKind::Memory,
         InfoKind::Processes,
         InfoKind::Interrupts,
         InfoKind::Programs,
+        InfoKind::Devices,
     ];
 
     /// The kind with number `number`.
@@ -967,6 +1077,11 @@ impl InfoKind {
                 size_of::<IrqInfo>(),
             ),
             InfoKind::Programs => ("Name", "one per program", size_of::<Name>()),
+            InfoKind::Devices => (
+                "DeviceInfo",
+                "one per device left to drivers",
+                size_of::<DeviceInfo>(),
+            ),
         }
     }
 }
@@ -991,6 +1106,8 @@ unsafe impl Record for MemoryInfo {}
 unsafe impl Record for ProcessInfo {}
 // SAFETY: as above.
 unsafe impl Record for IrqInfo {}
+// SAFETY: as above.
+unsafe impl Record for DeviceInfo {}
 // SAFETY: a byte array.
 unsafe impl Record for Name {}
 
@@ -1125,6 +1242,53 @@ pub struct IrqInfo {
     pub name: Name,
 }
 
+/// What a device's registers are reached through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum DeviceKind {
+    /// Memory-mapped registers: a device-memory capability.
+    Memory = 1,
+    /// I/O ports: an I/O-port capability.
+    Ports = 2,
+}
+
+/// [`DeviceInfo::irq`] of a device without an interrupt line.
+pub const NO_IRQ: u32 = u32::MAX;
+
+/// [`DeviceInfo::flags`]: its line is masked at the interrupt controller.
+pub const DEVICE_IRQ_MASKED: u32 = 1;
+
+/// A device the kernel does not use, which init may give to a driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct DeviceInfo {
+    /// What it is (`virtio-mmio`, `sp804`, `cmos-rtc`, ...).
+    pub name: Name,
+    /// A [`DeviceKind`].
+    pub kind: u32,
+    /// Its interrupt line, for `irq_claim`; [`NO_IRQ`] if none.
+    pub irq: u32,
+    /// The process whose handler holds the line; 0 if unclaimed.
+    pub irq_owner: u32,
+    /// [`DEVICE_IRQ_MASKED`].
+    pub flags: u32,
+    /// The first register's physical address, or the first port.
+    pub base: u64,
+    /// Bytes of registers, or ports.
+    pub size: u64,
+}
+
+impl DeviceInfo {
+    /// Its kind, if the number is one.
+    pub fn device_kind(&self) -> Option<DeviceKind> {
+        match self.kind {
+            1 => Some(DeviceKind::Memory),
+            2 => Some(DeviceKind::Ports),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1191,5 +1355,6 @@ mod tests {
         assert_eq!(size_of::<ProcessInfo>(), 72);
         assert_eq!(size_of::<IrqInfo>(), 48);
         assert_eq!(size_of::<SystemInfo>(), 136);
+        assert_eq!(size_of::<DeviceInfo>(), 64);
     }
 }

@@ -105,13 +105,32 @@ impl CapTable {
         CapTable { slots: Vec::new() }
     }
 
-    /// What the kernel gives init: the machine's controls, at
-    /// [`abi::INIT_CONTROL`].
-    pub fn for_init() -> CapTable {
+    /// What the kernel gives init: the machine's controls at
+    /// [`abi::INIT_CONTROL`], the interrupt control at
+    /// [`abi::INIT_IRQ_CONTROL`], and a capability to each of `devices`
+    /// at [`abi::init_device_handle`] of its index.
+    pub fn for_init(devices: &[hal::UserDevice]) -> CapTable {
         let mut table = CapTable::new();
         let control = Capability::new(Object::Control, abi::CONTROL_RIGHTS, 0);
         let handle = table.insert(control).ok();
         debug_assert_eq!(handle, Some(abi::INIT_CONTROL));
+        let irq_control = Capability::new(Object::IrqControl, abi::IRQ_CONTROL_RIGHTS, 0);
+        let handle = table.insert(irq_control).ok();
+        debug_assert_eq!(handle, Some(abi::INIT_IRQ_CONTROL));
+        for (n, device) in devices.iter().enumerate() {
+            let capability = match device.registers {
+                hal::DeviceRegisters::Memory { base, size } => Capability::new(
+                    Object::DeviceMemory { base, size },
+                    abi::DEVICE_MEMORY_RIGHTS,
+                    0,
+                ),
+                hal::DeviceRegisters::Ports { base, count } => {
+                    Capability::new(Object::IoPorts { base, count }, abi::IO_PORT_RIGHTS, 0)
+                }
+            };
+            let handle = table.insert(capability).ok();
+            debug_assert_eq!(handle, Some(abi::init_device_handle(n)));
+        }
         table
     }
 
@@ -194,10 +213,49 @@ mod tests {
 
     #[test]
     fn init_finds_the_machine_controls_where_the_abi_says() {
-        let table = CapTable::for_init();
+        let devices = [
+            hal::UserDevice {
+                name: "rtc",
+                registers: hal::DeviceRegisters::Ports {
+                    base: 0x70,
+                    count: 2,
+                },
+                irq: Some(24),
+            },
+            hal::UserDevice {
+                name: "timer",
+                registers: hal::DeviceRegisters::Memory {
+                    base: 0x1c12_0000,
+                    size: 0x1000,
+                },
+                irq: Some(35),
+            },
+        ];
+        let table = CapTable::for_init(&devices);
         let control = table.get(abi::INIT_CONTROL).ok().unwrap();
         assert_eq!(control.object().kind(), ObjectKind::Control);
         assert_eq!(control.rights(), abi::CONTROL_RIGHTS);
+        let irq_control = table.get(abi::INIT_IRQ_CONTROL).ok().unwrap();
+        assert_eq!(irq_control.object().kind(), ObjectKind::IrqControl);
+        assert_eq!(irq_control.rights(), abi::IRQ_CONTROL_RIGHTS);
+        let ports = table.get(abi::init_device_handle(0)).ok().unwrap();
+        assert!(matches!(
+            ports.object(),
+            Object::IoPorts {
+                base: 0x70,
+                count: 2
+            }
+        ));
+        let registers = table.get(abi::init_device_handle(1)).ok().unwrap();
+        assert!(matches!(
+            registers.object(),
+            Object::DeviceMemory {
+                base: 0x1c12_0000,
+                size: 0x1000
+            }
+        ));
+        assert_eq!(registers.rights(), abi::DEVICE_MEMORY_RIGHTS);
+        assert_eq!(table.len(), 4);
     }
 
     #[test]

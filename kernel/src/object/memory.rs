@@ -1,11 +1,12 @@
 //! Memory objects: zeroed frames that any process holding a capability
 //! can map, and so share. A contiguous one also tells its holder where it
 //! lies in physical memory, for devices that read and write memory
-//! themselves (DMA).
+//! themselves (DMA). A device one covers a device's registers instead of
+//! RAM, and is mapped uncached.
 //!
-//! The frames belong to the object: mappings and capabilities hold it,
-//! and it frees them when the last goes. Dropping one takes no lock but
-//! the frame allocator's, so it may happen anywhere.
+//! The frames of RAM belong to the object: mappings and capabilities hold
+//! it, and it frees them when the last goes. Dropping one takes no lock
+//! but the frame allocator's, so it may happen anywhere.
 
 use crate::mm::PAGE_SIZE;
 use crate::mm::frames;
@@ -14,7 +15,17 @@ use alloc::vec::Vec;
 
 pub struct MemoryObject {
     frames: Vec<u64>,
-    contiguous: bool,
+    backing: Backing,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    /// Frames of RAM, wherever the allocator found them.
+    Scattered,
+    /// Frames of RAM, one run.
+    Contiguous,
+    /// Device registers, one run, owned by nobody.
+    Device,
 }
 
 impl MemoryObject {
@@ -33,7 +44,10 @@ impl MemoryObject {
         }
         let mut object = MemoryObject {
             frames: Vec::new(),
-            contiguous,
+            backing: match contiguous {
+                true => Backing::Contiguous,
+                false => Backing::Scattered,
+            },
         };
         object
             .frames
@@ -55,22 +69,42 @@ impl MemoryObject {
         Ok(object)
     }
 
+    /// An object over `pages` pages of device registers from `base`, which
+    /// the caller checked lie in a device-memory range.
+    pub fn device(base: u64, pages: usize) -> Result<MemoryObject, Error> {
+        let mut frames = Vec::new();
+        frames
+            .try_reserve_exact(pages)
+            .map_err(|_| Error::OutOfMemory)?;
+        frames.extend((0..pages).map(|n| base + (n * PAGE_SIZE) as u64));
+        Ok(MemoryObject {
+            frames,
+            backing: Backing::Device,
+        })
+    }
+
+    /// Whether it covers device registers (mapped uncached).
+    pub fn is_device(&self) -> bool {
+        self.backing == Backing::Device
+    }
+
     /// The frames, in order.
     pub fn frames(&self) -> &[u64] {
         &self.frames
     }
 
-    /// Where a contiguous object starts in physical memory.
+    /// Where a contiguous or device object starts in physical memory.
     pub fn physical(&self) -> Option<u64> {
-        self.contiguous.then(|| self.frames[0])
+        (self.backing != Backing::Scattered).then(|| self.frames[0])
     }
 }
 
 impl Drop for MemoryObject {
     fn drop(&mut self) {
-        match self.contiguous {
-            true => frames::free(self.frames[0], self.frames.len()),
-            false => self.frames.iter().for_each(|&frame| frames::free(frame, 1)),
+        match self.backing {
+            Backing::Contiguous => frames::free(self.frames[0], self.frames.len()),
+            Backing::Scattered => self.frames.iter().for_each(|&frame| frames::free(frame, 1)),
+            Backing::Device => {}
         }
     }
 }

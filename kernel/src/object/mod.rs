@@ -5,7 +5,10 @@
 //!   threads, never message data.
 //! - `notification`: a word of signal bits.
 //! - `memory`: frames that can be mapped into any address space holding a
-//!   capability, and so shared.
+//!   capability, and so shared; or a device's registers.
+//! - `interrupt`: a device's interrupt line bound to a notification.
+//! - `device`: the device resources (register ranges, I/O ports) that
+//!   capabilities to them name, and the check that none is RAM.
 //! - the machine's controls, which hold nothing: a capability to them
 //!   allows powering off and raising priorities;
 //! - `cap`: capabilities (an object, rights, a badge) and the per-process
@@ -15,13 +18,16 @@
 //! on an object holds a reference, and the object goes with the last.
 
 pub mod cap;
+pub mod device;
 pub mod endpoint;
+pub mod interrupt;
 pub mod memory;
 pub mod notification;
 
 use abi::ObjectKind;
 use alloc::sync::Arc;
 use endpoint::Endpoint;
+use interrupt::IrqHandler;
 use memory::MemoryObject;
 use notification::Notification;
 
@@ -37,6 +43,20 @@ pub enum Object {
     /// A process, by its pid (never reused, so a capability to a process
     /// that has gone names nothing).
     Process(crate::task::Pid),
+    /// The right to claim the device interrupt lines: one object, like the
+    /// controls.
+    IrqControl,
+    Irq(Arc<IrqHandler>),
+    /// Device registers at physical `base`, `size` bytes.
+    DeviceMemory {
+        base: u64,
+        size: u64,
+    },
+    /// I/O ports `base` to `base + count - 1`.
+    IoPorts {
+        base: u16,
+        count: u16,
+    },
 }
 
 impl Object {
@@ -48,6 +68,10 @@ impl Object {
             Object::Memory(_) => ObjectKind::Memory,
             Object::Control => ObjectKind::Control,
             Object::Process(_) => ObjectKind::Process,
+            Object::IrqControl => ObjectKind::IrqControl,
+            Object::Irq(_) => ObjectKind::Irq,
+            Object::DeviceMemory { .. } => ObjectKind::DeviceMemory,
+            Object::IoPorts { .. } => ObjectKind::IoPorts,
         }
     }
 }

@@ -137,6 +137,35 @@ pub(super) enum Call {
     IpcBuffer {
         address: usize,
     },
+    /// `bits` not 0.
+    IrqClaim {
+        control: Handle,
+        irq: usize,
+        notification: Handle,
+        bits: usize,
+    },
+    IrqAck {
+        handle: Handle,
+    },
+    /// `offset` page-aligned, `size` not 0 (the range is checked against
+    /// the capability's).
+    MemoryDevice {
+        handle: Handle,
+        offset: usize,
+        size: usize,
+    },
+    /// `width` 1, 2 or 4.
+    PortIn {
+        handle: Handle,
+        port: usize,
+        width: usize,
+    },
+    PortOut {
+        handle: Handle,
+        port: usize,
+        width: usize,
+        value: u32,
+    },
 }
 
 /// Anonymous memory to map.
@@ -341,6 +370,51 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 value => Some(handle(value)?),
             },
         },
+        Syscall::IrqClaim => {
+            let (control, notification) = (handle(a[0])?, handle(a[2])?);
+            if a[3] == 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::IrqClaim {
+                control,
+                irq: a[1],
+                notification,
+                bits: a[3],
+            }
+        }
+        Syscall::IrqAck => Call::IrqAck {
+            handle: handle(a[0])?,
+        },
+        Syscall::MemoryDevice => {
+            let handle = handle(a[0])?;
+            if !a[1].is_multiple_of(PAGE_SIZE) || a[2] == 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::MemoryDevice {
+                handle,
+                offset: a[1],
+                size: a[2],
+            }
+        }
+        Syscall::PortIn | Syscall::PortOut => {
+            let handle = handle(a[0])?;
+            if !matches!(a[2], 1 | 2 | 4) {
+                return Err(Error::InvalidArgument);
+            }
+            match call {
+                Syscall::PortIn => Call::PortIn {
+                    handle,
+                    port: a[1],
+                    width: a[2],
+                },
+                _ => Call::PortOut {
+                    handle,
+                    port: a[1],
+                    width: a[2],
+                    value: a[3] as u32,
+                },
+            }
+        }
     })
 }
 

@@ -84,5 +84,37 @@ pub(super) fn info<A: Arch>(kind: InfoKind, buffer: UserBuffer) -> Outcome {
             let names = task::program_names()?;
             put_records::<A, _>(buffer, &names)
         }
+        InfoKind::Devices => {
+            let devices = crate::object::device::user_devices::<A>();
+            let mut records = Vec::new();
+            records
+                .try_reserve_exact(devices.len())
+                .map_err(|_| Error::OutOfMemory)?;
+            records.extend(devices.iter().map(device_record));
+            put_records::<A, _>(buffer, &records)
+        }
+    }
+}
+
+fn device_record(device: &hal::UserDevice) -> abi::DeviceInfo {
+    let (kind, base, size) = match device.registers {
+        hal::DeviceRegisters::Memory { base, size } => (abi::DeviceKind::Memory, base, size),
+        hal::DeviceRegisters::Ports { base, count } => {
+            (abi::DeviceKind::Ports, base as u64, count as u64)
+        }
+    };
+    let claimed = device.irq.and_then(crate::object::interrupt::state);
+    abi::DeviceInfo {
+        name: abi::name_from(device.name),
+        kind: kind as u32,
+        irq: device.irq.map_or(abi::NO_IRQ, |irq| irq as u32),
+        irq_owner: claimed.map_or(0, |(owner, _)| owner),
+        flags: match claimed {
+            Some((_, false)) => 0,
+            // An unclaimed line is masked too.
+            _ => abi::DEVICE_IRQ_MASKED,
+        },
+        base,
+        size,
     }
 }

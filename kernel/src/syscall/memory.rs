@@ -53,11 +53,14 @@ pub(super) fn map_object<A: Arch>(handle: Handle, start: Option<usize>, writable
     let rights = abi::RIGHT_MAP_READ | if writable { abi::RIGHT_MAP_WRITE } else { 0 };
     let object = object(handle, rights)?;
     let len = object.frames().len() * PAGE_SIZE;
-    let flags = if writable {
+    let mut flags = if writable {
         MapFlags::USER_RW
     } else {
         MapFlags::USER_RO
     };
+    if object.is_device() {
+        flags |= MapFlags::DEVICE;
+    }
     let user_end = A::user_range().1;
     let start = in_space(|space| {
         let start = match start {

@@ -10,6 +10,7 @@
 mod cap;
 mod console;
 mod decode;
+mod device;
 mod fastpath;
 mod info;
 mod ipc;
@@ -181,6 +182,29 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::NotificationBind { handle } => ipc::bind(handle),
         Call::ProcessKill { handle } => process::kill::<A>(handle),
         Call::IpcBuffer { address } => ipc::set_buffer::<A>(address),
+        Call::IrqClaim {
+            control,
+            irq,
+            notification,
+            bits,
+        } => device::claim::<A>(control, irq, notification, bits),
+        Call::IrqAck { handle } => device::acknowledge(handle),
+        Call::MemoryDevice {
+            handle,
+            offset,
+            size,
+        } => device::memory(handle, offset, size),
+        Call::PortIn {
+            handle,
+            port,
+            width,
+        } => device::port_in::<A>(handle, port, width),
+        Call::PortOut {
+            handle,
+            port,
+            width,
+            value,
+        } => device::port_out::<A>(handle, port, width, value),
     }
 }
 

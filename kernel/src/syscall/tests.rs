@@ -33,10 +33,43 @@ fn every_known_number_decodes_with_harmless_arguments() {
             Syscall::MemoryCreate => [PAGE_SIZE, 0, 0, 0, 0, 0],
             Syscall::MemoryUnmap => [ANON, 0, 0, 0, 0, 0],
             Syscall::Spawn => [0x1000, 4, 0, 0, 0, 0],
+            Syscall::IrqClaim => [1, 24, 2, 1, 0, 0],
+            Syscall::MemoryDevice => [1, 0, 1, 0, 0, 0],
+            Syscall::PortIn | Syscall::PortOut => [1, 0x70, 1, 0, 0, 0],
             _ => [0; 6],
         };
         assert!(call(syscall, args).is_ok(), "{syscall:?}");
     }
+}
+
+#[test]
+fn device_calls_check_their_arguments_before_any_capability() {
+    let claim = |bits| call(Syscall::IrqClaim, [1, 24, 2, bits, 0, 0]);
+    assert_eq!(claim(0), Err(Error::InvalidArgument), "no bits to signal");
+    assert!(claim(1 << 3).is_ok());
+    let device = |offset, size| call(Syscall::MemoryDevice, [1, offset, size, 0, 0, 0]);
+    assert_eq!(device(0x800, 1), Err(Error::InvalidArgument), "misaligned");
+    assert_eq!(device(0, 0), Err(Error::InvalidArgument), "empty");
+    assert!(device(PAGE_SIZE, 1).is_ok());
+    for width in [0, 3, 8, usize::MAX] {
+        for syscall in [Syscall::PortIn, Syscall::PortOut] {
+            assert_eq!(
+                call(syscall, [1, 0x70, width, 0, 0, 0]),
+                Err(Error::InvalidArgument),
+                "{syscall:?} width {width}"
+            );
+        }
+    }
+    assert_eq!(
+        call(Syscall::PortOut, [1, 0x71, 2, 0x1_0000_00ab, 0, 0]),
+        Ok(Call::PortOut {
+            handle: 1,
+            port: 0x71,
+            width: 2,
+            value: 0xab
+        }),
+        "values are cut to 32 bits; the width check comes when performed"
+    );
 }
 
 #[test]

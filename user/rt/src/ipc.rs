@@ -111,41 +111,6 @@ pub fn reply(message: Message) -> Result<(), Error> {
     sys::raw(Syscall::Reply as usize, [message.label, w0, w1, w2, w3, 0]).map(|_| ())
 }
 
-macro_rules! owned_handle {
-    ($name:ident) => {
-        impl $name {
-            /// Takes ownership of `handle` (one passed at spawn, say).
-            pub fn from_handle(handle: Handle) -> $name {
-                $name(handle)
-            }
-
-            /// The handle, still owned.
-            pub fn handle(&self) -> Handle {
-                self.0
-            }
-
-            /// Gives up ownership: the capability stays.
-            pub fn into_handle(self) -> Handle {
-                let handle = self.0;
-                core::mem::forget(self);
-                handle
-            }
-
-            /// Another capability to the object with `rights` (and for an
-            /// endpoint, `badge`).
-            pub fn copy(&self, rights: Rights, badge: usize) -> Result<$name, Error> {
-                cap_copy(self.0, rights, badge).map($name)
-            }
-        }
-
-        impl Drop for $name {
-            fn drop(&mut self) {
-                let _ = cap_delete(self.0);
-            }
-        }
-    };
-}
-
 /// An endpoint capability.
 #[derive(Debug)]
 pub struct Endpoint(Handle);

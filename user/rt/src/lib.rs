@@ -19,7 +19,45 @@
 
 extern crate alloc;
 
+/// Gives a capability type (a tuple struct around its handle) its
+/// ownership methods: it deletes the capability when dropped.
+macro_rules! owned_handle {
+    ($name:ident) => {
+        impl $name {
+            /// Takes ownership of `handle` (one passed at spawn, say).
+            pub fn from_handle(handle: abi::Handle) -> $name {
+                $name(handle)
+            }
+
+            /// The handle, still owned.
+            pub fn handle(&self) -> abi::Handle {
+                self.0
+            }
+
+            /// Gives up ownership: the capability stays.
+            pub fn into_handle(self) -> abi::Handle {
+                let handle = self.0;
+                core::mem::forget(self);
+                handle
+            }
+
+            /// Another capability to the object with `rights` (and for an
+            /// endpoint, `badge`).
+            pub fn copy(&self, rights: abi::Rights, badge: usize) -> Result<$name, abi::Error> {
+                $crate::ipc::cap_copy(self.0, rights, badge).map($name)
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                let _ = $crate::ipc::cap_delete(self.0);
+            }
+        }
+    };
+}
+
 pub mod arch;
+pub mod device;
 pub mod heap;
 pub mod io;
 pub mod ipc;

@@ -174,3 +174,8 @@ pub fn programs() -> Result<alloc::vec::Vec<abi::Name>, Error> {
 pub fn interrupts() -> Result<alloc::vec::Vec<abi::IrqInfo>, Error> {
     info_records(abi::InfoKind::Interrupts)
 }
+
+/// The devices the kernel leaves to drivers.
+pub fn devices() -> Result<alloc::vec::Vec<abi::DeviceInfo>, Error> {
+    info_records(abi::InfoKind::Devices)
+}

@@ -10,6 +10,7 @@ mod console;
 mod cp15;
 mod cpu;
 mod device_tree;
+mod devices;
 mod interrupts;
 mod memory;
 mod platform;

@@ -124,7 +124,24 @@ impl hal::Platform for Armv7 {
     const ELF_MACHINE: u16 = 40;
 
     fn init_devices() -> Result<(), &'static str> {
-        interrupts::init()
+        interrupts::init()?;
+        if let Some((_, info)) = crate::device_tree::get() {
+            crate::devices::init(info);
+        }
+        Ok(())
+    }
+
+    fn user_devices() -> &'static [hal::UserDevice] {
+        crate::devices::user_devices()
+    }
+
+    /// The CPU has no I/O ports.
+    fn port_read(_port: u16, _width: u8) -> Option<u32> {
+        None
+    }
+
+    fn port_write(_port: u16, _width: u8, _value: u32) -> Option<()> {
+        None
     }
 
     fn capabilities() -> hal::Capabilities {

@@ -74,3 +74,11 @@ pub fn read_madt(rsdp: u64) -> Result<Madt, MadtSourceError> {
     let bytes = unsafe { core::slice::from_raw_parts(virt as *const u8, length) };
     madt::parse(bytes).map_err(MadtSourceError::Malformed)
 }
+
+/// The HPET's register block, from the ACPI HPET table, if there is one.
+pub fn hpet_address(rsdp: u64) -> Option<u64> {
+    // SAFETY: as in `read_madt`.
+    let tables = unsafe { AcpiTables::from_rsdp(Handler, rsdp as usize) }.ok()?;
+    let hpet = acpi::HpetInfo::new(&tables).ok()?;
+    Some(hpet.base_address as u64)
+}

@@ -9,6 +9,7 @@ mod acpi;
 mod arch;
 mod console;
 mod cpu;
+mod devices;
 mod gdt;
 mod interrupts;
 mod machine;

@@ -96,7 +96,41 @@ impl hal::Platform for X86_64 {
     const ELF_MACHINE: u16 = 62;
 
     fn init_devices() -> Result<(), &'static str> {
-        interrupts::init()
+        interrupts::init()?;
+        // Before the RTC is left to a driver.
+        crate::timer::read_wall_clock();
+        crate::devices::init();
+        Ok(())
+    }
+
+    fn user_devices() -> &'static [hal::UserDevice] {
+        crate::devices::user_devices()
+    }
+
+    fn port_read(port: u16, width: u8) -> Option<u32> {
+        // SAFETY: the portable core reads only ports of devices it left to
+        // user space (`user_devices`), for the holder of a capability.
+        unsafe {
+            match width {
+                1 => Some(Port::<u8>::new(port).read() as u32),
+                2 => Some(Port::<u16>::new(port).read() as u32),
+                4 => Some(Port::<u32>::new(port).read()),
+                _ => None,
+            }
+        }
+    }
+
+    fn port_write(port: u16, width: u8, value: u32) -> Option<()> {
+        // SAFETY: as for `port_read`.
+        unsafe {
+            match width {
+                1 => Port::<u8>::new(port).write(value as u8),
+                2 => Port::<u16>::new(port).write(value as u16),
+                4 => Port::<u32>::new(port).write(value),
+                _ => return None,
+            }
+        }
+        Some(())
     }
 
     fn capabilities() -> hal::Capabilities {

@@ -255,6 +255,7 @@ fn main(arguments: &str) -> i32 {
         "cap-receiver" => cap_receiver(number(words.next()) as usize),
         "cap-echo" => cap_echo(),
         "payload-echo" => payload_echo(),
+        "irq-hold" => irq_hold(number(words.next()) as u32),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100
@@ -422,6 +423,23 @@ fn hog() -> i32 {
             }
             Err(rt::Error::LimitReached) => return 0,
             Err(_) => return 1,
+        }
+    }
+}
+
+/// A driver that claims line `irq` with the interrupt control it was
+/// given and waits for its interrupts until it is killed.
+fn irq_hold(irq: u32) -> i32 {
+    let control = rt::device::IrqControl::from_handle(abi::initial_handle(0));
+    let Ok(notification) = rt::ipc::Notification::create() else {
+        return 1;
+    };
+    let Ok(_handler) = control.claim(irq, &notification, 1) else {
+        return 2;
+    };
+    loop {
+        if notification.wait().is_err() {
+            return 3;
         }
     }
 }

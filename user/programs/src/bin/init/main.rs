@@ -26,6 +26,7 @@ macro_rules! ensure_eq {
 }
 
 mod bench;
+mod device;
 mod ipc;
 mod tests;
 
@@ -80,7 +81,7 @@ pub struct Test {
 
 /// Runs every test; returns the exit status (0: all passed).
 fn run_tests() -> i32 {
-    let tests = tests::TESTS.iter().chain(ipc::TESTS);
+    let tests = tests::TESTS.iter().chain(ipc::TESTS).chain(device::TESTS);
     println!("utest: begin {}", tests.clone().count());
     let (mut passed, mut failed) = (0, 0);
     for test in tests {
