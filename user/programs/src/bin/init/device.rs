@@ -49,7 +49,8 @@ fn borrowed<T>(make: fn(Handle) -> T, handle: Handle) -> ManuallyDrop<T> {
     ManuallyDrop::new(make(handle))
 }
 
-fn irq_control() -> ManuallyDrop<IrqControl> {
+/// Init's interrupt control.
+pub fn irq_control() -> ManuallyDrop<IrqControl> {
     borrowed(IrqControl::from_handle, abi::INIT_IRQ_CONTROL)
 }
 
