@@ -16,8 +16,7 @@ use alloc::sync::Arc;
 pub(super) fn with_table<R>(f: impl FnOnce(&mut CapTable) -> Result<R, Error>) -> Result<R, Error> {
     let mut ipc = ipc::lock();
     let table = ipc
-        .resources()
-        .and_then(|r| r.downcast_mut::<CapTable>())
+        .resources::<CapTable>()
         .ok_or(Error::InvalidHandle)?;
     f(table)
 }

@@ -21,7 +21,7 @@ fn endpoint_of(
     handle: usize,
     right: Rights,
 ) -> Option<(*const Endpoint, usize)> {
-    let table = ipc.resources()?.downcast_mut::<CapTable>()?;
+    let table = ipc.resources::<CapTable>()?;
     let capability = table.get(u32::try_from(handle).ok()?).ok()?;
     match capability.check(ObjectKind::Endpoint, right).ok()? {
         Object::Endpoint(endpoint) => Some((Arc::as_ptr(endpoint), capability.badge())),

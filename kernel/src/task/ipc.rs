@@ -46,11 +46,19 @@ impl Ipc {
         self.s.threads.reference(self.s.current)
     }
 
-    /// The calling process's resources.
+    /// The calling process's resources, if they are a `T`.
     #[inline]
-    pub fn resources(&mut self) -> Option<&mut (dyn Any + Send)> {
+    pub fn resources<T: Any>(&mut self) -> Option<&mut T> {
         let slot = self.s.current_process()?;
-        self.s.processes.get_mut(slot).resources.as_deref_mut()
+        let process = self.s.processes.get_mut(slot);
+        if process.resources_type != Some(core::any::TypeId::of::<T>()) {
+            return None;
+        }
+        let resources: *mut (dyn Any + Send) = process.resources.as_deref_mut()?;
+        // SAFETY: `resources_type` is the type of the boxed value, found
+        // when the process was made; the box is never replaced, only
+        // taken when the process ends (and then this returned above).
+        Some(unsafe { &mut *(resources as *mut T) })
     }
 
     /// The message slot of `t`, which is alive.
