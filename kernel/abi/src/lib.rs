@@ -120,11 +120,14 @@ pub enum Syscall {
     PortIn = 40,
     /// `port_out(io_ports, port, width, value)`: writes an I/O port.
     PortOut = 41,
+    /// `ipc_timeout(ns_low, ns_high)`: bounds the calling thread's IPC
+    /// waits.
+    IpcTimeout = 42,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 42] = [
+    pub const ALL: [Syscall; 43] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -167,6 +170,7 @@ impl Syscall {
         Syscall::MemoryDevice,
         Syscall::PortIn,
         Syscall::PortOut,
+        Syscall::IpcTimeout,
     ];
 
     /// The call with number `number`.
@@ -235,6 +239,7 @@ impl Syscall {
             Syscall::MemoryDevice => "memory_device",
             Syscall::PortIn => "port_in",
             Syscall::PortOut => "port_out",
+            Syscall::IpcTimeout => "ipc_timeout",
         }
     }
 
@@ -400,6 +405,7 @@ impl Syscall {
                     InvalidArgument,
                     PeerDied,
                     WouldBlock,
+                    TimedOut,
                 ],
             ),
             Syscall::Recv => (
@@ -412,6 +418,7 @@ impl Syscall {
                     MissingRight,
                     InvalidArgument,
                     WouldBlock,
+                    TimedOut,
                 ],
             ),
             Syscall::Call => (
@@ -424,6 +431,7 @@ impl Syscall {
                     MissingRight,
                     InvalidArgument,
                     PeerDied,
+                    TimedOut,
                 ],
             ),
             Syscall::Reply => (
@@ -436,7 +444,13 @@ impl Syscall {
                 &["endpoint", "info: label", "w0", "w1", "w2", "w3"],
                 "label, badge; w0-w3 in the message registers",
                 "Replies to the pending call, if there is one, then waits for the next message: a server's loop in one call.",
-                &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    TimedOut,
+                ],
             ),
             Syscall::Signal => (
                 &["notification", "bits"],
@@ -448,7 +462,7 @@ impl Syscall {
                 &["notification"],
                 "bits",
                 "Waits until some bits are set, then returns and clears them all.",
-                &[InvalidHandle, WrongType, MissingRight],
+                &[InvalidHandle, WrongType, MissingRight, TimedOut],
             ),
             Syscall::NotificationPoll => (
                 &["notification"],
@@ -544,6 +558,12 @@ impl Syscall {
                 "0",
                 "Writes the low `width` bytes of `value` to I/O port `port`, as `port_in` checks it.",
                 &[InvalidHandle, WrongType, MissingRight, InvalidArgument],
+            ),
+            Syscall::IpcTimeout => (
+                &["ns_low: u32", "ns_high: u32"],
+                "0",
+                "Sets how long the calling thread's IPC waits may last: a `send`, `recv`, `call` or `reply_recv` that would wait, or a `notification_wait`, fails with `TimedOut` once it has waited `ns_high << 32 | ns_low` nanoseconds (at the next tick after). A `call` counts both its wait to be received and its wait for the reply; a reply that comes after the caller timed out is dropped. 0 (the default) waits for ever. The setting stays until changed.",
+                &[],
             ),
             Syscall::MemoryPhysical => (
                 &["memory"],
@@ -650,11 +670,13 @@ pub enum Error {
     NoCaller = 18,
     /// The resource is taken: an interrupt line another handler holds.
     Busy = 19,
+    /// The wait lasted longer than the thread's IPC timeout.
+    TimedOut = 20,
 }
 
 impl Error {
     /// Every error, in number order.
-    pub const ALL: [Error; 19] = [
+    pub const ALL: [Error; 20] = [
         Error::UnknownSyscall,
         Error::BadAddress,
         Error::InvalidArgument,
@@ -674,6 +696,7 @@ impl Error {
         Error::WouldBlock,
         Error::NoCaller,
         Error::Busy,
+        Error::TimedOut,
     ];
 
     /// The value a failing call returns.
@@ -703,6 +726,7 @@ impl Error {
             Error::WouldBlock => "nobody to meet",
             Error::NoCaller => "no call to reply to",
             Error::Busy => "in use",
+            Error::TimedOut => "timed out",
         }
     }
 }

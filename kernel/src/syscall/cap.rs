@@ -15,9 +15,7 @@ use alloc::sync::Arc;
 /// leave the table by value and are dropped by the caller, outside.
 pub(super) fn with_table<R>(f: impl FnOnce(&mut CapTable) -> Result<R, Error>) -> Result<R, Error> {
     let mut ipc = ipc::lock();
-    let table = ipc
-        .resources::<CapTable>()
-        .ok_or(Error::InvalidHandle)?;
+    let table = ipc.resources::<CapTable>().ok_or(Error::InvalidHandle)?;
     f(table)
 }
 

@@ -166,6 +166,9 @@ pub(super) enum Call {
         width: usize,
         value: u32,
     },
+    IpcTimeout {
+        ns: u64,
+    },
 }
 
 /// Anonymous memory to map.
@@ -198,7 +201,10 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         Syscall::Read => Call::Read(UserBuffer::new(a[0], a[1])),
         Syscall::Yield => Call::Yield,
         Syscall::Sleep => Call::Sleep {
-            ns: (a[0] as u64 & 0xffff_ffff) | ((a[1] as u64) << 32),
+            ns: nanoseconds(a[0], a[1]),
+        },
+        Syscall::IpcTimeout => Call::IpcTimeout {
+            ns: nanoseconds(a[0], a[1]),
         },
         Syscall::Time => Call::Time,
         Syscall::ThreadSpawn => Call::ThreadSpawn {
@@ -416,6 +422,11 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             }
         }
     })
+}
+
+/// A count of nanoseconds passed in two halves.
+fn nanoseconds(low: usize, high: usize) -> u64 {
+    (low as u64 & 0xffff_ffff) | ((high as u64) << 32)
 }
 
 /// A handle fits 32 bits; a wider value names no capability.

@@ -205,6 +205,10 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             width,
             value,
         } => device::port_out::<A>(handle, port, width, value),
+        Call::IpcTimeout { ns } => {
+            task::ipc::set_timeout(ns);
+            one(0)
+        }
     }
 }
 

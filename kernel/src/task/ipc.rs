@@ -95,6 +95,10 @@ impl Ipc {
     #[inline]
     pub fn set_caller(&mut self, caller: Option<ThreadRef>) {
         let current = self.s.current;
+        if let Some(caller) = caller {
+            let me = self.s.threads.reference(current);
+            self.s.thread_mut(caller.index).ipc.served_by = Some(me);
+        }
         let old = core::mem::replace(&mut self.s.thread_mut(current).ipc.caller, caller);
         if let Some(old) = old.filter(|&t| self.awaits_reply(t)) {
             self.wake(old, Err(Error::PeerDied));
@@ -106,6 +110,7 @@ impl Ipc {
     #[inline]
     pub fn set_caller_of(&mut self, receiver: ThreadRef, caller: ThreadRef) {
         self.s.thread_mut(receiver.index).ipc.caller = Some(caller);
+        self.s.thread_mut(caller.index).ipc.served_by = Some(receiver);
     }
 
     /// The caller the current thread owes a reply, left pending.
@@ -285,6 +290,7 @@ impl Ipc {
     /// switch. Returns what the calling thread is handed when it runs
     /// again.
     pub fn switch_to<A: Arch>(mut self, next: ThreadRef) -> Result<Message, Error> {
+        self.s.arm_timeout(A::monotonic_ns);
         let to = self.s.switch_direct(next.index);
         drop(self);
         sched::switch::<A>(to);
@@ -311,7 +317,8 @@ impl Scheduler {
 
 /// Lets other threads run until the calling thread, blocked by
 /// [`Ipc::block`], is woken; returns the message it was handed.
-pub fn wait<A: Arch>(ipc: Ipc) -> Result<Message, Error> {
+pub fn wait<A: Arch>(mut ipc: Ipc) -> Result<Message, Error> {
+    ipc.s.arm_timeout(A::monotonic_ns);
     drop(ipc);
     schedule::<A>();
     finish()
@@ -321,6 +328,7 @@ pub fn wait<A: Arch>(ipc: Ipc) -> Result<Message, Error> {
 /// call: interrupts are masked).
 fn finish() -> Result<Message, Error> {
     let mut s = SCHEDULER.lock_masked();
+    s.disarm_timeout();
     let killed = s.current_killed();
     let current = s.current;
     let ipc = &mut s.thread_mut(current).ipc;
@@ -332,6 +340,13 @@ fn finish() -> Result<Message, Error> {
         (false, Some(error)) => Err(error),
         (false, None) => Ok(ipc.message),
     }
+}
+
+/// Sets how long the calling thread's IPC waits may last (0: for ever).
+pub fn set_timeout(ns: u64) {
+    let mut s = SCHEDULER.lock();
+    let current = s.current;
+    s.thread_mut(current).ipc.timeout_ns = ns;
 }
 
 /// Registers `address` as the calling thread's IPC buffer (0: none).

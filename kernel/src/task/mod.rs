@@ -7,6 +7,7 @@
 //! - `spawn`: starting processes and threads; `exit`: their ends, kills
 //!   and faults, and what parents learn;
 //! - `ipc`: what kernel objects need to pass messages between threads;
+//!   `timeout`: the deadlines of IPC waits;
 //! - `space` and `image`: user address spaces and loading programs.
 //!
 //! The kernel is not preemptible: it runs with interrupts masked, except
@@ -31,6 +32,7 @@ mod sched;
 pub mod space;
 mod spawn;
 mod thread;
+mod timeout;
 mod wait;
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub enum Place {
     Dead,
     /// Waiting in the wait queue at this address, which an object owns.
     Queue(QueueAddress),
+    /// In the list of IPC deadlines (by a thread's second links).
+    Deadline,
 }
 
 /// Where a wait queue is: only the wait-queue module makes one and turns

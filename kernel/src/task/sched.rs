@@ -34,6 +34,9 @@ pub(super) struct Scheduler {
     pub(super) processes: Processes,
     run: RunQueues,
     sleepers: ThreadList,
+    /// Threads whose IPC wait has a deadline, soonest first, by their
+    /// deadline links (see `timeout`).
+    pub(super) deadlines: ThreadList,
     dead: ThreadList,
     pub(super) current: usize,
     idle: usize,
@@ -62,6 +65,7 @@ impl Scheduler {
             processes: Processes::new(),
             run: RunQueues::new(),
             sleepers: ThreadList::new(),
+            deadlines: ThreadList::new(),
             dead: ThreadList::new(),
             current: 0,
             idle: 0,
@@ -136,6 +140,8 @@ impl Scheduler {
             Some(Place::Run(priority)) => self.run.remove(threads, index, priority),
             Some(Place::Sleep) => self.sleepers.remove(threads, index),
             Some(Place::Dead) => self.dead.remove(threads, index),
+            // Only deadline links say so; a thread's main links never do.
+            Some(Place::Deadline) => {}
             Some(Place::Queue(address)) => {
                 // SAFETY: the thread waits in that queue now.
                 let queue = unsafe { WaitQueue::at(address) };
@@ -177,6 +183,7 @@ impl Scheduler {
     /// Ends the current thread: it stays in the dead list until its stack
     /// can be freed. Returns its process's slot.
     pub(super) fn end_current(&mut self) -> Option<usize> {
+        self.disarm_timeout();
         let current = self.current;
         self.threads.mark_ended(current);
         self.dead.push_back(&mut self.threads, current, Place::Dead);
@@ -215,6 +222,7 @@ impl Scheduler {
             self.sleepers.remove(&mut self.threads, index);
             self.make_ready(index);
         }
+        self.expire_timeouts(now);
     }
 
     /// Chooses the next thread and makes it current; `None` if the

@@ -10,6 +10,7 @@ use super::queue::Place;
 use super::sched::{self, SCHEDULER, Scheduler};
 use super::space::UserSpace;
 use super::thread::{MAX_THREADS, State, Thread};
+use super::timeout::DeadlineLinks;
 use super::wait::WaitQueue;
 use crate::fake_arch::{self, FakeArch};
 use abi::Error;
@@ -482,4 +483,70 @@ fn wait_on_blocks_until_woken_and_reports_a_kill() {
         );
         assert_eq!(sched::wake_all(&queue), 0);
     });
+}
+
+#[test]
+fn ipc_waits_time_out_in_deadline_order_and_leave_their_queue() {
+    let mut s = scheduler();
+    let queue = Box::pin(WaitQueue::new());
+    let workers: Vec<usize> = (0..3).map(|_| ready(&mut s, 4)).collect();
+    // Timeouts of 300, 100 and none, armed at time 1000.
+    for (&worker, timeout) in workers.iter().zip([300, 100, 0]) {
+        assert_eq!(switch(&mut s), worker);
+        s.thread_mut(worker).ipc.timeout_ns = timeout;
+        s.thread_mut(worker).ipc.start_wait(false, true);
+        s.block_current_in(queue.as_ref());
+        s.arm_timeout(|| 1000);
+    }
+    assert_eq!(
+        s.deadlines.collect(&mut DeadlineLinks(&mut s.threads)),
+        [workers[1], workers[0]]
+    );
+    s.tick(1050);
+    assert_eq!(queue.len(&mut s.threads), 3, "nothing due yet");
+    s.tick(1100);
+    let (early, late, patient) = (workers[1], workers[0], workers[2]);
+    assert_eq!(s.thread(early).state, State::Ready);
+    assert_eq!(s.thread(early).ipc.outcome, Some(Error::TimedOut));
+    assert!(!s.thread(early).ipc.receiving, "its wait is over");
+    assert_eq!(queue.len(&mut s.threads), 2, "it left the queue");
+    s.tick(100_000);
+    assert_eq!(s.thread(late).ipc.outcome, Some(Error::TimedOut));
+    assert_eq!(
+        s.thread(patient).state,
+        State::Blocked,
+        "no timeout: it waits"
+    );
+    assert!(s.deadlines.is_empty());
+    s.wake_all_in(&queue);
+}
+
+#[test]
+fn a_caller_that_times_out_is_never_answered_by_its_server() {
+    let mut s = scheduler();
+    let caller = ready(&mut s, 4);
+    let server = ready(&mut s, 4);
+    assert_eq!(switch(&mut s), caller);
+    s.thread_mut(caller).ipc.timeout_ns = 50;
+    // The server took the call: the caller awaits the reply in no queue.
+    let caller_ref = s.threads.reference(caller);
+    let server_ref = s.threads.reference(server);
+    s.thread_mut(caller).ipc.start_wait(true, false);
+    s.thread_mut(caller).state = State::Blocked;
+    s.thread_mut(caller).ipc.served_by = Some(server_ref);
+    s.thread_mut(server).ipc.caller = Some(caller_ref);
+    s.arm_timeout(|| 0);
+    assert_eq!(switch(&mut s), server);
+    s.tick(60);
+    assert_eq!(s.thread(caller).ipc.outcome, Some(Error::TimedOut));
+    assert!(!s.awaits_reply(caller_ref));
+    let held = s.thread(server).ipc.caller.unwrap();
+    assert!(
+        s.threads.alive(held).is_none(),
+        "the server's reference names nobody"
+    );
+    // The caller calls again; the stale reference still names nobody.
+    s.thread_mut(caller).ipc.start_wait(true, false);
+    s.thread_mut(caller).state = State::Blocked;
+    assert!(!s.awaits_reply(held));
 }

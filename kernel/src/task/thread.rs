@@ -74,6 +74,12 @@ pub(super) struct IpcState {
     pub(super) bound: Option<Bound>,
     /// Its IPC buffer (a page of its process's space), 0 if none.
     pub(super) buffer: usize,
+    /// How long its IPC waits may last, in ns; 0: for ever.
+    pub(super) timeout_ns: u64,
+    /// When the current wait times out, if it has a timeout.
+    pub(super) deadline: u64,
+    /// The server that took its call, while it awaits the reply.
+    pub(super) served_by: Option<ThreadRef>,
 }
 
 /// A bound notification, of a type only the object layer knows.
@@ -125,6 +131,8 @@ pub(super) struct Thread {
     stack: Option<KernelStack>,
     pub(super) stack_top: usize,
     pub(super) links: Links,
+    /// Its place in the list of IPC deadlines.
+    pub(super) deadline_links: Links,
     pub(super) slice_left: u32,
     /// When a sleeping thread is due, on the monotonic clock.
     pub(super) wake_at: u64,
@@ -153,6 +161,7 @@ impl Thread {
             stack,
             stack_top,
             links: Links::default(),
+            deadline_links: Links::default(),
             slice_left: TIMESLICE_TICKS,
             wake_at: 0,
             killed: false,

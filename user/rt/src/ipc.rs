@@ -301,3 +301,15 @@ impl Drop for IpcBuffer {
         let _ = sys::unmap(self.address, abi::MAX_PAYLOAD);
     }
 }
+
+/// Bounds the calling thread's IPC waits (`send`, `recv`, `call`,
+/// `reply_recv`, notification waits): one that lasts longer fails with
+/// [`Error::TimedOut`]. `None` waits for ever (the default).
+pub fn set_timeout(timeout: Option<core::time::Duration>) -> Result<(), Error> {
+    let ns = timeout.map_or(0, |t| (t.as_nanos() as u64).max(1));
+    sys::raw(
+        Syscall::IpcTimeout as usize,
+        [ns as u32 as usize, (ns >> 32) as usize, 0, 0, 0, 0],
+    )
+    .map(|_| ())
+}

@@ -256,6 +256,7 @@ fn main(arguments: &str) -> i32 {
         "cap-echo" => cap_echo(),
         "payload-echo" => payload_echo(),
         "irq-hold" => irq_hold(number(words.next()) as u32),
+        "ipc-sit" => ipc_sit(number(words.next())),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100
@@ -442,4 +443,21 @@ fn irq_hold(irq: u32) -> i32 {
             return 3;
         }
     }
+}
+
+/// A slow server: takes one call, answers it after `ms` milliseconds,
+/// then echoes the label of the next call at once.
+fn ipc_sit(ms: u64) -> i32 {
+    let endpoint = Endpoint::from_handle(abi::initial_handle(0));
+    let Ok(first) = endpoint.recv() else {
+        return 1;
+    };
+    rt::time::sleep(core::time::Duration::from_millis(ms));
+    if rt::ipc::reply(Message::new(first.plain_label(), [0; 4])).is_err() {
+        return 2;
+    }
+    let Ok(second) = endpoint.recv() else {
+        return 3;
+    };
+    i32::from(rt::ipc::reply(Message::new(second.plain_label(), second.words)).is_err()) * 4
 }

@@ -52,6 +52,10 @@ pub const TESTS: &[Test] = &[
         run: objects_go_with_their_last_capability,
     },
     Test {
+        name: "ipc::waits_time_out_and_late_replies_are_dropped",
+        run: waits_time_out_and_late_replies_are_dropped,
+    },
+    Test {
         name: "memory::a_memory_object_is_shared_between_processes",
         run: a_memory_object_is_shared_between_processes,
     },
@@ -596,5 +600,63 @@ fn payloads_are_copied_between_ipc_buffers() -> Outcome {
         .call(Message::new(QUIT, [0; 4]))
         .map_err(fail("quit"))?;
     ensure_eq!(exit_of(server)?, Exit::Code(0), "server");
+    Ok(())
+}
+
+fn waits_time_out_and_late_replies_are_dropped() -> Outcome {
+    use core::time::Duration;
+    let endpoint = Endpoint::create().map_err(fail("endpoint"))?;
+    let notification = Notification::create().map_err(fail("notification"))?;
+    /// Leaves the test thread waiting for ever, however the test ends.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let _ = ipc::set_timeout(None);
+        }
+    }
+    ipc::set_timeout(Some(Duration::from_millis(20))).map_err(fail("set timeout"))?;
+    let _reset = Reset;
+    let started = sys::time_ns();
+    let nobody = endpoint.recv();
+    let waited = sys::time_ns() - started;
+    ensure_eq!(
+        nobody.err(),
+        Some(Error::TimedOut),
+        "a receive nobody sends to"
+    );
+    ensure!(
+        waited >= 20_000_000,
+        "it waited {waited} ns, less than the timeout"
+    );
+    ensure_eq!(
+        endpoint.send(Message::new(1, [0; 4])).err(),
+        Some(Error::TimedOut),
+        "a send nobody receives"
+    );
+    ensure_eq!(
+        notification.wait().err(),
+        Some(Error::TimedOut),
+        "a notification nobody signals"
+    );
+    // A server that takes the call and answers after 100 ms: too late.
+    let server = serve("ipc-sit 100", &[endpoint.handle()])?;
+    let client = endpoint.copy(abi::RIGHT_SEND, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        client.call(Message::new(7, [0; 4])).err(),
+        Some(Error::TimedOut),
+        "a call answered too late"
+    );
+    // Waiting for ever again, the next call gets its own answer, never
+    // the late one.
+    ipc::set_timeout(None).map_err(fail("clear timeout"))?;
+    let answer = client
+        .call(Message::new(8, [1, 2, 3, 4]))
+        .map_err(fail("second call"))?;
+    ensure_eq!(
+        (answer.plain_label(), answer.words),
+        (8, [1, 2, 3, 4]),
+        "the second call's answer"
+    );
+    ensure_eq!(exit_of(server)?, Exit::Code(0), "slow server");
     Ok(())
 }
