@@ -38,6 +38,28 @@ pub fn system_call<A: Arch>(number: usize, args: [usize; 6]) -> crate::syscall::
     crate::syscall::handle::<A>(number, args)
 }
 
+/// The IPC fast path for system call `number` with `args`, tried first by
+/// the architecture's entry: `None` if the call must go the general way
+/// ([`system_call`]); otherwise the calling thread has blocked and will
+/// resume at the kernel context `resume_sp` (which the architecture
+/// prepares, below the call's frame, to end in [`ipc_resumed`]), and the
+/// architecture resumes the thread returned.
+#[inline(always)]
+pub fn fast_system_call<A: Arch>(
+    number: usize,
+    args: [usize; 6],
+    resume_sp: usize,
+) -> Option<crate::task::Resume> {
+    crate::syscall::fastpath::try_ipc::<A>(number, args, resume_sp)
+}
+
+/// A thread that blocked on the fast path runs again, woken the general
+/// way: what its call returns. The architecture writes it into the call's
+/// frame, calls [`before_user_return`] and returns to user mode.
+pub fn ipc_resumed() -> crate::syscall::Returned {
+    crate::syscall::fastpath::resumed()
+}
+
 /// Interrupt `irq` arrived (interrupts masked); runs its handler.
 pub fn interrupt<A: Arch>(irq: usize) {
     crate::irq::dispatch::<A>(irq);

@@ -208,42 +208,32 @@ pub fn reply_receive<A: Arch>(endpoint: &Endpoint, message: Message) -> Result<M
     receive_locked::<A>(ipc, endpoint, false)
 }
 
-/// What a fast path did: the calling thread's outcome once it runs again,
-/// or, when the fast path does not apply, the lock given back untouched.
-pub type Fast = Result<Result<Message, Error>, Ipc>;
+/// What a fast path did: the partner handed its message, to switch to
+/// (the calling thread blocked), or, when the fast path does not apply,
+/// the lock given back untouched.
+pub type Fast = Result<(Ipc, ThreadRef), Ipc>;
 
 /// `call`'s fast path: a receiver waits and may run now.
-pub fn fast_call<A: Arch>(mut ipc: Ipc, endpoint: &Endpoint, message: Message) -> Fast {
+pub fn fast_call(mut ipc: Ipc, endpoint: &Endpoint, message: Message) -> Fast {
     if endpoint.dead() {
         return Err(ipc);
     }
-    let Some(receiver) = ipc.first_to_run_now(&endpoint.receivers) else {
-        return Err(ipc);
-    };
-    let me = ipc.current();
-    ipc.pop(&endpoint.receivers);
-    ipc.hand_over(receiver, message);
-    ipc.set_caller_of(receiver, me);
-    ipc.block(None, None);
-    Ok(ipc.switch_to::<A>(receiver))
+    match ipc.exchange_call(&endpoint.receivers, message) {
+        Some(receiver) => Ok((ipc, receiver)),
+        None => Err(ipc),
+    }
 }
 
 /// `reply_recv`'s fast path: the caller waits for the reply and may run
 /// now, and no message waits to be received.
-pub fn fast_reply_receive<A: Arch>(mut ipc: Ipc, endpoint: &Endpoint, reply: Message) -> Fast {
-    let Some(caller) = ipc.caller() else {
-        return Err(ipc);
-    };
-    // A bound notification's bits would have to be looked at: not here.
-    if !ipc.is_empty(&endpoint.senders)
-        || !ipc.awaits_reply(caller)
-        || !ipc.may_run_now(caller)
-        || ipc.bound().is_some()
-    {
+pub fn fast_reply_receive(mut ipc: Ipc, endpoint: &Endpoint, reply: Message) -> Fast {
+    // A message that waits must be received: not here. Nor may a bound
+    // notification's bits be (the exchange checks).
+    if !ipc.is_empty(&endpoint.senders) {
         return Err(ipc);
     }
-    ipc.take_caller();
-    ipc.hand_over(caller, reply);
-    ipc.block_receiving(pinned(&endpoint.receivers));
-    Ok(ipc.switch_to::<A>(caller))
+    match ipc.exchange_reply(pinned(&endpoint.receivers), reply) {
+        Some(caller) => Ok((ipc, caller)),
+        None => Err(ipc),
+    }
 }

@@ -1,21 +1,27 @@
 //! The IPC fast path, apart from the general path as seL4 keeps it: `call`
 //! and `reply_recv` with their register message, when the other side
 //! already waits and may run at once. One lock, a capability lookup, the
-//! message handed over, a direct switch. Anything else (a bad handle, a
-//! label too wide, nobody waiting, a more urgent thread ready) goes the
-//! general way, which also reports the errors.
+//! message handed over, and no unwinding: the architecture's system call
+//! entry tries it before anything else, and when it applies, leaves the
+//! caller's kernel stack for the partner's, returning to user mode from
+//! the partner's system call frame if the partner too blocked here.
+//!
+//! Anything else (a bad handle, a label with flags, nobody waiting, a more
+//! urgent thread ready, a switch due, a timeout set) goes the general way,
+//! which also reports the errors.
 
 use super::Returned;
 use crate::object::Object;
 use crate::object::cap::CapTable;
 use crate::object::endpoint::{self, Endpoint};
-use crate::task::{Message, ipc};
+use crate::task::{Message, Resume, ipc};
 use abi::{ObjectKind, Rights, Syscall};
 use alloc::sync::Arc;
 use hal::Arch;
 
 /// The endpoint a capability of the caller names, with `right`, and its
 /// badge.
+#[inline(always)]
 fn endpoint_of(
     ipc: &mut ipc::Ipc,
     handle: usize,
@@ -29,15 +35,20 @@ fn endpoint_of(
     }
 }
 
-/// Carries out `call` or `reply_recv` (`number`) on the fast path, or
-/// says (`None`) that the general path must.
+/// Carries out `call` or `reply_recv` (`number`) with `a` on the fast
+/// path, the calling thread to resume at `resume_sp` (see
+/// [`crate::task::ipc::Ipc::hand_off`]); or says (`None`) that the
+/// general path must.
 #[inline(always)]
-pub(super) fn try_ipc<A: Arch>(number: usize, a: [usize; 6]) -> Option<Returned> {
+pub fn try_ipc<A: Arch>(number: usize, a: [usize; 6], resume_sp: usize) -> Option<Resume> {
     let call = number == Syscall::Call as usize;
-    if a[1] & !abi::LABEL_MASK != 0 {
+    if (!call && number != Syscall::ReplyRecv as usize) || a[1] & !abi::LABEL_MASK != 0 {
         return None;
     }
     let mut ipc = ipc::lock_in_system_call();
+    if !ipc.may_take_fast_path() {
+        return None;
+    }
     let right = if call {
         abi::RIGHT_SEND
     } else {
@@ -54,22 +65,30 @@ pub(super) fn try_ipc<A: Arch>(number: usize, a: [usize; 6]) -> Option<Returned>
         words: [a[2], a[3], a[4], a[5]],
     };
     let outcome = if call {
-        endpoint::fast_call::<A>(ipc, endpoint, message)
+        endpoint::fast_call(ipc, endpoint, message)
     } else {
-        endpoint::fast_reply_receive::<A>(ipc, endpoint, message)
+        endpoint::fast_reply_receive(ipc, endpoint, message)
     };
     match outcome {
-        Ok(Ok(message)) => {
-            let message = super::ipc::accept(message);
-            Some(Returned {
-                results: [message.label, message.badge],
-                message: Some(message.words),
-            })
-        }
-        Ok(Err(error)) => Some(Returned::error(error)),
+        Ok((ipc, partner)) => Some(ipc.hand_off::<A>(partner, resume_sp)),
         Err(ipc) => {
             drop(ipc);
             None
         }
+    }
+}
+
+/// The rest of a `call` or `reply_recv` whose thread blocked on the fast
+/// path and was woken some other way: what the call returns.
+pub fn resumed() -> Returned {
+    match ipc::resumed() {
+        Ok(message) => {
+            let message = super::ipc::accept(message);
+            Returned {
+                results: [message.label, message.badge],
+                message: Some(message.words),
+            }
+        }
+        Err(error) => Returned::error(error),
     }
 }

@@ -11,7 +11,7 @@ mod cap;
 mod console;
 mod decode;
 mod device;
-mod fastpath;
+pub mod fastpath;
 mod info;
 mod ipc;
 mod memory;
@@ -72,10 +72,10 @@ fn message(message: task::Message) -> Outcome {
 }
 
 /// Carries out system call `number` with `args`; returns the result
-/// registers. Called by the architecture's entry path. The calls that
-/// only read a value are answered here, inline in the entry path; `call`
-/// and `reply_recv` try the IPC fast path (`fastpath`); the rest are
-/// decoded, then performed.
+/// registers. Called by the architecture's entry path (which tries the IPC
+/// fast path, [`fastpath`], for `call` and `reply_recv` first). The calls
+/// that only read a value are answered here, inline in the entry path;
+/// the rest are decoded, then performed.
 #[inline(always)]
 pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
     // Compared one by one, so that the null call's path is two compares.
@@ -94,11 +94,6 @@ pub fn handle<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
 
 #[inline(never)]
 fn handle_other<A: Arch>(number: usize, args: [usize; 6]) -> Returned {
-    if (number == Syscall::Call as usize || number == Syscall::ReplyRecv as usize)
-        && let Some(returned) = fastpath::try_ipc::<A>(number, args)
-    {
-        return returned;
-    }
     decode::decode(number, args, A::user_range().1)
         .and_then(perform::<A>)
         .unwrap_or_else(Returned::error)

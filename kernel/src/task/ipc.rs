@@ -11,7 +11,7 @@
 
 pub use super::process::Resources;
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
-use super::thread::{Bound, Message, State, ThreadRef, Transfer};
+use super::thread::{Bound, Message, Resume, State, ThreadRef, Transfer};
 use super::wait::WaitQueue;
 use crate::sync::IrqGuard;
 use abi::Error;
@@ -270,6 +270,14 @@ impl Ipc {
         queue.front(&self.s.threads).is_none()
     }
 
+    /// Whether the calling thread may block on the fast path: no switch
+    /// is due (it would be missed), and its waits have no timeout (the
+    /// fast path arms none).
+    #[inline(always)]
+    pub fn may_take_fast_path(&self) -> bool {
+        !sched::switch_due() && self.s.thread(self.s.current).ipc.timeout_ns == 0
+    }
+
     /// Whether blocked thread `t` may run at once.
     #[inline]
     pub fn may_run_now(&self, t: ThreadRef) -> bool {
@@ -285,16 +293,99 @@ impl Ipc {
         ipc.end_wait(None);
     }
 
-    /// Switches straight to `next` (blocked, handed its message, allowed
-    /// to run now), the calling thread having blocked: the fast path's
-    /// switch. Returns what the calling thread is handed when it runs
-    /// again.
-    pub fn switch_to<A: Arch>(mut self, next: ThreadRef) -> Result<Message, Error> {
-        self.s.arm_timeout(A::monotonic_ns);
-        let to = self.s.switch_direct(next.index);
+    /// `call`'s exchange on the fast path, in one pass over the two
+    /// threads: if the first receiver in `receivers` may run now, takes it
+    /// from the queue, hands it `message` with the calling thread as the
+    /// caller it owes a reply, and blocks the calling thread for that
+    /// reply. Returns the receiver, for [`Ipc::hand_off`].
+    #[inline(always)]
+    pub fn exchange_call(&mut self, receivers: &WaitQueue, message: Message) -> Option<ThreadRef> {
+        let s = &mut *self.s;
+        let receiver = receivers.front(&s.threads)?;
+        if !s.may_run_next(receiver) {
+            return None;
+        }
+        receivers.remove(&mut s.threads, receiver);
+        let me = s.current;
+        let (caller, callee) = s.threads.pair_mut(me, receiver);
+        callee.ipc.message = message;
+        callee.ipc.end_wait(None);
+        callee.ipc.caller = Some(ThreadRef {
+            index: me,
+            tid: caller.tid,
+        });
+        let receiver = ThreadRef {
+            index: receiver,
+            tid: callee.tid,
+        };
+        caller.ipc.served_by = Some(receiver);
+        caller.ipc.start_wait(true, false);
+        caller.state = State::Blocked;
+        Some(receiver)
+    }
+
+    /// `reply_recv`'s exchange on the fast path, in one pass over the two
+    /// threads: if the calling thread's caller still awaits its reply and
+    /// may run now, hands it `reply` and blocks the calling thread
+    /// receiving in `receivers`. Returns the caller, for
+    /// [`Ipc::hand_off`].
+    #[inline(always)]
+    pub fn exchange_reply(
+        &mut self,
+        receivers: Pin<&WaitQueue>,
+        reply: Message,
+    ) -> Option<ThreadRef> {
+        let s = &mut *self.s;
+        let me = s.current;
+        let caller = s.thread(me).ipc.caller?;
+        if caller.index == me || !s.may_run_next(caller.index) {
+            return None;
+        }
+        let (server, client) = s.threads.pair_mut(me, caller.index);
+        if client.tid != caller.tid
+            || client.state != State::Blocked
+            || !client.ipc.awaiting_reply
+            || server.ipc.bound.is_some()
+        {
+            return None;
+        }
+        client.ipc.message = reply;
+        client.ipc.end_wait(None);
+        server.ipc.caller = None;
+        server.ipc.start_wait(false, true);
+        receivers.block(&mut s.threads, me);
+        Some(caller)
+    }
+
+    /// Makes `next` (blocked, handed its message, allowed to run now) the
+    /// running thread, the calling thread having blocked on the fast path:
+    /// it will resume at `resume_sp`, a kernel context the architecture
+    /// prepared that completes its call ([`resumed`]). Says how to resume
+    /// `next`; the architecture then leaves the calling thread's stack.
+    #[inline(always)]
+    pub fn hand_off<A: Arch>(mut self, next: ThreadRef, resume_sp: usize) -> Resume {
+        let s = &mut *self.s;
+        let (caller, partner) = s.threads.pair_mut(s.current, next.index);
+        caller.saved_sp = resume_sp;
+        caller.ipc.resumes_at_frame = true;
+        let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
+        if at_frame {
+            // What `resumed` would do for it: its wait went well, and a
+            // fast path's message carries nothing to take in.
+            partner.ipc.is_call = false;
+        }
+        let message = partner.ipc.message;
+        let to = s.switch_direct(next.index);
         drop(self);
-        sched::switch::<A>(to);
-        finish()
+        sched::enter_address_space::<A>(&to);
+        sched::reap();
+        match at_frame {
+            true => Resume::Frame {
+                stack_top: to.stack_top(),
+                message,
+            },
+            false => Resume::Context { sp: to.load() },
+        }
     }
 }
 
@@ -324,11 +415,20 @@ pub fn wait<A: Arch>(mut ipc: Ipc) -> Result<Message, Error> {
     finish()
 }
 
+/// What a thread that blocked on the fast path was handed, when it runs
+/// again through the general path (woken by a general send or reply, an
+/// error, a kill).
+pub fn resumed() -> Result<Message, Error> {
+    finish()
+}
+
 /// What the calling thread was handed when its wait ended (in a system
 /// call: interrupts are masked).
 fn finish() -> Result<Message, Error> {
     let mut s = SCHEDULER.lock_masked();
     s.disarm_timeout();
+    let current = s.current;
+    s.thread_mut(current).ipc.resumes_at_frame = false;
     let killed = s.current_killed();
     let current = s.current;
     let ipc = &mut s.thread_mut(current).ipc;

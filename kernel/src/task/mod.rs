@@ -51,8 +51,8 @@ pub use spawn::{
     RESERVED_FRAMES, SpawnOptions, program_names, spawn, spawn_kernel_thread, spawn_thread,
 };
 pub use thread::{
-    Bound, DEFAULT_PRIORITY, Killed, MAX_THREADS, Message, PRIORITIES, TIMESLICE_TICKS, ThreadRef,
-    Tid, Transfer,
+    Bound, DEFAULT_PRIORITY, Killed, MAX_THREADS, Message, PRIORITIES, Resume, TIMESLICE_TICKS,
+    ThreadRef, Tid, Transfer,
 };
 pub use wait::WaitQueue;
 

@@ -239,7 +239,7 @@ impl Scheduler {
         }
         let next = self.run.pop(&mut self.threads).unwrap_or(self.idle);
         if next == previous {
-            self.start_running(next);
+            start_running(self.thread_mut(next));
             return None;
         }
         if still_ready
@@ -272,24 +272,15 @@ impl Scheduler {
             .is_none_or(|highest| self.thread(index).priority >= highest)
     }
 
-    fn start_running(&mut self, next: usize) -> &mut Thread {
-        let thread = self.thread_mut(next);
-        thread.state = State::Running;
-        thread.slice_left = TIMESLICE_TICKS;
-        if thread.killed {
-            // It dies at its next return to user mode.
-            NEED_RESCHED.store(true, Ordering::Relaxed);
-        }
-        thread
-    }
-
     /// Makes `next` (not the current thread) current; where to switch.
     /// (On every switch: each table is looked into as few times as can
     /// be.)
+    #[inline]
     fn enter(&mut self, next: usize) -> SwitchTo {
         let previous = self.current;
-        let previous_process = self.thread(previous).process;
-        let thread = self.start_running(next);
+        let (left, thread) = self.threads.pair_mut(previous, next);
+        let (previous_process, save) = (left.process, &raw mut left.saved_sp);
+        start_running(thread);
         let (load, stack_top, process, tid) = (
             thread.saved_sp,
             thread.stack_top,
@@ -314,7 +305,7 @@ impl Scheduler {
         CURRENT_PID.store(pid, Ordering::Relaxed);
         self.current = next;
         SwitchTo {
-            save: &raw mut self.thread_mut(previous).saved_sp,
+            save,
             load,
             space,
             stack_top,
@@ -373,11 +364,41 @@ pub(super) fn schedule<A: Arch>() {
 
 /// Switches to `to`, with interrupts masked and the lock let go; returns
 /// when the current thread runs again.
-pub(super) fn switch<A: Arch>(to: SwitchTo) {
+/// Marks `thread` running, with a fresh time slice.
+#[inline]
+fn start_running(thread: &mut Thread) {
+    thread.state = State::Running;
+    thread.slice_left = TIMESLICE_TICKS;
+    if thread.killed {
+        // It dies at its next return to user mode.
+        NEED_RESCHED.store(true, Ordering::Relaxed);
+    }
+}
+
+impl SwitchTo {
+    /// The top of the next thread's kernel stack.
+    pub(super) fn stack_top(&self) -> usize {
+        self.stack_top
+    }
+
+    /// The kernel context the next thread resumes at.
+    pub(super) fn load(&self) -> usize {
+        self.load
+    }
+}
+
+/// Everything a switch to `to` does but the switch of stacks: its address
+/// space, and its kernel stack for traps.
+#[inline(always)]
+pub(super) fn enter_address_space<A: Arch>(to: &SwitchTo) {
     if to.space.is_some() {
         A::activate(to.space);
     }
     A::set_kernel_stack(to.stack_top);
+}
+
+pub(super) fn switch<A: Arch>(to: SwitchTo) {
+    enter_address_space::<A>(&to);
     // SAFETY: interrupts are masked; `load` was stored by a switch or a
     // prepare call; `save` points into the previous thread's boxed record,
     // which stays until it is reaped, after this switch.

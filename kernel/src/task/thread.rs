@@ -80,6 +80,10 @@ pub(super) struct IpcState {
     pub(super) deadline: u64,
     /// The server that took its call, while it awaits the reply.
     pub(super) served_by: Option<ThreadRef>,
+    /// It blocked on the fast path: its user registers are all in its
+    /// system call frame, so a fast path may resume it by writing its
+    /// results there and returning to user mode from that frame.
+    pub(super) resumes_at_frame: bool,
 }
 
 /// A bound notification, of a type only the object layer knows.
@@ -101,6 +105,17 @@ impl IpcState {
         self.receiving = false;
         self.outcome = outcome;
     }
+}
+
+/// How the fast path resumes the thread it hands the CPU to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Blocked on the fast path: return to user mode from the system call
+    /// frame at the top of the kernel stack that ends at `stack_top`,
+    /// with `message` in the result and message registers.
+    Frame { stack_top: usize, message: Message },
+    /// Blocked on the general path: load the kernel context saved at `sp`.
+    Context { sp: usize },
 }
 
 /// A capability in transit, of a type only the object layer knows.
@@ -204,6 +219,19 @@ impl Threads {
     #[inline]
     pub(super) fn get_mut(&mut self, index: usize) -> &mut Thread {
         self.slots[index].as_deref_mut().expect("thread exists")
+    }
+
+    /// Two different entries at once, both of which must exist.
+    #[inline]
+    pub(super) fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Thread, &mut Thread) {
+        let [a, b] = self
+            .slots
+            .get_disjoint_mut([a, b])
+            .expect("two different entries");
+        (
+            a.as_deref_mut().expect("thread exists"),
+            b.as_deref_mut().expect("thread exists"),
+        )
     }
 
     /// The list thread `index` is in, if any.

@@ -6,6 +6,7 @@ use aarch32_cpu::register::{Dfar, Dfsr, Ifar, Ifsr, Vbar};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 use hal::trap::{Access, Fault, FaultKind};
+use kernel::task::Resume;
 
 core::arch::global_asm!(include_str!("traps.s"), options(raw));
 
@@ -220,24 +221,73 @@ pub unsafe fn catch_fault(f: extern "C" fn(usize), arg: usize) -> Result<(), Fau
 /// Handles a system call from user mode: number in r7, arguments in
 /// r0-r5, results in r0 and r1, a delivered message's words in r2-r5.
 fn syscall(frame: &mut TrapFrame) {
+    let returned = kernel::entry::system_call::<Armv7>(frame.r[7] as usize, arguments(frame));
+    write_results(frame, returned.results, returned.message);
+}
+
+/// A call's arguments, as `abi::CALLING_CONVENTIONS` lists them.
+#[inline(always)]
+fn arguments(frame: &TrapFrame) -> [usize; 6] {
     let r = &frame.r;
-    let args = [
+    [
         r[0] as usize,
         r[1] as usize,
         r[2] as usize,
         r[3] as usize,
         r[4] as usize,
         r[5] as usize,
-    ];
-    let returned = kernel::entry::system_call::<Armv7>(r[7] as usize, args);
-    let [first, second] = returned.results;
+    ]
+}
+
+/// Puts a call's results, and a message's words, where the caller finds
+/// them: the result registers, and the message registers.
+#[inline(always)]
+fn write_results(frame: &mut TrapFrame, [first, second]: [usize; 2], message: Option<[usize; 4]>) {
     frame.r[0] = first as u32;
     frame.r[1] = second as u32;
-    if let Some(words) = returned.message {
+    if let Some(words) = message {
         for (register, word) in frame.r[2..6].iter_mut().zip(words) {
             *register = word as u32;
         }
     }
+}
+
+// traps.s compares the call number with these.
+const _: () = assert!(abi::Syscall::Call as usize == 24 && abi::Syscall::ReplyRecv as usize == 26);
+
+/// Bytes below a fast-path call's frame: the kernel context a general
+/// wake-up resumes at (ten words, as `armv7_switch` pops them).
+const RESUME_CONTEXT_BYTES: usize = 40;
+
+/// The IPC fast path, from `svc_entry`: hands the CPU to the partner and
+/// says how to resume it (the action in the low word, the address in the
+/// high word), or declines (0).
+#[unsafe(no_mangle)]
+extern "C" fn armv7_fast_syscall(frame: &mut TrapFrame) -> u64 {
+    let resume_sp = frame as *mut TrapFrame as usize - RESUME_CONTEXT_BYTES;
+    let number = frame.r[7] as usize;
+    match kernel::entry::fast_system_call::<Armv7>(number, arguments(frame), resume_sp) {
+        None => 0,
+        Some(Resume::Frame { stack_top, message }) => {
+            let partner = ((stack_top & !7) - size_of::<TrapFrame>()) as *mut TrapFrame;
+            // SAFETY: a thread that blocked on the fast path is switched
+            // out with its system call frame at the top of its kernel
+            // stack, untouched until it runs, which it does from here.
+            let partner = unsafe { &mut *partner };
+            write_results(partner, [message.label, message.badge], Some(message.words));
+            1 | (partner as *mut TrapFrame as u64) << 32
+        }
+        Some(Resume::Context { sp }) => 2 | (sp as u64) << 32,
+    }
+}
+
+/// A thread that blocked on the fast path, woken the general way (see
+/// `ipc_resume` in traps.s): its call's results.
+#[unsafe(no_mangle)]
+extern "C" fn armv7_ipc_resumed(frame: &mut TrapFrame) {
+    let returned = kernel::entry::ipc_resumed();
+    write_results(frame, returned.results, returned.message);
+    kernel::entry::before_user_return::<Armv7>();
 }
 
 /// Where every exception lands, with the frame the entry code built.

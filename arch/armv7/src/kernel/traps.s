@@ -71,8 +71,65 @@ reserved_entry:
     save_and_call 0
 undefined_entry:
     save_and_call 1
+/*
+ * SVC: the IPC fast path is tried first for call and reply_recv from
+ * user mode (numbers 24 and 26, checked against the ABI in traps.rs).
+ * Below the frame goes the kernel context a general wake-up resumes the
+ * thread at, as armv7_switch pops it: TPIDRURW, r4 (the frame), r5-r11
+ * (any values) and ipc_resume. The fast path runs below that context;
+ * armv7_fast_syscall returns in r0 what to do (r1 the address): 0 take
+ * the general path, 1 return from the partner's frame, 2 load the
+ * partner's saved kernel context.
+ */
 svc_entry:
-    save_and_call 2
+    srsdb sp!, #0x13
+    cps #0x13
+    sub sp, sp, #16
+    push {r0-r12, lr}
+    add r0, sp, #56
+    stm r0, {sp, lr}^
+    mov r1, #2
+    str r1, [sp, #64]
+    mov r4, sp
+    cmp r7, #24
+    cmpne r7, #26
+    bne svc_general
+    ldr r2, [r4, #76]           /* the caller's CPSR */
+    and r2, r2, #0x1f
+    cmp r2, #0x10
+    bne svc_general
+    mrc p15, 0, r2, c13, c0, 2
+    str r2, [r4, #-40]
+    str r4, [r4, #-36]
+    ldr r3, =ipc_resume
+    str r3, [r4, #-4]
+    sub sp, r4, #40
+    mov r0, r4
+    bl armv7_fast_syscall
+    cmp r0, #1
+    blo svc_general             /* r4 still holds the frame, as it was */
+    beq 1f
+    mov sp, r1
+    pop {r2, r4-r11, lr}
+    mcr p15, 0, r2, c13, c0, 2
+    bx lr
+1:  mov r4, r1                  /* the partner's frame and thread register */
+    ldr r2, [r4, #-40]
+    mcr p15, 0, r2, c13, c0, 2
+    b trap_exit
+svc_general:
+    mov sp, r4
+    bic sp, sp, #7
+    mov r0, r4
+    bl armv7_trap
+    b trap_exit
+
+/* A thread that blocked on the fast path, woken the general way: the
+ * switch to it popped the context below its frame (r4). */
+ipc_resume:
+    mov r0, r4
+    bl armv7_ipc_resumed
+    b trap_exit
 prefetch_abort_entry:
     sub lr, lr, #4
     check_double_abort

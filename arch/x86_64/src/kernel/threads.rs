@@ -7,6 +7,7 @@ use crate::traps::TrapFrame;
 use arch_x86_64::layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hal::UserEntry;
+use kernel::task::Resume;
 use x86_64::VirtAddr;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
@@ -20,8 +21,18 @@ core::arch::global_asm!(
     USER_DATA_SELECTOR = const USER_DATA_SELECTOR,
     USER_CODE_SELECTOR = const USER_CODE_SELECTOR,
     SYSCALL_VECTOR = const SYSCALL_VECTOR,
+    SYSCALL_CALL = const abi::Syscall::Call as u64,
+    SYSCALL_REPLY_RECV = const abi::Syscall::ReplyRecv as u64,
+    RESUME_CONTEXT_SPACE = const RESUME_CONTEXT_SPACE,
     options(att_syntax)
 );
+
+/// Bytes below a fast-path call's frame: the kernel context a general
+/// wake-up resumes at (seven words: what `x86_64_switch` pops and the
+/// return address), rounded up to keep the stack 16-byte aligned.
+const RESUME_CONTEXT_SPACE: usize = 64;
+/// Where the resume context starts, below the frame.
+const RESUME_CONTEXT_BYTES: usize = 56;
 
 /// GDT index 3 (user data) and 4 (user code), requested privilege 3; the
 /// order `gdt::init` appends them in. `init` checks them.
@@ -219,16 +230,75 @@ extern "C" fn x86_64_syscall(frame: &mut TrapFrame) -> u64 {
         frame.r9 as usize,
     ];
     let returned = kernel::entry::system_call::<X86_64>(frame.rax as usize, args);
-    let [first, second] = returned.results;
+    write_results(frame, returned.results, returned.message);
+    kernel::entry::before_user_return::<X86_64>();
+    (frame.rip < layout::USER_ANON_END) as u64
+}
+
+/// Puts a call's results, and a message's words, where the caller finds
+/// them: the result registers, and the message registers as
+/// `abi::CALLING_CONVENTIONS` lists them.
+#[inline(always)]
+fn write_results(frame: &mut TrapFrame, [first, second]: [usize; 2], message: Option<[usize; 4]>) {
     frame.rax = first as u64;
     frame.rdx = second as u64;
-    // The message registers, as `abi::CALLING_CONVENTIONS` lists them.
-    if let Some([w0, w1, w2, w3]) = returned.message {
+    if let Some([w0, w1, w2, w3]) = message {
         frame.rdi = w0 as u64;
         frame.rsi = w1 as u64;
         frame.r10 = w2 as u64;
         frame.r8 = w3 as u64;
     }
+}
+
+/// What `fast_syscall` does next (see threads.s), and at which address.
+#[repr(C)]
+struct FastOutcome {
+    action: u64,
+    address: u64,
+}
+
+/// The IPC fast path, from `fast_syscall`: hands the CPU to the partner
+/// and says how to resume it, or declines.
+#[unsafe(no_mangle)]
+extern "C" fn x86_64_fast_syscall(frame: &mut TrapFrame) -> FastOutcome {
+    let args = [
+        frame.rdi as usize,
+        frame.rsi as usize,
+        frame.rdx as usize,
+        frame.r10 as usize,
+        frame.r8 as usize,
+        frame.r9 as usize,
+    ];
+    let resume_sp = frame as *mut TrapFrame as usize - RESUME_CONTEXT_BYTES;
+    match kernel::entry::fast_system_call::<X86_64>(frame.rax as usize, args, resume_sp) {
+        None => FastOutcome {
+            action: 0,
+            address: 0,
+        },
+        Some(Resume::Frame { stack_top, message }) => {
+            let partner = (stack_top - size_of::<TrapFrame>()) as *mut TrapFrame;
+            // SAFETY: a thread that blocked on the fast path is switched
+            // out with its system call frame at the top of its kernel
+            // stack, untouched until it runs, which it does from here.
+            let partner = unsafe { &mut *partner };
+            write_results(partner, [message.label, message.badge], Some(message.words));
+            FastOutcome {
+                action: 1,
+                address: partner as *mut TrapFrame as u64,
+            }
+        }
+        Some(Resume::Context { sp }) => FastOutcome {
+            action: 2,
+            address: sp as u64,
+        },
+    }
+}
+
+/// A thread that blocked on the fast path, woken the general way (see
+/// `ipc_resume` in threads.s): its call's results.
+#[unsafe(no_mangle)]
+extern "C" fn x86_64_ipc_resumed(frame: &mut TrapFrame) {
+    let returned = kernel::entry::ipc_resumed();
+    write_results(frame, returned.results, returned.message);
     kernel::entry::before_user_return::<X86_64>();
-    (frame.rip < layout::USER_ANON_END) as u64
 }

@@ -73,6 +73,11 @@ syscall_entry:
     mov %r8, 56(%rsp)
     mov %r9, 48(%rsp)
     mov %r10, 40(%rsp)
+    cmp ${SYSCALL_CALL}, %rax
+    je fast_syscall
+    cmp ${SYSCALL_REPLY_RECV}, %rax
+    je fast_syscall
+general_syscall:
     mov %rsp, %rdi
     call x86_64_syscall
     /* Non-zero: SYSRET can return (see x86_64_syscall). MOV keeps flags. */
@@ -90,6 +95,68 @@ syscall_entry:
     mov 160(%rsp), %rsp             /* the user stack; ss is implied */
     sysretq
 1:  add $136, %rsp                  /* to rip, cs, rflags, rsp, ss */
+    iretq
+
+/*
+ * The IPC fast path (call, reply_recv). The callee-saved registers go into
+ * the frame too, so that the frame alone can resume the thread, and below
+ * it goes the kernel context a general wake-up resumes it at: the six
+ * registers x86_64_switch pops (their values do not matter) and the
+ * address of ipc_resume. The fast path runs below that context.
+ * x86_64_fast_syscall returns in RAX what to do (RDX the address):
+ * 0 take the general path, 1 return from the partner's frame, 2 load the
+ * partner's saved kernel context.
+ */
+fast_syscall:
+    mov %r15, 0(%rsp)
+    mov %r14, 8(%rsp)
+    mov %r13, 16(%rsp)
+    mov %r12, 24(%rsp)
+    mov %rbp, 64(%rsp)
+    mov %rbx, 104(%rsp)
+    lea ipc_resume(%rip), %rax
+    mov %rax, -8(%rsp)
+    mov %rsp, %rdi
+    sub ${RESUME_CONTEXT_SPACE}, %rsp
+    call x86_64_fast_syscall
+    add ${RESUME_CONTEXT_SPACE}, %rsp
+    cmp $1, %rax
+    jb general_syscall              /* the frame is as it was */
+    mov %rdx, %rsp
+    je syscall_exit_full
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
+    pop %rbp
+    ret
+
+/*
+ * A thread that blocked on the fast path, woken the general way: the
+ * switch to it popped the context below its frame. x86_64_ipc_resumed
+ * writes the call's results into the frame.
+ */
+ipc_resume:
+    mov %rsp, %rdi
+    call x86_64_ipc_resumed
+
+/* Returns to user mode from the frame at RSP, every register from it. */
+syscall_exit_full:
+    mov 0(%rsp), %r15
+    mov 8(%rsp), %r14
+    mov 16(%rsp), %r13
+    mov 24(%rsp), %r12
+    mov 40(%rsp), %r10
+    mov 48(%rsp), %r9
+    mov 56(%rsp), %r8
+    mov 64(%rsp), %rbp
+    mov 72(%rsp), %rdi
+    mov 80(%rsp), %rsi
+    mov 88(%rsp), %rdx
+    mov 104(%rsp), %rbx
+    mov 112(%rsp), %rax
+    add $136, %rsp
     iretq
 
 .section .bss.syscall, "aw", @nobits
