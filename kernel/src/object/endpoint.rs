@@ -17,7 +17,7 @@
 
 use super::notification;
 use crate::task::ipc::{self, Ipc};
-use crate::task::{Message, ThreadRef, WaitQueue};
+use crate::task::{Message, Resume, ThreadRef, WaitQueue};
 use abi::Error;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -208,32 +208,38 @@ pub fn reply_receive<A: Arch>(endpoint: &Endpoint, message: Message) -> Result<M
     receive_locked::<A>(ipc, endpoint, false)
 }
 
-/// What a fast path did: the partner handed its message, to switch to
+/// What a fast path did: how to resume the partner it handed the CPU to
 /// (the calling thread blocked), or, when the fast path does not apply,
 /// the lock given back untouched.
-pub type Fast = Result<(Ipc, ThreadRef), Ipc>;
+pub type Fast = Result<Resume, Ipc>;
 
-/// `call`'s fast path: a receiver waits and may run now.
-pub fn fast_call(mut ipc: Ipc, endpoint: &Endpoint, message: Message) -> Fast {
+/// `call`'s fast path: a receiver waits and may run now. The calling
+/// thread resumes at `resume_sp` if woken the general way.
+#[inline(always)]
+pub fn fast_call<A: Arch>(
+    ipc: Ipc,
+    endpoint: &Endpoint,
+    message: Message,
+    resume_sp: usize,
+) -> Fast {
     if endpoint.dead() {
         return Err(ipc);
     }
-    match ipc.exchange_call(&endpoint.receivers, message) {
-        Some(receiver) => Ok((ipc, receiver)),
-        None => Err(ipc),
-    }
+    ipc.fast_call::<A>(&endpoint.receivers, message, resume_sp)
 }
 
 /// `reply_recv`'s fast path: the caller waits for the reply and may run
 /// now, and no message waits to be received.
-pub fn fast_reply_receive(mut ipc: Ipc, endpoint: &Endpoint, reply: Message) -> Fast {
-    // A message that waits must be received: not here. Nor may a bound
-    // notification's bits be (the exchange checks).
+#[inline(always)]
+pub fn fast_reply_receive<A: Arch>(
+    ipc: Ipc,
+    endpoint: &Endpoint,
+    reply: Message,
+    resume_sp: usize,
+) -> Fast {
+    // A message that waits must be received: not here.
     if !ipc.is_empty(&endpoint.senders) {
         return Err(ipc);
     }
-    match ipc.exchange_reply(pinned(&endpoint.receivers), reply) {
-        Some(caller) => Ok((ipc, caller)),
-        None => Err(ipc),
-    }
+    ipc.fast_reply_receive::<A>(pinned(&endpoint.receivers), reply, resume_sp)
 }

@@ -65,12 +65,12 @@ pub fn try_ipc<A: Arch>(number: usize, a: [usize; 6], resume_sp: usize) -> Optio
         words: [a[2], a[3], a[4], a[5]],
     };
     let outcome = if call {
-        endpoint::fast_call(ipc, endpoint, message)
+        endpoint::fast_call::<A>(ipc, endpoint, message, resume_sp)
     } else {
-        endpoint::fast_reply_receive(ipc, endpoint, message)
+        endpoint::fast_reply_receive::<A>(ipc, endpoint, message, resume_sp)
     };
     match outcome {
-        Ok((ipc, partner)) => Some(ipc.hand_off::<A>(partner, resume_sp)),
+        Ok(resume) => Some(resume),
         Err(ipc) => {
             drop(ipc);
             None

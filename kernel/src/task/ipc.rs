@@ -199,16 +199,6 @@ impl Ipc {
         receiving
     }
 
-    /// The thread that has waited longest in `queue`, if it may run at
-    /// once (nothing ready is more urgent): the fast path's partner.
-    #[inline]
-    pub fn first_to_run_now(&self, queue: &WaitQueue) -> Option<ThreadRef> {
-        let index = queue.front(&self.s.threads)?;
-        self.s
-            .may_run_next(index)
-            .then(|| self.s.threads.reference(index))
-    }
-
     /// Moves the capability travelling with `from`'s message to `to`, a
     /// receiver, whose slot is empty (see `IpcState::transfer`).
     #[inline]
@@ -278,35 +268,27 @@ impl Ipc {
         !sched::switch_due() && self.s.thread(self.s.current).ipc.timeout_ns == 0
     }
 
-    /// Whether blocked thread `t` may run at once.
-    #[inline]
-    pub fn may_run_now(&self, t: ThreadRef) -> bool {
-        self.s.may_run_next(t.index)
-    }
-
-    /// Hands message to blocked thread `t`, clears its wait, and lets it
-    /// run next, without the run queues.
-    #[inline]
-    pub fn hand_over(&mut self, t: ThreadRef, message: Message) {
-        let ipc = &mut self.s.thread_mut(t.index).ipc;
-        ipc.message = message;
-        ipc.end_wait(None);
-    }
-
-    /// `call`'s exchange on the fast path, in one pass over the two
-    /// threads: if the first receiver in `receivers` may run now, takes it
-    /// from the queue, hands it `message` with the calling thread as the
-    /// caller it owes a reply, and blocks the calling thread for that
-    /// reply. Returns the receiver, for [`Ipc::hand_off`].
+    /// `call` on the fast path: if the first receiver in `receivers` may
+    /// run now, takes it from the queue, hands it `message` with the
+    /// calling thread as the caller it owes a reply, blocks the calling
+    /// thread for that reply and makes the receiver current (see
+    /// [`Ipc::hand_off`]). Otherwise gives the lock back untouched.
     #[inline(always)]
-    pub fn exchange_call(&mut self, receivers: &WaitQueue, message: Message) -> Option<ThreadRef> {
+    pub fn fast_call<A: Arch>(
+        mut self,
+        receivers: &WaitQueue,
+        message: Message,
+        resume_sp: usize,
+    ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
-        let receiver = receivers.front(&s.threads)?;
-        if !s.may_run_next(receiver) {
-            return None;
-        }
-        receivers.remove(&mut s.threads, receiver);
         let me = s.current;
+        let Some(receiver) = receivers.front(&s.threads) else {
+            return Err(self);
+        };
+        if !s.may_run_next(receiver) {
+            return Err(self);
+        }
+        receivers.pop(&mut s.threads);
         let (caller, callee) = s.threads.pair_mut(me, receiver);
         callee.ipc.message = message;
         callee.ipc.end_wait(None);
@@ -314,68 +296,71 @@ impl Ipc {
             index: me,
             tid: caller.tid,
         });
-        let receiver = ThreadRef {
+        caller.ipc.served_by = Some(ThreadRef {
             index: receiver,
             tid: callee.tid,
-        };
-        caller.ipc.served_by = Some(receiver);
+        });
         caller.ipc.start_wait(true, false);
         caller.state = State::Blocked;
-        Some(receiver)
+        Ok(self.hand_off::<A>(receiver, resume_sp))
     }
 
-    /// `reply_recv`'s exchange on the fast path, in one pass over the two
-    /// threads: if the calling thread's caller still awaits its reply and
-    /// may run now, hands it `reply` and blocks the calling thread
-    /// receiving in `receivers`. Returns the caller, for
-    /// [`Ipc::hand_off`].
+    /// `reply_recv` on the fast path: if the calling thread's caller still
+    /// awaits its reply and may run now, hands it `reply`, blocks the
+    /// calling thread receiving in `receivers` and makes the caller
+    /// current (see [`Ipc::hand_off`]). Otherwise gives the lock back
+    /// untouched.
     #[inline(always)]
-    pub fn exchange_reply(
-        &mut self,
+    pub fn fast_reply_receive<A: Arch>(
+        mut self,
         receivers: Pin<&WaitQueue>,
         reply: Message,
-    ) -> Option<ThreadRef> {
+        resume_sp: usize,
+    ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
         let me = s.current;
-        let caller = s.thread(me).ipc.caller?;
+        let Some(caller) = s.thread(me).ipc.caller else {
+            return Err(self);
+        };
         if caller.index == me || !s.may_run_next(caller.index) {
-            return None;
+            return Err(self);
         }
         let (server, client) = s.threads.pair_mut(me, caller.index);
+        // A bound notification's bits would have to be looked at.
         if client.tid != caller.tid
             || client.state != State::Blocked
             || !client.ipc.awaiting_reply
             || server.ipc.bound.is_some()
         {
-            return None;
+            return Err(self);
         }
         client.ipc.message = reply;
         client.ipc.end_wait(None);
         server.ipc.caller = None;
         server.ipc.start_wait(false, true);
         receivers.block(&mut s.threads, me);
-        Some(caller)
+        Ok(self.hand_off::<A>(caller.index, resume_sp))
     }
 
-    /// Makes `next` (blocked, handed its message, allowed to run now) the
-    /// running thread, the calling thread having blocked on the fast path:
-    /// it will resume at `resume_sp`, a kernel context the architecture
-    /// prepared that completes its call ([`resumed`]). Says how to resume
-    /// `next`; the architecture then leaves the calling thread's stack.
+    /// Makes thread `next` (blocked, handed its message, allowed to run
+    /// now) the running one, the calling thread having blocked on the fast
+    /// path: it will resume at `resume_sp`, a kernel context the
+    /// architecture prepared that completes its call ([`resumed`]). Says
+    /// how to resume `next`; the architecture then leaves the calling
+    /// thread's stack.
     #[inline(always)]
-    pub fn hand_off<A: Arch>(mut self, next: ThreadRef, resume_sp: usize) -> Resume {
+    fn hand_off<A: Arch>(mut self, next: usize, resume_sp: usize) -> Resume {
         let s = &mut *self.s;
-        let (caller, partner) = s.threads.pair_mut(s.current, next.index);
+        let (caller, partner) = s.threads.pair_mut(s.current, next);
         caller.saved_sp = resume_sp;
         caller.ipc.resumes_at_frame = true;
         let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
-        if at_frame {
-            // What `resumed` would do for it: its wait went well, and a
-            // fast path's message carries nothing to take in.
-            partner.ipc.is_call = false;
-        }
+        // What `resumed` would do for a partner resumed at its frame: its
+        // wait went well, and a fast path's message carries nothing to
+        // take in.
+        partner.ipc.is_call = false;
         let message = partner.ipc.message;
-        let to = s.switch_direct(next.index);
+        let to = sched::enter(&s.processes, &mut s.current, caller, (next, partner));
         drop(self);
         sched::enter_address_space::<A>(&to);
         sched::reap();

@@ -254,15 +254,6 @@ impl Scheduler {
         Some(self.enter(next))
     }
 
-    /// Runs blocked thread `next` at once, without the run queues, in
-    /// place of the current thread, which has just blocked. The caller
-    /// makes sure nothing ready is more urgent than `next`.
-    pub(super) fn switch_direct(&mut self, next: usize) -> SwitchTo {
-        debug_assert_eq!(self.thread(self.current).state, State::Blocked);
-        debug_assert_eq!(self.thread(next).state, State::Blocked);
-        self.enter(next)
-    }
-
     /// Whether `index` may run at once, ahead of the run queues: nothing
     /// ready is more urgent.
     #[inline]
@@ -273,43 +264,59 @@ impl Scheduler {
     }
 
     /// Makes `next` (not the current thread) current; where to switch.
-    /// (On every switch: each table is looked into as few times as can
-    /// be.)
     #[inline]
     fn enter(&mut self, next: usize) -> SwitchTo {
-        let previous = self.current;
-        let (left, thread) = self.threads.pair_mut(previous, next);
-        let (previous_process, save) = (left.process, &raw mut left.saved_sp);
-        start_running(thread);
-        let (load, stack_top, process, tid) = (
-            thread.saved_sp,
-            thread.stack_top,
-            thread.process,
-            thread.tid,
-        );
-        let (space, pid) = match process {
-            Some(slot) => {
-                let record = self.processes.get(slot);
-                // A thread of the process that ran last finds its space
-                // active (kernel threads run in any space, and kernel
-                // code may switch it, so after one it is switched anyway).
-                let space = match previous_process == process {
-                    true => None,
-                    false => record.space.as_ref().map(UserSpace::root),
-                };
-                (space, record.pid)
-            }
-            None => (None, 0),
-        };
-        CURRENT_TID.store(tid, Ordering::Relaxed);
-        CURRENT_PID.store(pid, Ordering::Relaxed);
-        self.current = next;
-        SwitchTo {
-            save,
-            load,
-            space,
-            stack_top,
+        let (previous, next_thread) = self.threads.pair_mut(self.current, next);
+        enter(
+            &self.processes,
+            &mut self.current,
+            previous,
+            (next, next_thread),
+        )
+    }
+}
+
+/// Makes thread `next` (not the current one, `previous`) current: the
+/// scheduler's `current` is `current`. Returns where to switch. Apart from
+/// the scheduler so that a caller holding both records (the IPC fast path)
+/// need not look them up again.
+#[inline(always)]
+pub(super) fn enter(
+    processes: &Processes,
+    current: &mut usize,
+    previous: &mut Thread,
+    (next, thread): (usize, &mut Thread),
+) -> SwitchTo {
+    let (previous_process, save) = (previous.process, &raw mut previous.saved_sp);
+    start_running(thread);
+    let (load, stack_top, process, tid) = (
+        thread.saved_sp,
+        thread.stack_top,
+        thread.process,
+        thread.tid,
+    );
+    let (space, pid) = match process {
+        Some(slot) => {
+            let record = processes.get(slot);
+            // A thread of the process that ran last finds its space
+            // active (kernel threads run in any space, and kernel code
+            // may switch it, so after one it is switched anyway).
+            let space = match previous_process == process {
+                true => None,
+                false => record.space.as_ref().map(UserSpace::root),
+            };
+            (space, record.pid)
         }
+        None => (None, 0),
+    };
+    CURRENT_TID.store(tid, Ordering::Relaxed);
+    CURRENT_PID.store(pid, Ordering::Relaxed);
+    *current = next;
+    SwitchTo {
+        save,
+        load,
+        space,
+        stack_top,
     }
 }
 
