@@ -23,6 +23,7 @@
 
 #![cfg_attr(not(any(test, feature = "build")), no_std)]
 
+pub mod asid;
 pub mod boot;
 #[cfg(any(test, feature = "build"))]
 pub mod build;

@@ -7,6 +7,7 @@ extern crate alloc;
 
 mod acpi;
 mod arch;
+mod asid;
 mod console;
 mod cpu;
 mod devices;
@@ -58,6 +59,7 @@ extern "C" fn x86_64_entry(start_info_paddr: u32) -> ! {
         kernel::kprintln!("ferrite: cannot build the kernel page tables: {error}");
         X86_64::exit(kernel::exit_code::BOOT_FAILURE);
     }
+    asid::init();
     let violations = memory::check_layout(&mut |v| kernel::kprintln!("layout violation: {v}"));
     match violations {
         Ok(0) => {}

@@ -535,6 +535,10 @@ impl hal::Memory for crate::arch::X86_64 {
             _ => Mapper::<Size4KiB>::unmap(&mut mapper, Page::containing_address(address))
                 .map(|(_, f)| f.flush()),
         };
+        // The flush reached the active space's entries only.
+        if !is_active(root) {
+            crate::asid::forget(root);
+        }
         match result {
             Ok(()) => Ok(translation),
             Err(UnmapError::ParentEntryHugePage) => Err(MapError::SizeMismatch),
@@ -571,6 +575,9 @@ impl hal::Memory for crate::arch::X86_64 {
                 .map(|f| f.flush()),
             }
         };
+        if !is_active(root) {
+            crate::asid::forget(root);
+        }
         result.map_err(|_| MapError::NotMapped)
     }
 
@@ -595,15 +602,9 @@ impl hal::Memory for crate::arch::X86_64 {
         let _lock = TABLES.lock();
         if is_active(root.0) {
             // SAFETY: the kernel's tables map everything the kernel uses.
-            unsafe {
-                Cr3::write(
-                    PhysFrame::containing_address(PhysAddr::new(
-                        KERNEL_PML4.load(Ordering::Relaxed),
-                    )),
-                    Cr3Flags::empty(),
-                )
-            };
+            unsafe { crate::asid::load(KERNEL_PML4.load(Ordering::Relaxed), true) };
         }
+        crate::asid::forget(root.0);
         free_user_tables(root.0, frames);
     }
 
@@ -616,12 +617,7 @@ impl hal::Memory for crate::arch::X86_64 {
         if !is_active(root) {
             // SAFETY: every root shares the kernel half, so the kernel keeps
             // running after the switch.
-            unsafe {
-                Cr3::write(
-                    PhysFrame::containing_address(PhysAddr::new(root)),
-                    Cr3Flags::empty(),
-                )
-            };
+            unsafe { crate::asid::load(root, space.is_none()) };
         }
     }
 

@@ -148,6 +148,9 @@ impl hal::Platform for X86_64 {
         if !smap {
             caps.without.push("SMAP");
         }
+        if !crate::asid::enabled() {
+            caps.without.push("PCID");
+        }
         if interrupts::cpus_in_madt().is_none() {
             caps.without
                 .push("ACPI MADT (default interrupt controllers)");

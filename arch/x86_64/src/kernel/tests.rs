@@ -10,7 +10,7 @@ use kernel::{ensure, ensure_eq, fail, skip};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-pub static ARCH_TESTS: [Test; 7] = [
+pub static ARCH_TESTS: [Test; 8] = [
     kernel::ktest!(irq, spurious_vector_is_counted),
     kernel::ktest!(interrupts, madt_matches_the_machine),
     kernel::ktest!(console, uart16550_loopback),
@@ -18,7 +18,77 @@ pub static ARCH_TESTS: [Test; 7] = [
     kernel::ktest!(cpu, long_mode_with_nx_and_write_protect),
     kernel::ktest!(paging, kernel_window_aliases_physical),
     kernel::ktest!(user, smep_and_smap_stop_the_kernel_at_user_pages),
+    kernel::ktest!(paging, pcids_tag_spaces_and_switches_flush_only_stale_tags),
 ];
+
+fn pcids_tag_spaces_and_switches_flush_only_stale_tags() -> Outcome {
+    use crate::asid;
+    use hal::mm::{MapFlags, PAGE_SIZE, Space};
+    use x86_64::registers::control::Cr3;
+    if !asid::enabled() {
+        // QEMU's TCG has no PCIDs (KVM does): then every switch flushes,
+        // and the banner says PCIDs are missing.
+        ensure!(
+            !Cr4::read().contains(Cr4Flags::PCID),
+            "CR4.PCIDE without PCIDs"
+        );
+        ensure!(
+            X86_64::capabilities().without.as_slice().contains(&"PCID"),
+            "PCIDs are not reported missing"
+        );
+        return Ok(());
+    }
+    ensure!(Cr4::read().contains(Cr4Flags::PCID), "CR4.PCIDE");
+    let frames = &KernelFrames;
+    let (Ok(a), Ok(b)) = (X86_64::create_space(frames), X86_64::create_space(frames)) else {
+        fail!("no user spaces");
+    };
+    let Ok(frame) = kernel::mm::frames::allocate_zeroed(1, PAGE_SIZE) else {
+        fail!("no frame");
+    };
+    let flushes = asid::flushes();
+    let check = |root: hal::RootTable, expected_flushes: u64| -> Outcome {
+        X86_64::activate(Some(root));
+        let (table, pcid) = Cr3::read_pcid();
+        ensure_eq!(table.start_address().as_u64(), root.0, "CR3's table");
+        ensure_eq!(
+            pcid.value() as usize,
+            hal::asid::Tags::<4096>::tag(root.0),
+            "CR3's PCID"
+        );
+        ensure_eq!(asid::flushes() - flushes, expected_flushes, "flushes");
+        Ok(())
+    };
+    let outcome = (|| {
+        check(a, 1)?;
+        check(b, 2)?;
+        check(a, 2)?;
+        check(b, 2)?;
+        // A changes while b is active: its entries may be out of date.
+        let page = abi::layout::IMAGE_BASE;
+        if X86_64::map(
+            Space::User(a),
+            page,
+            frame,
+            PAGE_SIZE,
+            MapFlags::USER_RO,
+            frames,
+        )
+        .is_err()
+        {
+            fail!("map");
+        }
+        check(b, 2)?;
+        ensure!(X86_64::unmap(Space::User(a), page).is_ok(), "unmap");
+        check(a, 3)?;
+        check(b, 3)
+    })();
+    X86_64::activate(None);
+    X86_64::destroy_space(a, frames);
+    X86_64::destroy_space(b, frames);
+    kernel::mm::frames::free(frame, 1);
+    outcome
+}
 
 fn uart16550_loopback() -> Outcome {
     if let Err(error) = console::loopback_check() {
