@@ -34,10 +34,24 @@ impl SysRegRead for Ttbcr {}
 impl SysRegWrite for Ttbcr {}
 
 register!(
-    /// TLBIMVA: invalidates the TLB entries for one virtual address.
-    TlbiMva, crn 8, crm 7, op2 1
+    /// TLBIMVAA: invalidates the TLB entries for one virtual address,
+    /// whatever their ASID.
+    TlbiMvaa, crn 8, crm 7, op2 3
 );
-impl SysRegWrite for TlbiMva {}
+impl SysRegWrite for TlbiMvaa {}
+
+register!(
+    /// TLBIASID: invalidates the TLB entries of one ASID.
+    TlbiAsid, crn 8, crm 7, op2 2
+);
+impl SysRegWrite for TlbiAsid {}
+
+register!(
+    /// CONTEXTIDR: the current ASID (bits 7:0).
+    Contextidr, crn 13, crm 0, op2 1
+);
+impl SysRegRead for Contextidr {}
+impl SysRegWrite for Contextidr {}
 
 register!(
     /// ATS1CPR: translates a virtual address as a privileged read; the

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 mod arch;
+mod asid;
 mod console;
 mod cp15;
 mod cpu;

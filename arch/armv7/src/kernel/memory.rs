@@ -9,7 +9,7 @@
 //! address space, or nothing (TTBCR.PD0). Tables are reached at
 //! physical + 0x4000_0000: the boot mapping and the direct map agree on it.
 
-use crate::cp15::{TTBCR_PD0, TlbiMva, Ttbcr, Ttbr1};
+use crate::cp15::{TTBCR_PD0, TlbiMvaa, Ttbcr, Ttbr1};
 use aarch32_cpu::asm::{dsb, isb};
 use aarch32_cpu::register::{
     BpIAll, Ctr, Dccmvau, Iciallu, SysRegRead, SysRegWrite, TlbIAll, Ttbr0,
@@ -135,8 +135,8 @@ impl TableMemory for Live {
     fn changed(&mut self, virt: u32) {
         dsb();
         // SAFETY: TLB maintenance only: drops any stale translation of the
-        // page (kernel mappings are global, so no ASID is involved).
-        unsafe { TlbiMva::write_raw(virt & !0xfff) };
+        // page, in every address space (whichever ASID tags it).
+        unsafe { TlbiMvaa::write_raw(virt & !0xfff) };
         BpIAll::write();
         dsb();
         isb();
@@ -397,16 +397,13 @@ fn write_ttbr0(root: Option<RootTable>) {
         None => (0, layout::TTBCR_N | TTBCR_PD0),
     };
     // SAFETY: switching the user half leaves the kernel half (TTBR1)
-    // untouched; without address-space IDs yet, the whole TLB is dropped.
+    // untouched; the ASID changes around it as `asid::switch` requires.
     unsafe {
-        Ttbr0::write(Ttbr0::new_with_raw_value(ttbr0));
-        Ttbcr::write_raw(ttbcr);
-    }
-    isb();
-    TlbIAll::write();
-    BpIAll::write();
-    dsb();
-    isb();
+        crate::asid::switch(root.map(|r| r.0 as u32), || {
+            Ttbr0::write(Ttbr0::new_with_raw_value(ttbr0));
+            Ttbcr::write_raw(ttbcr);
+        })
+    };
 }
 
 /// The user table TTBR0 walks now, if any (for tests).
@@ -495,6 +492,7 @@ impl hal::Memory for crate::arch::Armv7 {
         if current_ttbr0() == Some(root.0 as u32) {
             write_ttbr0(None);
         }
+        crate::asid::forget(root.0 as u32);
         mmu::free_l2_tables(&user_tables(root), &mut Live, frames);
         frames.free(root.0, 2);
     }

@@ -13,7 +13,7 @@ use kernel::cmdline::Cmdline;
 use kernel::ktest::{Outcome, Test};
 use kernel::{ensure, ensure_eq, fail};
 
-pub static ARCH_TESTS: [Test; 10] = [
+pub static ARCH_TESTS: [Test; 11] = [
     kernel::ktest!(irq, spurious_acknowledge_is_counted),
     kernel::ktest!(interrupts, gic_from_the_device_tree),
     kernel::ktest!(console, pl011_loopback),
@@ -24,6 +24,7 @@ pub static ARCH_TESTS: [Test; 10] = [
     kernel::ktest!(mmu, translation_matches_layout),
     kernel::ktest!(cpu, svc_mode_with_per_mode_stacks),
     kernel::ktest!(mmu, user_tables_at_8k_alignment_switch),
+    kernel::ktest!(mmu, asids_tag_spaces_and_switches_flush_only_stale_tags),
 ];
 
 fn pl011_loopback() -> Outcome {
@@ -358,5 +359,74 @@ fn user_tables_at_8k_alignment_switch() -> Outcome {
     for root in roots {
         Armv7::destroy_space(root, frames);
     }
+    outcome
+}
+
+/// Two spaces map the same user address to different frames: each sees
+/// its own through switches that flush nothing once each ASID is its own.
+fn asids_tag_spaces_and_switches_flush_only_stale_tags() -> Outcome {
+    use crate::asid;
+    use hal::mm::PAGE_SIZE;
+    use kernel::mm::frames::{self, KernelFrames};
+    let kernel_frames = &KernelFrames;
+    let (Ok(a), Ok(b)) = (
+        Armv7::create_space(kernel_frames),
+        Armv7::create_space(kernel_frames),
+    ) else {
+        fail!("no user spaces");
+    };
+    let (Ok(frame_a), Ok(frame_b)) = (
+        frames::allocate_zeroed(1, PAGE_SIZE),
+        frames::allocate_zeroed(1, PAGE_SIZE),
+    ) else {
+        fail!("no frames");
+    };
+    // SAFETY: the frames are ours; written through the direct map.
+    unsafe {
+        (frames::to_virt(frame_a) as *mut u32).write_volatile(0xaaaa);
+        (frames::to_virt(frame_b) as *mut u32).write_volatile(0xbbbb);
+    }
+    let page = abi::layout::IMAGE_BASE;
+    let flushes = asid::flushes();
+    let check = |root: hal::RootTable, value: u32, expected_flushes: u64| -> Outcome {
+        Armv7::activate(Some(root));
+        ensure_eq!(
+            asid::current() as usize,
+            hal::asid::Tags::<256>::tag(root.0),
+            "CONTEXTIDR's ASID"
+        );
+        // SAFETY: the page is mapped readable in the active space; the
+        // kernel may read user pages.
+        let seen = unsafe { (page as *const u32).read_volatile() };
+        ensure_eq!(seen, value, "what the user address holds");
+        ensure_eq!(asid::flushes() - flushes, expected_flushes, "flushes");
+        Ok(())
+    };
+    let outcome = (|| {
+        for (root, frame) in [(a, frame_a), (b, frame_b)] {
+            if Armv7::map(
+                Space::User(root),
+                page,
+                frame,
+                PAGE_SIZE,
+                MapFlags::USER_RO,
+                kernel_frames,
+            )
+            .is_err()
+            {
+                fail!("map");
+            }
+        }
+        check(a, 0xaaaa, 1)?;
+        check(b, 0xbbbb, 2)?;
+        check(a, 0xaaaa, 2)?;
+        check(b, 0xbbbb, 2)
+    })();
+    Armv7::activate(None);
+    ensure_eq!(asid::current(), 0, "no user half: the reserved ASID");
+    Armv7::destroy_space(a, kernel_frames);
+    Armv7::destroy_space(b, kernel_frames);
+    frames::free(frame_a, 1);
+    frames::free(frame_b, 1);
     outcome
 }
