@@ -33,8 +33,8 @@ pub enum Syscall {
     Sleep = 4,
     /// `time() -> (ns_low, ns_high)`: nanoseconds on the monotonic clock.
     Time = 5,
-    /// `thread_spawn(entry, stack_top, argument) -> thread id`: starts a
-    /// thread in the calling process at `entry(argument)`.
+    /// `thread_spawn(entry, stack_top, argument) -> (thread id, handle)`:
+    /// starts a thread in the calling process at `entry(argument)`.
     ThreadSpawn = 6,
     /// `thread_exit()`: ends the calling thread; the process ends with
     /// status 0 when its last thread does. Never returns.
@@ -123,11 +123,17 @@ pub enum Syscall {
     /// `ipc_timeout(ns_low, ns_high)`: bounds the calling thread's IPC
     /// waits.
     IpcTimeout = 42,
+    /// `thread_set_priority(thread, priority, control)`: sets a thread's
+    /// priority through its handle.
+    ThreadSetPriority = 43,
+    /// `process_wait(process, status) -> pid`: waits for a child through
+    /// its handle.
+    ProcessWait = 44,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 43] = [
+    pub const ALL: [Syscall; 45] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -171,6 +177,8 @@ impl Syscall {
         Syscall::PortIn,
         Syscall::PortOut,
         Syscall::IpcTimeout,
+        Syscall::ThreadSetPriority,
+        Syscall::ProcessWait,
     ];
 
     /// The call with number `number`.
@@ -240,6 +248,8 @@ impl Syscall {
             Syscall::PortIn => "port_in",
             Syscall::PortOut => "port_out",
             Syscall::IpcTimeout => "ipc_timeout",
+            Syscall::ThreadSetPriority => "thread_set_priority",
+            Syscall::ProcessWait => "process_wait",
         }
     }
 
@@ -286,9 +296,34 @@ impl Syscall {
             ),
             Syscall::ThreadSpawn => (
                 &["entry", "stack_top", "argument"],
-                "thread id",
+                "thread id, and a handle to the thread (`THREAD_RIGHTS`)",
                 "Starts a thread of the calling process at `entry(argument)` with the stack pointer at `stack_top` (the caller provides the stack).",
-                &[BadAddress, InvalidArgument, LimitReached, OutOfMemory],
+                &[
+                    BadAddress,
+                    InvalidArgument,
+                    LimitReached,
+                    OutOfMemory,
+                    TableFull,
+                ],
+            ),
+            Syscall::ThreadSetPriority => (
+                &["thread", "priority: 0-7", "control (0: none)"],
+                "0",
+                "Sets the priority of the thread the handle names (which needs `RIGHT_SCHEDULE`), in any process; above the default it needs a control capability with `RIGHT_RAISE_PRIORITY`, as `set_priority` does. A thread that has ended is `NotFound`.",
+                &[
+                    InvalidArgument,
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    PermissionDenied,
+                    NotFound,
+                ],
+            ),
+            Syscall::ProcessWait => (
+                &["process", "status: *mut WaitStatus (0: none)"],
+                "process id of the child",
+                "Waits until the child the handle names (which needs `RIGHT_WAIT`) has ended, writes how and forgets it, as `wait` does for a pid. Only the parent may wait: another process's handle is `NotFound`.",
+                &[InvalidHandle, WrongType, MissingRight, BadAddress, NotFound],
             ),
             Syscall::ThreadExit => (
                 &[],
@@ -804,6 +839,8 @@ pub enum ObjectKind {
     DeviceMemory = 8,
     /// A range of I/O ports (x86_64).
     IoPorts = 9,
+    /// A thread (the global thread id stays for display).
+    Thread = 10,
 }
 
 impl ObjectKind {
@@ -819,6 +856,7 @@ impl ObjectKind {
             7 => Some(ObjectKind::Irq),
             8 => Some(ObjectKind::DeviceMemory),
             9 => Some(ObjectKind::IoPorts),
+            10 => Some(ObjectKind::Thread),
             _ => None,
         }
     }
@@ -834,7 +872,7 @@ pub const RIGHT_RECEIVE: Rights = 1 << 1;
 pub const RIGHT_GRANT: Rights = 1 << 2;
 /// Set bits in a notification.
 pub const RIGHT_SIGNAL: Rights = 1 << 3;
-/// Wait for and take a notification's bits.
+/// Wait for and take a notification's bits; wait for a process to end.
 pub const RIGHT_WAIT: Rights = 1 << 4;
 /// Map a memory object readable.
 pub const RIGHT_MAP_READ: Rights = 1 << 5;
@@ -853,6 +891,10 @@ pub const RIGHT_CLAIM: Rights = 1 << 10;
 pub const RIGHT_ACKNOWLEDGE: Rights = 1 << 11;
 /// Read and write I/O ports.
 pub const RIGHT_PORT_IO: Rights = 1 << 12;
+/// Set a thread's priority.
+pub const RIGHT_SCHEDULE: Rights = 1 << 13;
+/// Every right a thread capability can have.
+pub const THREAD_RIGHTS: Rights = RIGHT_SCHEDULE | RIGHT_GRANT;
 /// Every right an interrupt-control capability can have.
 pub const IRQ_CONTROL_RIGHTS: Rights = RIGHT_CLAIM | RIGHT_GRANT;
 /// Every right an interrupt-handler capability can have.
@@ -862,7 +904,7 @@ pub const DEVICE_MEMORY_RIGHTS: Rights = RIGHT_CLAIM | RIGHT_GRANT;
 /// Every right an I/O-port capability can have.
 pub const IO_PORT_RIGHTS: Rights = RIGHT_PORT_IO | RIGHT_GRANT;
 /// Every right a process capability can have.
-pub const PROCESS_RIGHTS: Rights = RIGHT_KILL | RIGHT_GRANT;
+pub const PROCESS_RIGHTS: Rights = RIGHT_KILL | RIGHT_WAIT | RIGHT_GRANT;
 /// Every right a control capability can have.
 pub const CONTROL_RIGHTS: Rights = RIGHT_POWER_OFF | RIGHT_RAISE_PRIORITY | RIGHT_GRANT;
 /// Where init finds the control capability the kernel gives it at boot.

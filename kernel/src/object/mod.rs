@@ -57,6 +57,9 @@ pub enum Object {
         base: u16,
         count: u16,
     },
+    /// A thread (its id is never reused, so a capability to a thread that
+    /// has ended names nothing).
+    Thread(crate::task::ThreadRef),
 }
 
 impl Object {
@@ -72,6 +75,7 @@ impl Object {
             Object::Irq(_) => ObjectKind::Irq,
             Object::DeviceMemory { .. } => ObjectKind::DeviceMemory,
             Object::IoPorts { .. } => ObjectKind::IoPorts,
+            Object::Thread(_) => ObjectKind::Thread,
         }
     }
 }

@@ -169,6 +169,16 @@ pub(super) enum Call {
     IpcTimeout {
         ns: u64,
     },
+    ThreadSetPriority {
+        handle: Handle,
+        priority: usize,
+        control: Option<Handle>,
+    },
+    /// `status` `None` discards it.
+    ProcessWait {
+        handle: Handle,
+        status: Option<UserBuffer>,
+    },
 }
 
 /// Anonymous memory to map.
@@ -250,8 +260,7 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 0 => None,
                 pid => Some(u32::try_from(pid).map_err(|_| Error::NotFound)?),
             },
-            // A null status address means the caller does not want it.
-            status: (a[1] != 0).then(|| UserBuffer::new(a[1], size_of::<abi::WaitStatus>())),
+            status: wait_status(a[1]),
         },
         Syscall::Info => Call::Info {
             kind: InfoKind::from_number(a[0]).ok_or(Error::InvalidArgument)?,
@@ -263,10 +272,16 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         },
         Syscall::SetPriority => Call::SetPriority {
             priority: a[0],
-            control: match a[1] {
-                0 => None,
-                control => Some(handle(control)?),
-            },
+            control: optional_handle(a[1])?,
+        },
+        Syscall::ThreadSetPriority => Call::ThreadSetPriority {
+            handle: handle(a[0])?,
+            priority: a[1],
+            control: optional_handle(a[2])?,
+        },
+        Syscall::ProcessWait => Call::ProcessWait {
+            handle: handle(a[0])?,
+            status: wait_status(a[1]),
         },
         Syscall::EndpointCreate => Call::EndpointCreate,
         Syscall::NotificationCreate => Call::NotificationCreate,
@@ -427,6 +442,20 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
 /// A count of nanoseconds passed in two halves.
 fn nanoseconds(low: usize, high: usize) -> u64 {
     (low as u64 & 0xffff_ffff) | ((high as u64) << 32)
+}
+
+/// Where a wait's status goes; a null address means the caller does not
+/// want it.
+fn wait_status(address: usize) -> Option<UserBuffer> {
+    (address != 0).then(|| UserBuffer::new(address, size_of::<abi::WaitStatus>()))
+}
+
+/// A handle, or 0 for none.
+fn optional_handle(value: usize) -> Result<Option<Handle>, Error> {
+    match value {
+        0 => Ok(None),
+        value => handle(value).map(Some),
+    }
 }
 
 /// A handle fits 32 bits; a wider value names no capability.

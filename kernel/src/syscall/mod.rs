@@ -121,7 +121,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             entry,
             stack_top,
             argument,
-        } => one(task::spawn_thread::<A>(entry, stack_top, argument)? as usize),
+        } => process::spawn_thread::<A>(entry, stack_top, argument),
         Call::Map(request) => memory::map::<A>(request),
         Call::Unmap { start, end } => memory::unmap::<A>(start, end),
         Call::Spawn {
@@ -200,6 +200,12 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             width,
             value,
         } => device::port_out::<A>(handle, port, width, value),
+        Call::ThreadSetPriority {
+            handle,
+            priority,
+            control,
+        } => process::thread_set_priority::<A>(handle, priority, control),
+        Call::ProcessWait { handle, status } => process::wait_handle::<A>(handle, status),
         Call::IpcTimeout { ns } => {
             task::ipc::set_timeout(ns);
             one(0)

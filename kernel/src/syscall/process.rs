@@ -125,6 +125,54 @@ pub(super) fn set_priority<A: Arch>(priority: usize, handle: Option<Handle>) -> 
     one(0)
 }
 
+pub(super) fn spawn_thread<A: Arch>(entry: usize, stack_top: usize, argument: usize) -> Outcome {
+    // Room for the handle first: a thread started is not taken back.
+    if !with_table(|table| Ok(table.has_room()))? {
+        return Err(Error::TableFull);
+    }
+    let thread = task::spawn_thread::<A>(entry, stack_top, argument)?;
+    let capability = Capability::new(Object::Thread(thread), abi::THREAD_RIGHTS, 0);
+    two(thread.tid() as usize, insert(capability)? as usize)
+}
+
+pub(super) fn thread_set_priority<A: Arch>(
+    handle: Handle,
+    priority: usize,
+    control_handle: Option<Handle>,
+) -> Outcome {
+    let thread = with_table(|table| {
+        match table
+            .get(handle)?
+            .check(ObjectKind::Thread, abi::RIGHT_SCHEDULE)?
+        {
+            Object::Thread(thread) => Ok(*thread),
+            _ => Err(Error::WrongType),
+        }
+    })?;
+    let may_raise = match control_handle {
+        Some(handle) => {
+            control(handle, abi::RIGHT_RAISE_PRIORITY)?;
+            true
+        }
+        None => false,
+    };
+    task::set_priority_of::<A>(thread, priority, may_raise)?;
+    one(0)
+}
+
+pub(super) fn wait_handle<A: Arch>(handle: Handle, status: Option<UserBuffer>) -> Outcome {
+    let pid = with_table(|table| {
+        match table
+            .get(handle)?
+            .check(ObjectKind::Process, abi::RIGHT_WAIT)?
+        {
+            Object::Process(pid) => Ok(*pid),
+            _ => Err(Error::WrongType),
+        }
+    })?;
+    wait::<A>(Some(pid), status)
+}
+
 pub(super) fn kill<A: Arch>(handle: Handle) -> Outcome {
     let pid = with_table(|table| {
         match table

@@ -6,7 +6,7 @@ use super::process::{Pid, Processes};
 use super::queue::{Place, RunQueues, ThreadList};
 use super::space::UserSpace;
 use super::thread::{
-    DEFAULT_PRIORITY, Killed, PRIORITIES, State, TIMESLICE_TICKS, Thread, Threads, Tid,
+    DEFAULT_PRIORITY, Killed, PRIORITIES, State, TIMESLICE_TICKS, Thread, ThreadRef, Threads, Tid,
 };
 use super::wait::WaitQueue;
 use crate::mm::stack::KernelStack;
@@ -468,6 +468,40 @@ pub fn set_priority<A: Arch>(priority: usize, may_raise: bool) -> Result<(), Err
         }
         let current = s.current;
         s.thread_mut(current).priority = priority;
+    }
+    schedule::<A>();
+    Ok(())
+}
+
+/// Sets the priority of thread `target` (any process's); raising it above
+/// the default needs `may_raise`. A ready thread moves to its new run
+/// queue; one that now outranks the running thread preempts it.
+pub fn set_priority_of<A: Arch>(
+    target: ThreadRef,
+    priority: usize,
+    may_raise: bool,
+) -> Result<(), Error> {
+    let priority = u8::try_from(priority)
+        .ok()
+        .filter(|&p| (p as usize) < PRIORITIES)
+        .ok_or(Error::InvalidArgument)?;
+    if priority > DEFAULT_PRIORITY && !may_raise {
+        return Err(Error::PermissionDenied);
+    }
+    {
+        let mut guard = SCHEDULER.lock();
+        let s = &mut *guard;
+        if s.threads.alive(target).is_none() {
+            return Err(Error::NotFound);
+        }
+        let index = target.index;
+        if s.thread(index).state == State::Ready {
+            s.unlink(index);
+            s.thread_mut(index).priority = priority;
+            s.make_ready(index);
+        } else {
+            s.thread_mut(index).priority = priority;
+        }
     }
     schedule::<A>();
     Ok(())

@@ -6,7 +6,7 @@ use super::image;
 use super::process::{MAX_PROCESSES, MAX_THREADS_PER_PROCESS, Parent, Pid, Process, Resources};
 use super::sched::{self, SCHEDULER};
 use super::space::{Region, RegionKind, UserSpace};
-use super::thread::{MAX_THREADS, PRIORITIES, Thread, Tid};
+use super::thread::{MAX_THREADS, PRIORITIES, Thread, ThreadRef, Tid};
 use crate::archive::Archive;
 use crate::mm::{self, stack::KernelStack};
 use abi::{Error, Name, layout};
@@ -156,7 +156,7 @@ pub fn spawn_thread<A: Arch>(
     entry: usize,
     stack_top: usize,
     argument: usize,
-) -> Result<Tid, Error> {
+) -> Result<ThreadRef, Error> {
     let (user_start, user_end) = A::user_range();
     if !(user_start..user_end).contains(&entry) || !(user_start..=user_end).contains(&stack_top) {
         return Err(Error::BadAddress);
@@ -182,9 +182,9 @@ pub fn spawn_thread<A: Arch>(
     thread.process = Some(slot);
     let index = s.threads.insert(thread)?;
     s.processes.get_mut(slot).live_threads += 1;
-    let tid = s.thread(index).tid;
+    let thread = s.threads.reference(index);
     s.make_ready(index);
-    Ok(tid)
+    Ok(thread)
 }
 
 extern "C" fn kernel_thread_main<A: Arch>(_: usize) -> ! {

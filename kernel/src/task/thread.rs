@@ -49,6 +49,13 @@ pub struct ThreadRef {
     pub(super) tid: Tid,
 }
 
+impl ThreadRef {
+    /// The thread's id.
+    pub fn tid(&self) -> Tid {
+        self.tid
+    }
+}
+
 /// What a thread carries for IPC.
 #[derive(Default)]
 pub(super) struct IpcState {

@@ -85,6 +85,23 @@ impl Child {
     pub fn kill(&self) -> Result<(), Error> {
         kill(self.handle)
     }
+
+    /// Waits for the process to end, through its capability, and says how.
+    pub fn wait(&self) -> Result<Exit, Error> {
+        let mut status = abi::WaitStatus::default();
+        sys::raw(
+            abi::Syscall::ProcessWait as usize,
+            [
+                self.handle as usize,
+                &mut status as *mut abi::WaitStatus as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )?;
+        Ok(Exit::from_status(&status))
+    }
 }
 
 impl Drop for Child {

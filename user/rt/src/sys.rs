@@ -69,8 +69,13 @@ pub fn time_ns() -> u64 {
 }
 
 /// Starts a thread at `entry(argument)` on the stack ending at `stack_top`.
-pub fn thread_spawn(entry: usize, stack_top: usize, argument: usize) -> Result<u32, Error> {
-    checked(Syscall::ThreadSpawn, [entry, stack_top, argument, 0, 0, 0]).map(|t| t as u32)
+pub fn thread_spawn(
+    entry: usize,
+    stack_top: usize,
+    argument: usize,
+) -> Result<(u32, abi::Handle), Error> {
+    pair_call(Syscall::ThreadSpawn, [entry, stack_top, argument, 0, 0, 0])
+        .map(|(tid, handle)| (tid as u32, handle as abi::Handle))
 }
 
 /// Maps `len` bytes of zeroed memory (anywhere for `address` 0).

@@ -56,6 +56,10 @@ pub const TESTS: &[Test] = &[
         run: waits_time_out_and_late_replies_are_dropped,
     },
     Test {
+        name: "ipc::thread_and_process_handles_set_priorities_and_wait",
+        run: thread_and_process_handles_set_priorities_and_wait,
+    },
+    Test {
         name: "memory::a_memory_object_is_shared_between_processes",
         run: a_memory_object_is_shared_between_processes,
     },
@@ -658,5 +662,100 @@ fn waits_time_out_and_late_replies_are_dropped() -> Outcome {
         "the second call's answer"
     );
     ensure_eq!(exit_of(server)?, Exit::Code(0), "slow server");
+    Ok(())
+}
+
+fn thread_and_process_handles_set_priorities_and_wait() -> Outcome {
+    static WOKEN: AtomicUsize = AtomicUsize::new(0);
+    WOKEN.store(0, Ordering::Relaxed);
+    let wake = Notification::create().map_err(fail("notification"))?;
+    let theirs = wake
+        .copy(abi::RIGHT_WAIT, 0)
+        .map_err(fail("copy"))?
+        .into_handle();
+    let worker = rt::thread::start(move || {
+        let wake = Notification::from_handle(theirs);
+        for _ in 0..2 {
+            if wake.wait().is_err() {
+                return;
+            }
+            WOKEN.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+    .map_err(fail("start a thread"))?;
+    ensure_eq!(
+        ipc::cap_info(worker.handle())
+            .map_err(fail("cap_info"))?
+            .kind,
+        Some(ObjectKind::Thread),
+        "what thread_spawn gives"
+    );
+    sys::yield_now(); // the worker runs and waits
+    // Of equal priority, the woken worker waits for its turn.
+    wake.signal(1).map_err(fail("signal"))?;
+    ensure_eq!(WOKEN.load(Ordering::Relaxed), 0, "woken at equal priority");
+    sys::yield_now();
+    ensure_eq!(WOKEN.load(Ordering::Relaxed), 1, "after a yield");
+    // Raised above this thread, it runs the moment it is woken.
+    ensure_eq!(
+        worker.set_priority(6, None).err(),
+        Some(Error::PermissionDenied),
+        "raising without the control capability"
+    );
+    worker
+        .set_priority(6, Some(abi::INIT_CONTROL))
+        .map_err(fail("raise"))?;
+    wake.signal(1).map_err(fail("signal"))?;
+    ensure_eq!(
+        WOKEN.load(Ordering::Relaxed),
+        2,
+        "woken at a higher priority"
+    );
+    ensure_eq!(
+        worker.set_priority(8, None).err(),
+        Some(Error::InvalidArgument),
+        "priority 8"
+    );
+    let weak = ipc::cap_copy(worker.handle(), abi::RIGHT_GRANT, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        rt::thread::set_priority_of(weak, 2, None).err(),
+        Some(Error::MissingRight),
+        "a thread handle without the schedule right"
+    );
+    ipc::cap_delete(weak).map_err(fail("delete"))?;
+    ensure_eq!(
+        rt::thread::set_priority_of(wake.handle(), 2, None).err(),
+        Some(Error::WrongType),
+        "a notification as a thread"
+    );
+    // The worker ended after its second wake-up.
+    ensure_eq!(
+        worker.set_priority(2, None).err(),
+        Some(Error::NotFound),
+        "a thread that has ended"
+    );
+    // A child is waited for through its handle.
+    let child = process::start("probe", "exit 7", &[]).map_err(fail("start"))?;
+    let weak = ipc::cap_copy(child.handle(), abi::RIGHT_KILL, 0).map_err(fail("copy"))?;
+    ensure_eq!(
+        sys::raw(
+            abi::Syscall::ProcessWait as usize,
+            [weak as usize, 0, 0, 0, 0, 0]
+        )
+        .err(),
+        Some(Error::MissingRight),
+        "a process handle without the wait right"
+    );
+    ipc::cap_delete(weak).map_err(fail("delete"))?;
+    ensure_eq!(
+        child.wait().map_err(fail("wait"))?,
+        Exit::Code(7),
+        "the child's end"
+    );
+    ensure_eq!(
+        child.wait().err(),
+        Some(Error::NotFound),
+        "waited for twice"
+    );
     Ok(())
 }
