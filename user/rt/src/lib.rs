@@ -61,6 +61,7 @@ pub mod device;
 pub mod heap;
 pub mod io;
 pub mod ipc;
+pub mod names;
 pub mod process;
 pub mod sys;
 pub mod thread;

@@ -257,6 +257,7 @@ fn main(arguments: &str) -> i32 {
         "payload-echo" => payload_echo(),
         "irq-hold" => irq_hold(number(words.next()) as u32),
         "ipc-sit" => ipc_sit(number(words.next())),
+        "names-call" => names_call(words.next().unwrap_or("")),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100
@@ -460,4 +461,24 @@ fn ipc_sit(ms: u64) -> i32 {
         return 3;
     };
     i32::from(rt::ipc::reply(Message::new(second.plain_label(), second.words)).is_err()) * 4
+}
+
+/// A client of the name service (its capability passed first): looks
+/// `name` up and calls it as `ipc-echo` answers; registering must be
+/// refused to it.
+fn names_call(name: &str) -> i32 {
+    let Ok(mut names) = rt::names::Names::from_handle(abi::initial_handle(0)) else {
+        return 1;
+    };
+    let Ok(server) = names.lookup(name) else {
+        return 2;
+    };
+    match server.call(Message::new(40, [1, 2, 3, 4])) {
+        Ok(reply) if reply.plain_label() == 41 && reply.words[..3] == [4, 3, 2] => {}
+        _ => return 3,
+    }
+    match names.register("mine", &server) {
+        Err(rt::Error::PermissionDenied) => 0,
+        _ => 4,
+    }
 }

@@ -28,6 +28,7 @@ macro_rules! ensure_eq {
 mod bench;
 mod device;
 mod ipc;
+mod names;
 mod tests;
 
 use rt::process::Exit;
@@ -36,6 +37,12 @@ use rt::{println, sys};
 rt::entry!(main);
 
 fn main(mode: &str) -> i32 {
+    if matches!(mode, "run" | "test")
+        && let Err(e) = names::start()
+    {
+        println!("init: cannot start the name service: {e}");
+        return 1;
+    }
     match mode {
         "run" => run_shell(),
         "test" => run_tests(),
@@ -49,10 +56,20 @@ fn main(mode: &str) -> i32 {
 
 /// Keeps a shell on the console, starting another whenever one ends (by
 /// `exit` or otherwise). The shell may power the machine off, so it gets
-/// init's control capability.
+/// init's control capability, and a capability to the name service to
+/// find servers by.
 fn run_shell() -> i32 {
     loop {
-        let pid = match sys::spawn_with("sh", "", 0, &[abi::INIT_CONTROL]) {
+        let names = match names::capability(rt::names::CLIENT) {
+            Ok(names) => names,
+            Err(e) => {
+                println!("init: no name service for the shell: {e}");
+                return 1;
+            }
+        };
+        let started = sys::spawn_with("sh", "", 0, &[abi::INIT_CONTROL, names]);
+        let _ = rt::ipc::cap_delete(names);
+        let pid = match started {
             Ok(pid) => pid,
             Err(e) => {
                 println!("init: cannot start the shell: {e}");
@@ -81,7 +98,11 @@ pub struct Test {
 
 /// Runs every test; returns the exit status (0: all passed).
 fn run_tests() -> i32 {
-    let tests = tests::TESTS.iter().chain(ipc::TESTS).chain(device::TESTS);
+    let tests = tests::TESTS
+        .iter()
+        .chain(ipc::TESTS)
+        .chain(device::TESTS)
+        .chain(names::TESTS);
     println!("utest: begin {}", tests.clone().count());
     let (mut passed, mut failed) = (0, 0);
     for test in tests {
