@@ -13,11 +13,13 @@ pub use super::process::Resources;
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
 use super::thread::{Bound, Message, Resume, State, ThreadRef, Transfer};
 use super::wait::WaitQueue;
+use crate::mm::frames;
 use crate::sync::IrqGuard;
 use abi::Error;
 use core::any::Any;
 use core::pin::Pin;
 use hal::Arch;
+use hal::trap::Access;
 
 /// The scheduler, locked, as IPC sees it.
 pub struct Ipc {
@@ -219,7 +221,6 @@ impl Ipc {
     /// page) from its IPC buffer to `to`'s; returns the bytes stored: 0 if
     /// `to` has no buffer or either buffer cannot be reached.
     pub fn copy_payload<A: Arch>(&mut self, from: ThreadRef, to: ThreadRef, len: usize) -> usize {
-        const CHUNK: usize = 256;
         let (source, target) = (self.s.thread(from.index), self.s.thread(to.index));
         let (source_buffer, target_buffer) = (source.ipc.buffer, target.ipc.buffer);
         let (Some(source_process), Some(target_process)) = (source.process, target.process) else {
@@ -228,29 +229,34 @@ impl Ipc {
         if source_buffer == 0 || target_buffer == 0 || len > abi::MAX_PAYLOAD {
             return 0;
         }
-        let mut chunk = [0u8; CHUNK];
-        let mut done = 0;
-        while done < len {
-            let piece = &mut chunk[..(len - done).min(CHUNK)];
-            let copied = self
-                .s
+        // An IPC buffer is one page-aligned page, and a payload at most a
+        // page: one frame on each side, and one copy between them through
+        // the direct map. Each side's space checks its page and brings it
+        // in if it is demand-zero.
+        let mut frame = |process: usize, address: usize, access: Access| {
+            self.s
                 .processes
-                .get_mut(source_process)
+                .get_mut(process)
                 .space
                 .as_mut()
-                .is_some_and(|space| space.read::<A>(source_buffer + done, piece).is_ok())
-                && self
-                    .s
-                    .processes
-                    .get_mut(target_process)
-                    .space
-                    .as_mut()
-                    .is_some_and(|space| space.write::<A>(target_buffer + done, piece).is_ok());
-            if !copied {
-                return 0;
-            }
-            done += piece.len();
-        }
+                .and_then(|space| space.frame_for::<A>(address, access).ok())
+        };
+        let (Some(source_frame), Some(target_frame)) = (
+            frame(source_process, source_buffer, Access::Read),
+            frame(target_process, target_buffer, Access::Write),
+        ) else {
+            return 0;
+        };
+        // SAFETY: both are frames the two spaces map as user pages (the
+        // same one, if two threads share a buffer: `copy` allows overlap),
+        // and `len` is at most a page.
+        unsafe {
+            core::ptr::copy(
+                frames::to_virt(source_frame) as *const u8,
+                frames::to_virt(target_frame) as *mut u8,
+                len,
+            )
+        };
         len
     }
 
