@@ -167,7 +167,44 @@ fn shared_memory(pages: usize) -> i32 {
     0
 }
 
-fn ipc_hoard(count: usize) -> i32 {
+/// Makes `count` rounds of objects and keeps them all, for the kernel to
+/// free when the process ends. Given an interrupt line (and, as its
+/// handles, the interrupt control and a device's registers), it also
+/// claims the line, maps the registers and keeps a thread.
+fn ipc_hoard(count: usize, irq: Option<u32>) -> i32 {
+    if let Some(irq) = irq {
+        let control = rt::device::IrqControl::from_handle(abi::initial_handle(0));
+        let registers = rt::device::DeviceMemory::from_handle(abi::initial_handle(1));
+        let Ok(notification) = Notification::create() else {
+            return 5;
+        };
+        let Ok(handler) = control.claim(irq, &notification, 1) else {
+            return 6;
+        };
+        let Ok(device) = registers.memory(0, 4096) else {
+            return 7;
+        };
+        if device.map(4096, false).is_err() {
+            return 8;
+        }
+        let Ok(thread) = rt::thread::start(|| {
+            loop {
+                sys::sleep_ns(1_000_000_000);
+            }
+        }) else {
+            return 9;
+        };
+        for handle in [
+            control.into_handle(),
+            registers.into_handle(),
+            notification.into_handle(),
+            handler.into_handle(),
+            device.into_handle(),
+        ] {
+            let _ = handle;
+        }
+        core::mem::forget(thread);
+    }
     for round in 0..count {
         let (Ok(endpoint), Ok(notification)) = (Endpoint::create(), Notification::create()) else {
             return 1;
@@ -249,7 +286,10 @@ fn main(arguments: &str) -> i32 {
             Ok(_) => 0,
             Err(_) => 1,
         },
-        "ipc-hoard" => ipc_hoard(number(words.next()) as usize),
+        "ipc-hoard" => ipc_hoard(
+            number(words.next()) as usize,
+            words.next().map(|word| number(Some(word)) as u32),
+        ),
         "shared-memory" => shared_memory(number(words.next()) as usize),
         "notify-echo" => notify_echo(),
         "cap-receiver" => cap_receiver(number(words.next()) as usize),

@@ -182,6 +182,14 @@ impl Drop for Ticker {
     }
 }
 
+/// What a process holding every kind of object needs from init: the
+/// ticker's interrupt line and init's capability to a device's registers.
+pub fn hoard_resources() -> Result<(u32, Handle), String> {
+    let (_, irq) = Ticker::find()?;
+    let (_, registers, _) = known_registers()?;
+    Ok((irq, registers))
+}
+
 /// Times interrupt `irq` has arrived.
 fn arrivals(irq: u32) -> Result<u64, String> {
     Ok(process::interrupts()

@@ -344,19 +344,19 @@ fn a_dead_server_fails_its_clients() -> Outcome {
 
 fn objects_go_with_their_last_capability() -> Outcome {
     let memory = || process::memory().map_err(fail("memory"));
+    // Every kind of object: endpoints, notifications, memory objects and
+    // mappings, and an interrupt handler, device memory, a thread.
+    let (irq, registers) = crate::device::hoard_resources()?;
+    let arguments = format!("ipc-hoard 40 {irq}");
+    let hoard = || {
+        process::run_with("probe", &arguments, &[abi::INIT_IRQ_CONTROL, registers])
+            .map_err(fail("hoard"))
+    };
     // Warm-up: the first run may grow the kernel's heap, which keeps it.
-    ensure_eq!(
-        process::run("probe", "ipc-hoard 40").map_err(fail("hoard"))?,
-        Exit::Code(0),
-        "warm-up"
-    );
+    ensure_eq!(hoard()?, Exit::Code(0), "warm-up");
     let before = memory()?;
     for _ in 0..3 {
-        ensure_eq!(
-            process::run("probe", "ipc-hoard 40").map_err(fail("hoard"))?,
-            Exit::Code(0),
-            "hoarder"
-        );
+        ensure_eq!(hoard()?, Exit::Code(0), "hoarder");
     }
     let after = memory()?;
     ensure_eq!(after.free_frames, before.free_frames, "free frames");
