@@ -19,6 +19,16 @@ pub(super) fn with_table<R>(f: impl FnOnce(&mut CapTable) -> Result<R, Error>) -
     f(table)
 }
 
+/// The object `handle` names, if it is of `kind` and the capability has
+/// `right`: a reference the caller drops, outside the table's lock.
+pub(super) fn object(
+    handle: Handle,
+    kind: abi::ObjectKind,
+    right: Rights,
+) -> Result<Object, Error> {
+    with_table(|table| Ok(table.get(handle)?.check(kind, right)?.clone()))
+}
+
 /// Puts `capability` in the caller's table.
 pub(super) fn insert(capability: Capability) -> Result<Handle, Error> {
     match with_table(|table| Ok(table.insert(capability)))? {

@@ -1,12 +1,12 @@
 //! Device system calls: claiming and acknowledging interrupt lines, device
 //! memory objects, and I/O ports.
 
-use super::cap::{insert, with_table};
+use super::cap::{insert, object, with_table};
 use super::{Outcome, one};
 use crate::object::Object;
 use crate::object::cap::Capability;
 use crate::object::{device, interrupt, memory::MemoryObject};
-use abi::{Error, Handle, ObjectKind, Rights};
+use abi::{Error, Handle, ObjectKind};
 use alloc::sync::Arc;
 use hal::Arch;
 
@@ -34,7 +34,7 @@ pub(super) fn claim<A: Arch>(
 }
 
 pub(super) fn acknowledge(handle: Handle) -> Outcome {
-    let Object::Irq(handler) = resource(handle, ObjectKind::Irq, abi::RIGHT_ACKNOWLEDGE)? else {
+    let Object::Irq(handler) = object(handle, ObjectKind::Irq, abi::RIGHT_ACKNOWLEDGE)? else {
         return Err(Error::WrongType);
     };
     // Outside the table's lock: unmasking takes the controller's, which
@@ -46,14 +46,9 @@ pub(super) fn acknowledge(handle: Handle) -> Outcome {
     one(0)
 }
 
-/// The resource a device capability names, if it has `right`.
-fn resource(handle: Handle, kind: ObjectKind, right: Rights) -> Result<Object, Error> {
-    with_table(|table| Ok(table.get(handle)?.check(kind, right)?.clone()))
-}
-
 pub(super) fn memory(handle: Handle, offset: usize, size: usize) -> Outcome {
     let Object::DeviceMemory { base, size: range } =
-        resource(handle, ObjectKind::DeviceMemory, abi::RIGHT_CLAIM)?
+        object(handle, ObjectKind::DeviceMemory, abi::RIGHT_CLAIM)?
     else {
         return Err(Error::WrongType);
     };
@@ -67,8 +62,7 @@ pub(super) fn memory(handle: Handle, offset: usize, size: usize) -> Outcome {
 
 /// The port `width` bytes at `port` are, if the capability covers them.
 fn port(handle: Handle, port: usize, width: usize) -> Result<u16, Error> {
-    let Object::IoPorts { base, count } =
-        resource(handle, ObjectKind::IoPorts, abi::RIGHT_PORT_IO)?
+    let Object::IoPorts { base, count } = object(handle, ObjectKind::IoPorts, abi::RIGHT_PORT_IO)?
     else {
         return Err(Error::WrongType);
     };

@@ -1,7 +1,7 @@
 //! Memory system calls: `map` and `unmap` of anonymous memory, and memory
 //! objects: creating, mapping (shared), unmapping, locating.
 
-use super::cap::{insert, with_table};
+use super::cap::{insert, object};
 use super::decode::MapRequest;
 use super::{Outcome, in_space, one, two};
 use crate::mm::PAGE_SIZE;
@@ -40,18 +40,16 @@ pub(super) fn create(size: usize, contiguous: bool) -> Outcome {
 }
 
 /// The memory object `handle` names, if the capability has `rights`.
-fn object(handle: Handle, rights: abi::Rights) -> Result<Arc<MemoryObject>, Error> {
-    with_table(
-        |table| match table.get(handle)?.check(ObjectKind::Memory, rights)? {
-            Object::Memory(object) => Ok(object.clone()),
-            _ => Err(Error::WrongType),
-        },
-    )
+fn memory_object(handle: Handle, rights: abi::Rights) -> Result<Arc<MemoryObject>, Error> {
+    match object(handle, ObjectKind::Memory, rights)? {
+        Object::Memory(memory) => Ok(memory),
+        _ => Err(Error::WrongType),
+    }
 }
 
 pub(super) fn map_object<A: Arch>(handle: Handle, start: Option<usize>, writable: bool) -> Outcome {
     let rights = abi::RIGHT_MAP_READ | if writable { abi::RIGHT_MAP_WRITE } else { 0 };
-    let object = object(handle, rights)?;
+    let object = memory_object(handle, rights)?;
     let len = object.frames().len() * PAGE_SIZE;
     let mut flags = if writable {
         MapFlags::USER_RW
@@ -87,7 +85,7 @@ pub(super) fn unmap_object<A: Arch>(start: usize) -> Outcome {
 }
 
 pub(super) fn physical(handle: Handle) -> Outcome {
-    let object = object(handle, 0)?;
+    let object = memory_object(handle, 0)?;
     let address = object.physical().ok_or(Error::InvalidArgument)?;
     two(address as usize, (address >> 32) as usize)
 }

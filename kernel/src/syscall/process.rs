@@ -2,7 +2,7 @@
 //! (exit and threads go straight to the task subsystem from the
 //! dispatcher).
 
-use super::cap::{insert, with_table};
+use super::cap::{insert, object, with_table};
 use super::{Outcome, UserBuffer, in_space, one, two};
 use crate::object::Object;
 use crate::object::cap::{CapTable, Capability};
@@ -140,15 +140,9 @@ pub(super) fn thread_set_priority<A: Arch>(
     priority: usize,
     control_handle: Option<Handle>,
 ) -> Outcome {
-    let thread = with_table(|table| {
-        match table
-            .get(handle)?
-            .check(ObjectKind::Thread, abi::RIGHT_SCHEDULE)?
-        {
-            Object::Thread(thread) => Ok(*thread),
-            _ => Err(Error::WrongType),
-        }
-    })?;
+    let Object::Thread(thread) = object(handle, ObjectKind::Thread, abi::RIGHT_SCHEDULE)? else {
+        return Err(Error::WrongType);
+    };
     let may_raise = match control_handle {
         Some(handle) => {
             control(handle, abi::RIGHT_RAISE_PRIORITY)?;
@@ -161,28 +155,16 @@ pub(super) fn thread_set_priority<A: Arch>(
 }
 
 pub(super) fn wait_handle<A: Arch>(handle: Handle, status: Option<UserBuffer>) -> Outcome {
-    let pid = with_table(|table| {
-        match table
-            .get(handle)?
-            .check(ObjectKind::Process, abi::RIGHT_WAIT)?
-        {
-            Object::Process(pid) => Ok(*pid),
-            _ => Err(Error::WrongType),
-        }
-    })?;
+    let Object::Process(pid) = object(handle, ObjectKind::Process, abi::RIGHT_WAIT)? else {
+        return Err(Error::WrongType);
+    };
     wait::<A>(Some(pid), status)
 }
 
 pub(super) fn kill<A: Arch>(handle: Handle) -> Outcome {
-    let pid = with_table(|table| {
-        match table
-            .get(handle)?
-            .check(ObjectKind::Process, abi::RIGHT_KILL)?
-        {
-            Object::Process(pid) => Ok(*pid),
-            _ => Err(Error::WrongType),
-        }
-    })?;
+    let Object::Process(pid) = object(handle, ObjectKind::Process, abi::RIGHT_KILL)? else {
+        return Err(Error::WrongType);
+    };
     task::kill_process::<A>(pid)?;
     one(0)
 }

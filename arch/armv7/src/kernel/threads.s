@@ -21,6 +21,9 @@ armv7_switch:
     push {r2, r4-r11, lr}
     str sp, [r0]
     mov sp, r1
+/* Resumes the kernel context at sp: what a switch saved or prepared. */
+.global armv7_load_context
+armv7_load_context:
     pop {r2, r4-r11, lr}
     mcr p15, 0, r2, c13, c0, 2
     bx lr

@@ -110,9 +110,7 @@ svc_entry:
     blo svc_general             /* r4 still holds the frame, as it was */
     beq 1f
     mov sp, r1
-    pop {r2, r4-r11, lr}
-    mcr p15, 0, r2, c13, c0, 2
-    bx lr
+    b armv7_load_context
 1:  mov r4, r1                  /* the partner's frame and thread register */
     ldr r2, [r4, #-40]
     mcr p15, 0, r2, c13, c0, 2

@@ -221,18 +221,23 @@ extern "C" fn x86_64_user_thread_started() {
 /// call frame's segments.
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_syscall(frame: &mut TrapFrame) -> u64 {
-    let args = [
+    let returned = kernel::entry::system_call::<X86_64>(frame.rax as usize, arguments(frame));
+    write_results(frame, returned.results, returned.message);
+    kernel::entry::before_user_return::<X86_64>();
+    (frame.rip < layout::USER_ANON_END) as u64
+}
+
+/// A call's arguments, as `abi::CALLING_CONVENTIONS` lists them.
+#[inline(always)]
+fn arguments(frame: &TrapFrame) -> [usize; 6] {
+    [
         frame.rdi as usize,
         frame.rsi as usize,
         frame.rdx as usize,
         frame.r10 as usize,
         frame.r8 as usize,
         frame.r9 as usize,
-    ];
-    let returned = kernel::entry::system_call::<X86_64>(frame.rax as usize, args);
-    write_results(frame, returned.results, returned.message);
-    kernel::entry::before_user_return::<X86_64>();
-    (frame.rip < layout::USER_ANON_END) as u64
+    ]
 }
 
 /// Puts a call's results, and a message's words, where the caller finds
@@ -261,14 +266,7 @@ struct FastOutcome {
 /// and says how to resume it, or declines.
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_fast_syscall(frame: &mut TrapFrame) -> FastOutcome {
-    let args = [
-        frame.rdi as usize,
-        frame.rsi as usize,
-        frame.rdx as usize,
-        frame.r10 as usize,
-        frame.r8 as usize,
-        frame.r9 as usize,
-    ];
+    let args = arguments(frame);
     let resume_sp = frame as *mut TrapFrame as usize - RESUME_CONTEXT_BYTES;
     match kernel::entry::fast_system_call::<X86_64>(frame.rax as usize, args, resume_sp) {
         None => FastOutcome {

@@ -22,6 +22,8 @@ x86_64_switch:
     push %r15
     mov %rsp, (%rdi)
     mov %rsi, %rsp
+/* Resumes the kernel context at RSP: what a switch saved or prepared. */
+load_context:
     pop %r15
     pop %r14
     pop %r13
@@ -124,13 +126,7 @@ fast_syscall:
     jb general_syscall              /* the frame is as it was */
     mov %rdx, %rsp
     je syscall_exit_full
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %rbx
-    pop %rbp
-    ret
+    jmp load_context
 
 /*
  * A thread that blocked on the fast path, woken the general way: the
