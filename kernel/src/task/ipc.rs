@@ -366,7 +366,7 @@ impl Ipc {
         // take in.
         partner.ipc.is_call = false;
         let message = partner.ipc.message;
-        let to = sched::enter(&s.processes, &mut s.current, caller, (next, partner));
+        let to = sched::enter(&mut s.current, caller, (next, partner));
         drop(self);
         sched::enter_address_space::<A>(&to);
         sched::reap();

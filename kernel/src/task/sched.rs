@@ -267,12 +267,7 @@ impl Scheduler {
     #[inline]
     fn enter(&mut self, next: usize) -> SwitchTo {
         let (previous, next_thread) = self.threads.pair_mut(self.current, next);
-        enter(
-            &self.processes,
-            &mut self.current,
-            previous,
-            (next, next_thread),
-        )
+        enter(&mut self.current, previous, (next, next_thread))
     }
 }
 
@@ -282,32 +277,19 @@ impl Scheduler {
 /// need not look them up again.
 #[inline(always)]
 pub(super) fn enter(
-    processes: &Processes,
     current: &mut usize,
     previous: &mut Thread,
     (next, thread): (usize, &mut Thread),
 ) -> SwitchTo {
     let (previous_process, save) = (previous.process, &raw mut previous.saved_sp);
     start_running(thread);
-    let (load, stack_top, process, tid) = (
-        thread.saved_sp,
-        thread.stack_top,
-        thread.process,
-        thread.tid,
-    );
-    let (space, pid) = match process {
-        Some(slot) => {
-            let record = processes.get(slot);
-            // A thread of the process that ran last finds its space
-            // active (kernel threads run in any space, and kernel code
-            // may switch it, so after one it is switched anyway).
-            let space = match previous_process == process {
-                true => None,
-                false => record.space.as_ref().map(UserSpace::root),
-            };
-            (space, record.pid)
-        }
-        None => (None, 0),
+    let (load, stack_top, tid, pid) = (thread.saved_sp, thread.stack_top, thread.tid, thread.pid);
+    // A thread of the process that ran last finds its space active
+    // (kernel threads run in any space, and kernel code may switch it,
+    // so after one it is switched anyway).
+    let space = match previous_process == thread.process {
+        true => None,
+        false => thread.space,
     };
     CURRENT_TID.store(tid, Ordering::Relaxed);
     CURRENT_PID.store(pid, Ordering::Relaxed);

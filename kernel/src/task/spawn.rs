@@ -97,7 +97,7 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
     let mut guard = SCHEDULER.lock();
     let s = &mut *guard;
     let inserted = s.processes.insert(process).and_then(|slot| {
-        thread.process = Some(slot);
+        thread.attach(slot, s.processes.get(slot));
         match s.threads.insert(thread) {
             Ok(index) => Ok((slot, index)),
             Err(_) => Err(s.processes.remove(slot).expect("just inserted")),
@@ -179,7 +179,7 @@ pub fn spawn_thread<A: Arch>(
     let mut guard = SCHEDULER.lock();
     let s = &mut *guard;
     let slot = s.current_process().ok_or(Error::InvalidArgument)?;
-    thread.process = Some(slot);
+    thread.attach(slot, s.processes.get(slot));
     let index = s.threads.insert(thread)?;
     s.processes.get_mut(slot).live_threads += 1;
     let thread = s.threads.reference(index);

@@ -52,7 +52,7 @@ fn process(s: &mut Scheduler, parent: Parent) -> (usize, usize) {
         .insert(Process::new("proc", parent, None).unwrap())
         .unwrap_or_else(|_| panic!("room for a process"));
     let mut t = thread("user", 4, 0x40_000);
-    t.process = Some(slot);
+    t.attach(slot, s.processes.get(slot));
     let index = s.threads.insert(t).unwrap();
     s.make_ready(index);
     (slot, index)
@@ -141,7 +141,7 @@ fn killing_a_process_wakes_its_threads_wherever_they_wait() {
     let queue = Box::pin(WaitQueue::new());
     let (slot, first) = process(&mut s, Parent::Orphan);
     let mut second = thread("user", 4, 0x50_000);
-    second.process = Some(slot);
+    second.attach(slot, s.processes.get(slot));
     let second = s.threads.insert(second).unwrap();
     s.processes.get_mut(slot).live_threads += 1;
     s.make_ready(second);
@@ -391,6 +391,8 @@ fn schedule_switches_stacks_and_address_spaces_as_the_scheduler_chose() {
             let space = UserSpace::new::<FakeArch>().unwrap();
             let root = space.root();
             s.processes.get_mut(slot).space = Some(space);
+            let s = &mut *s;
+            s.threads.get_mut(user).attach(slot, s.processes.get(slot));
             (user, s.thread(user).saved_sp, root)
         };
         sched::yield_now::<FakeArch>();

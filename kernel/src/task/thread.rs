@@ -140,6 +140,10 @@ pub(super) struct Thread {
     pub(super) tid: Tid,
     /// The process's slot; `None` for kernel threads.
     pub(super) process: Option<usize>,
+    /// The process's pid and address space, kept here so that a switch
+    /// need not look the process up (0 and `None` for kernel threads).
+    pub(super) pid: super::Pid,
+    pub(super) space: Option<hal::RootTable>,
     pub(super) name: &'static str,
     pub(super) state: State,
     pub(super) priority: u8,
@@ -166,6 +170,13 @@ pub(super) struct Thread {
 }
 
 impl Thread {
+    /// Makes it a thread of `process`, at `slot` of the process table.
+    pub(super) fn attach(&mut self, slot: usize, process: &super::process::Process) {
+        self.process = Some(slot);
+        self.pid = process.pid;
+        self.space = process.space.as_ref().map(super::space::UserSpace::root);
+    }
+
     /// A ready thread that will resume at `saved_sp` on `stack`.
     pub(super) fn new(
         name: &'static str,
@@ -176,6 +187,8 @@ impl Thread {
         mm::heap::try_box(Thread {
             tid: 0,
             process: None,
+            pid: 0,
+            space: None,
             name,
             state: State::Ready,
             priority: DEFAULT_PRIORITY,
