@@ -97,7 +97,7 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
     let mut guard = SCHEDULER.lock();
     let s = &mut *guard;
     let inserted = s.processes.insert(process).and_then(|slot| {
-        thread.attach(slot, s.processes.get(slot));
+        attach(&mut thread, slot, s.processes.get(slot));
         match s.threads.insert(thread) {
             Ok(index) => Ok((slot, index)),
             Err(_) => Err(s.processes.remove(slot).expect("just inserted")),
@@ -179,7 +179,7 @@ pub fn spawn_thread<A: Arch>(
     let mut guard = SCHEDULER.lock();
     let s = &mut *guard;
     let slot = s.current_process().ok_or(Error::InvalidArgument)?;
-    thread.attach(slot, s.processes.get(slot));
+    attach(&mut thread, slot, s.processes.get(slot));
     let index = s.threads.insert(thread)?;
     s.processes.get_mut(slot).live_threads += 1;
     let thread = s.threads.reference(index);
@@ -233,4 +233,11 @@ pub fn program_names() -> Result<Vec<Name>, Error> {
         .map_err(|_| Error::OutOfMemory)?;
     names.extend(archive.names().map(abi::name_from));
     Ok(names)
+}
+
+/// Makes `thread` a thread of `process`, at `slot` of the process table.
+pub(super) fn attach(thread: &mut Thread, slot: usize, process: &Process) {
+    thread.process = Some(slot);
+    thread.pid = process.pid;
+    thread.space = process.space.as_ref().map(UserSpace::root);
 }

@@ -9,6 +9,7 @@ use super::process::{ExitStatus, MAX_PROCESSES, Parent, Process};
 use super::queue::Place;
 use super::sched::{self, SCHEDULER, Scheduler};
 use super::space::UserSpace;
+use super::spawn::attach;
 use super::thread::{MAX_THREADS, State, Thread};
 use super::timeout::DeadlineLinks;
 use super::wait::WaitQueue;
@@ -52,7 +53,7 @@ fn process(s: &mut Scheduler, parent: Parent) -> (usize, usize) {
         .insert(Process::new("proc", parent, None).unwrap())
         .unwrap_or_else(|_| panic!("room for a process"));
     let mut t = thread("user", 4, 0x40_000);
-    t.attach(slot, s.processes.get(slot));
+    attach(&mut t, slot, s.processes.get(slot));
     let index = s.threads.insert(t).unwrap();
     s.make_ready(index);
     (slot, index)
@@ -141,7 +142,7 @@ fn killing_a_process_wakes_its_threads_wherever_they_wait() {
     let queue = Box::pin(WaitQueue::new());
     let (slot, first) = process(&mut s, Parent::Orphan);
     let mut second = thread("user", 4, 0x50_000);
-    second.attach(slot, s.processes.get(slot));
+    attach(&mut second, slot, s.processes.get(slot));
     let second = s.threads.insert(second).unwrap();
     s.processes.get_mut(slot).live_threads += 1;
     s.make_ready(second);
@@ -392,7 +393,7 @@ fn schedule_switches_stacks_and_address_spaces_as_the_scheduler_chose() {
             let root = space.root();
             s.processes.get_mut(slot).space = Some(space);
             let s = &mut *s;
-            s.threads.get_mut(user).attach(slot, s.processes.get(slot));
+            attach(s.threads.get_mut(user), slot, s.processes.get(slot));
             (user, s.thread(user).saved_sp, root)
         };
         sched::yield_now::<FakeArch>();

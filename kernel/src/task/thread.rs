@@ -170,13 +170,6 @@ pub(super) struct Thread {
 }
 
 impl Thread {
-    /// Makes it a thread of `process`, at `slot` of the process table.
-    pub(super) fn attach(&mut self, slot: usize, process: &super::process::Process) {
-        self.process = Some(slot);
-        self.pid = process.pid;
-        self.space = process.space.as_ref().map(super::space::UserSpace::root);
-    }
-
     /// A ready thread that will resume at `saved_sp` on `stack`.
     pub(super) fn new(
         name: &'static str,
