@@ -79,9 +79,9 @@ pub fn claim<A: Arch>(
     // A handler that went left no dispatch entry (its drop removed it),
     // so this fails only if the kernel itself uses the line.
     if crate::irq::register(irq, device.name, fire::<A>).is_err() {
+        // Forget the line before `handler` drops, so that it leaves the
+        // line and the kernel's registration alone.
         CLAIMED.lock()[irq] = None;
-        // Forget the line before `handler` drops, so it leaves the
-        // kernel's registration alone.
         return Err(Error::Busy);
     }
     handler.acknowledge();
@@ -107,14 +107,22 @@ impl IrqHandler {
 
 impl Drop for IrqHandler {
     fn drop(&mut self) {
-        let _ = (self.set_masked)(self.irq, true);
-        let mut claimed = CLAIMED.lock();
-        // A failed claim cleared the slot and must not unregister the
-        // kernel's own handler; otherwise the slot is this handler's.
-        if let Some(weak) = &claimed[self.irq]
-            && weak.strong_count() == 0
-        {
-            claimed[self.irq] = None;
+        // A failed claim cleared the slot and must leave the line and its
+        // registration alone; otherwise the slot is this handler's.
+        let owned = {
+            let mut claimed = CLAIMED.lock();
+            let owned = claimed[self.irq]
+                .as_ref()
+                .is_some_and(|weak| weak.strong_count() == 0);
+            if owned {
+                claimed[self.irq] = None;
+            }
+            owned
+        };
+        // Outside the table's lock, which the interrupt path takes after
+        // the controller's.
+        if owned {
+            let _ = (self.set_masked)(self.irq, true);
             crate::irq::unregister(self.irq);
         }
     }
