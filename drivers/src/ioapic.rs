@@ -90,6 +90,17 @@ impl IoApic {
         self.write(REDIRECTION_TABLE + 2 * line, low);
     }
 
+    /// How `line` is routed: its vector, whether it is masked, and how it
+    /// signals.
+    pub fn entry(&mut self, line: u32) -> (u8, bool, Signal) {
+        let low = self.read(REDIRECTION_TABLE + 2 * line);
+        let signal = Signal {
+            active_low: low & ACTIVE_LOW != 0,
+            level: low & LEVEL_TRIGGERED != 0,
+        };
+        (low as u8, low & MASKED != 0, signal)
+    }
+
     /// Masks or unmasks `line`, keeping its route.
     pub fn set_masked(&mut self, line: u32, masked: bool) {
         let register = REDIRECTION_TABLE + 2 * line;

@@ -1,14 +1,16 @@
 //! The devices the kernel leaves to user-space drivers on x86_64:
 //! - the CMOS real-time clock (ports 0x70-0x71, ISA interrupt 8), once the
 //!   kernel has read the wall clock from it at boot;
-//! - on `microvm`, the VirtIO-MMIO transports: QEMU puts 24 of them at
-//!   0xfeb00000, 0x200 apart, and describes them only in AML, which the
-//!   kernel does not interpret (their interrupts come with the VirtIO
-//!   drivers);
+//! - on `microvm`, the VirtIO-MMIO transports at 0xfeb00000, 0x200 apart,
+//!   which QEMU describes only in AML (the kernel does not interpret it):
+//!   with ACPI and a second I/O APIC (the default), 24 of them on global
+//!   interrupts 24 to 47; with ACPI and one I/O APIC, 8 on 16 to 23;
+//!   without ACPI, 8 on 5 to 12. Their lines are level-triggered;
 //! - on `q35`, the HPET, where the ACPI HPET table puts it (the kernel
 //!   keeps time with the TSC and ticks with the local APIC).
 
 use crate::{acpi, interrupts, machine};
+use drivers::ioapic::Signal;
 use hal::{DeviceRegisters, FirmwareTables, Platform, UserDevice, UserDevices};
 use spin::Once;
 
@@ -18,7 +20,16 @@ const CMOS_PORTS: u16 = 0x70;
 const CMOS_ISA_IRQ: u8 = 8;
 const VIRTIO_MMIO_BASE: u64 = 0xfeb0_0000;
 const VIRTIO_MMIO_STRIDE: u64 = 0x200;
-const VIRTIO_MMIO_TRANSPORTS: u64 = 24;
+
+/// microvm's VirtIO-MMIO transports: how many, and the global interrupt
+/// of the first (the others follow), as QEMU lays them out.
+fn virtio_layout() -> (u64, u32) {
+    match interrupts::io_apics() {
+        Some((2.., true)) => (24, 24),
+        Some((_, true)) => (8, 16),
+        _ => (8, 5),
+    }
+}
 /// The HPET's register block (its specification's size).
 const HPET_SIZE: u64 = 0x400;
 
@@ -38,14 +49,32 @@ pub fn init() {
     });
     match machine::detect() {
         "microvm" => {
-            for n in 0..VIRTIO_MMIO_TRANSPORTS {
+            let (transports, first_gsi) = virtio_layout();
+            for n in 0..transports {
+                let gsi = first_gsi + n as u32;
+                let signal = Signal {
+                    active_low: false,
+                    level: true,
+                };
+                // Without ACPI the transports' lines overlap the ISA ones:
+                // a line the RTC has is not shared.
+                let irq = if rtc_irq == Some(interrupts::gsi_irq(gsi)) {
+                    log::warn!(
+                        "VirtIO transport {n} shares the RTC's line {gsi}: left without one"
+                    );
+                    None
+                } else {
+                    interrupts::route_gsi(gsi, signal)
+                        .map_err(|e| log::warn!("a VirtIO transport's line cannot be routed: {e}"))
+                        .ok()
+                };
                 devices.push(UserDevice {
                     name: "virtio-mmio",
                     registers: DeviceRegisters::Memory {
                         base: VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_STRIDE,
                         size: VIRTIO_MMIO_STRIDE,
                     },
-                    irq: None,
+                    irq,
                 });
             }
         }

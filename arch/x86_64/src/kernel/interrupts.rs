@@ -205,23 +205,40 @@ fn with_io_apic<R>(gsi: u32, f: impl FnOnce(&mut IoApic, u32) -> R) -> Result<R,
 
 /// Routes ISA interrupt `isa_irq` (masked) and returns its portable number.
 pub fn route_isa(isa_irq: u8) -> Result<usize, IrqError> {
+    let (gsi, active_low, level) = controllers()?.madt.isa_route(isa_irq);
+    route_gsi(gsi, Signal { active_low, level })
+}
+
+/// Routes global interrupt `gsi` (masked) to this CPU as `signal`, and
+/// returns its portable number.
+pub fn route_gsi(gsi: u32, signal: Signal) -> Result<usize, IrqError> {
     let c = controllers()?;
-    let (gsi, active_low, level) = c.madt.isa_route(isa_irq);
     if gsi >= GSI_VECTORS {
         return Err(IrqError::NoSuchIrq(gsi as usize));
     }
     let vector = GSI_VECTOR_BASE + gsi as u8;
     let destination = c.local.id() as u8;
     with_io_apic(gsi, |apic, line| {
-        apic.route(
-            line,
-            vector,
-            destination,
-            Signal { active_low, level },
-            true,
-        )
+        apic.route(line, vector, destination, signal, true)
     })?;
-    Ok((vector - FIRST_VECTOR) as usize)
+    Ok(gsi_irq(gsi))
+}
+
+/// The portable number global interrupt `gsi` arrives as.
+pub fn gsi_irq(gsi: u32) -> usize {
+    (GSI_VECTOR_BASE - FIRST_VECTOR) as usize + gsi as usize
+}
+
+/// How global interrupt `gsi` is routed: vector, masked, signal (for
+/// tests).
+pub fn gsi_route(gsi: u32) -> Result<(u8, bool, Signal), IrqError> {
+    with_io_apic(gsi, |apic, line| apic.entry(line))
+}
+
+/// How many I/O APICs there are, and whether the MADT said so.
+pub fn io_apics() -> Option<(usize, bool)> {
+    let c = controllers().ok()?;
+    Some((c.madt.io_apics.as_slice().len(), c.madt_from_acpi))
 }
 
 /// Ends an interrupt at the local APIC, if it delivered `vector`.
