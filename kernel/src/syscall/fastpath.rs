@@ -20,14 +20,14 @@ use alloc::sync::Arc;
 use hal::Arch;
 
 /// The endpoint a capability of the caller names, with `right`, and its
-/// badge.
+/// badge, if the caller may take the fast path.
 #[inline(always)]
 fn endpoint_of(
     ipc: &mut ipc::Ipc,
     handle: usize,
     right: Rights,
 ) -> Option<(*const Endpoint, usize)> {
-    let table = ipc.resources::<CapTable>()?;
+    let table = ipc.fast_path_resources::<CapTable>()?;
     let capability = table.get(u32::try_from(handle).ok()?).ok()?;
     match capability.check(ObjectKind::Endpoint, right).ok()? {
         Object::Endpoint(endpoint) => Some((Arc::as_ptr(endpoint), capability.badge())),
@@ -46,9 +46,6 @@ pub fn try_ipc<A: Arch>(number: usize, a: [usize; 6], resume_sp: usize) -> Optio
         return None;
     }
     let mut ipc = ipc::lock_in_system_call();
-    if !ipc.may_take_fast_path() {
-        return None;
-    }
     let right = if call {
         abi::RIGHT_SEND
     } else {

@@ -52,6 +52,12 @@ impl Ipc {
     #[inline]
     pub fn resources<T: Any>(&mut self) -> Option<&mut T> {
         let slot = self.s.current_process()?;
+        self.resources_of::<T>(slot)
+    }
+
+    /// The resources of the process at `slot`, if they are a `T`.
+    #[inline]
+    fn resources_of<T: Any>(&mut self, slot: usize) -> Option<&mut T> {
         let process = self.s.processes.get_mut(slot);
         if process.resources_type != Some(core::any::TypeId::of::<T>()) {
             return None;
@@ -266,12 +272,17 @@ impl Ipc {
         queue.front(&self.s.threads).is_none()
     }
 
-    /// Whether the calling thread may block on the fast path: no switch
-    /// is due (it would be missed), and its waits have no timeout (the
-    /// fast path arms none).
+    /// The calling process's resources, if they are a `T` and the calling
+    /// thread may block on the fast path: no switch is due (it would be
+    /// missed), and its waits have no timeout (the fast path arms none).
     #[inline(always)]
-    pub fn may_take_fast_path(&self) -> bool {
-        !sched::switch_due() && self.s.thread(self.s.current).ipc.timeout_ns == 0
+    pub fn fast_path_resources<T: Any>(&mut self) -> Option<&mut T> {
+        let thread = self.s.thread(self.s.current);
+        if sched::switch_due() || thread.ipc.timeout_ns != 0 {
+            return None;
+        }
+        let slot = thread.process?;
+        self.resources_of::<T>(slot)
     }
 
     /// `call` on the fast path: if the first receiver in `receivers` may
