@@ -289,7 +289,7 @@ impl Ipc {
     /// run now, takes it from the queue, hands it `message` with the
     /// calling thread as the caller it owes a reply, blocks the calling
     /// thread for that reply and makes the receiver current (see
-    /// [`Ipc::hand_off`]). Otherwise gives the lock back untouched.
+    /// [`hand_off`]). Otherwise gives the lock back untouched.
     #[inline(always)]
     pub fn fast_call<A: Arch>(
         mut self,
@@ -319,13 +319,15 @@ impl Ipc {
         });
         caller.ipc.start_wait(true, false);
         caller.state = State::Blocked;
-        Ok(self.hand_off::<A>(receiver, resume_sp))
+        let handed = hand_off(&mut s.current, caller, (receiver, callee), resume_sp);
+        drop(self);
+        Ok(handed.resume::<A>())
     }
 
     /// `reply_recv` on the fast path: if the calling thread's caller still
     /// awaits its reply and may run now, hands it `reply`, blocks the
     /// calling thread receiving in `receivers` and makes the caller
-    /// current (see [`Ipc::hand_off`]). Otherwise gives the lock back
+    /// current (see [`hand_off`]). Otherwise gives the lock back
     /// untouched.
     #[inline(always)]
     pub fn fast_reply_receive<A: Arch>(
@@ -336,57 +338,77 @@ impl Ipc {
     ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
         let me = s.current;
-        let Some(caller) = s.thread(me).ipc.caller else {
+        let server = s.thread(me);
+        // A bound notification's bits would have to be looked at.
+        let (Some(caller), None) = (server.ipc.caller, &server.ipc.bound) else {
             return Err(self);
         };
         if caller.index == me || !s.may_run_next(caller.index) {
             return Err(self);
         }
-        let (server, client) = s.threads.pair_mut(me, caller.index);
-        // A bound notification's bits would have to be looked at.
-        if client.tid != caller.tid
-            || client.state != State::Blocked
-            || !client.ipc.awaiting_reply
-            || server.ipc.bound.is_some()
+        let client = s.thread(caller.index);
+        if client.tid != caller.tid || client.state != State::Blocked || !client.ipc.awaiting_reply
         {
             return Err(self);
         }
+        receivers.block(&mut s.threads, me);
+        let (server, client) = s.threads.pair_mut(me, caller.index);
         client.ipc.message = reply;
         client.ipc.end_wait(None);
         server.ipc.caller = None;
         server.ipc.start_wait(false, true);
-        receivers.block(&mut s.threads, me);
-        Ok(self.hand_off::<A>(caller.index, resume_sp))
-    }
-
-    /// Makes thread `next` (blocked, handed its message, allowed to run
-    /// now) the running one, the calling thread having blocked on the fast
-    /// path: it will resume at `resume_sp`, a kernel context the
-    /// architecture prepared that completes its call ([`resumed`]). Says
-    /// how to resume `next`; the architecture then leaves the calling
-    /// thread's stack.
-    #[inline(always)]
-    fn hand_off<A: Arch>(mut self, next: usize, resume_sp: usize) -> Resume {
-        let s = &mut *self.s;
-        let (caller, partner) = s.threads.pair_mut(s.current, next);
-        caller.saved_sp = resume_sp;
-        caller.ipc.resumes_at_frame = true;
-        let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
-        // What `resumed` would do for a partner resumed at its frame: its
-        // wait went well, and a fast path's message carries nothing to
-        // take in.
-        partner.ipc.is_call = false;
-        let message = partner.ipc.message;
-        let to = sched::enter(&mut s.current, caller, (next, partner));
+        let handed = hand_off(&mut s.current, server, (caller.index, client), resume_sp);
         drop(self);
-        sched::enter_address_space::<A>(&to);
+        Ok(handed.resume::<A>())
+    }
+}
+
+/// A fast path's hand-off, decided under the lock, to carry out after it.
+struct HandOff {
+    to: sched::SwitchTo,
+    at_frame: bool,
+    message: Message,
+}
+
+/// Makes thread `next` (blocked, handed its message, allowed to run now)
+/// the running one, the calling thread `caller` having blocked on the fast
+/// path: it will resume at `resume_sp`, a kernel context the architecture
+/// prepared that completes its call ([`resumed`]).
+#[inline(always)]
+fn hand_off(
+    current: &mut usize,
+    caller: &mut super::thread::Thread,
+    (next, partner): (usize, &mut super::thread::Thread),
+    resume_sp: usize,
+) -> HandOff {
+    caller.saved_sp = resume_sp;
+    caller.ipc.resumes_at_frame = true;
+    let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
+    // What `resumed` would do for a partner resumed at its frame: its wait
+    // went well, and a fast path's message carries nothing to take in.
+    partner.ipc.is_call = false;
+    let message = partner.ipc.message;
+    let to = sched::enter(current, caller, (next, partner));
+    HandOff {
+        to,
+        at_frame,
+        message,
+    }
+}
+
+impl HandOff {
+    /// The rest of the switch, the lock let go: the partner's address
+    /// space and kernel stack, and how the architecture resumes it.
+    #[inline(always)]
+    fn resume<A: Arch>(self) -> Resume {
+        sched::enter_address_space::<A>(&self.to);
         sched::reap();
-        match at_frame {
+        match self.at_frame {
             true => Resume::Frame {
-                stack_top: to.stack_top(),
-                message,
+                stack_top: self.to.stack_top(),
+                message: self.message,
             },
-            false => Resume::Context { sp: to.load() },
+            false => Resume::Context { sp: self.to.load() },
         }
     }
 }
