@@ -153,7 +153,8 @@ impl ThreadList {
 
     /// Unlinks `index`, which must be in this list.
     pub fn remove(&mut self, table: &mut impl LinkTable, index: usize) {
-        let links = *table.links(index);
+        // Read and cleared in one look at the entry.
+        let links = core::mem::take(table.links(index));
         debug_assert!(links.place.is_some(), "entry {index} is in no list");
         match links.prev {
             Some(prev) => table.links(prev as usize).next = links.next,
@@ -163,7 +164,6 @@ impl ThreadList {
             Some(next) => table.links(next as usize).prev = links.prev,
             None => self.tail = links.prev,
         }
-        *table.links(index) = Links::default();
         self.len -= 1;
     }
 
