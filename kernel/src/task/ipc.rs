@@ -351,8 +351,11 @@ impl Ipc {
         {
             return Err(self);
         }
-        receivers.block(&mut s.threads, me);
         let (server, client) = s.threads.pair_mut(me, caller.index);
+        // Another receiver waiting here is left to the general path.
+        if !receivers.block_alone(me, server) {
+            return Err(self);
+        }
         client.ipc.message = reply;
         client.ipc.end_wait(None);
         server.ipc.caller = None;

@@ -109,6 +109,20 @@ impl ThreadList {
         self.len += 1;
     }
 
+    /// Makes `index`, whose links are `links` (in no list), the only entry
+    /// of this empty list, as being at `place`.
+    pub fn push_only(&mut self, index: usize, links: &mut Links, place: Place) {
+        debug_assert!(self.is_empty() && links.place.is_none());
+        *links = Links {
+            prev: None,
+            next: None,
+            place: Some(place),
+        };
+        self.head = Some(index as u32);
+        self.tail = self.head;
+        self.len = 1;
+    }
+
     /// Inserts `index` before the first entry whose key is greater than
     /// its own, keeping the list sorted by `key` and stable among equals.
     pub fn insert_sorted<T: LinkTable>(

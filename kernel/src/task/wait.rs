@@ -12,7 +12,7 @@
 //! only the scheduler lock hands out.
 
 use super::queue::{Place, QueueAddress, ThreadList};
-use super::thread::{State, Threads};
+use super::thread::{State, Thread, Threads};
 use core::cell::UnsafeCell;
 use core::marker::PhantomPinned;
 use core::pin::Pin;
@@ -72,6 +72,22 @@ impl WaitQueue {
         // queue's list again: no other reference to it exists meanwhile.
         let list = unsafe { &mut *self.list.get() };
         f(list, threads)
+    }
+
+    /// Blocks thread `index`, whose record `thread` is, if no other thread
+    /// waits here; says whether it did. For a caller that holds the record
+    /// already (the IPC fast path), so the table is not looked into again.
+    pub(super) fn block_alone(self: Pin<&Self>, index: usize, thread: &mut Thread) -> bool {
+        // SAFETY: `thread` is borrowed from the thread table, which only
+        // the scheduler lock gives out (as in `with_list`); nothing else
+        // reaches this queue's list meanwhile.
+        let list = unsafe { &mut *self.list.get() };
+        if !list.is_empty() {
+            return false;
+        }
+        thread.state = State::Blocked;
+        list.push_only(index, &mut thread.links, Place::Queue(self.address()));
+        true
     }
 
     /// Blocks thread `index`, which is in no list, at the back.
