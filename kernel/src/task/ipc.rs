@@ -305,8 +305,14 @@ impl Ipc {
         if !s.may_run_next(receiver) {
             return Err(self);
         }
-        receivers.pop(&mut s.threads);
         let (caller, callee) = s.threads.pair_mut(me, receiver);
+        let (caller, callee) = if receivers.take_alone(receiver, callee) {
+            (caller, callee)
+        } else {
+            // Others wait behind it: their links change too.
+            receivers.pop(&mut s.threads);
+            s.threads.pair_mut(me, receiver)
+        };
         callee.ipc.message = message;
         callee.ipc.end_wait(None);
         callee.ipc.caller = Some(ThreadRef {

@@ -123,6 +123,19 @@ impl ThreadList {
         self.len = 1;
     }
 
+    /// Takes `index`, whose links are `links`, out of the list if it is
+    /// the only entry; says whether it was.
+    pub fn take_only(&mut self, index: usize, links: &mut Links) -> bool {
+        if self.len != 1 || self.head != Some(index as u32) {
+            return false;
+        }
+        *links = Links::default();
+        self.head = None;
+        self.tail = None;
+        self.len = 0;
+        true
+    }
+
     /// Inserts `index` before the first entry whose key is greater than
     /// its own, keeping the list sorted by `key` and stable among equals.
     pub fn insert_sorted<T: LinkTable>(

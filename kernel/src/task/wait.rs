@@ -90,6 +90,15 @@ impl WaitQueue {
         true
     }
 
+    /// Takes thread `index`, whose record `thread` is, out of the queue if
+    /// it is the only one waiting; says whether it was. For a caller that
+    /// holds the record already, as [`WaitQueue::block_alone`].
+    pub(super) fn take_alone(&self, index: usize, thread: &mut Thread) -> bool {
+        // SAFETY: as in `block_alone`.
+        let list = unsafe { &mut *self.list.get() };
+        list.take_only(index, &mut thread.links)
+    }
+
     /// Blocks thread `index`, which is in no list, at the back.
     pub(super) fn block(self: Pin<&Self>, threads: &mut Threads, index: usize) {
         threads.get_mut(index).state = State::Blocked;
