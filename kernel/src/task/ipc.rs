@@ -344,22 +344,21 @@ impl Ipc {
     ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
         let me = s.current;
-        let server = s.thread(me);
-        // A bound notification's bits would have to be looked at.
-        let (Some(caller), None) = (server.ipc.caller, &server.ipc.bound) else {
+        let Some(caller) = s.thread(me).ipc.caller else {
             return Err(self);
         };
         if caller.index == me || !s.may_run_next(caller.index) {
             return Err(self);
         }
-        let client = s.thread(caller.index);
-        if client.tid != caller.tid || client.state != State::Blocked || !client.ipc.awaiting_reply
-        {
-            return Err(self);
-        }
         let (server, client) = s.threads.pair_mut(me, caller.index);
-        // Another receiver waiting here is left to the general path.
-        if !receivers.block_alone(me, server) {
+        // A bound notification's bits would have to be looked at; another
+        // receiver waiting here is left to the general path.
+        if client.tid != caller.tid
+            || client.state != State::Blocked
+            || !client.ipc.awaiting_reply
+            || server.ipc.bound.is_some()
+            || !receivers.block_alone(me, server)
+        {
             return Err(self);
         }
         client.ipc.message = reply;
