@@ -93,6 +93,15 @@ pub(super) fn wait<A: Arch>(child: Option<task::Pid>, status: Option<UserBuffer>
     one(pid as usize)
 }
 
+/// Whether a priority above the default is allowed: `control`, if given,
+/// must be a control capability with `RIGHT_RAISE_PRIORITY`.
+fn may_raise(control_handle: Option<Handle>) -> Result<bool, Error> {
+    match control_handle {
+        Some(handle) => control(handle, abi::RIGHT_RAISE_PRIORITY).map(|()| true),
+        None => Ok(false),
+    }
+}
+
 /// Checks that `control` names a control capability with `right`.
 fn control(control: Handle, right: abi::Rights) -> Result<(), Error> {
     with_table(|table| {
@@ -114,14 +123,7 @@ pub(super) fn power_off<A: Arch>(handle: Handle, status: u8) -> Outcome {
 }
 
 pub(super) fn set_priority<A: Arch>(priority: usize, handle: Option<Handle>) -> Outcome {
-    let may_raise = match handle {
-        Some(handle) => {
-            control(handle, abi::RIGHT_RAISE_PRIORITY)?;
-            true
-        }
-        None => false,
-    };
-    task::set_priority::<A>(priority, may_raise)?;
+    task::set_priority::<A>(priority, may_raise(handle)?)?;
     one(0)
 }
 
@@ -143,14 +145,7 @@ pub(super) fn thread_set_priority<A: Arch>(
     let Object::Thread(thread) = object(handle, ObjectKind::Thread, abi::RIGHT_SCHEDULE)? else {
         return Err(Error::WrongType);
     };
-    let may_raise = match control_handle {
-        Some(handle) => {
-            control(handle, abi::RIGHT_RAISE_PRIORITY)?;
-            true
-        }
-        None => false,
-    };
-    task::set_priority_of::<A>(thread, priority, may_raise)?;
+    task::set_priority_of::<A>(thread, priority, may_raise(control_handle)?)?;
     one(0)
 }
 

@@ -437,22 +437,14 @@ pub fn yield_now<A: Arch>() {
 /// capability); kernel threads always may. A lower priority takes effect
 /// at once: a more urgent ready thread runs.
 pub fn set_priority<A: Arch>(priority: usize, may_raise: bool) -> Result<(), Error> {
-    let priority = u8::try_from(priority)
-        .ok()
-        .filter(|&p| (p as usize) < PRIORITIES)
-        .ok_or(Error::InvalidArgument)?;
-    {
-        let mut guard = SCHEDULER.lock();
-        let s = &mut *guard;
-        let may_raise = may_raise || s.current_process().is_none();
-        if priority > DEFAULT_PRIORITY && !may_raise {
-            return Err(Error::PermissionDenied);
-        }
-        let current = s.current;
-        s.thread_mut(current).priority = priority;
-    }
-    schedule::<A>();
-    Ok(())
+    let (me, kernel_thread) = {
+        let s = SCHEDULER.lock();
+        (
+            s.threads.reference(s.current),
+            s.current_process().is_none(),
+        )
+    };
+    set_priority_of::<A>(me, priority, may_raise || kernel_thread)
 }
 
 /// Sets the priority of thread `target` (any process's); raising it above
