@@ -379,6 +379,16 @@ pub trait Threads {
     /// Makes `top` the kernel stack that traps from user mode use: that of
     /// the thread about to run.
     fn set_kernel_stack(top: usize);
+
+    /// Puts a system call's results (`results`, and a message's `words`)
+    /// where the thread whose kernel stack ends at `kernel_stack_top`
+    /// finds them when it returns to user mode from its system call frame:
+    /// it blocked in the call with all its user registers in that frame
+    /// (the IPC fast path), and resumes from it.
+    ///
+    /// # Safety
+    /// That thread is not running, and blocked that way.
+    unsafe fn write_frame_results(kernel_stack_top: usize, results: [usize; 2], words: [usize; 4]);
 }
 
 /// What the kernel runs on, and what it runs without, for the banner.

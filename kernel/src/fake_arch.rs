@@ -36,6 +36,9 @@ pub struct Record {
     pub activated: Vec<Option<RootTable>>,
     /// The kernel stack traps would use now.
     pub kernel_stack: usize,
+    /// Results written into blocked threads' frames: (stack top, results,
+    /// words).
+    pub frame_results: Vec<(usize, [usize; 2], [usize; 4])>,
     /// Whether interrupts are enabled.
     pub interrupts_enabled: bool,
     /// The monotonic clock, which tests move.
@@ -300,6 +303,12 @@ impl hal::Threads for FakeArch {
 
     fn set_kernel_stack(top: usize) {
         record().kernel_stack = top;
+    }
+
+    unsafe fn write_frame_results(kernel_stack_top: usize, results: [usize; 2], words: [usize; 4]) {
+        record()
+            .frame_results
+            .push((kernel_stack_top, results, words));
     }
 }
 

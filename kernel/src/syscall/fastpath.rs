@@ -11,12 +11,10 @@
 //! which also reports the errors.
 
 use super::Returned;
-use crate::object::Object;
 use crate::object::cap::CapTable;
 use crate::object::endpoint::{self, Endpoint};
 use crate::task::{Message, Resume, ipc};
-use abi::{ObjectKind, Rights, Syscall};
-use alloc::sync::Arc;
+use abi::{Rights, Syscall};
 use hal::Arch;
 
 /// The endpoint a capability of the caller names, with `right`, and its
@@ -28,11 +26,8 @@ fn endpoint_of(
     right: Rights,
 ) -> Option<(*const Endpoint, usize)> {
     let table = ipc.fast_path_resources::<CapTable>()?;
-    let capability = table.get(u32::try_from(handle).ok()?).ok()?;
-    match capability.check(ObjectKind::Endpoint, right).ok()? {
-        Object::Endpoint(endpoint) => Some((Arc::as_ptr(endpoint), capability.badge())),
-        _ => None,
-    }
+    let (endpoint, badge) = table.endpoint(handle, right)?;
+    Some((endpoint as *const Endpoint, badge))
 }
 
 /// Carries out `call` or `reply_recv` (`number`) with `a` on the fast

@@ -61,7 +61,7 @@ impl Scheduler {
     pub(super) fn finish_process<A: Arch>(&mut self, slot: usize) -> Option<Resources> {
         let process = self.processes.get_mut(slot);
         process.exit.get_or_insert(ExitStatus::Exited(0));
-        let resources = process.resources.take();
+        let resources = process.take_resources();
         let space = process.space.take();
         if let Some(space) = space {
             crate::inspect::remove_process(process.pid);

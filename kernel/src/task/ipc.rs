@@ -49,24 +49,12 @@ impl Ipc {
     }
 
     /// The calling process's resources, if they are a `T`.
-    #[inline]
+    #[inline(always)]
     pub fn resources<T: Any>(&mut self) -> Option<&mut T> {
-        let slot = self.s.current_process()?;
-        self.resources_of::<T>(slot)
-    }
-
-    /// The resources of the process at `slot`, if they are a `T`.
-    #[inline]
-    fn resources_of<T: Any>(&mut self, slot: usize) -> Option<&mut T> {
-        let process = self.s.processes.get_mut(slot);
-        if process.resources_type != Some(core::any::TypeId::of::<T>()) {
-            return None;
-        }
-        let resources: *mut (dyn Any + Send) = process.resources.as_deref_mut()?;
-        // SAFETY: `resources_type` is the type of the boxed value, found
-        // when the process was made; the box is never replaced, only
-        // taken when the process ends (and then this returned above).
-        Some(unsafe { &mut *(resources as *mut T) })
+        let at = self.s.thread(self.s.current).resources?;
+        // SAFETY: the calling thread runs, so its process has not ended,
+        // and the borrow of the lock guard keeps other borrows out.
+        unsafe { at.get::<T>() }
     }
 
     /// The message slot of `t`, which is alive.
@@ -281,8 +269,7 @@ impl Ipc {
         if sched::switch_due() || thread.ipc.timeout_ns != 0 {
             return None;
         }
-        let slot = thread.process?;
-        self.resources_of::<T>(slot)
+        self.resources::<T>()
     }
 
     /// `call` on the fast path: if the first receiver in `receivers` may
@@ -313,7 +300,6 @@ impl Ipc {
             receivers.pop(&mut s.threads);
             s.threads.pair_mut(me, receiver)
         };
-        callee.ipc.message = message;
         callee.ipc.end_wait(None);
         callee.ipc.caller = Some(ThreadRef {
             index: me,
@@ -325,7 +311,13 @@ impl Ipc {
         });
         caller.ipc.start_wait(true, false);
         caller.state = State::Blocked;
-        let handed = hand_off(&mut s.current, caller, (receiver, callee), resume_sp);
+        let handed = hand_off::<A>(
+            &mut s.current,
+            caller,
+            (receiver, callee),
+            message,
+            resume_sp,
+        );
         drop(self);
         Ok(handed.resume::<A>())
     }
@@ -361,11 +353,16 @@ impl Ipc {
         {
             return Err(self);
         }
-        client.ipc.message = reply;
         client.ipc.end_wait(None);
         server.ipc.caller = None;
         server.ipc.start_wait(false, true);
-        let handed = hand_off(&mut s.current, server, (caller.index, client), resume_sp);
+        let handed = hand_off::<A>(
+            &mut s.current,
+            server,
+            (caller.index, client),
+            reply,
+            resume_sp,
+        );
         drop(self);
         Ok(handed.resume::<A>())
     }
@@ -375,33 +372,39 @@ impl Ipc {
 struct HandOff {
     to: sched::SwitchTo,
     at_frame: bool,
-    message: Message,
 }
 
-/// Makes thread `next` (blocked, handed its message, allowed to run now)
-/// the running one, the calling thread `caller` having blocked on the fast
-/// path: it will resume at `resume_sp`, a kernel context the architecture
-/// prepared that completes its call ([`resumed`]).
+/// Makes thread `next` (blocked, allowed to run now) the running one,
+/// handing it `message`, the calling thread `caller` having blocked on the
+/// fast path: it will resume at `resume_sp`, a kernel context the
+/// architecture prepared that completes its call ([`resumed`]).
 #[inline(always)]
-fn hand_off(
+fn hand_off<A: Arch>(
     current: &mut usize,
     caller: &mut super::thread::Thread,
     (next, partner): (usize, &mut super::thread::Thread),
+    message: Message,
     resume_sp: usize,
 ) -> HandOff {
     caller.saved_sp = resume_sp;
     caller.ipc.resumes_at_frame = true;
     let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
-    // What `resumed` would do for a partner resumed at its frame: its wait
-    // went well, and a fast path's message carries nothing to take in.
-    partner.ipc.is_call = false;
-    let message = partner.ipc.message;
-    let to = sched::enter(current, caller, (next, partner));
-    HandOff {
-        to,
-        at_frame,
-        message,
+    if at_frame {
+        // The message goes straight to the registers it returns in.
+        // SAFETY: the partner blocked on the fast path (so its frame holds
+        // all its registers) and has not run since.
+        unsafe {
+            A::write_frame_results(
+                partner.stack_top,
+                [message.label, message.badge],
+                message.words,
+            )
+        };
+    } else {
+        partner.ipc.message = message;
     }
+    let to = sched::enter(current, caller, (next, partner));
+    HandOff { to, at_frame }
 }
 
 impl HandOff {
@@ -414,7 +417,6 @@ impl HandOff {
         match self.at_frame {
             true => Resume::Frame {
                 stack_top: self.to.stack_top(),
-                message: self.message,
             },
             false => Resume::Context { sp: self.to.load() },
         }

@@ -1,5 +1,6 @@
 //! Threads, processes and the scheduler, one concern per module:
-//! - `thread` and `process`: the records and their tables;
+//! - `thread` and `process`: the records and their tables; `resources`:
+//!   what a process holds beyond them, reached from its threads;
 //! - `queue`: lists threaded through the thread table, and the run queues;
 //! - `wait`: wait queues, kept by whatever threads wait for;
 //! - `sched`: the lock over both tables, choosing and switching threads,
@@ -28,6 +29,7 @@ pub mod image;
 pub mod ipc;
 mod process;
 mod queue;
+mod resources;
 mod sched;
 pub mod space;
 mod spawn;

@@ -16,9 +16,8 @@ use core::pin::Pin;
 use hal::Fault;
 use hal::trap::{Access, FaultKind};
 
-/// What a process keeps beyond its threads and memory (its capability
-/// table), which the task subsystem holds without knowing its type.
-pub type Resources = Box<dyn core::any::Any + Send>;
+pub use super::resources::Resources;
+use super::resources::{OwnedResources, ResourcesAt};
 
 /// A process id; ids are never reused. 0 means "none".
 pub type Pid = u32;
@@ -104,10 +103,7 @@ pub(super) struct Process {
     pub(super) preemptions: u64,
     /// Its capabilities, dropped (outside the scheduler's lock) when it
     /// ends.
-    pub(super) resources: Option<Resources>,
-    /// The concrete type of `resources`, found once: so that the IPC fast
-    /// path reaches them without a virtual call.
-    pub(super) resources_type: Option<core::any::TypeId>,
+    resources: Option<OwnedResources>,
 }
 
 impl Process {
@@ -129,12 +125,20 @@ impl Process {
             child_waiters: Box::into_pin(child_waiters),
             cpu_ticks: 0,
             preemptions: 0,
-            resources_type: resources
-                .as_deref()
-                .map(|r| <dyn core::any::Any>::type_id(r)),
-            resources,
+            resources: resources.map(OwnedResources::new),
         })
         .map_err(|_| Error::OutOfMemory)
+    }
+
+    /// Where its resources are, for its threads to keep.
+    pub(super) fn resources_at(&self) -> Option<ResourcesAt> {
+        self.resources.as_ref().map(OwnedResources::at)
+    }
+
+    /// Takes its resources, when it has ended: no thread of it reaches
+    /// them any more.
+    pub(super) fn take_resources(&mut self) -> Option<Resources> {
+        self.resources.take().map(OwnedResources::into_box)
     }
 
     /// How it ended; a process that ended without saying exited with 0.

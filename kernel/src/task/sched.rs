@@ -256,7 +256,7 @@ impl Scheduler {
 
     /// Whether `index` may run at once, ahead of the run queues: nothing
     /// ready is more urgent.
-    #[inline]
+    #[inline(always)]
     pub(super) fn may_run_next(&self, index: usize) -> bool {
         self.run
             .highest()
@@ -281,13 +281,14 @@ pub(super) fn enter(
     previous: &mut Thread,
     (next, thread): (usize, &mut Thread),
 ) -> SwitchTo {
-    let (previous_process, save) = (previous.process, &raw mut previous.saved_sp);
+    let (previous_pid, save) = (previous.pid, &raw mut previous.saved_sp);
     start_running(thread);
     let (load, stack_top, tid, pid) = (thread.saved_sp, thread.stack_top, thread.tid, thread.pid);
     // A thread of the process that ran last finds its space active
     // (kernel threads run in any space, and kernel code may switch it,
-    // so after one it is switched anyway).
-    let space = match previous_process == thread.process {
+    // so after one it is switched anyway). Pids name processes one to
+    // one, and are 0 for kernel threads.
+    let space = match previous_pid == pid {
         true => None,
         false => thread.space,
     };

@@ -240,4 +240,5 @@ pub(super) fn attach(thread: &mut Thread, slot: usize, process: &Process) {
     thread.process = Some(slot);
     thread.pid = process.pid;
     thread.space = process.space.as_ref().map(UserSpace::root);
+    thread.resources = process.resources_at();
 }

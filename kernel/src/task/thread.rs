@@ -119,8 +119,8 @@ impl IpcState {
 pub enum Resume {
     /// Blocked on the fast path: return to user mode from the system call
     /// frame at the top of the kernel stack that ends at `stack_top`,
-    /// with `message` in the result and message registers.
-    Frame { stack_top: usize, message: Message },
+    /// whose results are written (`hal::Threads::write_frame_results`).
+    Frame { stack_top: usize },
     /// Blocked on the general path: load the kernel context saved at `sp`.
     Context { sp: usize },
 }
@@ -144,6 +144,9 @@ pub(super) struct Thread {
     /// need not look the process up (0 and `None` for kernel threads).
     pub(super) pid: super::Pid,
     pub(super) space: Option<hal::RootTable>,
+    /// Its process's resources (see `ResourcesAt`); `None` for kernel
+    /// threads.
+    pub(super) resources: Option<super::resources::ResourcesAt>,
     pub(super) name: &'static str,
     pub(super) state: State,
     pub(super) priority: u8,
@@ -182,6 +185,7 @@ impl Thread {
             process: None,
             pid: 0,
             space: None,
+            resources: None,
             name,
             state: State::Ready,
             priority: DEFAULT_PRIORITY,
@@ -224,7 +228,7 @@ impl Threads {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&self, index: usize) -> &Thread {
         self.slots[index].as_deref().expect("thread exists")
     }
@@ -235,7 +239,7 @@ impl Threads {
     }
 
     /// Two different entries at once, both of which must exist.
-    #[inline]
+    #[inline(always)]
     pub(super) fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Thread, &mut Thread) {
         let [a, b] = self
             .slots

@@ -2,7 +2,7 @@
 //! system calls (SVC from user mode).
 
 use crate::arch::Armv7;
-use crate::traps::TrapFrame;
+use crate::traps::{self, TrapFrame};
 use hal::UserEntry;
 
 core::arch::global_asm!(include_str!("threads.s"), options(raw));
@@ -90,6 +90,15 @@ impl hal::Threads for Armv7 {
         // The kernel runs in SVC mode, whose stack pointer is the current
         // thread's kernel stack already; exceptions from user mode save
         // their frame on it.
+    }
+
+    #[inline(always)]
+    unsafe fn write_frame_results(kernel_stack_top: usize, results: [usize; 2], words: [usize; 4]) {
+        // SAFETY: as the caller promises, the thread is switched out with
+        // its system call frame at the top of its kernel stack, untouched
+        // until it runs.
+        let frame = unsafe { &mut *traps::frame_below(kernel_stack_top) };
+        traps::write_results(frame, results, Some(words));
     }
 }
 

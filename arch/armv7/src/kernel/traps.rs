@@ -242,7 +242,11 @@ fn arguments(frame: &TrapFrame) -> [usize; 6] {
 /// Puts a call's results, and a message's words, where the caller finds
 /// them: the result registers, and the message registers.
 #[inline(always)]
-fn write_results(frame: &mut TrapFrame, [first, second]: [usize; 2], message: Option<[usize; 4]>) {
+pub(crate) fn write_results(
+    frame: &mut TrapFrame,
+    [first, second]: [usize; 2],
+    message: Option<[usize; 4]>,
+) {
     frame.r[0] = first as u32;
     frame.r[1] = second as u32;
     if let Some(words) = message {
@@ -250,6 +254,13 @@ fn write_results(frame: &mut TrapFrame, [first, second]: [usize; 2], message: Op
             *register = word as u32;
         }
     }
+}
+
+/// The system call frame at the top of the kernel stack ending at `top`
+/// (the entry keeps the stack 8-byte aligned).
+#[inline(always)]
+pub(crate) fn frame_below(top: usize) -> *mut TrapFrame {
+    ((top & !7) - size_of::<TrapFrame>()) as *mut TrapFrame
 }
 
 // traps.s compares the call number with these.
@@ -268,15 +279,7 @@ extern "C" fn armv7_fast_syscall(frame: &mut TrapFrame) -> u64 {
     let number = frame.r[7] as usize;
     match kernel::entry::fast_system_call::<Armv7>(number, arguments(frame), resume_sp) {
         None => 0,
-        Some(Resume::Frame { stack_top, message }) => {
-            let partner = ((stack_top & !7) - size_of::<TrapFrame>()) as *mut TrapFrame;
-            // SAFETY: a thread that blocked on the fast path is switched
-            // out with its system call frame at the top of its kernel
-            // stack, untouched until it runs, which it does from here.
-            let partner = unsafe { &mut *partner };
-            write_results(partner, [message.label, message.badge], Some(message.words));
-            1 | (partner as *mut TrapFrame as u64) << 32
-        }
+        Some(Resume::Frame { stack_top }) => 1 | (frame_below(stack_top) as u64) << 32,
         Some(Resume::Context { sp }) => 2 | (sp as u64) << 32,
     }
 }

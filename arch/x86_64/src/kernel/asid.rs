@@ -48,7 +48,7 @@ pub fn flushes() -> u64 {
 /// # Safety
 /// The tables map the kernel half, as every root does.
 pub unsafe fn load(root: u64, kernel: bool) {
-    let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    let frame = PhysFrame::containing_address(PhysAddr::new_truncate(root));
     if !enabled() {
         // SAFETY: as the caller promises.
         unsafe { Cr3::write(frame, Cr3Flags::empty()) };

@@ -99,5 +99,5 @@ pub fn selectors() -> Selectors {
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: a single aligned store to a field the CPU reads only when it
     // takes an interrupt; callers have interrupts disabled.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_truncate(top) };
 }

@@ -612,6 +612,7 @@ impl hal::Memory for crate::arch::X86_64 {
         KERNEL_PML4.load(Ordering::Relaxed)
     }
 
+    #[inline(always)]
     fn activate(space: Option<RootTable>) {
         let root = space.map_or(KERNEL_PML4.load(Ordering::Relaxed), |r| r.0);
         if !is_active(root) {

@@ -47,6 +47,8 @@ unsafe extern "C" {
     fn user_thread_start();
     fn kernel_thread_start();
     fn syscall_entry();
+    fn x86_64_resume_frame(frame: *mut TrapFrame) -> !;
+    fn x86_64_resume_context(sp: usize) -> !;
     static mut syscall_kernel_rsp: u64;
 }
 
@@ -206,6 +208,21 @@ impl hal::Threads for X86_64 {
         // off, as callers of this do.
         unsafe { (&raw mut syscall_kernel_rsp).write(top as u64) };
     }
+
+    #[inline(always)]
+    unsafe fn write_frame_results(kernel_stack_top: usize, results: [usize; 2], words: [usize; 4]) {
+        // SAFETY: as the caller promises, the thread is switched out with
+        // its system call frame at the top of its kernel stack, untouched
+        // until it runs.
+        let frame = unsafe { &mut *frame_below(kernel_stack_top) };
+        write_results(frame, results, Some(words));
+    }
+}
+
+/// The system call frame at the top of the kernel stack ending at `top`.
+#[inline(always)]
+fn frame_below(top: usize) -> *mut TrapFrame {
+    (top - size_of::<TrapFrame>()) as *mut TrapFrame
 }
 
 /// Called by `user_thread_start` before a new user thread's first return
@@ -255,40 +272,21 @@ fn write_results(frame: &mut TrapFrame, [first, second]: [usize; 2], message: Op
     }
 }
 
-/// What `fast_syscall` does next (see threads.s), and at which address.
-#[repr(C)]
-struct FastOutcome {
-    action: u64,
-    address: u64,
-}
-
 /// The IPC fast path, from `fast_syscall`: hands the CPU to the partner
-/// and says how to resume it, or declines.
+/// and resumes it, or returns to decline.
 #[unsafe(no_mangle)]
-extern "C" fn x86_64_fast_syscall(frame: &mut TrapFrame) -> FastOutcome {
+extern "C" fn x86_64_fast_syscall(frame: &mut TrapFrame) {
     let args = arguments(frame);
     let resume_sp = frame as *mut TrapFrame as usize - RESUME_CONTEXT_BYTES;
     match kernel::entry::fast_system_call::<X86_64>(frame.rax as usize, args, resume_sp) {
-        None => FastOutcome {
-            action: 0,
-            address: 0,
-        },
-        Some(Resume::Frame { stack_top, message }) => {
-            let partner = (stack_top - size_of::<TrapFrame>()) as *mut TrapFrame;
-            // SAFETY: a thread that blocked on the fast path is switched
-            // out with its system call frame at the top of its kernel
-            // stack, untouched until it runs, which it does from here.
-            let partner = unsafe { &mut *partner };
-            write_results(partner, [message.label, message.badge], Some(message.words));
-            FastOutcome {
-                action: 1,
-                address: partner as *mut TrapFrame as u64,
-            }
-        }
-        Some(Resume::Context { sp }) => FastOutcome {
-            action: 2,
-            address: sp as u64,
-        },
+        None => {}
+        // SAFETY: the partner blocked on the fast path, its frame complete
+        // at the top of its stack; this stack's thread has blocked, to be
+        // resumed at its own context.
+        Some(Resume::Frame { stack_top }) => unsafe { x86_64_resume_frame(frame_below(stack_top)) },
+        // SAFETY: `sp` is the partner's context, saved when it switched
+        // out, as a switch would load it.
+        Some(Resume::Context { sp }) => unsafe { x86_64_resume_context(sp) },
     }
 }
 

@@ -105,9 +105,9 @@ general_syscall:
  * it goes the kernel context a general wake-up resumes it at: the six
  * registers x86_64_switch pops (their values do not matter) and the
  * address of ipc_resume. The fast path runs below that context.
- * x86_64_fast_syscall returns in RAX what to do (RDX the address):
- * 0 take the general path, 1 return from the partner's frame, 2 load the
- * partner's saved kernel context.
+ * x86_64_fast_syscall returns only to decline; otherwise it leaves
+ * through x86_64_resume_frame or x86_64_resume_context, so nothing it
+ * preserved for a return is restored in vain.
  */
 fast_syscall:
     mov %r15, 0(%rsp)
@@ -122,10 +122,18 @@ fast_syscall:
     sub ${RESUME_CONTEXT_SPACE}, %rsp
     call x86_64_fast_syscall
     add ${RESUME_CONTEXT_SPACE}, %rsp
-    cmp $1, %rax
-    jb general_syscall              /* the frame is as it was */
-    mov %rdx, %rsp
-    je syscall_exit_full
+    jmp general_syscall             /* the frame is as it was */
+
+/* x86_64_resume_frame(frame): to user mode from a blocked thread's frame. */
+.global x86_64_resume_frame
+x86_64_resume_frame:
+    mov %rdi, %rsp
+    jmp syscall_exit_full
+
+/* x86_64_resume_context(sp): loads a switched-out thread's context. */
+.global x86_64_resume_context
+x86_64_resume_context:
+    mov %rdi, %rsp
     jmp load_context
 
 /*
