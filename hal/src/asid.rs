@@ -30,7 +30,9 @@ impl<const N: usize> Tags<N> {
 
     /// The tag of the space rooted at `root` (page-aligned, not 0).
     pub const fn tag(root: u64) -> usize {
-        ((root >> 12) % (N as u64 - 1)) as usize + 1
+        // In the machine's word: a 64-bit division would be a library
+        // call on a 32-bit machine, and the page number's low bits decide.
+        ((root >> 12) as usize % (N - 1)) + 1
     }
 
     /// The tag of `root` for a switch to it, and whether the TLB may hold

@@ -239,8 +239,8 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
     let options = task::SpawnOptions {
         arguments: argument.as_bytes(),
         parent: task::Parent::Kernel,
-        resources: Some(alloc::boxed::Box::new(object::cap::CapTable::for_init(
-            object::device::user_devices::<A>(),
+        resources: Some(task::ipc::Resources::new(alloc::boxed::Box::new(
+            object::cap::CapTable::for_init(object::device::user_devices::<A>()),
         ))),
     };
     let status = match task::spawn::<A>("init", options) {

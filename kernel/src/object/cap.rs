@@ -96,6 +96,14 @@ pub struct CapTable {
     slots: Vec<Slot>,
 }
 
+/// The tag that marks a process's resources as a [`CapTable`].
+static CAP_TABLE: u8 = 0;
+
+// SAFETY: `CAP_TABLE` is this type's alone.
+unsafe impl crate::task::ipc::ResourcesType for CapTable {
+    const TAG: &'static u8 = &CAP_TABLE;
+}
+
 fn handle(index: usize, generation: u32) -> Handle {
     (generation << HANDLE_INDEX_BITS) | index as Handle
 }

@@ -71,7 +71,7 @@ pub(super) fn spawn<A: Arch>(
         SpawnOptions {
             arguments: &argument_bytes[..arguments_len],
             parent: Parent::Process(task::current_pid()),
-            resources: Some(Box::new(table)),
+            resources: Some(task::ipc::Resources::new(Box::new(table))),
         },
     )?;
     let handle = insert(Capability::new(

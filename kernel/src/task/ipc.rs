@@ -9,14 +9,13 @@
 //! held. A blocked thread holds no reference to the object it waits on:
 //! an object that goes wakes its waiters first (with `PeerDied`).
 
-pub use super::process::Resources;
+pub use super::process::{Resources, ResourcesType};
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
 use super::thread::{Bound, Message, Resume, State, ThreadRef, Transfer};
 use super::wait::WaitQueue;
 use crate::mm::frames;
 use crate::sync::IrqGuard;
 use abi::Error;
-use core::any::Any;
 use core::pin::Pin;
 use hal::Arch;
 use hal::trap::Access;
@@ -50,7 +49,7 @@ impl Ipc {
 
     /// The calling process's resources, if they are a `T`.
     #[inline(always)]
-    pub fn resources<T: Any>(&mut self) -> Option<&mut T> {
+    pub fn resources<T: ResourcesType>(&mut self) -> Option<&mut T> {
         let at = self.s.thread(self.s.current).resources?;
         // SAFETY: the calling thread runs, so its process has not ended,
         // and the borrow of the lock guard keeps other borrows out.
@@ -264,7 +263,7 @@ impl Ipc {
     /// thread may block on the fast path: no switch is due (it would be
     /// missed), and its waits have no timeout (the fast path arms none).
     #[inline(always)]
-    pub fn fast_path_resources<T: Any>(&mut self) -> Option<&mut T> {
+    pub fn fast_path_resources<T: ResourcesType>(&mut self) -> Option<&mut T> {
         let thread = self.s.thread(self.s.current);
         if sched::switch_due() || thread.ipc.timeout_ns != 0 {
             return None;

@@ -16,8 +16,8 @@ use core::pin::Pin;
 use hal::Fault;
 use hal::trap::{Access, FaultKind};
 
-pub use super::resources::Resources;
 use super::resources::{OwnedResources, ResourcesAt};
+pub use super::resources::{Resources, ResourcesType};
 
 /// A process id; ids are never reused. 0 means "none".
 pub type Pid = u32;
@@ -138,7 +138,7 @@ impl Process {
     /// Takes its resources, when it has ended: no thread of it reaches
     /// them any more.
     pub(super) fn take_resources(&mut self) -> Option<Resources> {
-        self.resources.take().map(OwnedResources::into_box)
+        self.resources.take().map(OwnedResources::into_resources)
     }
 
     /// How it ended; a process that ended without saying exited with 0.

@@ -3,56 +3,82 @@
 //! the address of it that each of the process's threads keeps.
 
 use alloc::boxed::Box;
-use core::any::{Any, TypeId};
+use core::any::Any;
 use core::ptr::NonNull;
 
+/// A type that a process's resources may have.
+///
+/// # Safety
+/// `TAG` refers to a static that no other implementor's `TAG` refers to:
+/// the tag's address tells the types apart, in one comparison (a `TypeId`
+/// takes eight instructions and four loads on a 32-bit machine, on the
+/// path of every system call that names a capability).
+pub unsafe trait ResourcesType: Any + Send {
+    const TAG: &'static u8;
+}
+
 /// A process's resources, as the process is given them.
-pub type Resources = Box<dyn Any + Send>;
+pub struct Resources {
+    value: Box<dyn Any + Send>,
+    tag: &'static u8,
+}
+
+impl Resources {
+    pub fn new<T: ResourcesType>(value: Box<T>) -> Resources {
+        Resources { value, tag: T::TAG }
+    }
+}
 
 /// A process's [`Resources`], owned by address rather than as a box, so
 /// that the addresses its threads keep ([`ResourcesAt`]) stay valid while
 /// it has them (a box would claim sole access each time it moved).
-pub(super) struct OwnedResources(NonNull<dyn Any + Send>);
+pub(super) struct OwnedResources {
+    value: NonNull<dyn Any + Send>,
+    tag: &'static u8,
+}
 
 // SAFETY: it owns a `Box<dyn Any + Send>`, which is `Send`.
 unsafe impl Send for OwnedResources {}
 
 impl OwnedResources {
     pub(super) fn new(resources: Resources) -> OwnedResources {
-        OwnedResources(NonNull::from(Box::leak(resources)))
-    }
-
-    pub(super) fn at(&self) -> ResourcesAt {
-        // SAFETY: it owns a live value, read here only for its type.
-        let type_id = unsafe { self.0.as_ref() }.type_id();
-        ResourcesAt {
-            address: self.0.cast(),
-            type_id,
+        OwnedResources {
+            value: NonNull::from(Box::leak(resources.value)),
+            tag: resources.tag,
         }
     }
 
-    pub(super) fn into_box(self) -> Resources {
-        let resources = self.0;
+    pub(super) fn at(&self) -> ResourcesAt {
+        ResourcesAt {
+            address: self.value.cast(),
+            tag: self.tag,
+        }
+    }
+
+    pub(super) fn into_resources(self) -> Resources {
+        let (value, tag) = (self.value, self.tag);
         core::mem::forget(self);
         // SAFETY: it came from a box, given back once (`self` is gone).
-        unsafe { Box::from_raw(resources.as_ptr()) }
+        let value = unsafe { Box::from_raw(value.as_ptr()) };
+        Resources { value, tag }
     }
 }
 
 impl Drop for OwnedResources {
     fn drop(&mut self) {
-        // SAFETY: as in `into_box`; nothing reaches it after this.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        // SAFETY: as in `into_resources`; nothing reaches it after this.
+        drop(unsafe { Box::from_raw(self.value.as_ptr()) });
     }
 }
 
-/// Where a process's resources are, and their concrete type. Each of its
-/// threads keeps a copy, so that its system calls reach them in one look
-/// and without a virtual call (the IPC fast path's capability lookup).
+/// Where a process's resources are, and the tag of their type. Each of
+/// its threads keeps a copy, so that its system calls reach them in one
+/// look and without a virtual call (the IPC fast path's capability
+/// lookup).
 #[derive(Clone, Copy)]
 pub(super) struct ResourcesAt {
     address: NonNull<()>,
-    type_id: TypeId,
+    tag: &'static u8,
 }
 
 // SAFETY: an address, followed only by the process's own running thread
@@ -67,12 +93,12 @@ impl ResourcesAt {
     /// resources are taken only when its last thread has ended), and
     /// nothing else borrows them for `'a`.
     #[inline(always)]
-    pub(super) unsafe fn get<'a, T: Any>(self) -> Option<&'a mut T> {
-        if self.type_id != TypeId::of::<T>() {
+    pub(super) unsafe fn get<'a, T: ResourcesType>(self) -> Option<&'a mut T> {
+        if !core::ptr::eq(self.tag, T::TAG) {
             return None;
         }
-        // SAFETY: a live `T` (its type was read from it), not borrowed
-        // elsewhere, as the caller promises.
+        // SAFETY: a live `T` (only a `T` carries its tag, see
+        // `ResourcesType`), not borrowed elsewhere, as the caller promises.
         Some(unsafe { &mut *self.address.cast::<T>().as_ptr() })
     }
 }
@@ -82,25 +108,38 @@ mod tests {
     use super::*;
     use alloc::sync::Arc;
 
+    struct Counted(Arc<u32>);
+    static COUNTED: u8 = 0;
+    // SAFETY: `COUNTED` is this type's alone.
+    unsafe impl ResourcesType for Counted {
+        const TAG: &'static u8 = &COUNTED;
+    }
+
+    struct Other;
+    static OTHER: u8 = 0;
+    // SAFETY: `OTHER` is this type's alone.
+    unsafe impl ResourcesType for Other {
+        const TAG: &'static u8 = &OTHER;
+    }
+
     #[test]
     fn the_address_serves_only_its_own_type_and_the_owner_gives_the_value_back() {
         let value = Arc::new(5u32);
-        let owned = OwnedResources::new(Box::new(Arc::clone(&value)));
+        let owned = OwnedResources::new(Resources::new(Box::new(Counted(Arc::clone(&value)))));
         let at = owned.at();
         // SAFETY: `owned` holds the value, and nothing else borrows it.
         unsafe {
-            assert!(at.get::<u64>().is_none());
-            assert_eq!(**at.get::<Arc<u32>>().expect("its own type"), 5);
+            assert!(at.get::<Other>().is_none());
+            assert_eq!(*at.get::<Counted>().expect("its own type").0, 5);
         }
-        let back = owned
-            .into_box()
-            .downcast::<Arc<u32>>()
-            .expect("the same value");
+        let back = owned.into_resources();
         assert_eq!(Arc::strong_count(&value), 2);
         drop(back);
         assert_eq!(Arc::strong_count(&value), 1);
         // Dropped without being taken, it frees the value too.
-        drop(OwnedResources::new(Box::new(Arc::clone(&value))));
+        drop(OwnedResources::new(Resources::new(Box::new(Counted(
+            Arc::clone(&value),
+        )))));
         assert_eq!(Arc::strong_count(&value), 1);
     }
 }

@@ -46,17 +46,39 @@ pub(super) struct Scheduler {
     yielding: bool,
 }
 
-pub(super) static SCHEDULER: IrqLock<Scheduler> = IrqLock::new(Scheduler::new());
-/// Set when a switch is due (time slice over, a more urgent thread woke,
-/// the current thread was killed); checked on every return to user mode.
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
-static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
-static CURRENT_TID: AtomicU32 = AtomicU32::new(0);
+/// The scheduler behind its lock, and beside it what is read without the
+/// lock: one static, so that a switch reaches all of it from one address
+/// (a 32-bit Arm build spends two instructions on each static's).
+pub(super) struct SchedulerStatic {
+    locked: IrqLock<Scheduler>,
+    /// Set when a switch is due (time slice over, a more urgent thread
+    /// woke, the current thread was killed); checked on every return to
+    /// user mode.
+    need_resched: AtomicBool,
+    current_pid: AtomicU32,
+    current_tid: AtomicU32,
+    /// Ended threads whose stacks are not yet freed, so that a switch
+    /// need not look when there are none.
+    dead_threads: AtomicUsize,
+}
+
+impl core::ops::Deref for SchedulerStatic {
+    type Target = IrqLock<Scheduler>;
+
+    fn deref(&self) -> &IrqLock<Scheduler> {
+        &self.locked
+    }
+}
+
+pub(super) static SCHEDULER: SchedulerStatic = SchedulerStatic {
+    locked: IrqLock::new(Scheduler::new()),
+    need_resched: AtomicBool::new(false),
+    current_pid: AtomicU32::new(0),
+    current_tid: AtomicU32::new(0),
+    dead_threads: AtomicUsize::new(0),
+};
 /// Nanoseconds from reset to the first return to user mode.
 static FIRST_USER_NS: AtomicU64 = AtomicU64::new(0);
-/// Ended threads whose stacks are not yet freed, so that a switch need
-/// not look when there are none.
-static DEAD_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 impl Scheduler {
     pub(super) const fn new() -> Scheduler {
@@ -100,7 +122,9 @@ impl Scheduler {
         let boot = self.threads.insert(boot)?;
         self.thread_mut(boot).state = State::Running;
         self.current = boot;
-        CURRENT_TID.store(self.thread(boot).tid, Ordering::Relaxed);
+        SCHEDULER
+            .current_tid
+            .store(self.thread(boot).tid, Ordering::Relaxed);
         let idle = self.threads.insert(idle)?;
         self.thread_mut(idle).priority = 0;
         self.idle = idle;
@@ -128,7 +152,7 @@ impl Scheduler {
         let priority = thread.priority;
         self.run.push(&mut self.threads, index, priority);
         if self.preempts(index) {
-            NEED_RESCHED.store(true, Ordering::Relaxed);
+            SCHEDULER.need_resched.store(true, Ordering::Relaxed);
         }
     }
 
@@ -187,7 +211,7 @@ impl Scheduler {
         let current = self.current;
         self.threads.mark_ended(current);
         self.dead.push_back(&mut self.threads, current, Place::Dead);
-        DEAD_THREADS.fetch_add(1, Ordering::Relaxed);
+        SCHEDULER.dead_threads.fetch_add(1, Ordering::Relaxed);
         self.thread(current).process
     }
 
@@ -196,7 +220,7 @@ impl Scheduler {
     pub(super) fn take_dead(&mut self) -> Option<Box<Thread>> {
         let index = self.dead.front().filter(|&index| index != self.current)?;
         self.dead.remove(&mut self.threads, index);
-        DEAD_THREADS.fetch_sub(1, Ordering::Relaxed);
+        SCHEDULER.dead_threads.fetch_sub(1, Ordering::Relaxed);
         self.threads.take(index)
     }
 
@@ -213,7 +237,7 @@ impl Scheduler {
             self.processes.get_mut(slot).cpu_ticks += 1;
         }
         if expired && current != self.idle {
-            NEED_RESCHED.store(true, Ordering::Relaxed);
+            SCHEDULER.need_resched.store(true, Ordering::Relaxed);
         }
         while let Some(index) = self.sleepers.front() {
             if self.thread(index).wake_at > now {
@@ -228,7 +252,7 @@ impl Scheduler {
     /// Chooses the next thread and makes it current; `None` if the
     /// current thread goes on.
     pub(super) fn pick_next(&mut self) -> Option<SwitchTo> {
-        NEED_RESCHED.store(false, Ordering::Relaxed);
+        SCHEDULER.need_resched.store(false, Ordering::Relaxed);
         let previous = self.current;
         let yielded = core::mem::replace(&mut self.yielding, false);
         let still_ready = previous != self.idle && self.thread(previous).state == State::Running;
@@ -292,8 +316,8 @@ pub(super) fn enter(
         true => None,
         false => thread.space,
     };
-    CURRENT_TID.store(tid, Ordering::Relaxed);
-    CURRENT_PID.store(pid, Ordering::Relaxed);
+    SCHEDULER.current_tid.store(tid, Ordering::Relaxed);
+    SCHEDULER.current_pid.store(pid, Ordering::Relaxed);
     *current = next;
     SwitchTo {
         save,
@@ -335,7 +359,7 @@ fn tick<A: Arch>() {
 /// Whether a switch is due at the next return to user mode.
 #[inline]
 pub(super) fn switch_due() -> bool {
-    NEED_RESCHED.load(Ordering::Relaxed)
+    SCHEDULER.need_resched.load(Ordering::Relaxed)
 }
 
 /// Switches to the most urgent ready thread, if it is not the current one
@@ -361,7 +385,7 @@ fn start_running(thread: &mut Thread) {
     thread.slice_left = TIMESLICE_TICKS;
     if thread.killed {
         // It dies at its next return to user mode.
-        NEED_RESCHED.store(true, Ordering::Relaxed);
+        SCHEDULER.need_resched.store(true, Ordering::Relaxed);
     }
 }
 
@@ -399,7 +423,7 @@ pub(super) fn switch<A: Arch>(to: SwitchTo) {
 /// Frees the kernel stacks of threads that have ended.
 #[inline(always)]
 pub(super) fn reap() {
-    if DEAD_THREADS.load(Ordering::Relaxed) != 0 {
+    if SCHEDULER.dead_threads.load(Ordering::Relaxed) != 0 {
         reap_dead();
     }
 }
@@ -531,12 +555,12 @@ pub fn wake_all(queue: &WaitQueue) -> usize {
 
 /// The current process's id; 0 in a kernel thread.
 pub fn current_pid() -> Pid {
-    CURRENT_PID.load(Ordering::Relaxed)
+    SCHEDULER.current_pid.load(Ordering::Relaxed)
 }
 
 /// The current thread's id.
 pub fn current_tid() -> Tid {
-    CURRENT_TID.load(Ordering::Relaxed)
+    SCHEDULER.current_tid.load(Ordering::Relaxed)
 }
 
 /// Runs `f` on the current process's address space; `None` in a kernel

@@ -16,7 +16,7 @@ use aarch32_cpu::register::{
 };
 use arch_armv7::layout::{self, KERNEL_VIRT_OFFSET};
 use arch_armv7::mmu::{self, TableMemory, TableRead, Tables};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use hal::boot::ByteSize;
 use hal::layout::ImageSections;
 use hal::mm::{
@@ -66,6 +66,10 @@ static mut KERNEL_L1: L1Table = L1Table([0; 4096]);
 static SWITCHED: AtomicBool = AtomicBool::new(false);
 /// Serialises table changes.
 static TABLES: Mutex<()> = Mutex::new(());
+/// The user table TTBR0 walks (0: none, as after `init`), as
+/// `write_ttbr0` left it: a switch compares with it instead of reading
+/// two registers.
+static USER_TABLE: AtomicU32 = AtomicU32::new(0);
 /// RAM ranges the direct map covers.
 static DIRECT_MAPPED: Once<([PhysRange; 8], usize)> = Once::new();
 
@@ -392,6 +396,7 @@ fn direct_mapped() -> &'static [PhysRange] {
 }
 
 fn write_ttbr0(root: Option<RootTable>) {
+    USER_TABLE.store(root.map_or(0, |r| r.0 as u32), Ordering::Relaxed);
     let (ttbr0, ttbcr) = match root {
         Some(root) => (root.0 as u32 | mmu::TTBR_WALK_WRITE_BACK, layout::TTBCR_N),
         None => (0, layout::TTBCR_N | TTBCR_PD0),
@@ -510,8 +515,9 @@ impl hal::Memory for crate::arch::Armv7 {
         }
     }
 
+    #[inline(always)]
     fn activate(space: Option<RootTable>) {
-        if current_ttbr0() != space.map(|r| r.0 as u32) {
+        if USER_TABLE.load(Ordering::Relaxed) != space.map_or(0, |r| r.0 as u32) {
             write_ttbr0(space);
         }
     }

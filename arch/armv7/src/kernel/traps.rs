@@ -270,17 +270,26 @@ const _: () = assert!(abi::Syscall::Call as usize == 24 && abi::Syscall::ReplyRe
 /// wake-up resumes at (ten words, as `armv7_switch` pops them).
 const RESUME_CONTEXT_BYTES: usize = 40;
 
+unsafe extern "C" {
+    fn armv7_resume_frame(frame: *mut TrapFrame) -> !;
+    fn armv7_resume_context(sp: usize) -> !;
+}
+
 /// The IPC fast path, from `svc_entry`: hands the CPU to the partner and
-/// says how to resume it (the action in the low word, the address in the
-/// high word), or declines (0).
+/// resumes it, or returns to decline.
 #[unsafe(no_mangle)]
-extern "C" fn armv7_fast_syscall(frame: &mut TrapFrame) -> u64 {
+extern "C" fn armv7_fast_syscall(frame: &mut TrapFrame) {
     let resume_sp = frame as *mut TrapFrame as usize - RESUME_CONTEXT_BYTES;
     let number = frame.r[7] as usize;
     match kernel::entry::fast_system_call::<Armv7>(number, arguments(frame), resume_sp) {
-        None => 0,
-        Some(Resume::Frame { stack_top }) => 1 | (frame_below(stack_top) as u64) << 32,
-        Some(Resume::Context { sp }) => 2 | (sp as u64) << 32,
+        None => {}
+        // SAFETY: the partner blocked on the fast path, its frame complete
+        // at the top of its stack; this stack's thread has blocked, to be
+        // resumed at its own context.
+        Some(Resume::Frame { stack_top }) => unsafe { armv7_resume_frame(frame_below(stack_top)) },
+        // SAFETY: `sp` is the partner's context, saved when it switched
+        // out, as a switch would load it.
+        Some(Resume::Context { sp }) => unsafe { armv7_resume_context(sp) },
     }
 }
 

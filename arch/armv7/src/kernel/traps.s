@@ -77,9 +77,8 @@ undefined_entry:
  * Below the frame goes the kernel context a general wake-up resumes the
  * thread at, as armv7_switch pops it: TPIDRURW, r4 (the frame), r5-r11
  * (any values) and ipc_resume. The fast path runs below that context;
- * armv7_fast_syscall returns in r0 what to do (r1 the address): 0 take
- * the general path, 1 return from the partner's frame, 2 load the
- * partner's saved kernel context.
+ * armv7_fast_syscall returns only to decline, and otherwise leaves
+ * through armv7_resume_frame or armv7_load_context.
  */
 svc_entry:
     srsdb sp!, #0x13
@@ -106,15 +105,22 @@ svc_entry:
     sub sp, r4, #40
     mov r0, r4
     bl armv7_fast_syscall
-    cmp r0, #1
-    blo svc_general             /* r4 still holds the frame, as it was */
-    beq 1f
-    mov sp, r1
-    b armv7_load_context
-1:  mov r4, r1                  /* the partner's frame and thread register */
+    b svc_general               /* r4 still holds the frame, as it was */
+
+/* armv7_resume_frame(frame): to user mode from a blocked thread's frame,
+ * with the thread register it saved below it. */
+.global armv7_resume_frame
+armv7_resume_frame:
+    mov r4, r0
     ldr r2, [r4, #-40]
     mcr p15, 0, r2, c13, c0, 2
     b trap_exit
+
+/* armv7_resume_context(sp): loads a switched-out thread's context. */
+.global armv7_resume_context
+armv7_resume_context:
+    mov sp, r0
+    b armv7_load_context
 svc_general:
     mov sp, r4
     bic sp, sp, #7
