@@ -8,11 +8,14 @@
 //! not the space and the switch flushes the tag's entries. Tag 0 is left
 //! to the kernel.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// The owners of `N` tags.
+/// The owners of `N` tags, each known by its root table's page number (0:
+/// none), which fits the machine's word (a 32-bit machine addresses at
+/// most 40 bits of physical memory) so that no owner check needs a
+/// double-word atomic.
 pub struct Tags<const N: usize> {
-    owners: [AtomicU64; N],
+    owners: [AtomicUsize; N],
 }
 
 impl<const N: usize> Default for Tags<N> {
@@ -24,7 +27,7 @@ impl<const N: usize> Default for Tags<N> {
 impl<const N: usize> Tags<N> {
     pub const fn new() -> Self {
         Tags {
-            owners: [const { AtomicU64::new(0) }; N],
+            owners: [const { AtomicUsize::new(0) }; N],
         }
     }
 
@@ -32,7 +35,12 @@ impl<const N: usize> Tags<N> {
     pub const fn tag(root: u64) -> usize {
         // In the machine's word: a 64-bit division would be a library
         // call on a 32-bit machine, and the page number's low bits decide.
-        ((root >> 12) as usize % (N - 1)) + 1
+        (Self::page(root) % (N - 1)) + 1
+    }
+
+    /// The page number that stands for `root` in the owner table.
+    const fn page(root: u64) -> usize {
+        (root >> 12) as usize
     }
 
     /// The tag of `root` for a switch to it, and whether the TLB may hold
@@ -40,7 +48,13 @@ impl<const N: usize> Tags<N> {
     /// them). The space owns its tag from here.
     pub fn claim(&self, root: u64) -> (usize, bool) {
         let tag = Self::tag(root);
-        let stale = self.owners[tag].swap(root, Ordering::Relaxed) != root;
+        let owner = &self.owners[tag];
+        let page = Self::page(root);
+        // Mostly the space owns its tag still: a load, no atomic exchange.
+        let stale = owner.load(Ordering::Relaxed) != page;
+        if stale {
+            owner.store(page, Ordering::Relaxed);
+        }
         (tag, stale)
     }
 
@@ -49,7 +63,7 @@ impl<const N: usize> Tags<N> {
     /// it flushes them.
     pub fn forget(&self, root: u64) {
         let _ = self.owners[Self::tag(root)].compare_exchange(
-            root,
+            Self::page(root),
             0,
             Ordering::Relaxed,
             Ordering::Relaxed,

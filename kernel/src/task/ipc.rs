@@ -50,7 +50,7 @@ impl Ipc {
     /// The calling process's resources, if they are a `T`.
     #[inline(always)]
     pub fn resources<T: ResourcesType>(&mut self) -> Option<&mut T> {
-        let at = self.s.thread(self.s.current).resources?;
+        let at = self.s.threads.current()?.resources?;
         // SAFETY: the calling thread runs, so its process has not ended,
         // and the borrow of the lock guard keeps other borrows out.
         unsafe { at.get::<T>() }
@@ -264,7 +264,7 @@ impl Ipc {
     /// missed), and its waits have no timeout (the fast path arms none).
     #[inline(always)]
     pub fn fast_path_resources<T: ResourcesType>(&mut self) -> Option<&mut T> {
-        let thread = self.s.thread(self.s.current);
+        let thread = self.s.threads.current()?;
         if sched::switch_due() || thread.ipc.timeout_ns != 0 {
             return None;
         }
@@ -288,16 +288,18 @@ impl Ipc {
         let Some(receiver) = receivers.front(&s.threads) else {
             return Err(self);
         };
-        if !s.may_run_next(receiver) {
+        let Some((caller, callee, succession)) = s.threads.current_and(receiver) else {
+            return Err(self);
+        };
+        if !s.run.allows(callee.priority) {
             return Err(self);
         }
-        let (caller, callee) = s.threads.pair_mut(me, receiver);
-        let (caller, callee) = if receivers.take_alone(receiver, callee) {
-            (caller, callee)
+        let (caller, callee, succession) = if receivers.take_alone(receiver, callee) {
+            (caller, callee, succession)
         } else {
             // Others wait behind it: their links change too.
             receivers.pop(&mut s.threads);
-            s.threads.pair_mut(me, receiver)
+            s.threads.current_and(receiver).expect("still there")
         };
         callee.ipc.end_wait(None);
         callee.ipc.caller = Some(ThreadRef {
@@ -317,6 +319,7 @@ impl Ipc {
             message,
             resume_sp,
         );
+        s.threads.succeed(succession);
         drop(self);
         Ok(handed.resume::<A>())
     }
@@ -335,16 +338,16 @@ impl Ipc {
     ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
         let me = s.current;
-        let Some(caller) = s.thread(me).ipc.caller else {
+        let Some(caller) = s.threads.current().and_then(|t| t.ipc.caller) else {
             return Err(self);
         };
-        if caller.index == me || !s.may_run_next(caller.index) {
+        let Some((server, client, succession)) = s.threads.current_and(caller.index) else {
             return Err(self);
-        }
-        let (server, client) = s.threads.pair_mut(me, caller.index);
+        };
         // A bound notification's bits would have to be looked at; another
         // receiver waiting here is left to the general path.
-        if client.tid != caller.tid
+        if !s.run.allows(client.priority)
+            || client.tid != caller.tid
             || client.state != State::Blocked
             || !client.ipc.awaiting_reply
             || server.ipc.bound.is_some()
@@ -362,6 +365,7 @@ impl Ipc {
             reply,
             resume_sp,
         );
+        s.threads.succeed(succession);
         drop(self);
         Ok(handed.resume::<A>())
     }

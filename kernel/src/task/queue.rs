@@ -245,6 +245,12 @@ impl RunQueues {
         (self.ready != 0).then(|| (31 - self.ready.leading_zeros()) as u8)
     }
 
+    /// Whether an entry of `priority` may run before every queued one.
+    #[inline(always)]
+    pub fn allows(&self, priority: u8) -> bool {
+        self.highest().is_none_or(|highest| priority >= highest)
+    }
+
     /// Takes the first entry of the highest non-empty priority.
     pub fn pop(&mut self, table: &mut impl LinkTable) -> Option<usize> {
         let priority = self.highest()? as usize;

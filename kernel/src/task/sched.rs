@@ -32,7 +32,7 @@ pub(super) struct SwitchTo {
 pub(super) struct Scheduler {
     pub(super) threads: Threads,
     pub(super) processes: Processes,
-    run: RunQueues,
+    pub(super) run: RunQueues,
     sleepers: ThreadList,
     /// Threads whose IPC wait has a deadline, soonest first, by their
     /// deadline links (see `timeout`).
@@ -122,6 +122,7 @@ impl Scheduler {
         let boot = self.threads.insert(boot)?;
         self.thread_mut(boot).state = State::Running;
         self.current = boot;
+        self.threads.set_current(boot);
         SCHEDULER
             .current_tid
             .store(self.thread(boot).tid, Ordering::Relaxed);
@@ -278,20 +279,13 @@ impl Scheduler {
         Some(self.enter(next))
     }
 
-    /// Whether `index` may run at once, ahead of the run queues: nothing
-    /// ready is more urgent.
-    #[inline(always)]
-    pub(super) fn may_run_next(&self, index: usize) -> bool {
-        self.run
-            .highest()
-            .is_none_or(|highest| self.thread(index).priority >= highest)
-    }
-
     /// Makes `next` (not the current thread) current; where to switch.
     #[inline]
     fn enter(&mut self, next: usize) -> SwitchTo {
         let (previous, next_thread) = self.threads.pair_mut(self.current, next);
-        enter(&mut self.current, previous, (next, next_thread))
+        let to = enter(&mut self.current, previous, (next, next_thread));
+        self.threads.set_current(next);
+        to
     }
 }
 

@@ -9,6 +9,7 @@ use crate::mm::{self, stack::KernelStack};
 use abi::Error;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 
 /// A thread id; ids are never reused.
 pub type Tid = u32;
@@ -208,10 +209,33 @@ impl Thread {
 /// The thread table: entries stay at their index while they exist, and
 /// ids count up from 1.
 pub(super) struct Threads {
-    slots: Vec<Option<Box<Thread>>>,
+    /// The records, each owned by the address of what was a box: so that
+    /// the running thread's address can be kept too (`current`) and stay
+    /// valid (a box would claim sole access each time it was reached).
+    slots: Vec<Option<NonNull<Thread>>>,
+    /// The running thread's record, so that the IPC fast path reaches it
+    /// without a look into the table; `None` before the first.
+    current: Option<NonNull<Thread>>,
     next_tid: Tid,
     live: usize,
 }
+
+// SAFETY: it owns its records as a `Vec<Option<Box<Thread>>>` would, and
+// `current` is one of them.
+unsafe impl Send for Threads {}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        for record in self.slots.iter_mut().filter_map(Option::take) {
+            // SAFETY: each came from a box, and is given back once.
+            drop(unsafe { Box::from_raw(record.as_ptr()) });
+        }
+    }
+}
+
+/// What makes a thread the running one, handed out with its record
+/// (see [`Threads::current_and`]).
+pub(super) struct Succession(NonNull<Thread>);
 
 impl LinkTable for Threads {
     fn links(&mut self, index: usize) -> &mut Links {
@@ -223,32 +247,76 @@ impl Threads {
     pub(super) const fn new() -> Threads {
         Threads {
             slots: Vec::new(),
+            current: None,
             next_tid: 1,
             live: 0,
         }
     }
 
     #[inline(always)]
+    fn record(&self, index: usize) -> Option<NonNull<Thread>> {
+        *self.slots.get(index)?
+    }
+
+    #[inline(always)]
     pub(super) fn get(&self, index: usize) -> &Thread {
-        self.slots[index].as_deref().expect("thread exists")
+        let record = self.record(index).expect("thread exists");
+        // SAFETY: a record the table owns, borrowed with the table.
+        unsafe { record.as_ref() }
     }
 
     #[inline]
     pub(super) fn get_mut(&mut self, index: usize) -> &mut Thread {
-        self.slots[index].as_deref_mut().expect("thread exists")
+        let mut record = self.record(index).expect("thread exists");
+        // SAFETY: a record the table owns, borrowed with the table.
+        unsafe { record.as_mut() }
     }
 
     /// Two different entries at once, both of which must exist.
     #[inline(always)]
     pub(super) fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Thread, &mut Thread) {
-        let [a, b] = self
-            .slots
-            .get_disjoint_mut([a, b])
-            .expect("two different entries");
-        (
-            a.as_deref_mut().expect("thread exists"),
-            b.as_deref_mut().expect("thread exists"),
-        )
+        assert_ne!(a, b, "two different entries");
+        let a = self.record(a).expect("thread exists");
+        let b = self.record(b).expect("thread exists");
+        // SAFETY: two different records the table owns, borrowed with it.
+        unsafe { (&mut *a.as_ptr(), &mut *b.as_ptr()) }
+    }
+
+    /// Makes entry `index` the running thread's, for [`Threads::current`].
+    pub(super) fn set_current(&mut self, index: usize) {
+        self.current = Some(self.record(index).expect("thread exists"));
+    }
+
+    /// The running thread's record.
+    #[inline(always)]
+    pub(super) fn current(&self) -> Option<&Thread> {
+        // SAFETY: the running thread's record, which the table owns (an
+        // entry is taken out only once it has ended and another runs).
+        self.current.map(|record| unsafe { record.as_ref() })
+    }
+
+    /// The running thread's record and entry `other`'s, if it exists and
+    /// is another, with what makes `other` the running one
+    /// ([`Threads::succeed`]) once they are let go of: for the IPC fast
+    /// path, which looks neither up twice.
+    #[inline(always)]
+    pub(super) fn current_and(
+        &mut self,
+        other: usize,
+    ) -> Option<(&mut Thread, &mut Thread, Succession)> {
+        let (mut me, mut record) = (self.current?, self.record(other)?);
+        if me == record {
+            return None;
+        }
+        // SAFETY: two different records the table owns, borrowed with it.
+        let (me_ref, other_ref) = unsafe { (me.as_mut(), record.as_mut()) };
+        Some((me_ref, other_ref, Succession(record)))
+    }
+
+    /// Makes the thread `succession` came with the running one.
+    #[inline(always)]
+    pub(super) fn succeed(&mut self, succession: Succession) {
+        self.current = Some(succession.0);
     }
 
     /// The list thread `index` is in, if any.
@@ -267,7 +335,8 @@ impl Threads {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(index, slot)| Some((index, slot.as_deref()?)))
+            // SAFETY: records the table owns, borrowed with it.
+            .filter_map(|(index, slot)| Some((index, unsafe { slot.as_ref()?.as_ref() })))
     }
 
     /// Indices of every entry.
@@ -287,7 +356,8 @@ impl Threads {
     /// Thread `t`, if it still exists and has not ended.
     #[inline]
     pub(super) fn alive(&self, t: ThreadRef) -> Option<&Thread> {
-        let thread = self.slots.get(t.index)?.as_deref()?;
+        // SAFETY: a record the table owns, borrowed with the table.
+        let thread = unsafe { self.record(t.index)?.as_ref() };
         (thread.tid == t.tid && thread.state != State::Dead).then_some(thread)
     }
 
@@ -311,7 +381,7 @@ impl Threads {
         };
         thread.tid = self.next_tid;
         self.next_tid += 1;
-        self.slots[index] = Some(thread);
+        self.slots[index] = Some(NonNull::from(Box::leak(thread)));
         self.live += 1;
         Ok(index)
     }
@@ -324,6 +394,10 @@ impl Threads {
 
     /// Removes entry `index`, which has ended and is in no list.
     pub(super) fn take(&mut self, index: usize) -> Option<Box<Thread>> {
-        self.slots[index].take()
+        let record = self.slots[index].take()?;
+        assert!(self.current != Some(record), "the running thread is taken");
+        // SAFETY: it came from a box, given back once; nothing keeps its
+        // address now (it is not the running thread's).
+        Some(unsafe { Box::from_raw(record.as_ptr()) })
     }
 }

@@ -16,7 +16,7 @@ use aarch32_cpu::register::{
 };
 use arch_armv7::layout::{self, KERNEL_VIRT_OFFSET};
 use arch_armv7::mmu::{self, TableMemory, TableRead, Tables};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use hal::boot::ByteSize;
 use hal::layout::ImageSections;
 use hal::mm::{
@@ -66,10 +66,7 @@ static mut KERNEL_L1: L1Table = L1Table([0; 4096]);
 static SWITCHED: AtomicBool = AtomicBool::new(false);
 /// Serialises table changes.
 static TABLES: Mutex<()> = Mutex::new(());
-/// The user table TTBR0 walks (0: none, as after `init`), as
-/// `write_ttbr0` left it: a switch compares with it instead of reading
-/// two registers.
-static USER_TABLE: AtomicU32 = AtomicU32::new(0);
+
 /// RAM ranges the direct map covers.
 static DIRECT_MAPPED: Once<([PhysRange; 8], usize)> = Once::new();
 
@@ -395,8 +392,10 @@ fn direct_mapped() -> &'static [PhysRange] {
     DIRECT_MAPPED.get().map_or(&[], |(ranges, n)| &ranges[..*n])
 }
 
+#[inline(always)]
 fn write_ttbr0(root: Option<RootTable>) {
-    USER_TABLE.store(root.map_or(0, |r| r.0 as u32), Ordering::Relaxed);
+    // TTBCR changes only when the user half comes or goes.
+    let had_user_half = crate::asid::user_table() != 0;
     let (ttbr0, ttbcr) = match root {
         Some(root) => (root.0 as u32 | mmu::TTBR_WALK_WRITE_BACK, layout::TTBCR_N),
         None => (0, layout::TTBCR_N | TTBCR_PD0),
@@ -406,7 +405,9 @@ fn write_ttbr0(root: Option<RootTable>) {
     unsafe {
         crate::asid::switch(root.map(|r| r.0 as u32), || {
             Ttbr0::write(Ttbr0::new_with_raw_value(ttbr0));
-            Ttbcr::write_raw(ttbcr);
+            if !had_user_half || root.is_none() {
+                Ttbcr::write_raw(ttbcr);
+            }
         })
     };
 }
@@ -517,7 +518,9 @@ impl hal::Memory for crate::arch::Armv7 {
 
     #[inline(always)]
     fn activate(space: Option<RootTable>) {
-        if USER_TABLE.load(Ordering::Relaxed) != space.map_or(0, |r| r.0 as u32) {
+        // Compared with what the last switch loaded rather than read from
+        // two registers.
+        if crate::asid::user_table() != space.map_or(0, |r| r.0 as u32) {
             write_ttbr0(space);
         }
     }

@@ -93,9 +93,8 @@ svc_entry:
     cmp r7, #24
     cmpne r7, #26
     bne svc_general
-    ldr r2, [r4, #76]           /* the caller's CPSR */
-    and r2, r2, #0x1f
-    cmp r2, #0x10
+    ldr r2, [r4, #76]           /* the caller's CPSR: User mode (0x10) */
+    tst r2, #0xf                /* is the only one with M[3:0] = 0 */
     bne svc_general
     mrc p15, 0, r2, c13, c0, 2
     str r2, [r4, #-40]
