@@ -301,16 +301,13 @@ impl Ipc {
             receivers.pop(&mut s.threads);
             s.threads.current_and(receiver).expect("still there")
         };
-        callee.ipc.end_wait(None);
         callee.ipc.caller = Some(ThreadRef {
             index: me,
             tid: caller.tid,
         });
-        caller.ipc.served_by = Some(ThreadRef {
-            index: receiver,
-            tid: callee.tid,
-        });
-        caller.ipc.start_wait(true, false);
+        // `served_by` is left: it serves only a wait that can time out,
+        // and the fast path's never does.
+        caller.ipc.start_fast_wait(true, false);
         caller.state = State::Blocked;
         let handed = hand_off::<A>(
             &mut s.current,
@@ -355,9 +352,8 @@ impl Ipc {
         {
             return Err(self);
         }
-        client.ipc.end_wait(None);
         server.ipc.caller = None;
-        server.ipc.start_wait(false, true);
+        server.ipc.start_fast_wait(false, true);
         let handed = hand_off::<A>(
             &mut s.current,
             server,
@@ -392,6 +388,8 @@ fn hand_off<A: Arch>(
     caller.saved_sp = resume_sp;
     caller.ipc.resumes_at_frame = true;
     let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
+    partner.ipc.awaiting_reply = false;
+    partner.ipc.receiving = false;
     if at_frame {
         // The message goes straight to the registers it returns in.
         // SAFETY: the partner blocked on the fast path (so its frame holds
@@ -404,6 +402,8 @@ fn hand_off<A: Arch>(
             )
         };
     } else {
+        // It resumes the general way, which reads how its wait ended.
+        partner.ipc.outcome = None;
         partner.ipc.message = message;
     }
     let to = sched::enter(current, caller, (next, partner));

@@ -86,7 +86,9 @@ pub(super) struct IpcState {
     pub(super) timeout_ns: u64,
     /// When the current wait times out, if it has a timeout.
     pub(super) deadline: u64,
-    /// The server that took its call, while it awaits the reply.
+    /// The server that took its call, while it awaits the reply: set for
+    /// every wait that may time out (the only thing that reads it), so
+    /// the IPC fast path, whose waits never do, leaves it.
     pub(super) served_by: Option<ThreadRef>,
     /// It blocked on the fast path: its user registers are all in its
     /// system call frame, so a fast path may resume it by writing its
@@ -104,6 +106,15 @@ impl IpcState {
         self.awaiting_reply = awaiting_reply;
         self.receiving = receiving;
         self.outcome = None;
+    }
+
+    /// Starts a wait on the IPC fast path, leaving `outcome` as it is:
+    /// whoever ends a wait sets it (a kill, which does not, is looked at
+    /// first), and one ended on the fast path is not read.
+    #[inline(always)]
+    pub(super) fn start_fast_wait(&mut self, awaiting_reply: bool, receiving: bool) {
+        self.awaiting_reply = awaiting_reply;
+        self.receiving = receiving;
     }
 
     /// Ends a wait with `outcome` (`None`: it went well).

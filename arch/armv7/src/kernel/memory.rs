@@ -392,10 +392,11 @@ fn direct_mapped() -> &'static [PhysRange] {
     DIRECT_MAPPED.get().map_or(&[], |(ranges, n)| &ranges[..*n])
 }
 
+/// Loads TTBR0 with `root`'s table (or turns the user half off), a user
+/// half being on now if `had_user_half`: TTBCR changes only when it comes
+/// or goes.
 #[inline(always)]
-fn write_ttbr0(root: Option<RootTable>) {
-    // TTBCR changes only when the user half comes or goes.
-    let had_user_half = crate::asid::user_table() != 0;
+fn write_ttbr0(root: Option<RootTable>, had_user_half: bool) {
     let (ttbr0, ttbcr) = match root {
         Some(root) => (root.0 as u32 | mmu::TTBR_WALK_WRITE_BACK, layout::TTBCR_N),
         None => (0, layout::TTBCR_N | TTBCR_PD0),
@@ -496,7 +497,7 @@ impl hal::Memory for crate::arch::Armv7 {
     fn destroy_space(root: RootTable, frames: &dyn FrameSource) {
         let _lock = TABLES.lock();
         if current_ttbr0() == Some(root.0 as u32) {
-            write_ttbr0(None);
+            write_ttbr0(None, true);
         }
         crate::asid::forget(root.0 as u32);
         mmu::free_l2_tables(&user_tables(root), &mut Live, frames);
@@ -520,8 +521,9 @@ impl hal::Memory for crate::arch::Armv7 {
     fn activate(space: Option<RootTable>) {
         // Compared with what the last switch loaded rather than read from
         // two registers.
-        if crate::asid::user_table() != space.map_or(0, |r| r.0 as u32) {
-            write_ttbr0(space);
+        let active = crate::asid::user_table();
+        if active != space.map_or(0, |r| r.0 as u32) {
+            write_ttbr0(space, active != 0);
         }
     }
 

@@ -87,8 +87,6 @@ svc_entry:
     push {r0-r12, lr}
     add r0, sp, #56
     stm r0, {sp, lr}^
-    mov r1, #2
-    str r1, [sp, #64]
     mov r4, sp
     cmp r7, #24
     cmpne r7, #26
@@ -110,17 +108,25 @@ svc_entry:
  * with the thread register it saved below it. */
 .global armv7_resume_frame
 armv7_resume_frame:
-    mov r4, r0
-    ldr r2, [r4, #-40]
+    ldr r2, [r0, #-40]
     mcr p15, 0, r2, c13, c0, 2
-    b trap_exit
+    mov sp, r0                  /* as trap_exit, from here */
+    add r0, sp, #56
+    ldm r0, {sp, lr}^
+    nop
+    pop {r0-r12, lr}
+    add sp, sp, #16
+    rfeia sp!
 
 /* armv7_resume_context(sp): loads a switched-out thread's context. */
 .global armv7_resume_context
 armv7_resume_context:
     mov sp, r0
     b armv7_load_context
+/* The frame's kind is stored only here: the fast path never reads it. */
 svc_general:
+    mov r1, #2
+    str r1, [r4, #64]
     mov sp, r4
     bic sp, sp, #7
     mov r0, r4
