@@ -236,12 +236,24 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
         log::error!("no scheduler tick: {e}");
         return exit_code::BOOT_FAILURE;
     }
+    // Init's quota: every frame free now. A limit, not a reservation:
+    // the kernel's reserve and its own records come out of the same free
+    // frames, so memory may run out before the quota does (and the
+    // process whose fault then finds no frame is killed).
+    let Ok(quota) = mm::quota::Quota::root(mm::frames::counts().1) else {
+        log::error!("no memory for init's quota");
+        return exit_code::BOOT_FAILURE;
+    };
     let options = task::SpawnOptions {
         arguments: argument.as_bytes(),
         parent: task::Parent::Kernel,
         resources: Some(task::ipc::Resources::new(alloc::boxed::Box::new(
-            object::cap::CapTable::for_init(object::device::user_devices::<A>()),
+            object::cap::CapTable::for_init(
+                object::device::user_devices::<A>(),
+                alloc::sync::Arc::clone(&quota),
+            ),
         ))),
+        quota: Some(quota),
     };
     let status = match task::spawn::<A>("init", options) {
         Ok(pid) => {

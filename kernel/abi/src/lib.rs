@@ -129,11 +129,15 @@ pub enum Syscall {
     /// `process_wait(process, status) -> pid`: waits for a child through
     /// its handle.
     ProcessWait = 44,
+    /// `quota_split(quota, pages) -> handle`: a quota taken from another.
+    QuotaSplit = 45,
+    /// `quota_info(quota) -> (limit, used)`: a quota's budget and use.
+    QuotaInfo = 46,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 45] = [
+    pub const ALL: [Syscall; 47] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -179,6 +183,8 @@ impl Syscall {
         Syscall::IpcTimeout,
         Syscall::ThreadSetPriority,
         Syscall::ProcessWait,
+        Syscall::QuotaSplit,
+        Syscall::QuotaInfo,
     ];
 
     /// The call with number `number`.
@@ -250,6 +256,8 @@ impl Syscall {
             Syscall::IpcTimeout => "ipc_timeout",
             Syscall::ThreadSetPriority => "thread_set_priority",
             Syscall::ProcessWait => "process_wait",
+            Syscall::QuotaSplit => "quota_split",
+            Syscall::QuotaInfo => "quota_info",
         }
     }
 
@@ -325,6 +333,25 @@ impl Syscall {
                 "Waits until the child the handle names (which needs `RIGHT_WAIT`) has ended, writes how and forgets it, as `wait` does for a pid. Only the parent may wait: another process's handle is `NotFound`.",
                 &[InvalidHandle, WrongType, MissingRight, BadAddress, NotFound],
             ),
+            Syscall::QuotaSplit => (
+                &["quota", "pages"],
+                "handle to the new quota (`QUOTA_RIGHTS`)",
+                "Makes a quota of `pages` pages, taken from the budget of the one the handle names (which needs `RIGHT_SPLIT`) until the new quota goes. A quota is what the memory of the processes charged to it may hold: anonymous memory when mapped, memory objects when made. Init gets a quota of all memory at `INIT_QUOTA`; `spawn` with `SPAWN_QUOTA` charges a child to a quota given to it.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    LimitReached,
+                    OutOfMemory,
+                    TableFull,
+                ],
+            ),
+            Syscall::QuotaInfo => (
+                &["quota"],
+                "the budget and the pages used, both in pages",
+                "Tells how large the quota the handle names is and how much of it is held (by memory charged to it and by quotas split off it).",
+                &[InvalidHandle, WrongType],
+            ),
             Syscall::ThreadExit => (
                 &[],
                 "does not return",
@@ -334,7 +361,7 @@ impl Syscall {
             Syscall::Map => (
                 &["address", "length", "protection"],
                 "address mapped",
-                "Maps `length` bytes (rounded up to pages) of zeroed anonymous memory, readable and, with `PROT_WRITE`, writable; never executable. Address 0 lets the kernel choose (with unmapped guard pages around); otherwise it must be page-aligned, free and in the anonymous window. Pages are allocated on first touch.",
+                "Maps `length` bytes (rounded up to pages) of zeroed anonymous memory, readable and, with `PROT_WRITE`, writable; never executable. Address 0 lets the kernel choose (with unmapped guard pages around); otherwise it must be page-aligned, free and in the anonymous window. Pages are allocated on first touch, and charged to the process's quota when mapped (`LimitReached` when it has too few left, as past the per-process limit).",
                 &[InvalidArgument, LimitReached, OutOfMemory],
             ),
             Syscall::Unmap => (
@@ -353,7 +380,7 @@ impl Syscall {
                     "handles: *const Handle",
                 ],
                 "process id, and a handle to the process (with every process right)",
-                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. A child has only the capabilities it is given: the handles counted in flags bits 8-11 pass their capabilities on (each needs the grant right); the child finds them at `initial_handle(0)` onward.",
+                "Starts the named program of the boot archive in a new process, the caller's child. The argument bytes are copied to the top of its stack; its entry point gets their address and length. A child has only the capabilities it is given: the handles counted in flags bits 8-11 pass their capabilities on (each needs the grant right); the child finds them at `initial_handle(0)` onward. Its memory is charged to the caller's quota, or, with `SPAWN_QUOTA` (flag bit 12), to the quota the first handle names; a quota too small for its stack is `LimitReached`.",
                 &[
                     BadAddress,
                     InvalidArgument,
@@ -508,8 +535,14 @@ impl Syscall {
             Syscall::MemoryCreate => (
                 &["size", "flags"],
                 "handle",
-                "Creates a memory object of `size` bytes (rounded up to pages, at most `MAX_MEMORY_OBJECT_BYTES`), zeroed, which any process holding a capability to it can map: shared memory. `MEMORY_CONTIGUOUS` makes its frames physically contiguous, for devices that read and write memory themselves (`memory_physical` tells where). The handle has every memory right.",
-                &[InvalidArgument, TooLong, OutOfMemory, TableFull],
+                "Creates a memory object of `size` bytes (rounded up to pages, at most `MAX_MEMORY_OBJECT_BYTES`), zeroed, which any process holding a capability to it can map: shared memory. `MEMORY_CONTIGUOUS` makes its frames physically contiguous, for devices that read and write memory themselves (`memory_physical` tells where). The handle has every memory right. Its pages are charged to the caller's quota for as long as the object lives; a quota with fewer left is `LimitReached`.",
+                &[
+                    InvalidArgument,
+                    TooLong,
+                    LimitReached,
+                    OutOfMemory,
+                    TableFull,
+                ],
             ),
             Syscall::MemoryMap => (
                 &["memory", "address (0: anywhere)", "protection"],
@@ -796,6 +829,10 @@ pub const PROT_WRITE: usize = 2;
 /// sixth argument (`u32` each), whose capabilities the child gets, with
 /// the same rights and badges, as its handles `initial_handle(0)` onward.
 pub const SPAWN_HANDLES_SHIFT: u32 = 8;
+/// `spawn` flag: the first handle passed names a quota (`RIGHT_GRANT`, as
+/// every handle passed), to which the child's memory is charged instead
+/// of the caller's quota.
+pub const SPAWN_QUOTA: usize = 1 << 12;
 /// The most handles `spawn` passes.
 pub const MAX_SPAWN_HANDLES: usize = 8;
 
@@ -841,6 +878,8 @@ pub enum ObjectKind {
     IoPorts = 9,
     /// A thread (the global thread id stays for display).
     Thread = 10,
+    /// A budget of pages of memory.
+    Quota = 11,
 }
 
 impl ObjectKind {
@@ -857,6 +896,7 @@ impl ObjectKind {
             8 => Some(ObjectKind::DeviceMemory),
             9 => Some(ObjectKind::IoPorts),
             10 => Some(ObjectKind::Thread),
+            11 => Some(ObjectKind::Quota),
             _ => None,
         }
     }
@@ -893,6 +933,10 @@ pub const RIGHT_ACKNOWLEDGE: Rights = 1 << 11;
 pub const RIGHT_PORT_IO: Rights = 1 << 12;
 /// Set a thread's priority.
 pub const RIGHT_SCHEDULE: Rights = 1 << 13;
+/// Split a quota.
+pub const RIGHT_SPLIT: Rights = 1 << 14;
+/// Every right a quota capability can have.
+pub const QUOTA_RIGHTS: Rights = RIGHT_SPLIT | RIGHT_GRANT;
 /// Every right a thread capability can have.
 pub const THREAD_RIGHTS: Rights = RIGHT_SCHEDULE | RIGHT_GRANT;
 /// Every right an interrupt-control capability can have.
@@ -911,10 +955,13 @@ pub const CONTROL_RIGHTS: Rights = RIGHT_POWER_OFF | RIGHT_RAISE_PRIORITY | RIGH
 pub const INIT_CONTROL: Handle = initial_handle(0);
 /// Where init finds the interrupt-control capability.
 pub const INIT_IRQ_CONTROL: Handle = initial_handle(1);
+/// Where init finds the quota of all the memory it and what it starts
+/// may take (every frame free at boot: a limit, not a reservation).
+pub const INIT_QUOTA: Handle = initial_handle(2);
 /// Where init finds the capability to the device of `Devices` record `n`
 /// (device memory or I/O ports, by the record's kind).
 pub const fn init_device_handle(n: usize) -> Handle {
-    initial_handle(2 + n)
+    initial_handle(3 + n)
 }
 /// Every right a memory capability can have.
 pub const MEMORY_RIGHTS: Rights = RIGHT_MAP_READ | RIGHT_MAP_WRITE | RIGHT_GRANT;

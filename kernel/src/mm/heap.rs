@@ -136,6 +136,13 @@ unsafe impl GlobalAlloc for KernelHeap {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfHeap;
 
+/// `Arc::new` that reports exhaustion: an `Arc` allocation that fails
+/// aborts, and the heap grows on demand and refuses only when frames run
+/// out, which the trial box reports first.
+pub fn try_arc<T>(value: T) -> Result<alloc::sync::Arc<T>, OutOfHeap> {
+    Ok(alloc::sync::Arc::from(try_box(value)?))
+}
+
 /// `Box::new` that reports exhaustion instead of panicking.
 pub fn try_box<T>(value: T) -> Result<Box<T>, OutOfHeap> {
     let layout = Layout::new::<T>();

@@ -1,4 +1,5 @@
-//! Memory management: physical frames, the kernel heap and kernel stacks.
+//! Memory management: physical frames, the kernel heap, kernel stacks and
+//! the quotas user memory is charged to.
 //!
 //! The architecture has already built the kernel's page tables (its direct
 //! map of RAM included) when [`init`] runs. From the firmware's memory map,
@@ -8,6 +9,7 @@
 mod buddy;
 pub mod frames;
 pub mod heap;
+pub mod quota;
 pub mod stack;
 
 use hal::boot::ByteSize;

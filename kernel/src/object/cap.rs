@@ -115,9 +115,13 @@ impl CapTable {
 
     /// What the kernel gives init: the machine's controls at
     /// [`abi::INIT_CONTROL`], the interrupt control at
-    /// [`abi::INIT_IRQ_CONTROL`], and a capability to each of `devices`
-    /// at [`abi::init_device_handle`] of its index.
-    pub fn for_init(devices: &[hal::UserDevice]) -> CapTable {
+    /// [`abi::INIT_IRQ_CONTROL`], its `quota` of memory at
+    /// [`abi::INIT_QUOTA`], and a capability to each of `devices` at
+    /// [`abi::init_device_handle`] of its index.
+    pub fn for_init(
+        devices: &[hal::UserDevice],
+        quota: alloc::sync::Arc<crate::mm::quota::Quota>,
+    ) -> CapTable {
         let mut table = CapTable::new();
         let control = Capability::new(Object::Control, abi::CONTROL_RIGHTS, 0);
         let handle = table.insert(control).ok();
@@ -125,6 +129,9 @@ impl CapTable {
         let irq_control = Capability::new(Object::IrqControl, abi::IRQ_CONTROL_RIGHTS, 0);
         let handle = table.insert(irq_control).ok();
         debug_assert_eq!(handle, Some(abi::INIT_IRQ_CONTROL));
+        let quota = Capability::new(Object::Quota(quota), abi::QUOTA_RIGHTS, 0);
+        let handle = table.insert(quota).ok();
+        debug_assert_eq!(handle, Some(abi::INIT_QUOTA));
         for (n, device) in devices.iter().enumerate() {
             let capability = match device.registers {
                 hal::DeviceRegisters::Memory { base, size } => Capability::new(
@@ -263,7 +270,13 @@ mod tests {
                 irq: Some(35),
             },
         ];
-        let table = CapTable::for_init(&devices);
+        let quota = crate::mm::quota::Quota::root(100).unwrap();
+        let table = CapTable::for_init(&devices, alloc::sync::Arc::clone(&quota));
+        let init_quota = table.get(abi::INIT_QUOTA).ok().unwrap();
+        assert!(
+            matches!(init_quota.object(), Object::Quota(q) if alloc::sync::Arc::ptr_eq(q, &quota))
+        );
+        assert_eq!(init_quota.rights(), abi::QUOTA_RIGHTS);
         let control = table.get(abi::INIT_CONTROL).ok().unwrap();
         assert_eq!(control.object().kind(), ObjectKind::Control);
         assert_eq!(control.rights(), abi::CONTROL_RIGHTS);
@@ -287,7 +300,7 @@ mod tests {
             }
         ));
         assert_eq!(registers.rights(), abi::DEVICE_MEMORY_RIGHTS);
-        assert_eq!(table.len(), 4);
+        assert_eq!(table.len(), 5);
     }
 
     #[test]

@@ -10,12 +10,16 @@
 
 use crate::mm::PAGE_SIZE;
 use crate::mm::frames;
+use crate::mm::quota::{Charge, Quota};
 use abi::Error;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 pub struct MemoryObject {
     frames: Vec<u64>,
     backing: Backing,
+    /// What its frames of RAM hold of its maker's quota, if charged.
+    _charge: Option<Charge>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,8 +34,13 @@ enum Backing {
 
 impl MemoryObject {
     /// An object of `size` bytes (rounded up to pages), physically
-    /// contiguous if asked. It leaves the kernel's reserve of frames.
-    pub fn new(size: usize, contiguous: bool) -> Result<MemoryObject, Error> {
+    /// contiguous if asked, charged to `quota` (if any) while it lives. It
+    /// leaves the kernel's reserve of frames.
+    pub fn new(
+        size: usize,
+        contiguous: bool,
+        quota: Option<&Arc<Quota>>,
+    ) -> Result<MemoryObject, Error> {
         if size == 0 {
             return Err(Error::InvalidArgument);
         }
@@ -39,6 +48,7 @@ impl MemoryObject {
             return Err(Error::TooLong);
         }
         let pages = size.div_ceil(PAGE_SIZE);
+        let charge = quota.map(|quota| quota.charge(pages)).transpose()?;
         if frames::counts().1 < crate::task::RESERVED_FRAMES + pages {
             return Err(Error::OutOfMemory);
         }
@@ -48,6 +58,7 @@ impl MemoryObject {
                 true => Backing::Contiguous,
                 false => Backing::Scattered,
             },
+            _charge: charge,
         };
         object
             .frames
@@ -77,9 +88,11 @@ impl MemoryObject {
             .try_reserve_exact(pages)
             .map_err(|_| Error::OutOfMemory)?;
         frames.extend((0..pages).map(|n| base + (n * PAGE_SIZE) as u64));
+        // Device registers are no RAM: no quota is charged for them.
         Ok(MemoryObject {
             frames,
             backing: Backing::Device,
+            _charge: None,
         })
     }
 

@@ -9,6 +9,8 @@
 //! - `interrupt`: a device's interrupt line bound to a notification.
 //! - `device`: the device resources (register ranges, I/O ports) that
 //!   capabilities to them name, and the check that none is RAM.
+//! - quotas, budgets of memory (kept in `mm::quota`), which capabilities
+//!   hand out and split;
 //! - the machine's controls, which hold nothing: a capability to them
 //!   allows powering off and raising priorities;
 //! - `cap`: capabilities (an object, rights, a badge) and the per-process
@@ -60,6 +62,8 @@ pub enum Object {
     /// A thread (its id is never reused, so a capability to a thread that
     /// has ended names nothing).
     Thread(crate::task::ThreadRef),
+    /// A budget of memory (see `mm::quota`).
+    Quota(Arc<crate::mm::quota::Quota>),
 }
 
 impl Object {
@@ -76,6 +80,7 @@ impl Object {
             Object::DeviceMemory { .. } => ObjectKind::DeviceMemory,
             Object::IoPorts { .. } => ObjectKind::IoPorts,
             Object::Thread(_) => ObjectKind::Thread,
+            Object::Quota(_) => ObjectKind::Quota,
         }
     }
 }

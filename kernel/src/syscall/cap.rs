@@ -41,10 +41,7 @@ pub(super) fn insert(capability: Capability) -> Result<Handle, Error> {
 }
 
 fn arc<T>(value: T) -> Result<Arc<T>, Error> {
-    // An `Arc` allocation that fails aborts; the heap grows on demand and
-    // refuses only when frames run out, which `try_box` reports.
-    let boxed = crate::mm::heap::try_box(value).map_err(|_| Error::OutOfMemory)?;
-    Ok(Arc::from(boxed))
+    crate::mm::heap::try_arc(value).map_err(|_| Error::OutOfMemory)
 }
 
 pub(super) fn create_endpoint() -> Outcome {

@@ -37,10 +37,12 @@ pub(super) enum Call {
     /// A name of 1 to [`abi::MAX_NAME_LENGTH`] bytes and at most
     /// [`abi::MAX_ARGUMENTS_LENGTH`] bytes of arguments.
     /// `handles`: at most [`abi::MAX_SPAWN_HANDLES`] of them.
+    /// `quota`: the first handle names the child's quota (there is one).
     Spawn {
         name: UserBuffer,
         arguments: UserBuffer,
         handles: UserBuffer,
+        quota: bool,
     },
     /// `child` `None` waits for any child; `status` `None` discards it.
     Wait {
@@ -179,6 +181,13 @@ pub(super) enum Call {
         handle: Handle,
         status: Option<UserBuffer>,
     },
+    QuotaSplit {
+        handle: Handle,
+        pages: usize,
+    },
+    QuotaInfo {
+        handle: Handle,
+    },
 }
 
 /// Anonymous memory to map.
@@ -242,8 +251,13 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 a[4],
             );
             let count = (flags >> abi::SPAWN_HANDLES_SHIFT) & 0xf;
-            let known = 0xf << abi::SPAWN_HANDLES_SHIFT;
-            if name.len == 0 || flags & !known != 0 || count > abi::MAX_SPAWN_HANDLES {
+            let known = 0xf << abi::SPAWN_HANDLES_SHIFT | abi::SPAWN_QUOTA;
+            let quota = flags & abi::SPAWN_QUOTA != 0;
+            if name.len == 0
+                || flags & !known != 0
+                || count > abi::MAX_SPAWN_HANDLES
+                || (quota && count == 0)
+            {
                 return Err(Error::InvalidArgument);
             }
             if name.len > abi::MAX_NAME_LENGTH || arguments.len > abi::MAX_ARGUMENTS_LENGTH {
@@ -253,6 +267,7 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
                 name,
                 arguments,
                 handles: UserBuffer::new(a[5], count * size_of::<Handle>()),
+                quota,
             }
         }
         Syscall::Wait => Call::Wait {
@@ -282,6 +297,13 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         Syscall::ProcessWait => Call::ProcessWait {
             handle: handle(a[0])?,
             status: wait_status(a[1]),
+        },
+        Syscall::QuotaSplit => Call::QuotaSplit {
+            handle: handle(a[0])?,
+            pages: a[1],
+        },
+        Syscall::QuotaInfo => Call::QuotaInfo {
+            handle: handle(a[0])?,
         },
         Syscall::EndpointCreate => Call::EndpointCreate,
         Syscall::NotificationCreate => Call::NotificationCreate,

@@ -5,9 +5,11 @@ use super::cap::{insert, object};
 use super::decode::MapRequest;
 use super::{Outcome, in_space, one, two};
 use crate::mm::PAGE_SIZE;
+use crate::mm::quota::Quota;
 use crate::object::Object;
 use crate::object::cap::Capability;
 use crate::object::memory::MemoryObject;
+use crate::task;
 use abi::{Error, Handle, ObjectKind, layout};
 use alloc::sync::Arc;
 use hal::Arch;
@@ -33,10 +35,29 @@ pub(super) fn unmap<A: Arch>(start: usize, end: usize) -> Outcome {
 }
 
 pub(super) fn create(size: usize, contiguous: bool) -> Outcome {
-    let object = MemoryObject::new(size, contiguous)?;
+    let object = MemoryObject::new(size, contiguous, task::current_quota().as_ref())?;
     let object = crate::mm::heap::try_box(object).map_err(|_| Error::OutOfMemory)?;
     let capability = Capability::new(Object::Memory(Arc::from(object)), abi::MEMORY_RIGHTS, 0);
     one(insert(capability)? as usize)
+}
+
+/// The quota `handle` names, if the capability has `rights`.
+fn quota(handle: Handle, rights: abi::Rights) -> Result<Arc<Quota>, Error> {
+    match object(handle, ObjectKind::Quota, rights)? {
+        Object::Quota(quota) => Ok(quota),
+        _ => Err(Error::WrongType),
+    }
+}
+
+pub(super) fn split_quota(handle: Handle, pages: usize) -> Outcome {
+    let split = quota(handle, abi::RIGHT_SPLIT)?.split(pages)?;
+    let capability = Capability::new(Object::Quota(split), abi::QUOTA_RIGHTS, 0);
+    one(insert(capability)? as usize)
+}
+
+pub(super) fn quota_info(handle: Handle) -> Outcome {
+    let quota = quota(handle, 0)?;
+    two(quota.limit(), quota.used())
 }
 
 /// The memory object `handle` names, if the capability has `rights`.

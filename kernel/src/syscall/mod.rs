@@ -128,7 +128,8 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             name,
             arguments,
             handles,
-        } => process::spawn::<A>(name, arguments, handles),
+            quota,
+        } => process::spawn::<A>(name, arguments, handles, quota),
         Call::Wait { child, status } => process::wait::<A>(child, status),
         Call::Info { kind, buffer } => info::info::<A>(kind, buffer),
         Call::PowerOff { control, status } => process::power_off::<A>(control, status),
@@ -206,6 +207,8 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             control,
         } => process::thread_set_priority::<A>(handle, priority, control),
         Call::ProcessWait { handle, status } => process::wait_handle::<A>(handle, status),
+        Call::QuotaSplit { handle, pages } => memory::split_quota(handle, pages),
+        Call::QuotaInfo { handle } => memory::quota_info(handle),
         Call::IpcTimeout { ns } => {
             task::ipc::set_timeout(ns);
             one(0)

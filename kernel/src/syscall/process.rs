@@ -46,6 +46,7 @@ pub(super) fn spawn<A: Arch>(
     name: UserBuffer,
     arguments: UserBuffer,
     handles: UserBuffer,
+    quota_first: bool,
 ) -> Outcome {
     let (name_len, arguments_len) = (name.len, arguments.len);
     let mut name_bytes = [0u8; abi::MAX_NAME_LENGTH];
@@ -64,6 +65,14 @@ pub(super) fn spawn<A: Arch>(
     if !with_table(|parent| Ok(parent.has_room()))? {
         return Err(Error::TableFull);
     }
+    // The child's quota: the one given (the first handle), or the caller's.
+    let quota = match quota_first {
+        true => match object(handles[0], ObjectKind::Quota, abi::RIGHT_GRANT)? {
+            Object::Quota(quota) => Some(quota),
+            _ => return Err(Error::WrongType),
+        },
+        false => task::current_quota(),
+    };
     let table = child_table(&handles)?;
     let name = core::str::from_utf8(&name_bytes[..name_len]).map_err(|_| Error::InvalidArgument)?;
     let pid = task::spawn::<A>(
@@ -72,6 +81,7 @@ pub(super) fn spawn<A: Arch>(
             arguments: &argument_bytes[..arguments_len],
             parent: Parent::Process(task::current_pid()),
             resources: Some(task::ipc::Resources::new(Box::new(table))),
+            quota,
         },
     )?;
     let handle = insert(Capability::new(

@@ -178,7 +178,33 @@ fn spawn_checks_flags_then_lengths() {
             name: UserBuffer::new(1, name_max),
             arguments: UserBuffer::new(2, args_max),
             handles: UserBuffer::new(0x4000, 3 * size_of::<abi::Handle>()),
+            quota: false,
         })
+    );
+    assert_eq!(
+        call(
+            Syscall::Spawn,
+            [
+                1,
+                4,
+                0,
+                0,
+                1 << abi::SPAWN_HANDLES_SHIFT | abi::SPAWN_QUOTA,
+                0x4000
+            ]
+        ),
+        Ok(Call::Spawn {
+            name: UserBuffer::new(1, 4),
+            arguments: UserBuffer::new(0, 0),
+            handles: UserBuffer::new(0x4000, size_of::<abi::Handle>()),
+            quota: true,
+        }),
+        "the first handle names the child's quota"
+    );
+    assert_eq!(
+        call(Syscall::Spawn, [1, 4, 0, 0, abi::SPAWN_QUOTA, 0x4000]),
+        Err(Error::InvalidArgument),
+        "a quota flag with no handle"
     );
     let too_many = (abi::MAX_SPAWN_HANDLES + 1) << abi::SPAWN_HANDLES_SHIFT;
     assert_eq!(

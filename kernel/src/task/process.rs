@@ -9,8 +9,10 @@ use super::space::UserSpace;
 use super::thread::{State, Threads};
 use super::wait::WaitQueue;
 use crate::mm;
+use crate::mm::quota::Quota;
 use abi::{Error, Name};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::pin::Pin;
 use hal::Fault;
@@ -104,6 +106,8 @@ pub(super) struct Process {
     /// Its capabilities, dropped (outside the scheduler's lock) when it
     /// ends.
     resources: Option<OwnedResources>,
+    /// The quota its memory is charged to, if any.
+    pub(super) quota: Option<Arc<Quota>>,
 }
 
 impl Process {
@@ -126,6 +130,7 @@ impl Process {
             cpu_ticks: 0,
             preemptions: 0,
             resources: resources.map(OwnedResources::new),
+            quota: None,
         })
         .map_err(|_| Error::OutOfMemory)
     }

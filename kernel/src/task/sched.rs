@@ -566,6 +566,14 @@ pub fn with_current_space<R>(f: impl FnOnce(&mut UserSpace) -> R) -> Option<R> {
     s.processes.get_mut(slot).space.as_mut().map(f)
 }
 
+/// The quota the current process's memory is charged to; `None` in a
+/// kernel thread or a process charged to none.
+pub fn current_quota() -> Option<alloc::sync::Arc<crate::mm::quota::Quota>> {
+    let s = SCHEDULER.lock();
+    let slot = s.current_process()?;
+    s.processes.get(slot).quota.clone()
+}
+
 /// (processes, threads) alive now.
 pub fn counts() -> (usize, usize) {
     let s = SCHEDULER.lock();

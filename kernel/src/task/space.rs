@@ -7,6 +7,7 @@
 use super::image::{Plan, Segment};
 use crate::mm::PAGE_SIZE;
 use crate::mm::frames::{self, KernelFrames};
+use crate::mm::quota::{Charge, Quota};
 use abi::Error;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -80,6 +81,9 @@ pub struct UserSpace {
     shared: Vec<(usize, Arc<dyn Any + Send + Sync>)>,
     resident: usize,
     anonymous_bytes: usize,
+    /// What its user memory (image, stack, anonymous memory) holds of its
+    /// process's quota, if it is charged to one.
+    charge: Option<Charge>,
 }
 
 impl UserSpace {
@@ -92,7 +96,22 @@ impl UserSpace {
             shared: Vec::new(),
             resident: 0,
             anonymous_bytes: 0,
+            charge: None,
         })
+    }
+
+    /// Charges its user memory, from here, to `quota`.
+    pub fn charge_to(&mut self, quota: &Arc<Quota>) -> Result<(), Error> {
+        self.charge = Some(quota.charge(0)?);
+        Ok(())
+    }
+
+    /// Charges `pages` more of user memory, held until the space goes.
+    pub fn charge_pages(&mut self, pages: usize) -> Result<(), Error> {
+        match &mut self.charge {
+            Some(charge) => charge.add(pages),
+            None => Ok(()),
+        }
     }
 
     /// The page-table root, to activate.
@@ -352,12 +371,22 @@ impl UserSpace {
             return Err(Error::LimitReached);
         }
         let end = start.checked_add(len).ok_or(Error::InvalidArgument)?;
-        self.add_region(Region {
+        // Charged when mapped, so that a fault never fails for want of
+        // quota.
+        let pages = len.div_ceil(PAGE_SIZE);
+        self.charge_pages(pages)?;
+        let added = self.add_region(Region {
             start,
             end,
             flags,
             kind: RegionKind::Anonymous,
-        })?;
+        });
+        if let Err(error) = added {
+            if let Some(charge) = &mut self.charge {
+                charge.remove(pages);
+            }
+            return Err(error);
+        }
         self.anonymous_bytes += len;
         Ok(())
     }
@@ -398,6 +427,9 @@ impl UserSpace {
         }
         self.regions = kept;
         self.anonymous_bytes -= end - start;
+        if let Some(charge) = &mut self.charge {
+            charge.remove((end - start).div_ceil(PAGE_SIZE));
+        }
         self.release_pages::<A>(start, end);
         Ok(())
     }

@@ -8,9 +8,11 @@ use super::sched::{self, SCHEDULER};
 use super::space::{Region, RegionKind, UserSpace};
 use super::thread::{MAX_THREADS, PRIORITIES, Thread, ThreadRef, Tid};
 use crate::archive::Archive;
+use crate::mm::quota::Quota;
 use crate::mm::{self, stack::KernelStack};
 use abi::{Error, Name, layout};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hal::mm::MapFlags;
 use hal::{Arch, UserEntry};
@@ -44,6 +46,9 @@ pub struct SpawnOptions<'a> {
     pub parent: Parent,
     /// Its capabilities.
     pub resources: Option<Resources>,
+    /// The quota its memory is charged to (see `mm::quota`); `None`
+    /// charges none.
+    pub quota: Option<Arc<Quota>>,
 }
 
 /// Whether there is room to start a process or thread beyond the reserve.
@@ -74,6 +79,13 @@ pub fn spawn<A: Arch>(name: &str, options: SpawnOptions<'_>) -> Result<Pid, Erro
     // the architecture), so from here every failure path destroys it.
     let mut process = Process::new(name, options.parent, options.resources)?;
     let mut space = UserSpace::new::<A>()?;
+    if let Some(quota) = &options.quota
+        && let Err(error) = space.charge_to(quota)
+    {
+        space.destroy::<A>();
+        return Err(error);
+    }
+    process.quota = options.quota;
     let stack_pointer = match prepare_image::<A>(&mut space, image, &plan, options.arguments) {
         Ok(sp) => sp,
         Err(e) => {
@@ -131,6 +143,8 @@ fn prepare_image<A: Arch>(
     arguments: &[u8],
 ) -> Result<usize, Error> {
     space.load::<A>(image, plan)?;
+    // The image's pages and the whole stack, for as long as it lives.
+    space.charge_pages(space.resident_pages() + layout::STACK_SIZE / mm::PAGE_SIZE)?;
     space.add_region(Region {
         start: layout::STACK_BASE,
         end: layout::IMAGE_END,

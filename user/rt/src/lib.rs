@@ -1,6 +1,6 @@
 //! The runtime every Ferrite user program links: the entry point, typed
 //! system calls, console printing, a heap, threads, processes, time, and
-//! capabilities and IPC.
+//! capabilities and IPC, memory quotas.
 //!
 //! A program names its main function with [`entry!`]; it gets its
 //! argument string and returns its exit status:
@@ -63,6 +63,7 @@ pub mod io;
 pub mod ipc;
 pub mod names;
 pub mod process;
+pub mod quota;
 pub mod sys;
 pub mod thread;
 pub mod time;

@@ -113,7 +113,17 @@ impl Drop for Child {
 /// Starts program `name` with `arguments` and `handles`, keeping a
 /// capability to it.
 pub fn start(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<Child, Error> {
-    let (pid, handle) = sys::spawn_owned(name, arguments, 0, handles)?;
+    start_with_flags(name, arguments, 0, handles)
+}
+
+/// [`start`] with `spawn` flags (such as `abi::SPAWN_QUOTA`).
+pub fn start_with_flags(
+    name: &str,
+    arguments: &str,
+    flags: usize,
+    handles: &[abi::Handle],
+) -> Result<Child, Error> {
+    let (pid, handle) = sys::spawn_owned(name, arguments, flags, handles)?;
     Ok(Child { pid, handle })
 }
 

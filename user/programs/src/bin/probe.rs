@@ -298,6 +298,7 @@ fn main(arguments: &str) -> i32 {
         "irq-hold" => irq_hold(number(words.next()) as u32),
         "ipc-sit" => ipc_sit(number(words.next())),
         "names-call" => names_call(words.next().unwrap_or("")),
+        "quota-take" => quota_take(number(words.next()) as usize, number(words.next()) as usize),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
             100
@@ -399,6 +400,28 @@ fn touch(pages: usize) -> bool {
     true
 }
 
+/// Within its quota: maps and touches `pages` of anonymous memory, then
+/// makes a memory object of `object_pages`. Exits with 0, or with the
+/// number of the first error and 100 more for the object's.
+fn quota_take(pages: usize, object_pages: usize) -> i32 {
+    if pages > 0 {
+        let start = match sys::map(0, pages * 4096, abi::PROT_READ | abi::PROT_WRITE) {
+            Ok(start) => start,
+            Err(error) => return error as i32,
+        };
+        for page in 0..pages {
+            // SAFETY: the kernel mapped these pages for this process.
+            unsafe { ((start + page * 4096) as *mut u8).write_volatile(1) };
+        }
+    }
+    if object_pages > 0
+        && let Err(error) = rt::ipc::Memory::create(object_pages * 4096, false)
+    {
+        return 100 + error as i32;
+    }
+    0
+}
+
 fn memory(pages: usize) -> i32 {
     let before = free_frames();
     if !touch(pages) {
@@ -452,18 +475,30 @@ fn threads(count: usize) -> i32 {
     0
 }
 
+/// Takes memory until refused: exits with 0 at the per-process limit, 2
+/// when its quota ran out first (unless a fault finds no frame first, and
+/// the kernel kills it).
 fn hog() -> i32 {
     // Small chunks, so a hog gets within a chunk of the limit.
-    const CHUNK_PAGES: usize = 256;
+    const CHUNK_BYTES: usize = 256 * 4096;
+    let mut mapped = 0;
     loop {
-        match sys::map(0, CHUNK_PAGES * 4096, abi::PROT_READ | abi::PROT_WRITE) {
+        match sys::map(0, CHUNK_BYTES, abi::PROT_READ | abi::PROT_WRITE) {
             Ok(start) => {
-                for page in 0..CHUNK_PAGES {
+                for page in (0..CHUNK_BYTES).step_by(4096) {
                     // SAFETY: mapped above for this process.
-                    unsafe { ((start + page * 4096) as *mut u8).write_volatile(1) };
+                    unsafe { ((start + page) as *mut u8).write_volatile(1) };
                 }
+                mapped += CHUNK_BYTES;
             }
-            Err(rt::Error::LimitReached) => return 0,
+            // Its stack and heap are anonymous memory too: within a chunk
+            // and a megabyte of the limit, the limit refused it.
+            Err(rt::Error::LimitReached)
+                if mapped + CHUNK_BYTES + (1 << 20) > abi::MAX_ANONYMOUS_BYTES =>
+            {
+                return 0;
+            }
+            Err(rt::Error::LimitReached) => return 2,
             Err(_) => return 1,
         }
     }

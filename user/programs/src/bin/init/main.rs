@@ -29,6 +29,7 @@ mod bench;
 mod device;
 mod ipc;
 mod names;
+mod quota;
 mod tests;
 
 use rt::process::Exit;
@@ -102,7 +103,8 @@ fn run_tests() -> i32 {
         .iter()
         .chain(ipc::TESTS)
         .chain(device::TESTS)
-        .chain(names::TESTS);
+        .chain(names::TESTS)
+        .chain(quota::TESTS);
     println!("utest: begin {}", tests.clone().count());
     let (mut passed, mut failed) = (0, 0);
     for test in tests {
