@@ -47,8 +47,8 @@ pub enum Syscall {
     /// `spawn(name, name_length, arguments, arguments_length, flags) -> pid`:
     /// starts a program from the boot archive in a new process.
     Spawn = 10,
-    /// `wait(pid, status) -> pid`: waits until child `pid` (0: any child)
-    /// has ended and writes its [`WaitStatus`].
+    /// `wait(status) -> pid`: waits until any child has ended and writes
+    /// its [`WaitStatus`] (a child in particular: `process_wait`).
     Wait = 11,
     /// `process_id() -> pid`: the calling process's id.
     ProcessId = 12,
@@ -330,7 +330,7 @@ impl Syscall {
             Syscall::ProcessWait => (
                 &["process", "status: *mut WaitStatus (0: none)"],
                 "process id of the child",
-                "Waits until the child the handle names (which needs `RIGHT_WAIT`) has ended, writes how and forgets it, as `wait` does for a pid. Only the parent may wait: another process's handle is `NotFound`.",
+                "Waits until the child the handle names (which needs `RIGHT_WAIT`) has ended, writes how and forgets it, as `wait` does for any child. Only the parent may wait: another process's handle is `NotFound`.",
                 &[InvalidHandle, WrongType, MissingRight, BadAddress, NotFound],
             ),
             Syscall::QuotaSplit => (
@@ -395,10 +395,10 @@ impl Syscall {
                 ],
             ),
             Syscall::Wait => (
-                &["pid (0: any child)", "status: *mut WaitStatus (0: none)"],
+                &["status: *mut WaitStatus (0: none)"],
                 "process id of the child",
-                "Waits until the child has ended, writes how (`WaitStatus`) and forgets it. A status that cannot be written leaves the child to wait for again.",
-                &[BadAddress, NotFound, NoChildren],
+                "Waits until any child has ended, writes how (`WaitStatus`) and forgets it. A status that cannot be written leaves the child to wait for again. A child in particular is waited for through its handle (`process_wait`): processes are named by handles, their ids are for display.",
+                &[BadAddress, NoChildren],
             ),
             Syscall::ProcessId => (&[], "process id", "The calling process's id.", &[]),
             Syscall::Info => (

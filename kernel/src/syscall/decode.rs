@@ -44,9 +44,8 @@ pub(super) enum Call {
         handles: UserBuffer,
         quota: bool,
     },
-    /// `child` `None` waits for any child; `status` `None` discards it.
+    /// Any child; `status` `None` discards it.
     Wait {
-        child: Option<u32>,
         status: Option<UserBuffer>,
     },
     Info {
@@ -271,11 +270,7 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
             }
         }
         Syscall::Wait => Call::Wait {
-            child: match a[0] {
-                0 => None,
-                pid => Some(u32::try_from(pid).map_err(|_| Error::NotFound)?),
-            },
-            status: wait_status(a[1]),
+            status: wait_status(a[0]),
         },
         Syscall::Info => Call::Info {
             kind: InfoKind::from_number(a[0]).ok_or(Error::InvalidArgument)?,

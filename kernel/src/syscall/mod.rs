@@ -130,7 +130,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
             handles,
             quota,
         } => process::spawn::<A>(name, arguments, handles, quota),
-        Call::Wait { child, status } => process::wait::<A>(child, status),
+        Call::Wait { status } => process::wait::<A>(None, status),
         Call::Info { kind, buffer } => info::info::<A>(kind, buffer),
         Call::PowerOff { control, status } => process::power_off::<A>(control, status),
         Call::SetPriority { priority, control } => process::set_priority::<A>(priority, control),

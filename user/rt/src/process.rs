@@ -50,21 +50,14 @@ impl fmt::Display for Exit {
     }
 }
 
-/// Starts program `name` with `arguments`.
-pub fn spawn(name: &str, arguments: &str) -> Result<u32, Error> {
-    sys::spawn(name, arguments, 0)
-}
-
-/// Starts program `name` with `arguments`, passing it the capabilities
-/// `handles` name (each needs the grant right).
-pub fn spawn_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<u32, Error> {
-    sys::spawn_with(name, arguments, 0, handles)
+/// Starts program `name` with `arguments` and no capabilities.
+pub fn spawn(name: &str, arguments: &str) -> Result<Child, Error> {
+    start(name, arguments, &[])
 }
 
 /// Starts `name` with `handles` and waits for it.
 pub fn run_with(name: &str, arguments: &str, handles: &[abi::Handle]) -> Result<Exit, Error> {
-    let pid = spawn_with(name, arguments, handles)?;
-    wait(pid).map(|(_, exit)| exit)
+    start(name, arguments, handles)?.wait()
 }
 
 /// A child started with [`start`]: its id and a capability to it (deleted
@@ -136,17 +129,17 @@ pub fn kill(process: abi::Handle) -> Result<(), Error> {
     .map(|_| ())
 }
 
-/// Waits for child `pid` (0: any); returns its id and how it ended.
-pub fn wait(pid: u32) -> Result<(u32, Exit), Error> {
+/// Waits for any child to end; returns its id and how it ended. A child
+/// in particular is waited for through its handle ([`Child::wait`]).
+pub fn wait_any() -> Result<(u32, Exit), Error> {
     let mut status = WaitStatus::default();
-    let pid = sys::wait(pid, &mut status)?;
+    let pid = sys::wait_any(&mut status)?;
     Ok((pid, Exit::from_status(&status)))
 }
 
 /// Starts `name` and waits for it.
 pub fn run(name: &str, arguments: &str) -> Result<Exit, Error> {
-    let pid = spawn(name, arguments)?;
-    wait(pid).map(|(_, exit)| exit)
+    spawn(name, arguments)?.wait()
 }
 
 /// Reads records of type `T` from `info(kind)` into a vector. `T` must be

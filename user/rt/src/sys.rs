@@ -88,28 +88,6 @@ pub fn unmap(address: usize, len: usize) -> Result<(), Error> {
     checked(Syscall::Unmap, [address, len, 0, 0, 0, 0]).map(|_| ())
 }
 
-/// Starts program `name` from the boot archive with `arguments`.
-pub fn spawn(name: &str, arguments: &str, flags: usize) -> Result<u32, Error> {
-    spawn_with(name, arguments, flags, &[])
-}
-
-/// `spawn` passing the capabilities `handles` name (the child finds them
-/// at `abi::initial_handle(0)` onward). The handle the call returns to the
-/// new process is deleted: [`spawn_owned`] keeps it.
-pub fn spawn_with(
-    name: &str,
-    arguments: &str,
-    flags: usize,
-    handles: &[abi::Handle],
-) -> Result<u32, Error> {
-    let (pid, process) = spawn_owned(name, arguments, flags, handles)?;
-    let _ = raw(
-        Syscall::CapDelete as usize,
-        [process as usize, 0, 0, 0, 0, 0],
-    );
-    Ok(pid)
-}
-
 /// `spawn`: the new process's id and a handle to it.
 pub fn spawn_owned(
     name: &str,
@@ -149,14 +127,14 @@ pub fn pair_call(number: Syscall, args: [usize; 6]) -> Result<(usize, usize), Er
     abi::decode(first).map(|first| (first, second))
 }
 
-/// Waits for child `pid` (0: any) to end; writes its status.
-pub fn wait(pid: u32, status: &mut abi::WaitStatus) -> Result<u32, Error> {
-    wait_raw(pid as usize, status as *mut abi::WaitStatus as usize)
+/// Waits for any child to end; writes its status.
+pub fn wait_any(status: &mut abi::WaitStatus) -> Result<u32, Error> {
+    wait_raw(status as *mut abi::WaitStatus as usize)
 }
 
 /// `wait` with any status pointer.
-pub fn wait_raw(pid: usize, status_address: usize) -> Result<u32, Error> {
-    checked(Syscall::Wait, [pid, status_address, 0, 0, 0, 0]).map(|pid| pid as u32)
+pub fn wait_raw(status_address: usize) -> Result<u32, Error> {
+    checked(Syscall::Wait, [status_address, 0, 0, 0, 0, 0]).map(|pid| pid as u32)
 }
 
 /// This process's id.

@@ -321,13 +321,14 @@ fn run_program(arguments: &str) {
     if program.is_empty() {
         return println!("usage: run PROGRAM [ARGS]");
     }
-    let pid = match process::spawn(program, rest.trim()) {
-        Ok(pid) => pid,
+    let child = match process::spawn(program, rest.trim()) {
+        Ok(child) => child,
         Err(e) => return println!("run: {program}: {e}"),
     };
-    match process::wait(pid) {
-        Ok((_, Exit::Code(0))) => {}
-        Ok((_, exit)) => println!("[process {pid} ({program}) {exit}]"),
+    let pid = child.pid;
+    match child.wait() {
+        Ok(Exit::Code(0)) => {}
+        Ok(exit) => println!("[process {pid} ({program}) {exit}]"),
         Err(e) => println!("run: lost process {pid}: {e}"),
     }
 }

@@ -130,8 +130,8 @@ fn ipc_round_trips(other_process: bool) -> (Vec<u64>, Vec<u64>) {
         return (Vec::new(), Vec::new());
     };
     let server = if other_process {
-        match rt::process::spawn_with("probe", "ipc-echo", &[endpoint.handle()]) {
-            Ok(pid) => Some(pid),
+        match rt::process::start("probe", "ipc-echo", &[endpoint.handle()]) {
+            Ok(child) => Some(child),
             Err(_) => return (Vec::new(), Vec::new()),
         }
     } else {
@@ -160,8 +160,8 @@ fn ipc_round_trips(other_process: bool) -> (Vec<u64>, Vec<u64>) {
         black_box(endpoint.call(message).map(|reply| reply.label).ok());
     });
     let _ = endpoint.call(Message::new(QUIT, [0; 4]));
-    if let Some(pid) = server {
-        let _ = rt::process::wait(pid);
+    if let Some(child) = server {
+        let _ = child.wait();
     }
     result
 }
@@ -173,7 +173,7 @@ fn long_round_trips() -> (Vec<u64>, Vec<u64>) {
     let (Ok(endpoint), Ok(_buffer)) = (Endpoint::create(), IpcBuffer::register()) else {
         return (Vec::new(), Vec::new());
     };
-    let Ok(pid) = rt::process::spawn_with("probe", "payload-echo", &[endpoint.handle()]) else {
+    let Ok(child) = rt::process::start("probe", "payload-echo", &[endpoint.handle()]) else {
         return (Vec::new(), Vec::new());
     };
     let message = Message::new(1, [0; 4]).with_payload(1024);
@@ -181,7 +181,7 @@ fn long_round_trips() -> (Vec<u64>, Vec<u64>) {
         black_box(endpoint.call(black_box(message)).ok());
     });
     let _ = endpoint.call(Message::new(QUIT, [0; 4]));
-    let _ = rt::process::wait(pid);
+    let _ = child.wait();
     result
 }
 
@@ -192,7 +192,7 @@ fn cap_transfer_round_trips() -> (Vec<u64>, Vec<u64>) {
     let (Ok(endpoint), Ok(notification)) = (Endpoint::create(), Notification::create()) else {
         return (Vec::new(), Vec::new());
     };
-    let Ok(pid) = rt::process::spawn_with("probe", "cap-echo", &[endpoint.handle()]) else {
+    let Ok(child) = rt::process::start("probe", "cap-echo", &[endpoint.handle()]) else {
         return (Vec::new(), Vec::new());
     };
     let mut travelling = notification.into_handle();
@@ -204,7 +204,7 @@ fn cap_transfer_round_trips() -> (Vec<u64>, Vec<u64>) {
         }
     });
     let _ = endpoint.call(Message::new(QUIT, [0; 4]));
-    let _ = rt::process::wait(pid);
+    let _ = child.wait();
     let _ = rt::ipc::cap_delete(travelling);
     result
 }
@@ -216,7 +216,7 @@ fn notification_ping_pong() -> (Vec<u64>, Vec<u64>) {
     let (Ok(ping), Ok(pong)) = (Notification::create(), Notification::create()) else {
         return (Vec::new(), Vec::new());
     };
-    let Ok(pid) = rt::process::spawn_with("probe", "notify-echo", &[ping.handle(), pong.handle()])
+    let Ok(child) = rt::process::start("probe", "notify-echo", &[ping.handle(), pong.handle()])
     else {
         return (Vec::new(), Vec::new());
     };
@@ -225,7 +225,7 @@ fn notification_ping_pong() -> (Vec<u64>, Vec<u64>) {
         let _ = pong.wait();
     });
     let _ = ping.signal(1 << (usize::BITS - 1));
-    let _ = rt::process::wait(pid);
+    let _ = child.wait();
     (
         cycles.into_iter().map(|c| c / 2).collect(),
         ns.into_iter().map(|n| n / 2).collect(),

@@ -542,7 +542,7 @@ fn a_dead_driver_frees_its_line() -> Outcome {
     );
     driver.kill().map_err(fail("kill"))?;
     ensure_eq!(
-        process::wait(driver.pid).map_err(fail("wait"))?.1,
+        driver.wait().map_err(fail("wait"))?,
         Exit::Killed,
         "the driver's end"
     );

@@ -69,15 +69,13 @@ fn fail(what: &str) -> impl FnOnce(Error) -> alloc::string::String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// Starts probe `arguments` with `handles`; returns its pid.
-fn serve(arguments: &str, handles: &[Handle]) -> Result<u32, alloc::string::String> {
-    process::spawn_with("probe", arguments, handles).map_err(fail("spawn"))
+/// Starts probe `arguments` with `handles`.
+fn serve(arguments: &str, handles: &[Handle]) -> Result<process::Child, alloc::string::String> {
+    process::start("probe", arguments, handles).map_err(fail("spawn"))
 }
 
-fn exit_of(pid: u32) -> Result<Exit, alloc::string::String> {
-    process::wait(pid)
-        .map(|(_, exit)| exit)
-        .map_err(fail("wait"))
+fn exit_of(child: process::Child) -> Result<Exit, alloc::string::String> {
+    child.wait().map_err(fail("wait"))
 }
 
 fn calls_between_processes_carry_label_words_and_badge() -> Outcome {
@@ -237,7 +235,7 @@ fn every_bad_handle_gets_its_error() -> Outcome {
         "more rights than held"
     );
     ensure_eq!(
-        process::spawn_with("probe", "exit 0", &[send_only.handle()]),
+        process::start("probe", "exit 0", &[send_only.handle()]).map(|_| ()),
         Err(Error::MissingRight),
         "passing a capability without the grant right"
     );

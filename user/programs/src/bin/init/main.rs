@@ -68,18 +68,18 @@ fn run_shell() -> i32 {
                 return 1;
             }
         };
-        let started = sys::spawn_with("sh", "", 0, &[abi::INIT_CONTROL, names]);
+        let started = rt::process::start("sh", "", &[abi::INIT_CONTROL, names]);
         let _ = rt::ipc::cap_delete(names);
-        let pid = match started {
-            Ok(pid) => pid,
+        let shell = match started {
+            Ok(shell) => shell,
             Err(e) => {
                 println!("init: cannot start the shell: {e}");
                 return 1;
             }
         };
-        match rt::process::wait(pid) {
-            Ok((_, Exit::Code(0))) => println!("init: the shell exited; starting another"),
-            Ok((_, exit)) => println!("init: the shell {exit}; starting another"),
+        match shell.wait() {
+            Ok(Exit::Code(0)) => println!("init: the shell exited; starting another"),
+            Ok(exit) => println!("init: the shell {exit}; starting another"),
             Err(e) => {
                 println!("init: lost the shell: {e}");
                 return 1;

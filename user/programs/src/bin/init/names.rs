@@ -111,8 +111,7 @@ fn servers_are_found_by_name() -> crate::Outcome {
     let mut names = Names::from_handle(capability(REGISTRAR).map_err(fail("registrar"))?)
         .map_err(fail("names"))?;
     let echo = Endpoint::create().map_err(fail("endpoint"))?;
-    let server =
-        process::spawn_with("probe", "ipc-echo", &[echo.handle()]).map_err(fail("echo"))?;
+    let server = process::start("probe", "ipc-echo", &[echo.handle()]).map_err(fail("echo"))?;
     names.register("echo", &echo).map_err(fail("register"))?;
     ensure_eq!(
         names.register("echo", &echo).err(),
@@ -141,7 +140,7 @@ fn servers_are_found_by_name() -> crate::Outcome {
     ensure_eq!(info.rights, abi::RIGHT_SEND | abi::RIGHT_GRANT, "rights");
     let _ = found.call(Message::new(QUIT, [0; 4]));
     ensure_eq!(
-        process::wait(server).map_err(fail("wait"))?.1,
+        server.wait().map_err(fail("wait"))?,
         Exit::Code(0),
         "the echo server"
     );
