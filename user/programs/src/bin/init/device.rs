@@ -7,6 +7,7 @@
 //! The device that interrupts is the CMOS RTC's periodic interrupt on
 //! x86_64 and the second SP804 on vexpress-a15: the kernel uses neither.
 
+use crate::fail;
 use crate::{Outcome, Test};
 use abi::{DeviceInfo, Error, Handle};
 use alloc::format;
@@ -39,10 +40,6 @@ pub const TESTS: &[Test] = &[
         run: a_dead_driver_frees_its_line,
     },
 ];
-
-fn fail(what: &str) -> impl FnOnce(Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
-}
 
 /// One of init's own capabilities, used without giving it up.
 fn borrowed<T>(make: fn(Handle) -> T, handle: Handle) -> ManuallyDrop<T> {

@@ -2,6 +2,7 @@
 //! and threads, every way a handle can be wrong, notifications, what a
 //! server's death does to its clients, and that objects are freed.
 
+use crate::fail;
 use crate::{Outcome, Test};
 use abi::{Error, Handle, ObjectKind};
 use alloc::format;
@@ -64,10 +65,6 @@ pub const TESTS: &[Test] = &[
         run: a_memory_object_is_shared_between_processes,
     },
 ];
-
-fn fail(what: &str) -> impl FnOnce(Error) -> alloc::string::String + '_ {
-    move |e| format!("{what}: {e}")
-}
 
 /// Starts probe `arguments` with `handles`.
 fn serve(arguments: &str, handles: &[Handle]) -> Result<process::Child, alloc::string::String> {

@@ -25,6 +25,11 @@ macro_rules! ensure_eq {
     }};
 }
 
+/// Turns a failed call's error into a test failure that says what failed.
+fn fail(what: &str) -> impl FnOnce(rt::Error) -> alloc::string::String + '_ {
+    move |e| alloc::format!("{what}: {e}")
+}
+
 mod bench;
 mod device;
 mod ipc;

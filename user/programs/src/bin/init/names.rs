@@ -2,6 +2,7 @@
 //! answers registrations and lookups on an endpoint that only init holds
 //! the receive right to.
 
+use crate::fail;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -104,10 +105,8 @@ pub const TESTS: &[crate::Test] = &[crate::Test {
 const QUIT: usize = 0xdead;
 
 fn servers_are_found_by_name() -> crate::Outcome {
-    use alloc::format;
     use rt::names::Names;
     use rt::process::{self, Exit};
-    let fail = |what: &'static str| move |e: Error| format!("{what}: {e}");
     let mut names = Names::from_handle(capability(REGISTRAR).map_err(fail("registrar"))?)
         .map_err(fail("names"))?;
     let echo = Endpoint::create().map_err(fail("endpoint"))?;

@@ -3,6 +3,7 @@
 //! comes back when the child and the quota go.
 
 use crate::Test;
+use crate::fail;
 use alloc::format;
 use alloc::string::String;
 use core::mem::ManuallyDrop;
@@ -28,10 +29,6 @@ pub const TESTS: &[Test] = &[
         run: bad_splits_and_spawns_are_refused,
     },
 ];
-
-fn fail(what: &str) -> impl FnOnce(Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
-}
 
 /// Init's quota, which the kernel gave it and it keeps.
 fn init_quota() -> ManuallyDrop<Quota> {
