@@ -16,6 +16,7 @@ pub mod cmos_rtc;
 pub mod gicv2;
 pub mod ioapic;
 pub mod lapic;
+pub mod pci;
 pub mod pic8259;
 pub mod pl011;
 pub mod pl031;
