@@ -7,5 +7,6 @@
 pub mod exit_status;
 pub mod layout;
 pub mod madt;
+pub mod mcfg;
 pub mod paging;
 pub mod pvh;

@@ -1,11 +1,13 @@
-//! PCI: function addresses, and checking and placing BARs (`bars`).
+//! PCI: function addresses, configuration space (`config`), and checking
+//! and placing BARs (`bars`).
 
 pub mod bars;
+pub mod config;
 
 use core::fmt;
 
 /// A function's place on the bus: bus, device (0-31), function (0-7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address {
     pub bus: u8,
     pub device: u8,
