@@ -34,6 +34,11 @@ impl<T: Copy + Default, const N: usize> FixedList<T, N> {
     pub fn as_slice(&self) -> &[T] {
         &self.items[..self.len]
     }
+
+    /// The items kept, to change in place.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.items[..self.len]
+    }
 }
 
 #[cfg(test)]

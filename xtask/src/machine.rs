@@ -186,6 +186,9 @@ pub struct Config {
     pub cpu_model: Option<String>,
     /// Options added to `-M` (for example `acpi=off` on microvm).
     pub machine_options: Option<String>,
+    /// x86: firmware other than the machine's own (`qboot.rom` on q35,
+    /// which leaves every BAR to the kernel).
+    pub firmware: Option<&'static str>,
     pub device_tree: DeviceTree,
 }
 
@@ -197,6 +200,7 @@ impl Config {
             cpus: 1,
             cpu_model: None,
             machine_options: None,
+            firmware: None,
             device_tree: DeviceTree::Board,
         }
     }
@@ -213,6 +217,9 @@ impl Config {
         }
         if let Some(options) = &self.machine_options {
             text.push_str(&format!(", {options}"));
+        }
+        if let Some(firmware) = self.firmware {
+            text.push_str(&format!(", -bios {firmware}"));
         }
         if let DeviceTree::Raw(path) = &self.device_tree {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -236,6 +243,9 @@ impl Config {
         }
         if let Some(options) = &self.machine_options {
             scope.push_str(&format!(":{options}"));
+        }
+        if let Some(firmware) = self.firmware {
+            scope.push_str(&format!(":{}", firmware.trim_end_matches(".rom")));
         }
         if let DeviceTree::Raw(path) = &self.device_tree {
             let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned());
@@ -262,7 +272,12 @@ impl Config {
         };
         match machine {
             Machine::X64Microvm => push(&["-M", &with_options("microvm"), "-bios", "qboot.rom"]),
-            Machine::X64Q35 => push(&["-M", &with_options("q35")]),
+            Machine::X64Q35 => {
+                push(&["-M", &with_options("q35")]);
+                if let Some(firmware) = self.firmware {
+                    push(&["-bios", firmware]);
+                }
+            }
             Machine::ArmVexpressA15 => push(&[
                 "-M",
                 &with_options("vexpress-a15"),

@@ -62,6 +62,10 @@ pub fn default_points(arch: Arch) -> Result<Vec<Point>> {
             let mut no_acpi = Config::new(Machine::X64Microvm, 128);
             no_acpi.machine_options = Some("acpi=off".into());
             points.push(point(no_acpi, suites.clone()));
+            // qboot leaves every PCI BAR unassigned: the kernel places them.
+            let mut qboot = Config::new(Machine::X64Q35, 512);
+            qboot.firmware = Some("qboot.rom");
+            points.push(point(qboot, suites.clone()));
             points.push(point(
                 sized(Machine::X64Q35, 384, 2),
                 Check::Shell { banner: SMP_BANNER },

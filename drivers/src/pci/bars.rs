@@ -18,14 +18,15 @@ use super::Address;
 use core::fmt;
 
 /// The address space a BAR decodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Space {
+    #[default]
     Memory,
     Io,
 }
 
 /// A half-open range `[start, end)` of one space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Range {
     pub start: u64,
     pub end: u64,
@@ -46,7 +47,7 @@ impl Range {
 }
 
 /// What became of a BAR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum State {
     /// Assigned by the firmware, and found sound.
     Trusted,
@@ -55,11 +56,12 @@ pub enum State {
     /// Refused (see the report): its device must not be enabled.
     Refused,
     /// Not yet looked at (what the caller gives [`plan`]).
+    #[default]
     Unchecked,
 }
 
 /// One BAR of one function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bar {
     pub owner: Address,
     pub vendor: u16,
@@ -83,7 +85,7 @@ impl Bar {
 }
 
 /// A range no BAR may overlap, and what is there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reserved {
     pub what: &'static str,
     pub space: Space,

@@ -1,10 +1,13 @@
-//! Finding the MADT: the `acpi` crate walks RSDP -> RSDT/XSDT and checks
-//! checksums; the entries are read by `arch_x86_64::madt`.
+//! Finding the MADT and the MCFG: the `acpi` crate walks RSDP -> RSDT/XSDT
+//! and checks checksums; the entries are read by `arch_x86_64::madt` and
+//! `arch_x86_64::mcfg`.
 
 use crate::memory;
-use acpi::{AcpiHandler, AcpiTables, PhysicalMapping, madt::Madt as AcpiMadt};
+use acpi::{AcpiHandler, AcpiTable, AcpiTables, PhysicalMapping, madt::Madt as AcpiMadt};
 use arch_x86_64::madt::{self, Madt};
+use arch_x86_64::mcfg::{self, EcamRegion, McfgError};
 use core::ptr::NonNull;
+use hal::list::FixedList;
 use kernel::mm::frames::KernelFrames;
 
 /// Maps tables read-only in the firmware-table window.
@@ -73,6 +76,28 @@ pub fn read_madt(rsdp: u64) -> Result<Madt, MadtSourceError> {
     // SAFETY: `length` bytes are mapped read-only at `virt`.
     let bytes = unsafe { core::slice::from_raw_parts(virt as *const u8, length) };
     madt::parse(bytes).map_err(MadtSourceError::Malformed)
+}
+
+/// The ECAM regions the MCFG lists; empty without one (microvm).
+pub fn read_mcfg(rsdp: u64) -> Result<FixedList<EcamRegion, 4>, McfgError> {
+    // SAFETY: as in `read_madt`.
+    let Ok(tables) = (unsafe { AcpiTables::from_rsdp(Handler, rsdp as usize) }) else {
+        return Ok(FixedList::default());
+    };
+    let Ok(mapping) = tables.find_table::<acpi::mcfg::Mcfg>() else {
+        return Ok(FixedList::default());
+    };
+    // Map the whole table (the crate mapped its header, then its length),
+    // at most 64 KiB of it: `parse` checks the length against the bytes.
+    let length = mapping
+        .region_length()
+        .max(mapping.get().header().length as usize)
+        .min(64 * 1024);
+    let virt = memory::map_firmware(mapping.physical_start() as u64, length, &KernelFrames)
+        .map_err(|_| McfgError::Truncated)?;
+    // SAFETY: `length` bytes are mapped read-only at `virt`.
+    let bytes = unsafe { core::slice::from_raw_parts(virt as *const u8, length) };
+    mcfg::parse(bytes)
 }
 
 /// The HPET's register block, from the ACPI HPET table, if there is one.

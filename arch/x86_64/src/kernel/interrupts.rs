@@ -11,6 +11,7 @@ use crate::{acpi, ports::IoPorts, time};
 use arch_x86_64::madt::{IoApic as IoApicInfo, Madt};
 use drivers::ioapic::{IoApic, Signal};
 use drivers::lapic::{ApicTimer, LocalApic};
+use hal::list::FixedList;
 use hal::{FirmwareTables, IrqError, Memory, Platform, TimerError};
 use kernel::mm::frames::KernelFrames;
 use spin::Once;
@@ -233,6 +234,19 @@ pub fn gsi_irq(gsi: u32) -> usize {
 /// tests).
 pub fn gsi_route(gsi: u32) -> Result<(u8, bool, Signal), IrqError> {
     with_io_apic(gsi, |apic, line| apic.entry(line))
+}
+
+/// The physical addresses of the local APIC and of each I/O APIC (their
+/// register blocks are a page each), for what PCI must stay clear of.
+pub fn controller_addresses() -> (u64, FixedList<u64, 8>) {
+    let mut io = FixedList::default();
+    let Ok(c) = controllers() else {
+        return (0, io);
+    };
+    for apic in c.madt.io_apics.as_slice() {
+        io.push(apic.address as u64);
+    }
+    (c.madt.local_apic_address, io)
 }
 
 /// How many I/O APICs there are, and whether the MADT said so.

@@ -15,6 +15,7 @@ mod gdt;
 mod interrupts;
 mod machine;
 mod memory;
+mod pci;
 mod platform;
 mod ports;
 mod tests;

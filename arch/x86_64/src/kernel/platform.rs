@@ -99,6 +99,7 @@ impl hal::Platform for X86_64 {
         interrupts::init()?;
         // Before the RTC is left to a driver.
         crate::timer::read_wall_clock();
+        crate::pci::init();
         crate::devices::init();
         Ok(())
     }

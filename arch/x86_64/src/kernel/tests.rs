@@ -10,7 +10,7 @@ use kernel::{ensure, ensure_eq, fail, skip};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-pub static ARCH_TESTS: [Test; 9] = [
+pub static ARCH_TESTS: [Test; 10] = [
     kernel::ktest!(irq, spurious_vector_is_counted),
     kernel::ktest!(interrupts, madt_matches_the_machine),
     kernel::ktest!(console, uart16550_loopback),
@@ -20,7 +20,62 @@ pub static ARCH_TESTS: [Test; 9] = [
     kernel::ktest!(user, smep_and_smap_stop_the_kernel_at_user_pages),
     kernel::ktest!(paging, pcids_tag_spaces_and_switches_flush_only_stale_tags),
     kernel::ktest!(interrupts, device_lines_are_routed_masked),
+    kernel::ktest!(pci, q35s_functions_are_found_and_their_bars_sound),
 ];
+
+/// q35's PCI functions are found through ECAM: the host bridge at 00:00.0
+/// (8086:29c0), the LPC bridge at 00:1f.0 (8086:2918); every BAR found is
+/// sound (trusted or placed, none refused), aligned to its size, none
+/// overlapping another, and every function decodes. microvm has no PCI.
+fn q35s_functions_are_found_and_their_bars_sound() -> Outcome {
+    use drivers::pci::Address;
+    use drivers::pci::bars::State;
+    let Some(bus) = crate::pci::bus() else {
+        ensure_eq!(crate::machine::detect(), "microvm", "a machine without PCI");
+        return Ok(());
+    };
+    ensure_eq!(crate::machine::detect(), "q35", "a machine with PCI");
+    let find = |address: Address| {
+        bus.functions
+            .as_slice()
+            .iter()
+            .find(|f| f.address == address)
+            .map(|f| (f.vendor, f.device, f.class))
+    };
+    ensure_eq!(
+        find(Address::new(0, 0, 0)),
+        Some((0x8086, 0x29c0, 0x06)),
+        "the host bridge"
+    );
+    ensure_eq!(
+        find(Address::new(0, 0x1f, 0)),
+        Some((0x8086, 0x2918, 0x06)),
+        "the LPC bridge"
+    );
+    ensure_eq!(bus.refused, 0, "functions left off");
+    let bars = bus.bars.as_slice();
+    ensure!(!bars.is_empty(), "q35's functions have BARs");
+    for (n, bar) in bars.iter().enumerate() {
+        ensure!(
+            matches!(bar.state, State::Trusted | State::Placed),
+            "{} BAR {}: {:?}",
+            bar.owner,
+            bar.index,
+            bar.state
+        );
+        ensure!(
+            bar.base != 0 && bar.base.is_multiple_of(bar.size),
+            "{bar:?}"
+        );
+        for other in &bars[n + 1..] {
+            let apart = bar.space != other.space
+                || bar.base + bar.size <= other.base
+                || other.base + other.size <= bar.base;
+            ensure!(apart, "{bar:?} overlaps {other:?}");
+        }
+    }
+    Ok(())
+}
 
 /// Every line left to drivers is routed to its vector, masked until
 /// claimed. microvm's VirtIO transports are all listed (each answers with
