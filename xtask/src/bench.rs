@@ -5,7 +5,7 @@
 
 use crate::cli::{BenchOptions, Profile};
 use crate::kernel_image::{self, workspace};
-use crate::machine::{Arch, Config, Console};
+use crate::machine::{Arch, Config, Console, Machine};
 use crate::{Result, error, provision, qemu, seconds, step};
 use std::fmt::Write;
 use std::time::Duration;
@@ -344,6 +344,13 @@ pub fn run(options: &BenchOptions) -> Result<()> {
             let machine = arch.default_machine();
             let config = Config::new(machine, scaling_ram_mib(arch));
             results.extend(run_machine(&config, &kernel)?);
+            if arch == Arch::X64 {
+                // q35 with qboot: the boot without SeaBIOS's time, the
+                // kernel placing every PCI BAR.
+                let mut config = Config::new(Machine::X64Q35, Machine::X64Q35.test_ram_mib());
+                config.firmware = Some("qboot.rom");
+                results.extend(run_machine(&config, &kernel)?);
+            }
         }
     }
     for r in &results {
