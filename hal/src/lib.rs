@@ -426,10 +426,26 @@ pub struct UserDevice {
     /// Its interrupt line (a portable interrupt number), routed to this CPU
     /// and masked.
     pub irq: Option<usize>,
+    /// For a PCI function's BAR: which function and BAR.
+    pub pci: Option<PciBar>,
+}
+
+/// A BAR of a PCI function, as the device listing names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PciBar {
+    /// Bus, device and function, as `bus << 8 | device << 3 | function`.
+    pub function: u16,
+    pub vendor: u16,
+    pub device: u16,
+    /// Class, subclass and programming interface, as `class << 16 |
+    /// subclass << 8 | prog_if`.
+    pub class: u32,
+    /// The BAR's index, 0 to 5.
+    pub bar: u8,
 }
 
 /// The devices [`Platform::user_devices`] lists.
-pub type UserDevices = list::FixedList<UserDevice, 32>;
+pub type UserDevices = list::FixedList<UserDevice, 64>;
 
 /// How the machine was started and how to leave it.
 pub trait Platform {

@@ -1367,6 +1367,8 @@ pub enum DeviceKind {
 
 /// [`DeviceInfo::irq`] of a device without an interrupt line.
 pub const NO_IRQ: u32 = u32::MAX;
+/// [`DeviceInfo::pci_function`] of a device that is not on PCI.
+pub const NOT_PCI: u32 = u32::MAX;
 
 /// [`DeviceInfo::flags`]: its line is masked at the interrupt controller.
 pub const DEVICE_IRQ_MASKED: u32 = 1;
@@ -1389,6 +1391,16 @@ pub struct DeviceInfo {
     pub base: u64,
     /// Bytes of registers, or ports.
     pub size: u64,
+    /// For a PCI function's BAR: the function as `bus << 8 | device << 3
+    /// | function`; [`NOT_PCI`] otherwise.
+    pub pci_function: u32,
+    /// Its vendor (low half) and device (high half) ids.
+    pub pci_ids: u32,
+    /// Its class, subclass and programming interface (`class << 16 |
+    /// subclass << 8 | prog_if`).
+    pub pci_class: u32,
+    /// The BAR's index.
+    pub pci_bar: u32,
 }
 
 impl DeviceInfo {
@@ -1468,6 +1480,6 @@ mod tests {
         assert_eq!(size_of::<ProcessInfo>(), 72);
         assert_eq!(size_of::<IrqInfo>(), 48);
         assert_eq!(size_of::<SystemInfo>(), 136);
-        assert_eq!(size_of::<DeviceInfo>(), 64);
+        assert_eq!(size_of::<DeviceInfo>(), 80);
     }
 }

@@ -260,6 +260,7 @@ mod tests {
                     count: 2,
                 },
                 irq: Some(24),
+                pci: None,
             },
             hal::UserDevice {
                 name: "timer",
@@ -268,6 +269,7 @@ mod tests {
                     size: 0x1000,
                 },
                 irq: Some(35),
+                pci: None,
             },
         ];
         let quota = crate::mm::quota::Quota::root(100).unwrap();

@@ -116,5 +116,13 @@ fn device_record(device: &hal::UserDevice) -> abi::DeviceInfo {
         },
         base,
         size,
+        pci_function: device
+            .pci
+            .map_or(abi::NOT_PCI, |pci| u32::from(pci.function)),
+        pci_ids: device
+            .pci
+            .map_or(0, |pci| u32::from(pci.vendor) | u32::from(pci.device) << 16),
+        pci_class: device.pci.map_or(0, |pci| pci.class),
+        pci_bar: device.pci.map_or(0, |pci| u32::from(pci.bar)),
     }
 }

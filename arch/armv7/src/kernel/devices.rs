@@ -76,6 +76,7 @@ pub fn init(info: &DeviceTreeInfo) {
                 size: node.reg.size,
             },
             irq: node.interrupts.as_slice().first().map(|&irq| irq as usize),
+            pci: None,
         });
     }
     DEVICES.call_once(|| devices);

@@ -7,11 +7,12 @@
 //!   interrupts 24 to 47; with ACPI and one I/O APIC, 8 on 16 to 23;
 //!   without ACPI, 8 on 5 to 12. Their lines are level-triggered;
 //! - on `q35`, the HPET, where the ACPI HPET table puts it (the kernel
-//!   keeps time with the TSC and ticks with the local APIC).
+//!   keeps time with the TSC and ticks with the local APIC), and each BAR
+//!   of each PCI function (see `pci`) that is sound.
 
 use crate::{acpi, interrupts, machine};
 use drivers::ioapic::Signal;
-use hal::{DeviceRegisters, FirmwareTables, Platform, UserDevice, UserDevices};
+use hal::{DeviceRegisters, FirmwareTables, PciBar, Platform, UserDevice, UserDevices};
 use spin::Once;
 
 static DEVICES: Once<UserDevices> = Once::new();
@@ -46,6 +47,7 @@ pub fn init() {
             count: 2,
         },
         irq: rtc_irq,
+        pci: None,
     });
     match machine::detect() {
         "microvm" => {
@@ -75,6 +77,7 @@ pub fn init() {
                         size: VIRTIO_MMIO_STRIDE,
                     },
                     irq,
+                    pci: None,
                 });
             }
         }
@@ -91,11 +94,75 @@ pub fn init() {
                         size: HPET_SIZE,
                     },
                     irq: None,
+                    pci: None,
                 });
             }
         }
     }
+    push_pci_bars(&mut devices);
     DEVICES.call_once(|| devices);
+}
+
+/// Each sound BAR of each PCI function that decodes, named by its class.
+/// Their interrupts are not routed yet.
+fn push_pci_bars(devices: &mut UserDevices) {
+    use drivers::pci::bars::{Space, State};
+    let Some(bus) = crate::pci::bus() else {
+        return;
+    };
+    for bar in bus.bars.as_slice() {
+        if !matches!(bar.state, State::Trusted | State::Placed) {
+            continue;
+        }
+        let Some(function) = bus
+            .functions
+            .as_slice()
+            .iter()
+            .find(|f| f.address == bar.owner)
+        else {
+            continue;
+        };
+        let registers = match bar.space {
+            Space::Memory => DeviceRegisters::Memory {
+                base: bar.base,
+                size: bar.size,
+            },
+            Space::Io => DeviceRegisters::Ports {
+                base: bar.base as u16,
+                count: bar.size.min(0x1_0000 - bar.base) as u16,
+            },
+        };
+        let address = function.address;
+        devices.push(UserDevice {
+            name: pci_name(function.class, function.vendor),
+            registers,
+            irq: None,
+            pci: Some(PciBar {
+                function: u16::from(address.bus) << 8
+                    | u16::from(address.device) << 3
+                    | u16::from(address.function),
+                vendor: function.vendor,
+                device: function.device,
+                class: u32::from(function.class) << 16
+                    | u32::from(function.subclass) << 8
+                    | u32::from(function.prog_if),
+                bar: bar.index,
+            }),
+        });
+    }
+}
+
+/// What a PCI function is, by its class (and VirtIO by its vendor).
+fn pci_name(class: u8, vendor: u16) -> &'static str {
+    match (vendor, class) {
+        (0x1af4, _) => "pci-virtio",
+        (_, 0x01) => "pci-storage",
+        (_, 0x02) => "pci-network",
+        (_, 0x03) => "pci-display",
+        (_, 0x06) => "pci-bridge",
+        (_, 0x0c) => "pci-serial-bus",
+        _ => "pci-device",
+    }
 }
 
 pub fn user_devices() -> &'static [UserDevice] {

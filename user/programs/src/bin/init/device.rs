@@ -39,7 +39,69 @@ pub const TESTS: &[Test] = &[
         name: "device::a_dead_driver_frees_its_line",
         run: a_dead_driver_frees_its_line,
     },
+    Test {
+        name: "device::pci_bars_reach_their_functions",
+        run: pci_bars_reach_their_functions,
+    },
 ];
+
+/// On q35 the PCI functions' BARs are listed with the function's ids and
+/// class, and reach the function: the AHCI controller's (8086:2922, class
+/// 01.06.01) BAR 5 answers with AHCI 1.x in its version register, and the
+/// SMBus controller's (8086:2930, class 0c.05) I/O BAR 4 decodes. Other
+/// machines list no PCI BARs.
+fn pci_bars_reach_their_functions() -> Outcome {
+    let system = process::system().map_err(fail("system"))?;
+    let devices = process::devices().map_err(fail("devices"))?;
+    let pci = |class: u32, bar: u32| {
+        devices
+            .iter()
+            .enumerate()
+            .find(|(_, d)| {
+                d.pci_function != abi::NOT_PCI && d.pci_class == class && d.pci_bar == bar
+            })
+            .map(|(index, d)| (*d, abi::init_device_handle(index)))
+    };
+    if abi::name_str(&system.machine) != "q35" {
+        ensure!(
+            devices.iter().all(|d| d.pci_function == abi::NOT_PCI),
+            "PCI BARs listed on {}",
+            abi::name_str(&system.machine)
+        );
+        return Ok(());
+    }
+    let (ahci, handle) = pci(0x01_06_01, 5).ok_or("no AHCI BAR 5 listed")?;
+    ensure_eq!(ahci.pci_ids, 0x2922_8086, "the AHCI controller's ids");
+    ensure_eq!(ahci.pci_function, 0x1f << 3 | 2, "00:1f.2");
+    ensure_eq!(abi::name_str(&ahci.name), "pci-storage", "its name");
+    let registers = borrowed(DeviceMemory::from_handle, handle);
+    let memory = registers.memory(0, 4096).map_err(fail("AHCI registers"))?;
+    let mapping = memory.map(4096, false).map_err(fail("map"))?;
+    let offset = (ahci.base & 0xfff) as usize;
+    // SAFETY: the page of the AHCI registers is mapped at `mapping`; the
+    // version register is at 0x10.
+    let version =
+        unsafe { core::ptr::read_volatile((mapping.address + offset + 0x10) as *const u32) };
+    ensure_eq!(version >> 16, 1, "AHCI major version");
+    rt::ipc::memory_unmap(mapping.address).map_err(fail("unmap"))?;
+    let (smbus, handle) = pci(0x0c_05_00, 4).ok_or("no SMBus BAR 4 listed")?;
+    ensure_eq!(smbus.pci_ids, 0x2930_8086, "the SMBus controller's ids");
+    ensure_eq!(
+        smbus.device_kind(),
+        Some(abi::DeviceKind::Ports),
+        "an I/O BAR"
+    );
+    let ports = borrowed(IoPorts::from_handle, handle);
+    // The host status register reads as something, not a bus's all ones.
+    let status = ports
+        .read8(smbus.base as u16)
+        .map_err(fail("SMBus status"))?;
+    ensure!(
+        status != 0xff,
+        "SMBus status {status:#x}: no function decodes"
+    );
+    Ok(())
+}
 
 /// One of init's own capabilities, used without giving it up.
 fn borrowed<T>(make: fn(Handle) -> T, handle: Handle) -> ManuallyDrop<T> {
