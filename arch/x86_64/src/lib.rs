@@ -10,3 +10,4 @@ pub mod madt;
 pub mod mcfg;
 pub mod paging;
 pub mod pvh;
+pub mod sdt;

@@ -116,7 +116,7 @@ pub fn parse(table: &[u8]) -> Result<Madt, MadtError> {
         return Err(MadtError::Truncated);
     }
     let table = &table[..length];
-    if table.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)) != 0 {
+    if !crate::sdt::sums_to_zero(table) {
         return Err(MadtError::BadChecksum);
     }
     let mut madt = Madt {
@@ -178,6 +178,7 @@ pub fn parse(table: &[u8]) -> Result<Madt, MadtError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdt::fix_checksum;
 
     /// A MADT shaped like QEMU q35's: one CPU, one I/O APIC, the usual
     /// overrides (IRQ0 on GSI 2; SCI level, active high), a NMI entry.
@@ -205,12 +206,6 @@ mod tests {
         table.extend(entries);
         fix_checksum(&mut table);
         table
-    }
-
-    fn fix_checksum(table: &mut [u8]) {
-        table[9] = 0;
-        let sum = table.iter().fold(0u8, |s, b| s.wrapping_add(*b));
-        table[9] = 0u8.wrapping_sub(sum);
     }
 
     #[test]

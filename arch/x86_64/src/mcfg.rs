@@ -83,7 +83,7 @@ pub fn parse(table: &[u8]) -> Result<FixedList<EcamRegion, 4>, McfgError> {
         return Err(McfgError::Truncated);
     }
     let table = &table[..length];
-    if table.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)) != 0 {
+    if !crate::sdt::sums_to_zero(table) {
         return Err(McfgError::BadChecksum);
     }
     let entries = &table[HEADER_SIZE..];
@@ -109,6 +109,7 @@ pub fn parse(table: &[u8]) -> Result<FixedList<EcamRegion, 4>, McfgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdt::fix_checksum;
 
     /// An MCFG with `entries`, its checksum fixed.
     fn table(entries: &[(u64, u16, u8, u8)]) -> Vec<u8> {
@@ -123,12 +124,6 @@ mod tests {
         bytes[4..8].copy_from_slice(&length.to_le_bytes());
         fix_checksum(&mut bytes);
         bytes
-    }
-
-    fn fix_checksum(bytes: &mut [u8]) {
-        bytes[9] = 0;
-        let sum = bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b));
-        bytes[9] = 0u8.wrapping_sub(sum);
     }
 
     #[test]

@@ -1,0 +1,16 @@
+//! What every ACPI system description table shares: a checksum over its
+//! bytes (the byte at offset 9 makes them sum to zero).
+
+/// Whether `table`'s bytes sum to zero, as a sound table's do.
+pub fn sums_to_zero(table: &[u8]) -> bool {
+    table.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)) == 0
+}
+
+/// Sets the checksum byte so that `table` sums to zero (for tests that
+/// build tables).
+#[cfg(test)]
+pub fn fix_checksum(table: &mut [u8]) {
+    table[9] = 0;
+    let sum = table.iter().fold(0u8, |sum, b| sum.wrapping_add(*b));
+    table[9] = 0u8.wrapping_sub(sum);
+}
