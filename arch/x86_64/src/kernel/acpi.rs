@@ -100,10 +100,14 @@ pub fn read_mcfg(rsdp: u64) -> Result<FixedList<EcamRegion, 4>, McfgError> {
     mcfg::parse(bytes)
 }
 
-/// The HPET's register block, from the ACPI HPET table, if there is one.
+/// The HPET's register block, from the ACPI HPET table, if there is one;
+/// the tables are walked once (both the device list and PCI ask).
 pub fn hpet_address(rsdp: u64) -> Option<u64> {
-    // SAFETY: as in `read_madt`.
-    let tables = unsafe { AcpiTables::from_rsdp(Handler, rsdp as usize) }.ok()?;
-    let hpet = acpi::HpetInfo::new(&tables).ok()?;
-    Some(hpet.base_address as u64)
+    static HPET: spin::Once<Option<u64>> = spin::Once::new();
+    *HPET.call_once(|| {
+        // SAFETY: as in `read_madt`.
+        let tables = unsafe { AcpiTables::from_rsdp(Handler, rsdp as usize) }.ok()?;
+        let hpet = acpi::HpetInfo::new(&tables).ok()?;
+        Some(hpet.base_address as u64)
+    })
 }
