@@ -307,7 +307,7 @@ impl Ipc {
         });
         // `served_by` is left: it serves only a wait that can time out,
         // and the fast path's never does.
-        caller.ipc.start_fast_wait(true, false);
+        caller.ipc.set_wait(true, false);
         caller.state = State::Blocked;
         let handed = hand_off::<A>(
             &mut s.current,
@@ -353,7 +353,7 @@ impl Ipc {
             return Err(self);
         }
         server.ipc.caller = None;
-        server.ipc.start_fast_wait(false, true);
+        server.ipc.set_wait(false, true);
         let handed = hand_off::<A>(
             &mut s.current,
             server,
@@ -388,8 +388,7 @@ fn hand_off<A: Arch>(
     caller.saved_sp = resume_sp;
     caller.ipc.resumes_at_frame = true;
     let at_frame = core::mem::take(&mut partner.ipc.resumes_at_frame);
-    partner.ipc.awaiting_reply = false;
-    partner.ipc.receiving = false;
+    partner.ipc.set_wait(false, false);
     if at_frame {
         // The message goes straight to the registers it returns in.
         // SAFETY: the partner blocked on the fast path (so its frame holds

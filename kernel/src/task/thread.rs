@@ -103,16 +103,16 @@ impl IpcState {
     /// Starts a wait: for a reply (in no queue), to receive, or neither.
     #[inline]
     pub(super) fn start_wait(&mut self, awaiting_reply: bool, receiving: bool) {
-        self.awaiting_reply = awaiting_reply;
-        self.receiving = receiving;
+        self.set_wait(awaiting_reply, receiving);
         self.outcome = None;
     }
 
-    /// Starts a wait on the IPC fast path, leaving `outcome` as it is:
-    /// whoever ends a wait sets it (a kill, which does not, is looked at
-    /// first), and one ended on the fast path is not read.
+    /// What the thread waits for, `outcome` left as it is: the IPC fast
+    /// path starts and ends waits so. Whoever ends a wait otherwise sets
+    /// the outcome (a kill, which does not, is looked at first), and one
+    /// ended on the fast path is not read.
     #[inline(always)]
-    pub(super) fn start_fast_wait(&mut self, awaiting_reply: bool, receiving: bool) {
+    pub(super) fn set_wait(&mut self, awaiting_reply: bool, receiving: bool) {
         self.awaiting_reply = awaiting_reply;
         self.receiving = receiving;
     }
@@ -120,8 +120,7 @@ impl IpcState {
     /// Ends a wait with `outcome` (`None`: it went well).
     #[inline]
     pub(super) fn end_wait(&mut self, outcome: Option<Error>) {
-        self.awaiting_reply = false;
-        self.receiving = false;
+        self.set_wait(false, false);
         self.outcome = outcome;
     }
 }
