@@ -440,8 +440,13 @@ pub struct PciBar {
     /// Class, subclass and programming interface, as `class << 16 |
     /// subclass << 8 | prog_if`.
     pub class: u32,
-    /// The BAR's index, 0 to 5.
+    /// The BAR's index, 0 to 5, or [`PciBar::CONFIG`].
     pub bar: u8,
+}
+
+impl PciBar {
+    /// [`PciBar::bar`] of the function's configuration space.
+    pub const CONFIG: u8 = abi::PCI_CONFIG as u8;
 }
 
 /// The devices [`Platform::user_devices`] lists.

@@ -142,7 +142,13 @@ pub const VIRTUAL: &[Region] = &[
         start: USER_ANON_START as u64,
         end: USER_END as u64,
         contents: Contents::Dynamic {
-            allowed: &[MapFlags::USER_RW, MapFlags::USER_RO],
+            allowed: &[
+                MapFlags::USER_RW,
+                MapFlags::USER_RO,
+                // A driver's device registers (memory objects over them).
+                MapFlags::USER_RW.union(MapFlags::DEVICE),
+                MapFlags::USER_RO.union(MapFlags::DEVICE),
+            ],
         },
         note: "memory user programs map at run time; TTBR0 ends here (TTBCR.N = 1)",
     },

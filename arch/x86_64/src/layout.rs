@@ -130,7 +130,13 @@ pub const VIRTUAL: &[Region] = &[
         start: USER_ANON_START,
         end: USER_ANON_END,
         contents: Contents::Dynamic {
-            allowed: &[MapFlags::USER_RW, MapFlags::USER_RO],
+            allowed: &[
+                MapFlags::USER_RW,
+                MapFlags::USER_RO,
+                // A driver's device registers (memory objects over them).
+                MapFlags::USER_RW.union(MapFlags::DEVICE),
+                MapFlags::USER_RO.union(MapFlags::DEVICE),
+            ],
         },
         note: "memory user programs map at run time",
     },

@@ -10,4 +10,5 @@ pub mod madt;
 pub mod mcfg;
 pub mod paging;
 pub mod pvh;
+pub mod q35_intx;
 pub mod sdt;

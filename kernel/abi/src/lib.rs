@@ -96,7 +96,8 @@ pub enum Syscall {
     NotificationPoll = 29,
     /// `memory_create(size, flags) -> handle`: a memory object.
     MemoryCreate = 30,
-    /// `memory_map(memory, address, protection) -> address`: maps one.
+    /// `memory_map(memory, address, protection) -> (address, bytes)`: maps
+    /// one.
     MemoryMap = 31,
     /// `memory_unmap(address)`: removes a memory object's mapping.
     MemoryUnmap = 32,
@@ -441,7 +442,7 @@ impl Syscall {
             Syscall::CapCopy => (
                 &["handle", "rights: Rights", "badge (0: keep)"],
                 "the new handle",
-                "Adds a capability to the same object with the given rights, which must be a subset of the handle's. A non-zero badge marks an unbadged endpoint capability; the receiver of a message sent through it learns the badge.",
+                "Adds a capability to the same object with the given rights, which must be a subset of the handle's. A non-zero badge marks an unbadged endpoint capability (the receiver of a message sent through it learns the badge) or binds an unbadged interrupt control to one line (`irq_control_badge`), so a driver can be given the right to claim its own line and no other.",
                 &[InvalidHandle, MissingRight, InvalidArgument, TableFull],
             ),
             Syscall::CapDelete => (
@@ -546,7 +547,7 @@ impl Syscall {
             ),
             Syscall::MemoryMap => (
                 &["memory", "address (0: anywhere)", "protection"],
-                "address mapped",
+                "address mapped, and the bytes mapped (the object's size) as the second result",
                 "Maps the whole object, readable (`RIGHT_MAP_READ`) and with `PROT_WRITE` writable (`RIGHT_MAP_WRITE`), never executable, at a page-aligned address in the anonymous window, every page present.",
                 &[
                     InvalidHandle,
@@ -584,13 +585,14 @@ impl Syscall {
             Syscall::IrqClaim => (
                 &["irq_control", "irq", "notification", "bits"],
                 "handle to the interrupt handler (`IRQ_RIGHTS`)",
-                "Claims device interrupt line `irq` (a number from the `Devices` listing) for the caller: when it fires, the kernel masks the line at the interrupt controller and sets `bits` in the notification (which needs `RIGHT_SIGNAL`). The line stays masked until `irq_ack`. Needs an interrupt-control capability with `RIGHT_CLAIM` (init gets one at `INIT_IRQ_CONTROL`). A line is claimed once; it is masked and free again when the handler's last capability goes. Lines the kernel uses are not in the listing and cannot be claimed.",
+                "Claims device interrupt line `irq` (a number from the `Devices` listing) for the caller: when it fires, the kernel masks the line at the interrupt controller and sets `bits` in the notification (which needs `RIGHT_SIGNAL`). The line stays masked until `irq_ack`. Needs an interrupt-control capability with `RIGHT_CLAIM` (init gets one at `INIT_IRQ_CONTROL`); one badged with `irq_control_badge(line)` claims only that line (`PermissionDenied` for others). A line is claimed once; it is masked and free again when the handler's last capability goes. Lines the kernel uses are not in the listing and cannot be claimed.",
                 &[
                     InvalidHandle,
                     WrongType,
                     MissingRight,
                     InvalidArgument,
                     NotFound,
+                    PermissionDenied,
                     Busy,
                     OutOfMemory,
                     TableFull,
@@ -846,6 +848,12 @@ pub type Handle = u32;
 pub const HANDLE_INDEX_BITS: u32 = 8;
 /// Slots in a process's capability table.
 pub const MAX_CAPABILITIES: usize = 1 << HANDLE_INDEX_BITS;
+
+/// The badge that binds an interrupt-control capability to line `irq`
+/// (see `cap_copy`, `irq_claim`).
+pub const fn irq_control_badge(irq: usize) -> usize {
+    irq + 1
+}
 
 /// The handle a new process finds its `n`th passed capability at.
 pub const fn initial_handle(n: usize) -> Handle {
@@ -1369,6 +1377,10 @@ pub enum DeviceKind {
 pub const NO_IRQ: u32 = u32::MAX;
 /// [`DeviceInfo::pci_function`] of a device that is not on PCI.
 pub const NOT_PCI: u32 = u32::MAX;
+/// [`DeviceInfo::pci_bar`] of a PCI function's page of configuration
+/// space (its driver's, to enable bus mastering and read capabilities),
+/// which carries the function's interrupt line.
+pub const PCI_CONFIG: u32 = 0xff;
 
 /// [`DeviceInfo::flags`]: its line is masked at the interrupt controller.
 pub const DEVICE_IRQ_MASKED: u32 = 1;
@@ -1391,15 +1403,15 @@ pub struct DeviceInfo {
     pub base: u64,
     /// Bytes of registers, or ports.
     pub size: u64,
-    /// For a PCI function's BAR: the function as `bus << 8 | device << 3
-    /// | function`; [`NOT_PCI`] otherwise.
+    /// For a PCI function's BAR or configuration space: the function as
+    /// `bus << 8 | device << 3 | function`; [`NOT_PCI`] otherwise.
     pub pci_function: u32,
     /// Its vendor (low half) and device (high half) ids.
     pub pci_ids: u32,
     /// Its class, subclass and programming interface (`class << 16 |
     /// subclass << 8 | prog_if`).
     pub pci_class: u32,
-    /// The BAR's index.
+    /// The BAR's index, or [`PCI_CONFIG`].
     pub pci_bar: u32,
 }
 

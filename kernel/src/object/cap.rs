@@ -52,8 +52,9 @@ impl Capability {
         }
         let badge = match (badge, &self.object) {
             (0, _) => self.badge,
-            (_, Object::Endpoint(_)) if self.badge == 0 => badge,
-            // Badges mark endpoint capabilities, once.
+            (_, Object::Endpoint(_) | Object::IrqControl) if self.badge == 0 => badge,
+            // Badges mark endpoint capabilities (for the receiver) and
+            // interrupt control (bound to one line), once.
             _ => return Err(Error::InvalidArgument),
         };
         Ok(Capability::new(self.object.clone(), rights, badge))

@@ -17,9 +17,12 @@ pub(super) fn claim<A: Arch>(
     bits: usize,
 ) -> Outcome {
     let notification = with_table(|table| {
-        table
-            .get(control)?
-            .check(ObjectKind::IrqControl, abi::RIGHT_CLAIM)?;
+        let control = table.get(control)?;
+        control.check(ObjectKind::IrqControl, abi::RIGHT_CLAIM)?;
+        // A badged control claims only the line its badge names.
+        if control.badge() != 0 && control.badge() != abi::irq_control_badge(irq) {
+            return Err(Error::PermissionDenied);
+        }
         match table
             .get(notification)?
             .check(ObjectKind::Notification, abi::RIGHT_SIGNAL)?

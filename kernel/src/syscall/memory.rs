@@ -96,7 +96,7 @@ pub(super) fn map_object<A: Arch>(handle: Handle, start: Option<usize>, writable
     // The mapping holds the object now; this reference goes outside the
     // lock (it is never the last: the mapping's is alive).
     drop(object);
-    one(start)
+    two(start, len)
 }
 
 pub(super) fn unmap_object<A: Arch>(start: usize) -> Outcome {

@@ -7,8 +7,9 @@
 //!   interrupts 24 to 47; with ACPI and one I/O APIC, 8 on 16 to 23;
 //!   without ACPI, 8 on 5 to 12. Their lines are level-triggered;
 //! - on `q35`, the HPET, where the ACPI HPET table puts it (the kernel
-//!   keeps time with the TSC and ticks with the local APIC), and each BAR
-//!   of each PCI function (see `pci`) that is sound.
+//!   keeps time with the TSC and ticks with the local APIC), and, for each
+//!   PCI function (see `pci`) whose BARs are all sound, its page of
+//!   configuration space with its INTx line, and each of its BARs.
 
 use crate::{acpi, interrupts, machine};
 use drivers::ioapic::Signal;
@@ -33,6 +34,8 @@ fn virtio_layout() -> (u64, u32) {
 }
 /// The HPET's register block (its specification's size).
 const HPET_SIZE: u64 = 0x400;
+/// A PCI function's configuration space in ECAM.
+const CONFIG_PAGE: u64 = 0x1000;
 
 /// Lists the devices; run once the interrupt controllers are set up.
 pub fn init() {
@@ -99,57 +102,83 @@ pub fn init() {
             }
         }
     }
-    push_pci_bars(&mut devices);
+    push_pci(&mut devices);
     DEVICES.call_once(|| devices);
 }
 
-/// Each sound BAR of each PCI function that decodes, named by its class.
-/// Their interrupts are not routed yet.
-fn push_pci_bars(devices: &mut UserDevices) {
+/// For each PCI function that decodes: its configuration space (with its
+/// interrupt line) and each BAR, named by its class.
+fn push_pci(devices: &mut UserDevices) {
     use drivers::pci::bars::{Space, State};
     let Some(bus) = crate::pci::bus() else {
         return;
     };
-    for bar in bus.bars.as_slice() {
-        if !matches!(bar.state, State::Trusted | State::Placed) {
+    for function in bus.functions.as_slice() {
+        let address = function.address;
+        if !bus.is_sound(address) {
             continue;
         }
-        let Some(function) = bus
-            .functions
-            .as_slice()
-            .iter()
-            .find(|f| f.address == bar.owner)
-        else {
-            continue;
+        let pci = |bar| PciBar {
+            function: u16::from(address.bus) << 8
+                | u16::from(address.device) << 3
+                | u16::from(address.function),
+            vendor: function.vendor,
+            device: function.device,
+            class: u32::from(function.class) << 16
+                | u32::from(function.subclass) << 8
+                | u32::from(function.prog_if),
+            bar,
         };
-        let registers = match bar.space {
-            Space::Memory => DeviceRegisters::Memory {
-                base: bar.base,
-                size: bar.size,
-            },
-            Space::Io => DeviceRegisters::Ports {
-                base: bar.base as u16,
-                count: bar.size.min(0x1_0000 - bar.base) as u16,
-            },
+        let name = pci_name(function.class, function.vendor);
+        if let Some(page) = bus.config_page(address) {
+            devices.push(UserDevice {
+                name,
+                registers: DeviceRegisters::Memory {
+                    base: page,
+                    size: CONFIG_PAGE,
+                },
+                irq: intx_line(address, function.interrupt_pin),
+                pci: Some(pci(PciBar::CONFIG)),
+            });
+        }
+        let placed = |b: &&drivers::pci::bars::Bar| {
+            b.owner == address && matches!(b.state, State::Trusted | State::Placed)
         };
-        let address = function.address;
-        devices.push(UserDevice {
-            name: pci_name(function.class, function.vendor),
-            registers,
-            irq: None,
-            pci: Some(PciBar {
-                function: u16::from(address.bus) << 8
-                    | u16::from(address.device) << 3
-                    | u16::from(address.function),
-                vendor: function.vendor,
-                device: function.device,
-                class: u32::from(function.class) << 16
-                    | u32::from(function.subclass) << 8
-                    | u32::from(function.prog_if),
-                bar: bar.index,
-            }),
-        });
+        for bar in bus.bars.as_slice().iter().filter(placed) {
+            let registers = match bar.space {
+                Space::Memory => DeviceRegisters::Memory {
+                    base: bar.base,
+                    size: bar.size,
+                },
+                Space::Io => DeviceRegisters::Ports {
+                    base: bar.base as u16,
+                    count: bar.size.min(0x1_0000 - bar.base) as u16,
+                },
+            };
+            devices.push(UserDevice {
+                name,
+                registers,
+                irq: None,
+                pci: Some(pci(bar.index)),
+            });
+        }
     }
+}
+
+/// A function's INTx line, routed (masked) as q35 wires it; `None` for a
+/// function without a pin or one behind a bridge.
+fn intx_line(address: drivers::pci::Address, pin: u8) -> Option<usize> {
+    if address.bus != 0 {
+        return None;
+    }
+    let gsi = arch_x86_64::q35_intx::gsi(address.device, pin)?;
+    let signal = Signal {
+        active_low: false,
+        level: true,
+    };
+    interrupts::route_gsi(gsi, signal)
+        .map_err(|e| log::warn!("PCI {address}'s interrupt cannot be routed: {e}"))
+        .ok()
 }
 
 /// What a PCI function is, by its class (and VirtIO by its vendor).

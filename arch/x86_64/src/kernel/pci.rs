@@ -18,7 +18,7 @@ use drivers::pci::Address;
 use drivers::pci::bars::{self, Bar, Range, Reserved, Space, State};
 use drivers::pci::config::{self, ConfigSpace, Function};
 use hal::list::FixedList;
-use hal::{FirmwareTables, Memory, Platform};
+use hal::{FirmwareTables, Memory, MemoryKind, Platform};
 use kernel::mm::frames::KernelFrames;
 use spin::{Mutex, Once};
 
@@ -51,6 +51,27 @@ pub struct Bus {
     /// Functions left with decoding off because a BAR of theirs was
     /// refused.
     pub refused: usize,
+    /// Where configuration space is.
+    pub ecam: EcamRegion,
+}
+
+impl Bus {
+    /// Whether every BAR of the function at `address` is sound (so its
+    /// decoding is on).
+    pub fn is_sound(&self, address: Address) -> bool {
+        self.bars
+            .as_slice()
+            .iter()
+            .filter(|b| b.owner == address)
+            .all(|b| b.state != State::Refused)
+    }
+
+    /// The physical address of the function's page of configuration
+    /// space.
+    pub fn config_page(&self, address: Address) -> Option<u64> {
+        self.ecam
+            .function_address(address.bus, address.device, address.function)
+    }
 }
 
 static BUS: Once<Bus> = Once::new();
@@ -131,6 +152,7 @@ pub fn init() {
         functions: FixedList::default(),
         bars: FixedList::default(),
         refused: 0,
+        ecam: region,
     };
     config::scan(&ecam, region.first_bus, region.last_bus, |function| {
         bus.functions.push(function)
@@ -162,12 +184,7 @@ pub fn init() {
         config::write_bar(&ecam, bar);
     }
     for function in bus.functions.as_slice() {
-        let sound = bus
-            .bars
-            .as_slice()
-            .iter()
-            .filter(|b| b.owner == function.address)
-            .all(|b| b.state != State::Refused);
+        let sound = bus.is_sound(function.address);
         config::set_decoding(&ecam, function.address, sound);
         bus.refused += usize::from(!sound);
         log::debug!(
@@ -207,6 +224,11 @@ fn layout(region: &EcamRegion) -> (FixedList<(Space, Range), 4>, FixedList<Reser
             space: Space::Memory,
             range,
         });
+        // Reserved address space (QEMU reserves the 12 GiB below 1 TiB
+        // with much RAM) bounds no window: it only must not be overlapped.
+        if entry.kind == MemoryKind::Reserved {
+            continue;
+        }
         top = top.max(range.end);
         if range.start < 1 << 32 && range.end <= LOW_WINDOW_END {
             low_top = low_top.max(range.end);

@@ -155,9 +155,35 @@ fn device_lines_are_routed_masked() -> Outcome {
         ensure!(masked, "{}'s line is masked until claimed", device.name);
         ensure_eq!(
             signal.level,
-            device.name == "virtio-mmio",
-            "level-triggered only for VirtIO"
+            device.name == "virtio-mmio" || device.pci.is_some(),
+            "level-triggered only for VirtIO-MMIO and PCI INTx"
         );
+        // A PCI function's line is the one q35 wires its pin to.
+        if let Some(pci) = device.pci {
+            let slot = (pci.function >> 3 & 0x1f) as u8;
+            let function = crate::pci::bus()
+                .and_then(|bus| {
+                    bus.functions.as_slice().iter().find(|f| {
+                        f.address.bus == (pci.function >> 8) as u8
+                            && f.address.device == slot
+                            && f.address.function == (pci.function & 7) as u8
+                    })
+                })
+                .copied();
+            let Some(function) = function else {
+                fail!("{}'s function is not on the bus", device.name);
+            };
+            ensure_eq!(
+                pci.bar,
+                hal::PciBar::CONFIG,
+                "only configuration space has a line"
+            );
+            ensure_eq!(
+                Some(gsi),
+                arch_x86_64::q35_intx::gsi(slot, function.interrupt_pin),
+                "the global interrupt of its pin"
+            );
+        }
     }
     Ok(())
 }
