@@ -254,6 +254,23 @@ impl Config {
         scope
     }
 
+    /// The devices every boot has for the user-space drivers: VirtIO over
+    /// MMIO on microvm and vexpress-a15, over PCI on q35 (each in a slot of
+    /// its own, so each has an interrupt line of its own).
+    fn devices(&self) -> Vec<String> {
+        let on_pci = self.machine == Machine::X64Q35;
+        let virtio = |kind: &str, slot: u8| match on_pci {
+            true => format!("virtio-{kind}-pci,addr={slot:#x}"),
+            false => format!("virtio-{kind}-device"),
+        };
+        vec![virtio("rng", 2)]
+    }
+
+    /// How many driver processes init starts: one per device attached.
+    pub fn driver_count(&self) -> usize {
+        self.devices().len()
+    }
+
     /// QEMU's arguments to boot `kernel` with the given kernel command
     /// line. Writes the board's device tree for ARM.
     pub fn qemu_args(
@@ -329,6 +346,9 @@ impl Config {
                     push(&["-device", &loader]);
                 }
             }
+        }
+        for device in self.devices() {
+            push(&["-device", &device]);
         }
         push(&["-append", cmdline]);
         Ok(args)

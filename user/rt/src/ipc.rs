@@ -244,14 +244,16 @@ impl Memory {
             .map(|h| Memory(h as Handle))
     }
 
-    /// Maps the object anywhere in the anonymous window, writable if asked.
-    pub fn map(&self, len: usize, writable: bool) -> Result<Mapping, Error> {
+    /// Maps the whole object anywhere in the anonymous window, writable if
+    /// asked; the mapping's length is the object's size, as the kernel
+    /// tells it.
+    pub fn map(&self, writable: bool) -> Result<Mapping, Error> {
         let protection = abi::PROT_READ | if writable { abi::PROT_WRITE } else { 0 };
-        sys::raw(
-            Syscall::MemoryMap as usize,
+        sys::pair_call(
+            Syscall::MemoryMap,
             [self.0 as usize, 0, protection, 0, 0, 0],
         )
-        .map(|address| Mapping { address, len })
+        .map(|(address, len)| Mapping { address, len })
     }
 
     /// Where a contiguous object lies in physical memory.
@@ -272,18 +274,44 @@ pub fn unbind() -> Result<(), Error> {
 }
 
 /// A thread's IPC buffer: a page the kernel reads payloads to send from
-/// and writes received ones to. Registered for the calling thread.
+/// and writes received ones to. Registered for the calling thread; every
+/// `IpcBuffer` a thread holds is the same page (a thread has one), so a
+/// name-service client and a block client on one thread do not unregister
+/// each other's. Each reads a reply's payload before its next call.
 #[derive(Debug)]
 pub struct IpcBuffer {
     address: usize,
+    /// Not `Send`: dropping it unregisters the calling thread's buffer.
+    _thread: core::marker::PhantomData<*const ()>,
 }
 
+/// The registered buffers: thread id, page, holders.
+static BUFFERS: spin::Mutex<alloc::vec::Vec<(u32, usize, usize)>> =
+    spin::Mutex::new(alloc::vec::Vec::new());
+
 impl IpcBuffer {
-    /// Maps a page and registers it as the calling thread's IPC buffer.
+    /// The calling thread's IPC buffer: a page mapped and registered the
+    /// first time, shared by later holders on the same thread.
     pub fn register() -> Result<IpcBuffer, Error> {
+        let thread = sys::thread_id();
+        let mut buffers = BUFFERS.lock();
+        if let Some(entry) = buffers.iter_mut().find(|(t, _, _)| *t == thread) {
+            entry.2 += 1;
+            return Ok(IpcBuffer {
+                address: entry.1,
+                _thread: core::marker::PhantomData,
+            });
+        }
         let address = sys::map(0, abi::MAX_PAYLOAD, abi::PROT_READ | abi::PROT_WRITE)?;
-        sys::raw(Syscall::IpcBuffer as usize, [address, 0, 0, 0, 0, 0])?;
-        Ok(IpcBuffer { address })
+        if let Err(e) = sys::raw(Syscall::IpcBuffer as usize, [address, 0, 0, 0, 0, 0]) {
+            let _ = sys::unmap(address, abi::MAX_PAYLOAD);
+            return Err(e);
+        }
+        buffers.push((thread, address, 1));
+        Ok(IpcBuffer {
+            address,
+            _thread: core::marker::PhantomData,
+        })
     }
 
     /// The page.
@@ -297,8 +325,16 @@ impl IpcBuffer {
 
 impl Drop for IpcBuffer {
     fn drop(&mut self) {
-        let _ = sys::raw(Syscall::IpcBuffer as usize, [0; 6]);
-        let _ = sys::unmap(self.address, abi::MAX_PAYLOAD);
+        let mut buffers = BUFFERS.lock();
+        let Some(index) = buffers.iter().position(|e| e.1 == self.address) else {
+            return;
+        };
+        buffers[index].2 -= 1;
+        if buffers[index].2 == 0 {
+            buffers.swap_remove(index);
+            let _ = sys::raw(Syscall::IpcBuffer as usize, [0; 6]);
+            let _ = sys::unmap(self.address, abi::MAX_PAYLOAD);
+        }
     }
 }
 
@@ -312,4 +348,29 @@ pub fn set_timeout(timeout: Option<core::time::Duration>) -> Result<(), Error> {
         [ns as u32 as usize, (ns >> 32) as usize, 0, 0, 0, 0],
     )
     .map(|_| ())
+}
+
+/// Why a request to a server failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure<E> {
+    /// The message could not be exchanged (say, `PeerDied`: the server is
+    /// gone).
+    Ipc(Error),
+    /// The server refused or failed the request.
+    Refused(E),
+}
+
+impl<E> From<Error> for Failure<E> {
+    fn from(error: Error) -> Failure<E> {
+        Failure::Ipc(error)
+    }
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Failure::Ipc(error) => write!(f, "{error}"),
+            Failure::Refused(error) => write!(f, "{error}"),
+        }
+    }
 }

@@ -57,6 +57,7 @@ macro_rules! owned_handle {
 }
 
 pub mod arch;
+pub mod block;
 pub mod device;
 pub mod heap;
 pub mod io;
@@ -64,6 +65,7 @@ pub mod ipc;
 pub mod names;
 pub mod process;
 pub mod quota;
+pub mod rng;
 pub mod sys;
 pub mod thread;
 pub mod time;

@@ -26,21 +26,7 @@ pub const CLIENT: usize = 2;
 
 /// The reply label for `result`.
 pub fn reply_label(result: Result<(), Error>) -> usize {
-    match result {
-        Ok(()) => 0,
-        Err(error) => error as usize,
-    }
-}
-
-/// What a reply's label says.
-fn result_of(label: usize) -> Result<(), Error> {
-    match label & abi::LABEL_MASK {
-        0 => Ok(()),
-        n => Err(Error::ALL
-            .get(n.wrapping_sub(1))
-            .copied()
-            .unwrap_or(Error::InvalidArgument)),
-    }
+    protocols::status(result)
 }
 
 /// A capability to the name service, with the IPC buffer its requests
@@ -74,7 +60,7 @@ impl Names {
             message = message.carrying(handle, false);
         }
         let reply = self.service.call(message)?;
-        result_of(reply.label)?;
+        protocols::result::<Error>(reply.label)?;
         Ok(reply)
     }
 

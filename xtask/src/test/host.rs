@@ -3,13 +3,14 @@
 use super::*;
 
 /// Packages whose unit tests run on the host, and which of their targets.
-pub(super) const HOST_TEST_PACKAGES: [(&str, &str); 7] = [
+pub(super) const HOST_TEST_PACKAGES: [(&str, &str); 8] = [
     ("hal", "--lib"),
     ("abi", "--lib"),
     ("kernel", "--lib"),
     ("drivers", "--lib"),
     ("arch-x86_64", "--lib"),
     ("arch-armv7", "--lib"),
+    ("ferrite-protocols", "--lib"),
     ("xtask", "--bins"),
 ];
 

@@ -50,7 +50,8 @@ pub(super) fn typed_ahead_input(config: &Config, tally: &mut Tally) -> Result<Du
         .chain((0..BURST_LINES).map(|n| format!("burst-{n:02} {}", "-".repeat(24))))
         .filter(|p| !has(p))
         .collect();
-    if !has("ferrite: powered off by process 2 with status 0") {
+    let pids = Pids::of(config);
+    if !has(&pids.expand("ferrite: powered off by process {sh} with status 0")) {
         missing.push("the outer shell's poweroff".into());
     }
     let detail = if boot.timed_out {
@@ -114,7 +115,7 @@ pub(super) fn shell_answers(
         reason
     } else if !has(banner) {
         format!("no line like {banner:?}")
-    } else if !has("up *.* s, 2 processes, * threads") {
+    } else if !has(&Pids::of(config).expand("up *.* s, {processes} processes, * threads")) {
         "the shell did not answer `uptime`".into()
     } else if exit != Some(kernel::exit_code::SUCCESS) {
         format!("ended with {exit:?} after poweroff")
@@ -171,7 +172,7 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
         expected: &[
             "  PID  PPID STATE*",
             "    1     0 blocked*init",
-            "    2     1 running*sh",
+            "    {sh}     1 running*sh",
         ],
     },
     ShellCheck {
@@ -185,9 +186,9 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
     ShellCheck {
         name: "shell::uptime_reports_time_and_counts",
         typed: "uptime\r",
-        // init and its name service, the shell; the kernel's boot and
-        // idle threads.
-        expected: &["up *.* s, 2 processes, 5 threads"],
+        // init and its name service, the drivers, the shell; the
+        // kernel's boot and idle threads.
+        expected: &["up *.* s, {processes} processes, {threads} threads"],
     },
     ShellCheck {
         name: "shell::irqs_counts_timer_and_console",
@@ -202,12 +203,12 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
     ShellCheck {
         name: "shell::run_starts_a_program",
         typed: "run hello from xtask\r",
-        expected: &["hello from process 3 from xtask"],
+        expected: &["hello from process {next} from xtask"],
     },
     ShellCheck {
         name: "shell::run_reports_a_killed_program",
         typed: "run probe fault null-read\r",
-        expected: &["[process 4 (probe) killed: page not mapped at 0x0 (pc 0x*)]"],
+        expected: &["[process {after_next} (probe) killed: page not mapped at 0x0 (pc 0x*)]"],
     },
     ShellCheck {
         name: "shell::missing_program_is_explained",
@@ -217,9 +218,38 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
     ShellCheck {
         name: "shell::poweroff_ends_the_machine",
         typed: "poweroff\r",
-        expected: &["ferrite: powered off by process 2 with status 0"],
+        expected: &["ferrite: powered off by process {sh} with status 0"],
     },
 ];
+
+/// The process ids and counts a booted shell sees: init is 1, then one
+/// process per driver (every device xtask attaches has one), then the
+/// shell, then the programs it runs.
+pub(super) struct Pids {
+    drivers: usize,
+}
+
+impl Pids {
+    pub(super) fn of(config: &Config) -> Pids {
+        Pids {
+            drivers: config.driver_count(),
+        }
+    }
+
+    /// `pattern` with `{sh}`, `{next}`, `{after_next}`, `{processes}` and
+    /// `{threads}` filled in.
+    pub(super) fn expand(&self, pattern: &str) -> String {
+        let sh = 2 + self.drivers;
+        pattern
+            .replace("{sh}", &sh.to_string())
+            .replace("{next}", &(sh + 1).to_string())
+            .replace("{after_next}", &(sh + 2).to_string())
+            .replace("{processes}", &sh.to_string())
+            // init's two, one per driver, the shell's, and the kernel's
+            // boot and idle threads.
+            .replace("{threads}", &(sh + 3).to_string())
+    }
+}
 
 /// Whether `line` matches `pattern`, where `*` stands for any text.
 pub(super) fn matches_pattern(line: &str, pattern: &str) -> bool {
@@ -271,12 +301,13 @@ pub(super) fn shell_session(config: &Config, kernel: &Path, tally: &mut Tally) -
         }
     }
     let mut failed = false;
+    let pids = Pids::of(config);
     for (n, check) in SHELL_CHECKS.iter().enumerate() {
         let output = sections.get(n).map(Vec::as_slice).unwrap_or(&[]);
-        let missing: Vec<&str> = check
+        let missing: Vec<String> = check
             .expected
             .iter()
-            .copied()
+            .map(|p| pids.expand(p))
             .filter(|p| !output.iter().any(|l| matches_pattern(l, p)))
             .collect();
         let detail = if n >= boot.typed {

@@ -2,6 +2,8 @@
 //! through its exit status: the user-level tests run it as a child.
 //!
 //! - `exit N`: exits with status N.
+//! - `wait-none`: waits for any child, having none; exits 0 if refused
+//!   with `NoChildren`.
 //! - `spin DEADLINE_NS [PRIORITY]`: (at that priority) computes until the
 //!   monotonic clock reaches the deadline; exits 0 if it made progress and
 //!   was preempted along the way (as the kernel counts it), 1 if it never
@@ -151,7 +153,7 @@ fn notify_echo() -> i32 {
 
 fn shared_memory(pages: usize) -> i32 {
     let memory = rt::ipc::Memory::from_handle(abi::initial_handle(0));
-    let Ok(mapping) = memory.map(pages * 4096, true) else {
+    let Ok(mapping) = memory.map(true) else {
         return 1;
     };
     for page in 0..pages {
@@ -184,7 +186,7 @@ fn ipc_hoard(count: usize, irq: Option<u32>) -> i32 {
         let Ok(device) = registers.memory(0, 4096) else {
             return 7;
         };
-        if device.map(4096, false).is_err() {
+        if device.map(false).is_err() {
             return 8;
         }
         let Ok(thread) = rt::thread::start(|| {
@@ -218,7 +220,7 @@ fn ipc_hoard(count: usize, irq: Option<u32>) -> i32 {
         let Ok(memory) = rt::ipc::Memory::create(2 * 4096, round % 2 == 0) else {
             return 3;
         };
-        if memory.map(2 * 4096, true).is_err() {
+        if memory.map(true).is_err() {
             return 4;
         }
         // Kept: the kernel must free them when the process ends.
@@ -249,6 +251,7 @@ fn main(arguments: &str) -> i32 {
     };
     match command {
         "exit" => number(words.next()) as i32,
+        "wait-none" => i32::from(rt::process::wait_any() != Err(abi::Error::NoChildren)),
         "spin" => {
             let deadline = number(words.next());
             if let Some(priority) = words.next()

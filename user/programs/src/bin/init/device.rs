@@ -76,7 +76,7 @@ fn pci_bars_reach_their_functions() -> Outcome {
     ensure_eq!(abi::name_str(&ahci.name), "pci-storage", "its name");
     let registers = borrowed(DeviceMemory::from_handle, handle);
     let memory = registers.memory(0, 4096).map_err(fail("AHCI registers"))?;
-    let mapping = memory.map(4096, false).map_err(fail("map"))?;
+    let mapping = memory.map(false).map_err(fail("map"))?;
     let offset = (ahci.base & 0xfff) as usize;
     // SAFETY: the page of the AHCI registers is mapped at `mapping`; the
     // version register is at 0x10.
@@ -155,7 +155,7 @@ impl Ticker {
         if let Some((info, handle)) = device("sp804")? {
             let registers = borrowed(DeviceMemory::from_handle, handle);
             let memory = registers.memory(0, 4096).map_err(fail("SP804 memory"))?;
-            let mapping = memory.map(4096, true).map_err(fail("SP804 map"))?;
+            let mapping = memory.map(true).map_err(fail("SP804 map"))?;
             return Ok((
                 Ticker::Sp804 {
                     _registers: memory,
@@ -374,6 +374,31 @@ fn claims_are_checked() -> Outcome {
         "a line that does not exist"
     );
     drop(handler);
+    // A control bound to the line claims it and no other.
+    let bound = control
+        .copy(
+            abi::RIGHT_CLAIM | abi::RIGHT_GRANT,
+            abi::irq_control_badge(irq as usize),
+        )
+        .map_err(fail("bind the control"))?;
+    ensure_eq!(
+        bound.claim(irq + 1, &notification, BIT).err(),
+        Some(Error::PermissionDenied),
+        "a bound control claiming another line"
+    );
+    ensure_eq!(
+        bound
+            .copy(abi::RIGHT_CLAIM, abi::irq_control_badge(0))
+            .err(),
+        Some(Error::InvalidArgument),
+        "binding a bound control again"
+    );
+    drop(
+        bound
+            .claim(irq, &notification, BIT)
+            .map_err(fail("claim through the bound control"))?,
+    );
+    drop(bound);
     let weak = ManuallyDrop::into_inner(
         control
             .copy(abi::RIGHT_GRANT, 0)
@@ -484,7 +509,7 @@ fn device_memory_maps_the_registers_and_nothing_else() -> Outcome {
         page,
         "where it is"
     );
-    let mapping = memory.map(4096, true).map_err(fail("map"))?;
+    let mapping = memory.map(true).map_err(fail("map"))?;
     let offset = (info.base - page) as usize;
     check(mapping.address + offset)?;
     // The page holds the registers and no more: nothing beyond the range.

@@ -363,7 +363,12 @@ fn a_memory_object_is_shared_between_processes() -> Outcome {
     const PAGES: usize = 3;
     let free_before = process::memory().map_err(fail("memory"))?.free_frames;
     let memory = Memory::create(PAGES * 4096 - 100, false).map_err(fail("create"))?;
-    let mapping = memory.map(PAGES * 4096, true).map_err(fail("map"))?;
+    let mapping = memory.map(true).map_err(fail("map"))?;
+    ensure_eq!(
+        mapping.len,
+        PAGES * 4096,
+        "the bytes mapped: the whole object"
+    );
     for page in 0..PAGES {
         // SAFETY: the kernel mapped the object here, writable, zeroed.
         unsafe {
@@ -391,13 +396,11 @@ fn a_memory_object_is_shared_between_processes() -> Outcome {
     // Rights: a read-only copy maps read-only and refuses writable maps.
     let read_only = memory.copy(abi::RIGHT_MAP_READ, 0).map_err(fail("copy"))?;
     ensure_eq!(
-        read_only.map(PAGES * 4096, true),
+        read_only.map(true),
         Err(Error::MissingRight),
         "a writable map without the right"
     );
-    let second = read_only
-        .map(PAGES * 4096, false)
-        .map_err(fail("read-only map"))?;
+    let second = read_only.map(false).map_err(fail("read-only map"))?;
     // SAFETY: mapped readable just above.
     let first_word = unsafe { (second.address as *const usize).read_volatile() };
     ensure_eq!(first_word, 1, "the second mapping shows the same frames");

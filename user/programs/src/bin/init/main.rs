@@ -26,12 +26,13 @@ macro_rules! ensure_eq {
 }
 
 /// Turns a failed call's error into a test failure that says what failed.
-fn fail(what: &str) -> impl FnOnce(rt::Error) -> alloc::string::String + '_ {
+fn fail<E: core::fmt::Display>(what: &str) -> impl FnOnce(E) -> alloc::string::String + '_ {
     move |e| alloc::format!("{what}: {e}")
 }
 
 mod bench;
 mod device;
+mod drivers;
 mod ipc;
 mod names;
 mod quota;
@@ -48,6 +49,9 @@ fn main(mode: &str) -> i32 {
     {
         println!("init: cannot start the name service: {e}");
         return 1;
+    }
+    if matches!(mode, "run" | "test") {
+        drivers::start();
     }
     match mode {
         "run" => run_shell(),
@@ -109,7 +113,8 @@ fn run_tests() -> i32 {
         .chain(ipc::TESTS)
         .chain(device::TESTS)
         .chain(names::TESTS)
-        .chain(quota::TESTS);
+        .chain(quota::TESTS)
+        .chain(drivers::TESTS);
     println!("utest: begin {}", tests.clone().count());
     let (mut passed, mut failed) = (0, 0);
     for test in tests {

@@ -1,10 +1,14 @@
 //! The shell on the serial console: reads a line with simple editing and
-//! runs a built-in command or a program from the boot archive.
+//! runs a built-in command or a program from the boot archive. Init
+//! passes it its control capability (for `poweroff`) and a capability to
+//! the name service (for the device commands, in `devices`).
 
 #![no_std]
 #![no_main]
 
 extern crate alloc;
+
+mod devices;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -60,6 +64,24 @@ const COMMANDS: &[Command] = &[
         usage: "irqs",
         help: "interrupt counts",
         run: irqs,
+    },
+    Command {
+        name: "devices",
+        usage: "devices",
+        help: "devices left to drivers, and their drivers",
+        run: devices::devices,
+    },
+    Command {
+        name: "rng",
+        usage: "rng [BYTES]",
+        help: "random bytes from the rng service",
+        run: devices::rng,
+    },
+    Command {
+        name: "blk",
+        usage: "blk info|read|write",
+        help: "the disk, through the blk service",
+        run: devices::blk,
     },
     Command {
         name: "run",

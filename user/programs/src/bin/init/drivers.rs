@@ -1,0 +1,289 @@
+//! Init as bus manager: it finds the devices that have drivers among those
+//! the kernel lists and starts one driver process per device, with only
+//! that device's capabilities (`protocols::driver` says which, in what
+//! order) and a quota of its own.
+//!
+//! VirtIO-MMIO transports are told apart by reading their magic and
+//! device-id registers (an empty transport has device id 0); VirtIO-PCI
+//! functions by their ids, which the kernel lists.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
+use protocols::driver::{DriverArgs, MAX_RESOURCES};
+use protocols::virtio::{self, Kind};
+use rt::device::{DeviceMemory, IrqControl};
+use rt::process::Child;
+use rt::quota::Quota;
+use spin::Mutex;
+
+/// Pages a driver's quota holds: its image, stack, heap, queues and
+/// bounce buffers.
+const DRIVER_PAGES: usize = 512;
+
+/// A driver init started.
+pub struct Driver {
+    pub service: String,
+    pub kind: Kind,
+    /// Indices in the device list of what it was given.
+    pub resources: Vec<usize>,
+    pub child: Child,
+}
+
+static DRIVERS: Mutex<Vec<Driver>> = Mutex::new(Vec::new());
+
+/// What was found and needs a driver: its kind and its resources.
+struct Found {
+    kind: Kind,
+    resources: Vec<usize>,
+    irq: Option<u32>,
+}
+
+/// Starts a driver for every device that has one; reports (and skips)
+/// what cannot be started.
+pub fn start() {
+    let devices = match rt::process::devices() {
+        Ok(devices) => devices,
+        Err(e) => {
+            rt::println!("init: no device list: {e}");
+            return;
+        }
+    };
+    for found in find(&devices) {
+        let service = service_name(found.kind);
+        match start_one(&found, &service) {
+            Ok(child) => DRIVERS.lock().push(Driver {
+                service,
+                kind: found.kind,
+                resources: found.resources,
+                child,
+            }),
+            Err(e) => rt::println!("init: cannot start the {service} driver: {e}"),
+        }
+    }
+}
+
+/// The drivers running, as (service, pid, resources).
+pub fn running() -> Vec<(String, u32, Vec<usize>)> {
+    DRIVERS
+        .lock()
+        .iter()
+        .map(|d| (d.service.clone(), d.child.pid, d.resources.clone()))
+        .collect()
+}
+
+/// The first free service name for a kind: `blk`, then `blk1`, ...
+fn service_name(kind: Kind) -> String {
+    let drivers = DRIVERS.lock();
+    let taken = drivers.iter().filter(|d| d.kind == kind).count();
+    match taken {
+        0 => kind.service().into(),
+        n => format!("{}{n}", kind.service()),
+    }
+}
+
+fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
+    let mut found = Vec::new();
+    for (index, device) in devices.iter().enumerate() {
+        let irq = (device.irq != abi::NO_IRQ).then_some(device.irq);
+        if abi::name_str(&device.name) == "virtio-mmio" {
+            if let Some(kind) = probe_mmio(index, device) {
+                found.push(Found {
+                    kind,
+                    resources: alloc::vec![index],
+                    irq,
+                });
+            }
+        } else if device.pci_function != abi::NOT_PCI && device.pci_bar == abi::PCI_CONFIG {
+            let ids = device.pci_ids;
+            let Some(kind) = Kind::from_pci(ids as u16, (ids >> 16) as u16) else {
+                continue;
+            };
+            // The configuration space first, then the function's BARs.
+            let mut resources = alloc::vec![index];
+            resources.extend(
+                devices
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| {
+                        d.pci_function == device.pci_function && d.pci_bar != abi::PCI_CONFIG
+                    })
+                    .map(|(i, _)| i),
+            );
+            if resources.len() > MAX_RESOURCES {
+                rt::println!(
+                    "init: PCI function {:#x} has more BARs than a driver is given",
+                    device.pci_function
+                );
+                resources.truncate(MAX_RESOURCES);
+            }
+            found.push(Found {
+                kind,
+                resources,
+                irq,
+            });
+        }
+    }
+    found
+}
+
+/// The kind of device on the VirtIO-MMIO transport listed at `index`, if
+/// one is there and has a driver.
+fn probe_mmio(index: usize, device: &abi::DeviceInfo) -> Option<Kind> {
+    let registers = ManuallyDrop::new(DeviceMemory::from_handle(abi::init_device_handle(index)));
+    let memory = registers.memory(0, 4096).ok()?;
+    let mapping = memory.map(false).ok()?;
+    let base = mapping.address + (device.base & 0xfff) as usize;
+    let read = |offset: usize| {
+        // SAFETY: the transport's page is mapped at `mapping`, uncached,
+        // read-only; its registers are within the 0x200 from `base`.
+        unsafe { core::ptr::read_volatile((base + offset) as *const u32) }
+    };
+    let (magic, id) = (
+        read(virtio::MMIO_MAGIC_OFFSET),
+        read(virtio::MMIO_DEVICE_ID_OFFSET),
+    );
+    let _ = rt::ipc::memory_unmap(mapping.address);
+    (magic == virtio::MMIO_MAGIC)
+        .then(|| Kind::from_device_id(id))
+        .flatten()
+}
+
+fn start_one(found: &Found, service: &str) -> Result<Child, String> {
+    let init_quota = ManuallyDrop::new(Quota::from_handle(abi::INIT_QUOTA));
+    let quota = init_quota
+        .split(DRIVER_PAGES)
+        .map_err(|e| format!("quota: {e}"))?;
+    let names =
+        crate::names::capability(rt::names::REGISTRAR).map_err(|e| format!("name service: {e}"))?;
+    let names = ManuallyDrop::new(rt::ipc::Endpoint::from_handle(names));
+    let mut handles = alloc::vec![names.handle()];
+    // The control bound to the device's line: the driver claims it.
+    let control = match found.irq {
+        Some(irq) => {
+            let control = ManuallyDrop::new(IrqControl::from_handle(abi::INIT_IRQ_CONTROL));
+            let bound = control
+                .copy(
+                    abi::RIGHT_CLAIM | abi::RIGHT_GRANT,
+                    abi::irq_control_badge(irq as usize),
+                )
+                .map_err(|e| format!("interrupt control: {e}"))?;
+            handles.push(bound.handle());
+            Some(bound)
+        }
+        None => None,
+    };
+    handles.extend(found.resources.iter().map(|&i| abi::init_device_handle(i)));
+    let args = DriverArgs {
+        service: service.into(),
+        irq: control.is_some(),
+        resources: found.resources.clone(),
+    };
+    let started = quota.start("virtio", &args.to_string(), &handles);
+    let _ = rt::ipc::cap_delete(names.handle());
+    started.map_err(|e| format!("spawn: {e}"))
+}
+
+pub const TESTS: &[crate::Test] = &[
+    crate::Test {
+        name: "drivers::every_virtio_device_has_a_driver_holding_its_line",
+        run: every_virtio_device_has_a_driver_holding_its_line,
+    },
+    crate::Test {
+        name: "drivers::rng_bytes_differ_between_calls",
+        run: rng_bytes_differ_between_calls,
+    },
+];
+
+/// The server registered under `service`, waiting for its driver to
+/// come up and register (drivers start with init, tests right after).
+pub fn service(service: &str) -> Result<rt::ipc::Endpoint, String> {
+    use rt::names::{CLIENT, Names};
+    let capability = crate::names::capability(CLIENT).map_err(crate::fail("names"))?;
+    let mut names = Names::from_handle(capability).map_err(crate::fail("names"))?;
+    let mut last = abi::Error::NotFound;
+    for _ in 0..200 {
+        match names.lookup(service) {
+            Ok(endpoint) => return Ok(endpoint),
+            Err(e) => last = e,
+        }
+        rt::sys::sleep_ns(10_000_000);
+    }
+    Err(format!("no {service} service after 2 s: {last}"))
+}
+
+/// Every VirtIO device found has a driver of its kind running, which holds
+/// the device's line; one of them is the entropy device every test boot
+/// has.
+fn every_virtio_device_has_a_driver_holding_its_line() -> crate::Outcome {
+    let devices = rt::process::devices().map_err(crate::fail("devices"))?;
+    let found = find(&devices);
+    ensure!(
+        found.iter().any(|f| f.kind == Kind::Entropy),
+        "no VirtIO entropy device found"
+    );
+    let running = running();
+    ensure_eq!(running.len(), found.len(), "drivers for the devices found");
+    let processes = rt::process::processes().map_err(crate::fail("processes"))?;
+    for (f, (service, pid, resources)) in found.iter().zip(&running) {
+        ensure_eq!(*resources, f.resources, "the resources of the driver");
+        ensure!(
+            processes
+                .iter()
+                .any(|p| p.pid == *pid && abi::name_str(&p.name) == "virtio"),
+            "the {service} driver (process {pid}) is not running"
+        );
+        // The driver claims its line once the device is up: wait for it.
+        service_up(service)?;
+        if f.irq.is_some() {
+            let devices = rt::process::devices().map_err(crate::fail("devices"))?;
+            ensure_eq!(
+                devices[f.resources[0]].irq_owner,
+                *pid,
+                "the holder of the line"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn service_up(name: &str) -> Result<(), String> {
+    service(name).map(drop)
+}
+
+/// Random bytes from the rng service: two reads differ, neither is one
+/// byte repeated, and a malformed request is refused.
+fn rng_bytes_differ_between_calls() -> crate::Outcome {
+    use protocols::rng;
+    let server = service("rng")?;
+    let probe = rt::ipc::Message::new(rng::READ, [0, 0, 0, 0]);
+    let reply = server.call(probe).map_err(crate::fail("call"))?;
+    ensure_eq!(
+        protocols::result::<rng::Error>(reply.label),
+        Err(rng::Error::BadRequest),
+        "a read of no bytes"
+    );
+    let mut client = rt::rng::Rng::new(server).map_err(crate::fail("client"))?;
+    let (mut first, mut second) = ([0u8; 64], [0u8; 64]);
+    client.fill(&mut first).map_err(crate::fail("first read"))?;
+    client
+        .fill(&mut second)
+        .map_err(crate::fail("second read"))?;
+    ensure!(first != second, "two reads gave the same bytes");
+    for bytes in [&first, &second] {
+        ensure!(
+            bytes.iter().any(|&b| b != bytes[0]),
+            "a read is one byte repeated: {:#x}",
+            bytes[0]
+        );
+    }
+    // More than one message's payload is read in parts.
+    let mut long = alloc::vec![0u8; rng::MAX_READ + 100];
+    client.fill(&mut long).map_err(crate::fail("long read"))?;
+    ensure!(
+        long[rng::MAX_READ..].iter().any(|&b| b != 0),
+        "the second part of a long read is empty"
+    );
+    Ok(())
+}

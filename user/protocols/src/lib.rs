@@ -1,0 +1,78 @@
+//! The IPC protocols of Ferrite's servers, defined once for clients and
+//! servers: each module gives a protocol's labels, how a request and its
+//! reply sit in a message's label and four words, and its errors. Pure
+//! data and logic, tested on the host; the client calls are in the
+//! runtime (`rt`), the servers under `user/programs`.
+//!
+//! Every reply's label is a status: 0 for success, otherwise the number
+//! of the protocol's error (see [`status`] and [`result`]).
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod block;
+pub mod driver;
+pub mod rng;
+pub mod virtio;
+
+/// A protocol's error: a number (never 0) in a reply's label.
+pub trait ProtocolError: Copy + PartialEq + 'static {
+    /// Every error, in number order from 1.
+    const ALL: &'static [Self];
+    /// The error a reply label with an unknown number stands for.
+    const UNKNOWN: Self;
+}
+
+impl ProtocolError for abi::Error {
+    const ALL: &'static [Self] = &abi::Error::ALL;
+    const UNKNOWN: Self = abi::Error::InvalidArgument;
+}
+
+/// The reply label for `result`: 0, or the error's number.
+pub fn status<E: ProtocolError>(result: Result<(), E>) -> usize {
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            // Every error is in `ALL`; were one missing, the unknown
+            // number still says "failed".
+            let index = E::ALL.iter().position(|&e| e == error);
+            index.map_or(abi::LABEL_MASK, |i| i + 1)
+        }
+    }
+}
+
+/// What a reply's label says (flags above the label bits ignored).
+pub fn result<E: ProtocolError>(label: usize) -> Result<(), E> {
+    match label & abi::LABEL_MASK {
+        0 => Ok(()),
+        n => Err(E::ALL.get(n - 1).copied().unwrap_or(E::UNKNOWN)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_every_kernel_error() {
+        assert_eq!(status::<abi::Error>(Ok(())), 0);
+        assert_eq!(result::<abi::Error>(0), Ok(()));
+        for &error in abi::Error::ALL.iter() {
+            assert_eq!(status(Err(error)), error as usize);
+            assert_eq!(result::<abi::Error>(status(Err(error))), Err(error));
+        }
+    }
+
+    #[test]
+    fn an_unknown_number_is_the_protocols_unknown_error() {
+        assert_eq!(
+            result::<abi::Error>(abi::LABEL_MASK),
+            Err(abi::Error::InvalidArgument)
+        );
+        assert_eq!(
+            result::<abi::Error>(abi::NOTIFIED | 5),
+            Err(abi::Error::NotFound)
+        );
+    }
+}
