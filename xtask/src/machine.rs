@@ -190,6 +190,35 @@ pub struct Config {
     /// which leaves every BAR to the kernel).
     pub firmware: Option<&'static str>,
     pub device_tree: DeviceTree,
+    /// The image behind the VirtIO block device.
+    pub disk: Disk,
+}
+
+/// The image behind a boot's block device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disk {
+    /// A new zeroed image of [`DISK_BYTES`] for each boot.
+    Fresh,
+    /// This file, as it is (to boot twice on one disk).
+    Image(PathBuf),
+}
+
+/// The size of the disk images xtask makes.
+pub const DISK_BYTES: u64 = 4 << 20;
+
+/// A new zeroed disk image (sparse) called after `name`, replacing any
+/// earlier one of that name.
+pub fn fresh_disk(name: &str) -> Result<PathBuf> {
+    let dir = crate::workspace()
+        .join("target")
+        .join("xtask")
+        .join("disks");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}.img", name.replace(':', "-")));
+    let file = std::fs::File::create(&path).map_err(|e| error!("{}: {e}", path.display()))?;
+    file.set_len(DISK_BYTES)
+        .map_err(|e| error!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 impl Config {
@@ -202,6 +231,7 @@ impl Config {
             machine_options: None,
             firmware: None,
             device_tree: DeviceTree::Board,
+            disk: Disk::Fresh,
         }
     }
 
@@ -254,21 +284,42 @@ impl Config {
         scope
     }
 
-    /// The devices every boot has for the user-space drivers: VirtIO over
-    /// MMIO on microvm and vexpress-a15, over PCI on q35 (each in a slot of
-    /// its own, so each has an interrupt line of its own).
-    fn devices(&self) -> Vec<String> {
+    /// The devices every boot has for the user-space drivers, with their
+    /// PCI slots on q35 (a slot each, so a line each): VirtIO over MMIO on
+    /// microvm and vexpress-a15, over PCI on q35.
+    const VIRTIO_DEVICES: [(&str, u8); 2] = [("rng", 2), ("blk", 3)];
+
+    /// QEMU's arguments for the devices (and the disk behind the block
+    /// device).
+    fn device_args(&self) -> Result<Vec<String>> {
         let on_pci = self.machine == Machine::X64Q35;
-        let virtio = |kind: &str, slot: u8| match on_pci {
-            true => format!("virtio-{kind}-pci,addr={slot:#x}"),
-            false => format!("virtio-{kind}-device"),
+        let disk = match &self.disk {
+            Disk::Image(path) => path.clone(),
+            Disk::Fresh => fresh_disk(&self.scope())?,
         };
-        vec![virtio("rng", 2)]
+        let mut args = vec![
+            "-drive".to_string(),
+            format!(
+                "file={},format=raw,if=none,id=disk0,cache=writeback",
+                disk.display()
+            ),
+        ];
+        for (kind, slot) in Self::VIRTIO_DEVICES {
+            let mut device = match on_pci {
+                true => format!("virtio-{kind}-pci,addr={slot:#x}"),
+                false => format!("virtio-{kind}-device"),
+            };
+            if kind == "blk" {
+                device.push_str(",drive=disk0");
+            }
+            args.extend(["-device".to_string(), device]);
+        }
+        Ok(args)
     }
 
     /// How many driver processes init starts: one per device attached.
     pub fn driver_count(&self) -> usize {
-        self.devices().len()
+        Self::VIRTIO_DEVICES.len()
     }
 
     /// QEMU's arguments to boot `kernel` with the given kernel command
@@ -347,10 +398,8 @@ impl Config {
                 }
             }
         }
-        for device in self.devices() {
-            push(&["-device", &device]);
-        }
-        push(&["-append", cmdline]);
+        args.extend(self.device_args()?);
+        args.extend(["-append".to_string(), cmdline.to_string()]);
         Ok(args)
     }
 }

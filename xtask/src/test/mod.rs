@@ -1,10 +1,12 @@
 //! `cargo xtask test`: lint and host unit tests, then the suites on every
 //! machine and the boot matrix, one line per test and a final tally. Each
 //! kind of check has a module: `host` (lint, unit tests), `suite` (the
-//! in-kernel and user-level suites), `shell`, `crash` (boots that must end
-//! a given way) and `memmap`.
+//! in-kernel and user-level suites), `shell`, `disk` (the block device
+//! seen from the host), `crash` (boots that must end a given way) and
+//! `memmap`.
 
 mod crash;
+mod disk;
 mod host;
 mod memmap;
 mod shell;
@@ -180,6 +182,7 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     let before = (tally.passed, tally.failed);
     let mut elapsed = suites(config, kernel, tally)?;
     elapsed += typed_ahead_input(config, tally)?;
+    elapsed += disk::block_data_survives_a_reboot(config, kernel, tally)?;
     elapsed += memmap_check(config, kernel, tally);
     exit_round_trip(config, kernel, tally)?;
     crash_reports(config, kernel, tally)?;

@@ -89,24 +89,7 @@ pub(super) fn shell_answers(
         "booting {scope} ({}) to the shell",
         config.describe()
     ));
-    let args = boot_args(config, kernel, "mode=run")?;
-    let script = [
-        qemu::Step {
-            prompt: SHELL_PROMPT,
-            text: "uptime\r",
-        },
-        qemu::Step {
-            prompt: SHELL_PROMPT,
-            text: "poweroff\r",
-        },
-    ];
-    let boot = qemu::boot(
-        config.machine.arch().qemu_binary(),
-        &args,
-        BOOT_TIME_LIMIT,
-        &script,
-        |_| {},
-    )?;
+    let boot = shell_boot(config, kernel, "uptime\r")?;
     let has = |pattern: &str| boot.lines.iter().any(|l| matches_pattern(l, pattern));
     let exit = boot
         .status
@@ -336,6 +319,28 @@ pub(super) fn shell_session(config: &Config, kernel: &Path, tally: &mut Tally) -
         show_failure_context(&boot);
     }
     Ok(boot.elapsed)
+}
+
+/// Boots to the shell, types `command`, then powers off.
+pub(super) fn shell_boot(config: &Config, kernel: &Path, command: &str) -> Result<qemu::Boot> {
+    let args = boot_args(config, kernel, "mode=run")?;
+    let script = [
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: command,
+        },
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "poweroff\r",
+        },
+    ];
+    qemu::boot(
+        config.machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        &script,
+        |_| {},
+    )
 }
 
 #[cfg(test)]

@@ -64,6 +64,18 @@ pub fn start() {
     }
 }
 
+/// Waits until every driver started has registered its service (a
+/// driver registers once its device is up), so the shell and the tests
+/// find them; reports each that does not.
+pub fn wait_until_up() {
+    let services: Vec<String> = DRIVERS.lock().iter().map(|d| d.service.clone()).collect();
+    for name in services {
+        if let Err(e) = service(&name) {
+            rt::println!("init: {e}");
+        }
+    }
+}
+
 /// The drivers running, as (service, pid, resources).
 pub fn running() -> Vec<(String, u32, Vec<usize>)> {
     DRIVERS
@@ -194,6 +206,14 @@ pub const TESTS: &[crate::Test] = &[
         name: "drivers::rng_bytes_differ_between_calls",
         run: rng_bytes_differ_between_calls,
     },
+    crate::Test {
+        name: "drivers::block_writes_read_back",
+        run: block_writes_read_back,
+    },
+    crate::Test {
+        name: "drivers::bad_block_requests_get_their_errors",
+        run: bad_block_requests_get_their_errors,
+    },
 ];
 
 /// The server registered under `service`, waiting for its driver to
@@ -285,5 +305,155 @@ fn rng_bytes_differ_between_calls() -> crate::Outcome {
         long[rng::MAX_READ..].iter().any(|&b| b != 0),
         "the second part of a long read is empty"
     );
+    Ok(())
+}
+
+/// A pattern that differs in every byte of a run of sectors and between
+/// runs with different seeds.
+fn pattern(seed: u8, index: usize) -> u8 {
+    (index as u8).wrapping_mul(31).wrapping_add(seed) ^ (index >> 9) as u8
+}
+
+/// Sectors written through the driver read back as written, in one
+/// request of the largest size and sector by sector; a write at the last
+/// sector works; writes are flushed.
+fn block_writes_read_back() -> crate::Outcome {
+    use protocols::block::SECTOR_SIZE;
+    use rt::block::Block;
+    let server = service("blk")?;
+    let mut disk = Block::open(&server, 128 * 1024).map_err(crate::fail("open"))?;
+    let info = disk.info();
+    ensure!(info.sectors >= 512, "a disk of {} sectors", info.sectors);
+    ensure_eq!(
+        info.max_sectors,
+        protocols::block::MAX_SECTORS,
+        "sectors a request"
+    );
+    let count = info.max_sectors;
+    let bytes = count * SECTOR_SIZE;
+    let seed = (rt::sys::time_ns() & 0xff) as u8;
+    for (i, byte) in disk.buffer()[..bytes].iter_mut().enumerate() {
+        *byte = pattern(seed, i);
+    }
+    disk.write(64, count, 0).map_err(crate::fail("write"))?;
+    disk.flush().map_err(crate::fail("flush"))?;
+    disk.buffer().fill(0);
+    disk.read(64, count, 0).map_err(crate::fail("read"))?;
+    let mismatch = disk.buffer()[..bytes]
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != pattern(seed, i));
+    ensure_eq!(mismatch, None, "the first byte read back wrong");
+    // Sector by sector, into other places of the buffer.
+    disk.buffer().fill(0);
+    for n in 0..8 {
+        disk.read(64 + n as u64, 1, (7 - n) * SECTOR_SIZE)
+            .map_err(crate::fail("read a sector"))?;
+    }
+    for n in 0..8 {
+        let at = (7 - n) * SECTOR_SIZE;
+        let expected = (0..SECTOR_SIZE).map(|i| pattern(seed, n * SECTOR_SIZE + i));
+        ensure!(
+            disk.buffer()[at..at + SECTOR_SIZE]
+                .iter()
+                .copied()
+                .eq(expected),
+            "sector {} read alone",
+            64 + n
+        );
+    }
+    let last = info.sectors - 1;
+    disk.buffer()[..SECTOR_SIZE].fill(0x5a);
+    disk.write(last, 1, 0)
+        .map_err(crate::fail("write the last sector"))?;
+    disk.buffer()[..SECTOR_SIZE].fill(0);
+    disk.read(last, 1, 0)
+        .map_err(crate::fail("read the last sector"))?;
+    ensure!(
+        disk.buffer()[..SECTOR_SIZE].iter().all(|&b| b == 0x5a),
+        "the last sector read back wrong"
+    );
+    Ok(())
+}
+
+/// Each malformed request gets its own error, and the server goes on.
+fn bad_block_requests_get_their_errors() -> crate::Outcome {
+    use protocols::block::{self, Error, MAX_SECTORS, SECTOR_SIZE};
+    use rt::block::{Block, Failure};
+    let server = service("blk")?;
+    let buffer = 64 * 1024;
+    let mut disk = Block::open(&server, buffer).map_err(crate::fail("open"))?;
+    let sectors = disk.info().sectors;
+    let refused = |e| Err(Failure::Refused(e));
+    ensure_eq!(
+        disk.read(sectors, 1, 0),
+        refused(Error::OutOfRange),
+        "past the end"
+    );
+    ensure_eq!(
+        disk.write(sectors - 1, 2, 0),
+        refused(Error::OutOfRange),
+        "across the end"
+    );
+    ensure_eq!(
+        disk.read(u64::MAX, 1, 0),
+        refused(Error::OutOfRange),
+        "a sector number that overflows"
+    );
+    ensure_eq!(disk.read(0, 0, 0), refused(Error::BadLength), "no sectors");
+    ensure_eq!(
+        disk.read(0, MAX_SECTORS + 1, 0),
+        refused(Error::BadLength),
+        "too many sectors"
+    );
+    ensure_eq!(
+        disk.read(0, 1, 100),
+        refused(Error::Misaligned),
+        "a misaligned offset"
+    );
+    ensure_eq!(
+        disk.read(0, 2, buffer - SECTOR_SIZE),
+        refused(Error::OutsideBuffer),
+        "past the buffer's end"
+    );
+    ensure_eq!(
+        disk.raw(99, [0; 4]).map(|_| ()),
+        refused(Error::BadRequest),
+        "an unknown request"
+    );
+    // Without a session (the name's capability carries no badge).
+    let (label, words) = block::Request::Transfer {
+        direction: block::Direction::Read,
+        sector: 0,
+        count: 1,
+        offset: 0,
+    }
+    .encode();
+    let reply = server
+        .call(rt::ipc::Message::new(label, words))
+        .map_err(crate::fail("call"))?;
+    ensure_eq!(
+        protocols::result::<Error>(reply.label),
+        Err(Error::NotAttached),
+        "a read without a session"
+    );
+    // A buffer that is not contiguous is refused, not bounced.
+    let scattered = rt::ipc::Memory::create(8192, false).map_err(crate::fail("memory"))?;
+    let (label, words) = block::Request::Attach.encode();
+    let reply = server
+        .call(rt::ipc::Message::new(label, words).carrying(scattered.handle(), false))
+        .map_err(crate::fail("attach"))?;
+    ensure_eq!(
+        protocols::result::<Error>(reply.label),
+        Err(Error::BadBuffer),
+        "a buffer that is not contiguous"
+    );
+    ensure!(
+        reply.capability().is_none(),
+        "a session for a refused buffer"
+    );
+    // And the server still serves.
+    disk.read(0, 1, 0)
+        .map_err(crate::fail("a read after the refusals"))?;
     Ok(())
 }

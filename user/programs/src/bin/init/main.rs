@@ -52,6 +52,7 @@ fn main(mode: &str) -> i32 {
     }
     if matches!(mode, "run" | "test") {
         drivers::start();
+        drivers::wait_until_up();
     }
     match mode {
         "run" => run_shell(),

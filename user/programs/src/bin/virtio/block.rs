@@ -63,11 +63,7 @@ impl Server {
 
     /// Answers requests for ever (until the endpoint fails).
     pub fn serve(mut self, service: &Service) -> Result<(), abi::Error> {
-        let mut request = service.endpoint.recv()?;
-        loop {
-            let reply = self.answer(&request, service);
-            request = service.endpoint.reply_recv(reply)?;
-        }
+        service.serve(|request| self.answer(request, service))
     }
 
     fn answer(&mut self, message: &Message, service: &Service) -> Message {
@@ -125,7 +121,7 @@ impl Server {
             .ok_or(Error::TooManySessions)?;
         let capability = service
             .endpoint
-            .copy(abi::RIGHT_SEND, slot + 1)
+            .copy(abi::RIGHT_SEND | abi::RIGHT_GRANT, slot + 1)
             .map_err(|_| Error::TooManySessions)?;
         // Only contiguous memory has one physical address the device can
         // be given; anything else is refused, not bounced.

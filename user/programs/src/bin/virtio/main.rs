@@ -19,7 +19,7 @@ use abi::{DeviceInfo, initial_handle};
 use core::ptr::NonNull;
 use protocols::driver::{self, DriverArgs};
 use rt::device::{DeviceMemory, Irq, IrqControl};
-use rt::ipc::{Endpoint, Notification};
+use rt::ipc::{Endpoint, Message, Notification};
 use rt::names::Names;
 use rt::println;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
@@ -64,6 +64,22 @@ impl Interrupts {
 pub struct Service {
     pub endpoint: Endpoint,
     pub interrupts: Interrupts,
+}
+
+impl Service {
+    /// Answers requests with `answer` until the endpoint fails. A reply
+    /// that cannot go (its caller died meanwhile) is dropped, and the
+    /// next request served.
+    pub fn serve(&self, mut answer: impl FnMut(&Message) -> Message) -> Result<(), abi::Error> {
+        let mut request = self.endpoint.recv()?;
+        loop {
+            let reply = answer(&request);
+            request = match self.endpoint.reply_recv(reply) {
+                Ok(next) => next,
+                Err(_) => self.endpoint.recv()?,
+            };
+        }
+    }
 }
 
 fn main(arguments: &str) -> i32 {

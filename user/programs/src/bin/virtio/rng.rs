@@ -26,9 +26,8 @@ impl Server {
     /// Answers requests for ever (until the endpoint fails).
     pub fn serve(mut self, service: &Service) -> Result<(), abi::Error> {
         let mut buffer = IpcBuffer::register()?;
-        let mut request = service.endpoint.recv()?;
-        loop {
-            let reply = match Request::decode(request.label, request.words) {
+        service.serve(
+            |request| match Request::decode(request.label, request.words) {
                 Ok(Request::Read { len }) => match self.read(service, len) {
                     Ok(()) => {
                         buffer.bytes()[..len].copy_from_slice(&self.scratch[..len]);
@@ -37,9 +36,8 @@ impl Server {
                     Err(error) => Message::new(protocols::status(Err(error)), [0; 4]),
                 },
                 Err(error) => Message::new(protocols::status(Err(error)), [0; 4]),
-            };
-            request = service.endpoint.reply_recv(reply)?;
-        }
+            },
+        )
     }
 
     /// Fills the first `len` scratch bytes from the device. The device
