@@ -74,7 +74,8 @@ pub enum Syscall {
     CapCopy = 19,
     /// `cap_delete(handle)`: removes a capability from the caller's table.
     CapDelete = 20,
-    /// `cap_info(handle) -> (kind | rights << 8, badge)`.
+    /// `cap_info(handle) -> (kind | rights << 8 | CAP_INFO_PEER_GONE,
+    /// badge)`.
     CapInfo = 21,
     /// `send(endpoint, info, w0, w1, w2, w3)`: sends a message.
     Send = 22,
@@ -453,8 +454,8 @@ impl Syscall {
             ),
             Syscall::CapInfo => (
                 &["handle"],
-                "kind | rights << 8, badge",
-                "What the handle refers to: its `ObjectKind`, its `Rights` and its badge.",
+                "kind | rights << 8 (| `CAP_INFO_PEER_GONE`), badge",
+                "What the handle refers to: its `ObjectKind`, its `Rights` and its badge; for an endpoint nothing can receive on any more (its server is gone), `CAP_INFO_PEER_GONE` is set too.",
                 &[InvalidHandle],
             ),
             Syscall::Send => (
@@ -848,6 +849,10 @@ pub type Handle = u32;
 pub const HANDLE_INDEX_BITS: u32 = 8;
 /// Slots in a process's capability table.
 pub const MAX_CAPABILITIES: usize = 1 << HANDLE_INDEX_BITS;
+
+/// `cap_info` flag: the endpoint has no receiver left (every capability
+/// with `RIGHT_RECEIVE` is gone), so messages to it fail with `PeerDied`.
+pub const CAP_INFO_PEER_GONE: usize = 1 << 30;
 
 /// The badge that binds an interrupt-control capability to line `irq`
 /// (see `cap_copy`, `irq_claim`).

@@ -60,7 +60,8 @@ impl Endpoint {
         }
     }
 
-    fn dead(&self) -> bool {
+    /// Whether nothing can receive on it any more.
+    pub fn dead(&self) -> bool {
         self.receive_capabilities.load(Ordering::Relaxed) == 0
     }
 }

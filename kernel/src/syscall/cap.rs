@@ -71,8 +71,12 @@ pub(super) fn info(handle: Handle) -> Outcome {
     with_table(|table| {
         let capability = table.get(handle)?;
         let kind = capability.object().kind() as usize;
+        let gone = match capability.object() {
+            Object::Endpoint(endpoint) if endpoint.dead() => abi::CAP_INFO_PEER_GONE,
+            _ => 0,
+        };
         Ok((
-            kind | (capability.rights() as usize) << 8,
+            kind | (capability.rights() as usize) << 8 | gone,
             capability.badge(),
         ))
     })

@@ -75,6 +75,8 @@ pub struct CapInfo {
     pub kind: Option<ObjectKind>,
     pub rights: Rights,
     pub badge: usize,
+    /// An endpoint nothing can receive on any more.
+    pub peer_gone: bool,
 }
 
 /// Describes the capability `handle` names.
@@ -82,8 +84,9 @@ pub fn cap_info(handle: Handle) -> Result<CapInfo, Error> {
     let (word, badge) = sys::pair_call(Syscall::CapInfo, [handle as usize, 0, 0, 0, 0, 0])?;
     Ok(CapInfo {
         kind: ObjectKind::from_number(word as u32 & 0xff),
-        rights: (word >> 8) as Rights,
+        rights: ((word & !abi::CAP_INFO_PEER_GONE) >> 8) as Rights,
         badge,
+        peer_gone: word & abi::CAP_INFO_PEER_GONE != 0,
     })
 }
 

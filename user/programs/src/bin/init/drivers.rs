@@ -23,17 +23,16 @@ use spin::Mutex;
 const DRIVER_PAGES: usize = 512;
 
 /// A driver init started.
-pub struct Driver {
-    pub service: String,
-    pub kind: Kind,
-    /// Indices in the device list of what it was given.
-    pub resources: Vec<usize>,
-    pub child: Child,
+struct Driver {
+    service: String,
+    device: Found,
+    child: Child,
 }
 
 static DRIVERS: Mutex<Vec<Driver>> = Mutex::new(Vec::new());
 
 /// What was found and needs a driver: its kind and its resources.
+#[derive(Clone)]
 struct Found {
     kind: Kind,
     resources: Vec<usize>,
@@ -55,8 +54,7 @@ pub fn start() {
         match start_one(&found, &service) {
             Ok(child) => DRIVERS.lock().push(Driver {
                 service,
-                kind: found.kind,
-                resources: found.resources,
+                device: found,
                 child,
             }),
             Err(e) => rt::println!("init: cannot start the {service} driver: {e}"),
@@ -81,14 +79,45 @@ pub fn running() -> Vec<(String, u32, Vec<usize>)> {
     DRIVERS
         .lock()
         .iter()
-        .map(|d| (d.service.clone(), d.child.pid, d.resources.clone()))
+        .map(|d| (d.service.clone(), d.child.pid, d.device.resources.clone()))
         .collect()
+}
+
+/// Ends the driver of `service` (if it still runs) and starts another on
+/// the same device, which registers the name anew.
+pub fn restart(service: &str) -> Result<(), String> {
+    let found = {
+        let drivers = DRIVERS.lock();
+        let driver = drivers
+            .iter()
+            .find(|d| d.service == service)
+            .ok_or_else(|| format!("no {service} driver"))?;
+        let _ = driver.child.kill();
+        let _ = driver.child.wait();
+        driver.device.clone()
+    };
+    let child = start_one(&found, service)?;
+    if let Some(driver) = DRIVERS.lock().iter_mut().find(|d| d.service == service) {
+        driver.child = child;
+    }
+    self::service(service).map(drop)
+}
+
+/// Ends the driver of `service`.
+pub fn kill(service: &str) -> Result<(), String> {
+    let drivers = DRIVERS.lock();
+    let driver = drivers
+        .iter()
+        .find(|d| d.service == service)
+        .ok_or_else(|| format!("no {service} driver"))?;
+    driver.child.kill().map_err(crate::fail("kill"))?;
+    driver.child.wait().map(drop).map_err(crate::fail("wait"))
 }
 
 /// The first free service name for a kind: `blk`, then `blk1`, ...
 fn service_name(kind: Kind) -> String {
     let drivers = DRIVERS.lock();
-    let taken = drivers.iter().filter(|d| d.kind == kind).count();
+    let taken = drivers.iter().filter(|d| d.device.kind == kind).count();
     match taken {
         0 => kind.service().into(),
         n => format!("{}{n}", kind.service()),
@@ -214,10 +243,15 @@ pub const TESTS: &[crate::Test] = &[
         name: "drivers::bad_block_requests_get_their_errors",
         run: bad_block_requests_get_their_errors,
     },
+    crate::Test {
+        name: "drivers::a_dead_block_driver_fails_its_clients_and_a_new_one_serves",
+        run: a_dead_block_driver_fails_its_clients_and_a_new_one_serves,
+    },
 ];
 
 /// The server registered under `service`, waiting for its driver to
-/// come up and register (drivers start with init, tests right after).
+/// come up and register (drivers start with init, tests right after; a
+/// restarted one registers over its dead predecessor).
 pub fn service(service: &str) -> Result<rt::ipc::Endpoint, String> {
     use rt::names::{CLIENT, Names};
     let capability = crate::names::capability(CLIENT).map_err(crate::fail("names"))?;
@@ -225,7 +259,10 @@ pub fn service(service: &str) -> Result<rt::ipc::Endpoint, String> {
     let mut last = abi::Error::NotFound;
     for _ in 0..200 {
         match names.lookup(service) {
-            Ok(endpoint) => return Ok(endpoint),
+            Ok(endpoint) if rt::ipc::cap_info(endpoint.handle()).is_ok_and(|i| !i.peer_gone) => {
+                return Ok(endpoint);
+            }
+            Ok(_) => last = abi::Error::PeerDied,
             Err(e) => last = e,
         }
         rt::sys::sleep_ns(10_000_000);
@@ -455,5 +492,47 @@ fn bad_block_requests_get_their_errors() -> crate::Outcome {
     // And the server still serves.
     disk.read(0, 1, 0)
         .map_err(crate::fail("a read after the refusals"))?;
+    Ok(())
+}
+
+/// Killing the block driver fails its clients' requests with `PeerDied`
+/// (none hangs), new sessions too; a driver started in its place serves
+/// the same disk, with what was written before.
+fn a_dead_block_driver_fails_its_clients_and_a_new_one_serves() -> crate::Outcome {
+    use protocols::block::SECTOR_SIZE;
+    use rt::block::{Block, Failure};
+    let server = service("blk")?;
+    let mut disk = Block::open(&server, 4096).map_err(crate::fail("open"))?;
+    let stamp = rt::sys::time_ns().to_le_bytes();
+    disk.buffer()[..8].copy_from_slice(&stamp);
+    disk.write(9, 1, 0).map_err(crate::fail("write"))?;
+    kill("blk")?;
+    let dead = Err(Failure::Ipc(abi::Error::PeerDied));
+    ensure_eq!(
+        disk.read(9, 1, 0),
+        dead,
+        "a session's read after the driver died"
+    );
+    ensure_eq!(
+        disk.flush(),
+        dead,
+        "a session's flush after the driver died"
+    );
+    ensure_eq!(
+        Block::open(&server, 4096).map(drop),
+        dead,
+        "a new session with the dead driver"
+    );
+    drop(disk);
+    restart("blk")?;
+    let server = service("blk")?;
+    let mut disk = Block::open(&server, 4096).map_err(crate::fail("open the new driver"))?;
+    disk.read(9, 1, 0)
+        .map_err(crate::fail("read through the new driver"))?;
+    ensure_eq!(disk.buffer()[..8], stamp, "what was written before");
+    ensure!(
+        disk.buffer()[8..SECTOR_SIZE].iter().all(|&b| b == 0),
+        "the rest of the sector"
+    );
     Ok(())
 }

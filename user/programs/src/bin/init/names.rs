@@ -69,8 +69,15 @@ fn answer(message: &Message, buffer: &mut IpcBuffer, entries: &mut Entries) -> M
             if message.badge != REGISTRAR {
                 return Err(Error::PermissionDenied);
             }
-            if entries.iter().any(|(known, _)| *known == name) {
-                return Err(Error::Busy);
+            // A name stays taken while its server lives; a dead server's
+            // name goes to the next to register it (a restarted driver).
+            if let Some(index) = entries.iter().position(|(known, _)| *known == name) {
+                let alive = rt::ipc::cap_info(entries[index].1).is_ok_and(|info| !info.peer_gone);
+                if alive {
+                    return Err(Error::Busy);
+                }
+                let (_, dead) = entries.swap_remove(index);
+                let _ = rt::ipc::cap_delete(dead);
             }
             // Clients get to send, and nothing more.
             let send = rt::ipc::cap_copy(handle, abi::RIGHT_SEND | abi::RIGHT_GRANT, 0)?;
@@ -142,6 +149,30 @@ fn servers_are_found_by_name() -> crate::Outcome {
         server.wait().map_err(fail("wait"))?,
         Exit::Code(0),
         "the echo server"
+    );
+    // A name stays taken while its server can receive (init still holds
+    // the first endpoint's receive right), and goes to a new server once
+    // it cannot.
+    let second = Endpoint::create().map_err(fail("endpoint"))?;
+    ensure_eq!(
+        names.register("echo", &second).err(),
+        Some(Error::Busy),
+        "a live server's name"
+    );
+    drop(echo);
+    ensure!(
+        rt::ipc::cap_info(found.handle()).is_ok_and(|info| info.peer_gone),
+        "the first server's endpoint is not reported gone"
+    );
+    names
+        .register("echo", &second)
+        .map_err(fail("register over a dead server"))?;
+    let again = names.lookup("echo").map_err(fail("lookup"))?;
+    ensure!(
+        !rt::ipc::cap_info(again.handle())
+            .map_err(fail("cap_info"))?
+            .peer_gone,
+        "the new server's endpoint is reported gone"
     );
     Ok(())
 }
