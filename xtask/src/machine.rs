@@ -192,6 +192,8 @@ pub struct Config {
     pub device_tree: DeviceTree,
     /// The image behind the VirtIO block device.
     pub disk: Disk,
+    /// VirtIO-MMIO version 2 (QEMU's default is the legacy version 1).
+    pub modern_mmio: bool,
 }
 
 /// The image behind a boot's block device.
@@ -232,6 +234,7 @@ impl Config {
             firmware: None,
             device_tree: DeviceTree::Board,
             disk: Disk::Fresh,
+            modern_mmio: false,
         }
     }
 
@@ -250,6 +253,9 @@ impl Config {
         }
         if let Some(firmware) = self.firmware {
             text.push_str(&format!(", -bios {firmware}"));
+        }
+        if self.modern_mmio {
+            text.push_str(", VirtIO-MMIO version 2");
         }
         if let DeviceTree::Raw(path) = &self.device_tree {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -277,6 +283,9 @@ impl Config {
         if let Some(firmware) = self.firmware {
             scope.push_str(&format!(":{}", firmware.trim_end_matches(".rom")));
         }
+        if self.modern_mmio {
+            scope.push_str(":mmio2");
+        }
         if let DeviceTree::Raw(path) = &self.device_tree {
             let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned());
             scope.push_str(&format!(":{}", stem.unwrap_or_default()));
@@ -297,13 +306,17 @@ impl Config {
             Disk::Image(path) => path.clone(),
             Disk::Fresh => fresh_disk(&self.scope())?,
         };
-        let mut args = vec![
+        let mut args = Vec::new();
+        if self.modern_mmio {
+            args.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
+        }
+        args.extend([
             "-drive".to_string(),
             format!(
                 "file={},format=raw,if=none,id=disk0,cache=writeback",
                 disk.display()
             ),
-        ];
+        ]);
         for (kind, slot) in Self::VIRTIO_DEVICES {
             let mut device = match on_pci {
                 true => format!("virtio-{kind}-pci,addr={slot:#x}"),

@@ -63,6 +63,9 @@ pub fn default_points(arch: Arch) -> Result<Vec<Point>> {
             no_acpi.machine_options = Some("acpi=off".into());
             points.push(point(no_acpi, suites.clone()));
             // qboot leaves every PCI BAR unassigned: the kernel places them.
+            let mut modern = Config::new(Machine::X64Microvm, 128);
+            modern.modern_mmio = true;
+            points.push(point(modern, suites.clone()));
             let mut qboot = Config::new(Machine::X64Q35, 512);
             qboot.firmware = Some("qboot.rom");
             points.push(point(qboot, suites.clone()));
@@ -84,6 +87,9 @@ pub fn default_points(arch: Arch) -> Result<Vec<Point>> {
                 sized(Machine::ArmVexpressA15, 2048, 1),
                 suites.clone(),
             ));
+            let mut modern = Config::new(Machine::ArmVexpressA15, 256);
+            modern.modern_mmio = true;
+            points.push(point(modern, suites.clone()));
             points.push(point(
                 sized(Machine::ArmVexpressA15, 256, 2),
                 Check::Shell { banner: SMP_BANNER },

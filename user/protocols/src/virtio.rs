@@ -5,6 +5,7 @@
 pub const MMIO_MAGIC: u32 = 0x7472_6976;
 /// Offsets of the MMIO registers init reads to find the device.
 pub const MMIO_MAGIC_OFFSET: usize = 0x0;
+pub const MMIO_VERSION_OFFSET: usize = 0x4;
 pub const MMIO_DEVICE_ID_OFFSET: usize = 0x8;
 /// The PCI vendor of VirtIO functions.
 pub const PCI_VENDOR: u16 = 0x1af4;

@@ -35,6 +35,8 @@ static DRIVERS: Mutex<Vec<Driver>> = Mutex::new(Vec::new());
 #[derive(Clone)]
 struct Found {
     kind: Kind,
+    /// How it is reached, for the boot log: `virtio-mmio v2 at 0x...`.
+    place: String,
     resources: Vec<usize>,
     irq: Option<u32>,
 }
@@ -52,11 +54,18 @@ pub fn start() {
     for found in find(&devices) {
         let service = service_name(found.kind);
         match start_one(&found, &service) {
-            Ok(child) => DRIVERS.lock().push(Driver {
-                service,
-                device: found,
-                child,
-            }),
+            Ok(child) => {
+                rt::println!(
+                    "init: {service} driver (process {}) on {}",
+                    child.pid,
+                    found.place
+                );
+                DRIVERS.lock().push(Driver {
+                    service,
+                    device: found,
+                    child,
+                })
+            }
             Err(e) => rt::println!("init: cannot start the {service} driver: {e}"),
         }
     }
@@ -129,9 +138,10 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
     for (index, device) in devices.iter().enumerate() {
         let irq = (device.irq != abi::NO_IRQ).then_some(device.irq);
         if abi::name_str(&device.name) == "virtio-mmio" {
-            if let Some(kind) = probe_mmio(index, device) {
+            if let Some((kind, version)) = probe_mmio(index, device) {
                 found.push(Found {
                     kind,
+                    place: format!("virtio-mmio v{version} at {:#x}", device.base),
                     resources: alloc::vec![index],
                     irq,
                 });
@@ -159,8 +169,15 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
                 );
                 resources.truncate(MAX_RESOURCES);
             }
+            let function = device.pci_function;
             found.push(Found {
                 kind,
+                place: format!(
+                    "virtio-pci {:02x}:{:02x}.{}",
+                    function >> 8,
+                    function >> 3 & 0x1f,
+                    function & 7
+                ),
                 resources,
                 irq,
             });
@@ -170,8 +187,8 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
 }
 
 /// The kind of device on the VirtIO-MMIO transport listed at `index`, if
-/// one is there and has a driver.
-fn probe_mmio(index: usize, device: &abi::DeviceInfo) -> Option<Kind> {
+/// one is there and has a driver, and the transport's version.
+fn probe_mmio(index: usize, device: &abi::DeviceInfo) -> Option<(Kind, u32)> {
     let registers = ManuallyDrop::new(DeviceMemory::from_handle(abi::init_device_handle(index)));
     let memory = registers.memory(0, 4096).ok()?;
     let mapping = memory.map(false).ok()?;
@@ -181,14 +198,16 @@ fn probe_mmio(index: usize, device: &abi::DeviceInfo) -> Option<Kind> {
         // read-only; its registers are within the 0x200 from `base`.
         unsafe { core::ptr::read_volatile((base + offset) as *const u32) }
     };
-    let (magic, id) = (
+    let (magic, version, id) = (
         read(virtio::MMIO_MAGIC_OFFSET),
+        read(virtio::MMIO_VERSION_OFFSET),
         read(virtio::MMIO_DEVICE_ID_OFFSET),
     );
     let _ = rt::ipc::memory_unmap(mapping.address);
-    (magic == virtio::MMIO_MAGIC)
+    let kind = (magic == virtio::MMIO_MAGIC)
         .then(|| Kind::from_device_id(id))
-        .flatten()
+        .flatten()?;
+    Some((kind, version))
 }
 
 fn start_one(found: &Found, service: &str) -> Result<Child, String> {
