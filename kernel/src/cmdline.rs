@@ -26,6 +26,22 @@ impl<'a> Cmdline<'a> {
             .last()
     }
 
+    /// The words meant for init (`init.net.ip=10.0.2.15/24`), without
+    /// their `init.` prefix, in order.
+    pub fn init_options(&self) -> impl Iterator<Item = &'a str> {
+        self.words().filter_map(|word| word.strip_prefix("init."))
+    }
+
+    /// Init's argument string: its mode, then its options.
+    pub fn init_argument(&self, mode: &str) -> alloc::string::String {
+        let mut argument = alloc::string::String::from(mode);
+        for option in self.init_options() {
+            argument.push(' ');
+            argument.push_str(option);
+        }
+        argument
+    }
+
     /// Whether `flag` appears as a bare word.
     pub fn has_flag(&self, flag: &str) -> bool {
         self.words().any(|word| word == flag)
@@ -58,6 +74,17 @@ mod tests {
         assert!(!line.has_flag("mode"));
         assert_eq!(line.get_u64("test.ram_mib"), Ok(Some(128)));
         assert!(line.get_u64("mode").is_err());
+    }
+
+    #[test]
+    fn init_options_keep_their_order_without_the_prefix() {
+        let line = Cmdline::new("mode=run init.net.ip=10.0.2.15/24 quiet init.x initial=1");
+        assert_eq!(
+            line.init_options().collect::<alloc::vec::Vec<_>>(),
+            ["net.ip=10.0.2.15/24", "x"]
+        );
+        assert_eq!(line.init_argument("run"), "run net.ip=10.0.2.15/24 x");
+        assert_eq!(Cmdline::new("mode=test").init_argument("test"), "test");
     }
 
     #[test]

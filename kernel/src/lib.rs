@@ -189,8 +189,8 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
 
     let cmdline = Cmdline::new(boot.cmdline);
     match Mode::from_cmdline(&cmdline) {
-        Ok(Mode::Run) => run_init::<A>("run"),
-        Ok(Mode::UserTest) => run_init::<A>("test"),
+        Ok(Mode::Run) => run_init::<A>(&cmdline.init_argument("run")),
+        Ok(Mode::UserTest) => run_init::<A>(&cmdline.init_argument("test")),
         Ok(Mode::Test) => {
             let portable = suite::portable::<A>();
             let verdict = ktest::run(&[portable.as_slice(), arch_tests]);
@@ -203,7 +203,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
         Ok(Mode::Bench) => {
             // User benchmarks first, so that the boot measurement covers
             // only the boot; then the kernel's, with the tick stopped.
-            let status = init_status::<A>("bench");
+            let status = init_status::<A>(&cmdline.init_argument("bench"));
             bench::run::<A>();
             A::exit(status)
         }
@@ -219,8 +219,8 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
     }
 }
 
-/// Starts the init process with `argument` (its mode), then ends the
-/// machine with init's status.
+/// Starts the init process with `argument` (its mode, then the command
+/// line's `init.` options), then ends the machine with init's status.
 fn run_init<A: Arch>(argument: &str) -> ! {
     A::exit(init_status::<A>(argument))
 }

@@ -194,6 +194,9 @@ pub struct Config {
     pub disk: Disk,
     /// VirtIO-MMIO version 2 (QEMU's default is the legacy version 1).
     pub modern_mmio: bool,
+    /// The loopback ports of the network link, for a test that talks to
+    /// the guest; `None`: ports no one talks on.
+    pub net: Option<crate::net::Ports>,
 }
 
 /// The image behind a boot's block device.
@@ -235,6 +238,7 @@ impl Config {
             device_tree: DeviceTree::Board,
             disk: Disk::Fresh,
             modern_mmio: false,
+            net: None,
         }
     }
 
@@ -296,7 +300,7 @@ impl Config {
     /// The devices every boot has for the user-space drivers, with their
     /// PCI slots on q35 (a slot each, so a line each): VirtIO over MMIO on
     /// microvm and vexpress-a15, over PCI on q35.
-    const VIRTIO_DEVICES: [(&str, u8); 2] = [("rng", 2), ("blk", 3)];
+    const VIRTIO_DEVICES: [(&str, u8); 3] = [("rng", 2), ("blk", 3), ("net", 4)];
 
     /// QEMU's arguments for the devices (and the disk behind the block
     /// device).
@@ -306,7 +310,11 @@ impl Config {
             Disk::Image(path) => path.clone(),
             Disk::Fresh => fresh_disk(&self.scope())?,
         };
-        let mut args = Vec::new();
+        let ports = match self.net {
+            Some(ports) => ports,
+            None => crate::net::idle_ports()?,
+        };
+        let mut args = vec!["-netdev".to_string(), crate::net::netdev("net0", ports)];
         if self.modern_mmio {
             args.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
         }
@@ -322,17 +330,31 @@ impl Config {
                 true => format!("virtio-{kind}-pci,addr={slot:#x}"),
                 false => format!("virtio-{kind}-device"),
             };
-            if kind == "blk" {
-                device.push_str(",drive=disk0");
+            match kind {
+                "blk" => device.push_str(",drive=disk0"),
+                "net" => device.push_str(",netdev=net0"),
+                _ => {}
             }
             args.extend(["-device".to_string(), device]);
         }
         Ok(args)
     }
 
-    /// How many driver processes init starts: one per device attached.
-    pub fn driver_count(&self) -> usize {
-        Self::VIRTIO_DEVICES.len()
+    /// How many processes init starts before the shell: a driver per
+    /// device attached, and a network stack on the NIC.
+    pub fn service_count(&self) -> usize {
+        Self::VIRTIO_DEVICES.len() + 1
+    }
+
+    /// What the kernel command line gets for init's services: the
+    /// guest's address on its network.
+    fn init_options() -> String {
+        format!(
+            " init.net.ip={}/{} init.net.echo={}",
+            crate::net::GUEST_IP,
+            crate::net::PREFIX,
+            crate::net::ECHO_PORT
+        )
     }
 
     /// QEMU's arguments to boot `kernel` with the given kernel command
@@ -412,7 +434,10 @@ impl Config {
             }
         }
         args.extend(self.device_args()?);
-        args.extend(["-append".to_string(), cmdline.to_string()]);
+        args.extend([
+            "-append".to_string(),
+            format!("{cmdline}{}", Self::init_options()),
+        ]);
         Ok(args)
     }
 }
@@ -502,7 +527,7 @@ mod tests {
         assert!(line.contains("-m 256M"));
         assert!(!line.contains("-smp"));
         assert!(line.contains("semihosting"));
-        assert!(line.ends_with("-append mode=test"));
+        assert!(line.ends_with("-append mode=test init.net.ip=10.0.2.15/24 init.net.echo=7"));
     }
 
     #[test]

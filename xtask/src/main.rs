@@ -14,6 +14,7 @@ mod machine;
 mod matrix;
 mod memmap;
 mod modgraph;
+mod net;
 mod provision;
 mod qemu;
 mod run;

@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod block;
 pub mod driver;
+pub mod net;
 pub mod rng;
 pub mod virtio;
 

@@ -63,6 +63,7 @@ pub mod heap;
 pub mod io;
 pub mod ipc;
 pub mod names;
+pub mod net;
 pub mod process;
 pub mod quota;
 pub mod rng;

@@ -2,13 +2,14 @@
 //! machine and the boot matrix, one line per test and a final tally. Each
 //! kind of check has a module: `host` (lint, unit tests), `suite` (the
 //! in-kernel and user-level suites), `shell`, `disk` (the block device
-//! seen from the host), `crash` (boots that must end a given way) and
+//! seen from the host), `net` (the network, from the host), `crash` (boots that must end a given way) and
 //! `memmap`.
 
 mod crash;
 mod disk;
 mod host;
 mod memmap;
+mod net;
 mod shell;
 mod suite;
 
@@ -183,6 +184,7 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     let mut elapsed = suites(config, kernel, tally)?;
     elapsed += typed_ahead_input(config, tally)?;
     elapsed += disk::block_data_survives_a_reboot(config, kernel, tally)?;
+    elapsed += net::network_answers(config, kernel, tally)?;
     elapsed += memmap_check(config, kernel, tally);
     exit_round_trip(config, kernel, tally)?;
     crash_reports(config, kernel, tally)?;

@@ -215,7 +215,7 @@ pub(super) struct Pids {
 impl Pids {
     pub(super) fn of(config: &Config) -> Pids {
         Pids {
-            drivers: config.driver_count(),
+            drivers: config.service_count(),
         }
     }
 

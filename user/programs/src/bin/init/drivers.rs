@@ -83,6 +83,61 @@ pub fn wait_until_up() {
     }
 }
 
+/// The network stacks init started, one per NIC driver.
+static STACKS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+
+/// The port the network stacks echo UDP on, unless `net.echo=` says.
+const ECHO_PORT: &str = "7";
+
+/// Starts a network stack over each NIC driver's service, with the
+/// address the options give it (`net.ip=10.0.2.15/24` for `net`,
+/// `net1.ip=` for `net1`, ...); a NIC without one gets no stack.
+pub fn start_stacks() {
+    let nics: Vec<String> = DRIVERS
+        .lock()
+        .iter()
+        .filter(|d| d.device.kind == Kind::Network)
+        .map(|d| d.service.clone())
+        .collect();
+    for nic in nics {
+        let Some(ip) = crate::option(&format!("{nic}.ip")) else {
+            rt::println!("init: no {nic}.ip option: {nic} gets no network stack");
+            continue;
+        };
+        let echo = crate::option(&format!("{nic}.echo")).unwrap_or(ECHO_PORT);
+        let arguments = format!("nic={nic} ip={ip} echo={echo}");
+        let ready = match rt::ipc::Notification::create() {
+            Ok(ready) => ready,
+            Err(e) => return rt::println!("init: no notification for the network stack: {e}"),
+        };
+        let started = (|| {
+            let init_quota = ManuallyDrop::new(Quota::from_handle(abi::INIT_QUOTA));
+            let quota = init_quota.split(DRIVER_PAGES)?;
+            let names = crate::names::capability(rt::names::CLIENT)?;
+            let child = quota.start("netstack", &arguments, &[names, ready.handle()]);
+            let _ = rt::ipc::cap_delete(names);
+            child
+        })();
+        match started {
+            Ok(child) => {
+                // Up once it signals; a stack that fails exits instead.
+                let _ = rt::ipc::set_timeout(Some(core::time::Duration::from_secs(2)));
+                if ready.wait().is_err() {
+                    rt::println!("init: the network stack on {nic} did not come up");
+                }
+                let _ = rt::ipc::set_timeout(None);
+                STACKS.lock().push(child);
+            }
+            Err(e) => rt::println!("init: cannot start the network stack on {nic}: {e}"),
+        }
+    }
+}
+
+/// The network stacks' process ids.
+pub fn stacks() -> Vec<u32> {
+    STACKS.lock().iter().map(|c| c.pid).collect()
+}
+
 /// The drivers running, as (service, pid, resources).
 pub fn running() -> Vec<(String, u32, Vec<usize>)> {
     DRIVERS

@@ -1,7 +1,9 @@
 //! The first process. The kernel starts it with its mode as the argument:
 //! `run` starts the shell (again, if it ends), `test` runs the user-level
 //! test suite and `bench` the user-level benchmarks; init's exit status
-//! becomes the machine's.
+//! becomes the machine's. The kernel command line's `init.` words follow
+//! the mode (`run net.ip=10.0.2.15/24`): options for the services init
+//! starts.
 
 #![no_std]
 #![no_main]
@@ -43,7 +45,23 @@ use rt::{println, sys};
 
 rt::entry!(main);
 
-fn main(mode: &str) -> i32 {
+/// The options after the mode.
+static OPTIONS: spin::Once<alloc::string::String> = spin::Once::new();
+
+/// The value of option `key` (`key=value`), if given.
+pub fn option(key: &str) -> Option<&'static str> {
+    OPTIONS
+        .get()?
+        .split_ascii_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .next_back()
+}
+
+fn main(arguments: &str) -> i32 {
+    let (mode, options) = arguments.split_once(' ').unwrap_or((arguments, ""));
+    OPTIONS.call_once(|| options.into());
     if matches!(mode, "run" | "test")
         && let Err(e) = names::start()
     {
@@ -53,6 +71,7 @@ fn main(mode: &str) -> i32 {
     if matches!(mode, "run" | "test") {
         drivers::start();
         drivers::wait_until_up();
+        drivers::start_stacks();
     }
     match mode {
         "run" => run_shell(),

@@ -1,6 +1,6 @@
 //! The shell's device commands: `devices` lists what the kernel left to
-//! drivers and which process drives each; `rng`, `blk` talk to the
-//! drivers' services, found through the name service.
+//! drivers and which process drives each; `rng`, `blk` and `net` talk to
+//! the drivers' services, found through the name service.
 
 use alloc::string::String;
 use rt::block::Block;
@@ -176,5 +176,31 @@ pub fn blk(arguments: &str) {
             }
         }
         _ => println!("{BLK_USAGE}"),
+    }
+}
+
+pub fn net(arguments: &str) {
+    let service = match arguments.split_once(' ') {
+        None if arguments == "stats" => "net",
+        Some(("stats", nic)) => nic.trim(),
+        _ => return println!("usage: net stats [NIC]"),
+    };
+    let Some(server) = lookup(service) else {
+        return;
+    };
+    let counts = rt::net::Nic::new(server)
+        .map_err(rt::ipc::Failure::Ipc)
+        .and_then(|nic| Ok((nic.info()?, nic.stats()?)));
+    match counts {
+        Ok(((mac, _), stats)) => {
+            let mac: alloc::vec::Vec<String> =
+                mac.iter().map(|b| alloc::format!("{b:02x}")).collect();
+            println!("{service}: MAC {}", mac.join(":"));
+            println!(
+                "received {} frames, sent {} frames, dropped {}",
+                stats.received, stats.sent, stats.dropped
+            );
+        }
+        Err(e) => println!("net: {e}"),
     }
 }

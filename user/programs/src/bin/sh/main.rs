@@ -84,6 +84,12 @@ const COMMANDS: &[Command] = &[
         run: devices::blk,
     },
     Command {
+        name: "net",
+        usage: "net stats [NIC]",
+        help: "a network interface's address and counts",
+        run: devices::net,
+    },
+    Command {
         name: "run",
         usage: "run PROGRAM [ARGS]",
         help: "run a program and wait for it",

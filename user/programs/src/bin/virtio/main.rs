@@ -2,8 +2,8 @@
 //! device's resources (see `protocols::driver`). It finds the transport
 //! (MMIO registers, or a PCI function's configuration space and BARs),
 //! brings the device up with `virtio-drivers`, registers its service
-//! under the name init chose, and serves it: `rng` (`protocols::rng`) or
-//! `blk` (`protocols::block`).
+//! under the name init chose, and serves it: `rng` (`protocols::rng`),
+//! `blk` (`protocols::block`) or `net` (`protocols::net`).
 
 #![no_std]
 #![no_main]
@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod block;
 mod dma;
+mod net;
 mod pci;
 mod rng;
 
@@ -50,6 +51,12 @@ impl Interrupts {
             }
             None => rt::sys::yield_now(),
         }
+    }
+
+    /// Binds the notification to the calling thread, so its `recv` ends
+    /// on an interrupt too (with the label `NOTIFIED`).
+    pub fn bind(&self) -> Result<(), abi::Error> {
+        self.notification.bind()
     }
 
     /// Unmasks the line after an interrupt.
@@ -162,6 +169,11 @@ fn run(args: &DriverArgs) -> Result<(), alloc::string::String> {
         }
         DeviceType::Block => {
             let server = block::Server::new(transport).map_err(failed)?;
+            register(args, &service)?;
+            server.serve(&service)
+        }
+        DeviceType::Network => {
+            let server = net::Server::new(transport).map_err(failed)?;
             register(args, &service)?;
             server.serve(&service)
         }

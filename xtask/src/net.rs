@@ -1,0 +1,295 @@
+//! The host's end of a guest's network: QEMU's `-netdev dgram` carries
+//! each Ethernet frame as one UDP datagram between QEMU's socket and this
+//! one, both on the loopback address. xtask speaks raw frames (built and
+//! parsed with `smoltcp`'s wire types) to check what the guest answers.
+
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
+    UdpPacket, UdpRepr,
+};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The guest's address (its stack gets it on the command line), its
+/// network's prefix, and the host's address and MAC on that network.
+pub const GUEST_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
+pub const PREFIX: u8 = 24;
+pub const HOST_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+pub const HOST_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+/// The UDP port the guest echoes on.
+pub const ECHO_PORT: u16 = 7;
+
+/// The two UDP ports of one guest's link: QEMU's, and the host's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    pub guest: u16,
+    pub host: u16,
+}
+
+/// A loopback port free now (bound and let go: QEMU binds it next).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Ports for a boot no one talks to: QEMU's frames go to a socket that
+/// stays open and reads nothing, so nothing is refused.
+pub fn idle_ports() -> std::io::Result<Ports> {
+    static SINK: OnceLock<Option<UdpSocket>> = OnceLock::new();
+    let sink = SINK.get_or_init(|| UdpSocket::bind("127.0.0.1:0").ok());
+    let host = match sink {
+        Some(socket) => socket.local_addr()?.port(),
+        None => free_port()?,
+    };
+    Ok(Ports {
+        guest: free_port()?,
+        host,
+    })
+}
+
+/// QEMU's `-netdev` for a link on `ports`.
+pub fn netdev(id: &str, ports: Ports) -> String {
+    format!(
+        "dgram,id={id},local.type=inet,local.host=127.0.0.1,local.port={},remote.type=inet,remote.host=127.0.0.1,remote.port={}",
+        ports.guest, ports.host
+    )
+}
+
+/// The host's end of a link.
+pub struct Peer {
+    socket: UdpSocket,
+    guest: SocketAddr,
+}
+
+impl Peer {
+    /// Binds the host's port; the guest's is chosen free.
+    pub fn bind() -> std::io::Result<(Peer, Ports)> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let ports = Ports {
+            guest: free_port()?,
+            host: socket.local_addr()?.port(),
+        };
+        let guest = SocketAddr::from(([127, 0, 0, 1], ports.guest));
+        Ok((Peer { socket, guest }, ports))
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<(), String> {
+        self.socket
+            .send_to(frame, self.guest)
+            .map(drop)
+            .map_err(|e| format!("sending a frame: {e}"))
+    }
+
+    /// The first frame within `within` that `accept` turns into a value.
+    fn await_frame<T>(
+        &self,
+        within: Duration,
+        mut accept: impl FnMut(&[u8]) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + within;
+        let mut buffer = [0u8; 2048];
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
+            match self.socket.recv_from(&mut buffer) {
+                Ok((len, _)) => {
+                    if let Some(value) = accept(&buffer[..len]) {
+                        return Some(value);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Asks for the guest's MAC with ARP (a few tries: the guest's stack
+    /// may still be starting); returns it from the reply.
+    pub fn arp(&self) -> Result<EthernetAddress, String> {
+        let request = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: HOST_MAC,
+            source_protocol_addr: HOST_IP,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: GUEST_IP,
+        };
+        let mut frame = vec![0u8; 14 + request.buffer_len()];
+        let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+        EthernetRepr {
+            src_addr: HOST_MAC,
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EthernetProtocol::Arp,
+        }
+        .emit(&mut ethernet);
+        request.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+        for _ in 0..20 {
+            self.send(&frame)?;
+            let reply = self.await_frame(Duration::from_millis(250), |bytes| {
+                let ethernet = EthernetFrame::new_checked(bytes).ok()?;
+                if ethernet.ethertype() != EthernetProtocol::Arp {
+                    return None;
+                }
+                match ArpRepr::parse(&ArpPacket::new_checked(ethernet.payload()).ok()?).ok()? {
+                    ArpRepr::EthernetIpv4 {
+                        operation: ArpOperation::Reply,
+                        source_hardware_addr,
+                        source_protocol_addr,
+                        target_hardware_addr,
+                        target_protocol_addr,
+                    } if source_protocol_addr == GUEST_IP
+                        && target_protocol_addr == HOST_IP
+                        && target_hardware_addr == HOST_MAC =>
+                    {
+                        Some(source_hardware_addr)
+                    }
+                    _ => None,
+                }
+            });
+            if let Some(mac) = reply {
+                return Ok(mac);
+            }
+        }
+        Err(format!("no ARP reply for {GUEST_IP}"))
+    }
+
+    /// An IPv4 frame to the guest carrying `payload_len` bytes of
+    /// `protocol`, written by `fill`.
+    fn ipv4_frame(
+        &self,
+        guest_mac: EthernetAddress,
+        protocol: IpProtocol,
+        payload_len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Vec<u8> {
+        let ip = Ipv4Repr {
+            src_addr: HOST_IP,
+            dst_addr: GUEST_IP,
+            next_header: protocol,
+            payload_len,
+            hop_limit: 64,
+        };
+        let mut frame = vec![0u8; 14 + ip.buffer_len() + payload_len];
+        let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+        EthernetRepr {
+            src_addr: HOST_MAC,
+            dst_addr: guest_mac,
+            ethertype: EthernetProtocol::Ipv4,
+        }
+        .emit(&mut ethernet);
+        let mut packet = Ipv4Packet::new_unchecked(ethernet.payload_mut());
+        ip.emit(&mut packet, &ChecksumCapabilities::default());
+        fill(packet.payload_mut());
+        frame
+    }
+
+    /// The IPv4 packet from the guest to the host a frame holds, if it is
+    /// one, with its checksums verified.
+    fn from_guest(bytes: &[u8], protocol: IpProtocol) -> Option<Ipv4Packet<&[u8]>> {
+        let ethernet = EthernetFrame::new_checked(bytes).ok()?;
+        if ethernet.ethertype() != EthernetProtocol::Ipv4 || ethernet.dst_addr() != HOST_MAC {
+            return None;
+        }
+        let packet = Ipv4Packet::new_checked(&bytes[14..]).ok()?;
+        let ip = Ipv4Repr::parse(&packet, &ChecksumCapabilities::default()).ok()?;
+        (ip.src_addr == GUEST_IP && ip.dst_addr == HOST_IP && ip.next_header == protocol)
+            .then_some(packet)
+    }
+
+    /// Pings the guest; the reply must carry the request's identifier,
+    /// sequence number and data.
+    pub fn ping(
+        &self,
+        guest_mac: EthernetAddress,
+        seq_no: u16,
+        data: &[u8],
+    ) -> Result<Duration, String> {
+        let request = Icmpv4Repr::EchoRequest {
+            ident: 0x4652,
+            seq_no,
+            data,
+        };
+        let frame = self.ipv4_frame(
+            guest_mac,
+            IpProtocol::Icmp,
+            request.buffer_len(),
+            |payload| {
+                request.emit(
+                    &mut Icmpv4Packet::new_unchecked(payload),
+                    &ChecksumCapabilities::default(),
+                )
+            },
+        );
+        let sent = Instant::now();
+        self.send(&frame)?;
+        let answered = self.await_frame(Duration::from_secs(2), |bytes| {
+            let packet = Self::from_guest(bytes, IpProtocol::Icmp)?;
+            let icmp = Icmpv4Packet::new_checked(packet.payload()).ok()?;
+            match Icmpv4Repr::parse(&icmp, &ChecksumCapabilities::default()).ok()? {
+                Icmpv4Repr::EchoReply {
+                    ident: 0x4652,
+                    seq_no: seq,
+                    data: echoed,
+                } if seq == seq_no && echoed == data => Some(()),
+                _ => None,
+            }
+        });
+        answered
+            .map(|()| sent.elapsed())
+            .ok_or_else(|| format!("no echo reply to ping {seq_no}"))
+    }
+
+    /// Sends `data` to the guest's UDP echo port; the reply must come back
+    /// from that port to the sender's with the same bytes. Returns the
+    /// round trip's wall time.
+    pub fn udp_echo(
+        &self,
+        guest_mac: EthernetAddress,
+        src_port: u16,
+        data: &[u8],
+    ) -> Result<Duration, String> {
+        let udp = UdpRepr {
+            src_port,
+            dst_port: ECHO_PORT,
+        };
+        let length = udp.header_len() + data.len();
+        let frame = self.ipv4_frame(guest_mac, IpProtocol::Udp, length, |payload| {
+            udp.emit(
+                &mut UdpPacket::new_unchecked(payload),
+                &HOST_IP.into(),
+                &GUEST_IP.into(),
+                data.len(),
+                |buffer| buffer.copy_from_slice(data),
+                &ChecksumCapabilities::default(),
+            )
+        });
+        let sent = Instant::now();
+        self.send(&frame)?;
+        let answered = self.await_frame(Duration::from_secs(2), |bytes| {
+            let packet = Self::from_guest(bytes, IpProtocol::Udp)?;
+            let datagram = UdpPacket::new_checked(packet.payload()).ok()?;
+            let repr = UdpRepr::parse(
+                &datagram,
+                &GUEST_IP.into(),
+                &HOST_IP.into(),
+                &ChecksumCapabilities::default(),
+            )
+            .ok()?;
+            (repr.src_port == ECHO_PORT && repr.dst_port == src_port && datagram.payload() == data)
+                .then_some(())
+        });
+        answered
+            .map(|()| sent.elapsed())
+            .ok_or_else(|| format!("no UDP echo of {} bytes from port {src_port}", data.len()))
+    }
+}

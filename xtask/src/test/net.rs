@@ -1,0 +1,103 @@
+//! The network, checked from the host: xtask is the guest's only peer on
+//! a loopback link and sends it ARP, ICMP echo and UDP datagrams, checking
+//! every reply, while the guest runs its shell.
+
+use super::*;
+use crate::net::Peer;
+use shell::{SHELL_PROMPT, matches_pattern};
+
+/// Datagram sizes sent to the echo port: small, odd, and a full frame's
+/// worth (1472 bytes of UDP payload in 1500 of IP).
+const UDP_SIZES: [usize; 3] = [1, 333, 1472];
+
+pub(super) fn network_answers(
+    config: &Config,
+    kernel: &Path,
+    tally: &mut Tally,
+) -> Result<Duration> {
+    let scope = config.scope();
+    step(format!("booting {scope} to talk to it over the network"));
+    let (peer, ports) = Peer::bind()?;
+    let mut config = config.clone();
+    config.net = Some(ports);
+    let args = boot_args(&config, kernel, "mode=run")?;
+    // The stack announces itself once it serves; the exchange runs then,
+    // and the shell is asked for the NIC's counts after it.
+    let script = [
+        qemu::Step {
+            prompt: "netstack: ",
+            text: "net stats\r",
+        },
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "poweroff\r",
+        },
+    ];
+    let mut results: Vec<(&str, std::result::Result<(), String>)> = Vec::new();
+    let boot = qemu::boot(
+        config.machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        &script,
+        |line| {
+            if line.starts_with("netstack: ") && results.is_empty() {
+                exchange(&peer, &mut results);
+            }
+        },
+    )?;
+    if results.is_empty() {
+        results.push((
+            "net::the_stack_starts",
+            Err("the network stack never announced itself".into()),
+        ));
+    }
+    let mut failed = false;
+    for (name, result) in &results {
+        let detail = result.as_ref().err().cloned().unwrap_or_default();
+        failed |= result.is_err();
+        tally.record(result.is_ok(), &scope, name, &detail);
+    }
+    // What the guest counted: at least what was sent it, and nothing lost.
+    let stats = boot
+        .lines
+        .iter()
+        .find(|l| matches_pattern(l, "received * frames, sent * frames, dropped 0"));
+    tally.record(
+        stats.is_some(),
+        &scope,
+        "net::stats_count_the_frames",
+        if stats.is_some() {
+            ""
+        } else {
+            "no `net stats` line with no frames dropped"
+        },
+    );
+    if failed || stats.is_none() {
+        show_failure_context(&boot);
+    }
+    Ok(boot.elapsed)
+}
+
+fn exchange(peer: &Peer, results: &mut Vec<(&'static str, std::result::Result<(), String>)>) {
+    let mac = peer.arp();
+    results.push((
+        "net::arp_is_answered",
+        mac.as_ref().map(drop).map_err(Clone::clone),
+    ));
+    let Ok(mac) = mac else {
+        return;
+    };
+    let pings = (1..=3u16)
+        .map(|seq| peer.ping(mac, seq, format!("ferrite ping {seq}").as_bytes()))
+        .collect::<std::result::Result<Vec<_>, _>>();
+    results.push(("net::icmp_echo_is_answered", pings.map(drop)));
+    let echoes = UDP_SIZES
+        .iter()
+        .enumerate()
+        .map(|(n, &size)| {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
+            peer.udp_echo(mac, 40_000 + n as u16, &data)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>();
+    results.push(("net::udp_datagrams_are_echoed", echoes.map(drop)));
+}
