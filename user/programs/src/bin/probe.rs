@@ -4,6 +4,10 @@
 //! - `exit N`: exits with status N.
 //! - `wait-none`: waits for any child, having none; exits 0 if refused
 //!   with `NoChildren`.
+//! - `driver-view ARGS`: started as a driver is (`protocols::driver`),
+//!   checks what it holds: exactly the capabilities a driver is given
+//!   (10 if not), registers only within its device's (11), no claim of
+//!   another line (12), no handle past those given (13).
 //! - `spin DEADLINE_NS [PRIORITY]`: (at that priority) computes until the
 //!   monotonic clock reaches the deadline; exits 0 if it made progress and
 //!   was preempted along the way (as the kernel counts it), 1 if it never
@@ -251,6 +255,7 @@ fn main(arguments: &str) -> i32 {
     };
     match command {
         "exit" => number(words.next()) as i32,
+        "driver-view" => driver_view(arguments.trim_start_matches("driver-view").trim()),
         "wait-none" => i32::from(rt::process::wait_any() != Err(abi::Error::NoChildren)),
         "spin" => {
             let deadline = number(words.next());
@@ -559,4 +564,53 @@ fn names_call(name: &str) -> i32 {
         Err(rt::Error::PermissionDenied) => 0,
         _ => 4,
     }
+}
+
+fn driver_view(arguments: &str) -> i32 {
+    use protocols::driver::{self, DriverArgs};
+    let Some(args) = DriverArgs::parse(arguments) else {
+        return 2;
+    };
+    // Every live handle: any slot, the first generations.
+    let mut held = 0;
+    for index in 0..abi::MAX_CAPABILITIES as u32 {
+        for generation in 0..4u32 {
+            let handle = generation << abi::HANDLE_INDEX_BITS | index;
+            if handle != 0 && rt::ipc::cap_info(handle).is_ok() {
+                held += 1;
+            }
+        }
+    }
+    let given = args.resource_handle(args.resources.len());
+    if held != given {
+        return 10;
+    }
+    let Ok(devices) = rt::process::devices() else {
+        return 3;
+    };
+    let first = devices[args.resources[0]];
+    let registers =
+        rt::device::DeviceMemory::from_handle(abi::initial_handle(args.resource_handle(0)));
+    let pages = (first.base % 4096 + first.size).div_ceil(4096) as usize;
+    if registers.memory(0, pages * 4096 + 4096).is_ok()
+        || registers.memory(pages * 4096, 4096).is_ok()
+    {
+        return 11;
+    }
+    if args.irq {
+        let control = rt::device::IrqControl::from_handle(abi::initial_handle(driver::IRQ_CONTROL));
+        let Ok(notification) = rt::ipc::Notification::create() else {
+            return 3;
+        };
+        let other = if first.irq == 0 { 1 } else { first.irq - 1 };
+        if control.claim(other, &notification, 1).err() != Some(abi::Error::PermissionDenied) {
+            return 12;
+        }
+    }
+    let past = rt::device::DeviceMemory::from_handle(abi::initial_handle(given));
+    if past.memory(0, 4096).err() != Some(abi::Error::InvalidHandle) {
+        return 13;
+    }
+    core::mem::forget(past);
+    0
 }

@@ -8,7 +8,7 @@
 //! functions by their ids, which the kernel lists.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::ManuallyDrop;
 use protocols::driver::{DriverArgs, MAX_RESOURCES};
@@ -266,6 +266,12 @@ fn probe_mmio(index: usize, device: &abi::DeviceInfo) -> Option<(Kind, u32)> {
 }
 
 fn start_one(found: &Found, service: &str) -> Result<Child, String> {
+    start_as(found, service, "virtio", "")
+}
+
+/// Starts `program` with what a driver of `found` gets, its arguments
+/// after `prefix`.
+fn start_as(found: &Found, service: &str, program: &str, prefix: &str) -> Result<Child, String> {
     let init_quota = ManuallyDrop::new(Quota::from_handle(abi::INIT_QUOTA));
     let quota = init_quota
         .split(DRIVER_PAGES)
@@ -295,7 +301,7 @@ fn start_one(found: &Found, service: &str) -> Result<Child, String> {
         irq: control.is_some(),
         resources: found.resources.clone(),
     };
-    let started = quota.start("virtio", &args.to_string(), &handles);
+    let started = quota.start(program, &format!("{prefix}{args}"), &handles);
     let _ = rt::ipc::cap_delete(names.handle());
     started.map_err(|e| format!("spawn: {e}"))
 }
@@ -316,6 +322,10 @@ pub const TESTS: &[crate::Test] = &[
     crate::Test {
         name: "drivers::bad_block_requests_get_their_errors",
         run: bad_block_requests_get_their_errors,
+    },
+    crate::Test {
+        name: "drivers::a_driver_holds_only_its_devices_capabilities",
+        run: a_driver_holds_only_its_devices_capabilities,
     },
     crate::Test {
         name: "drivers::a_dead_block_driver_fails_its_clients_and_a_new_one_serves",
@@ -608,5 +618,23 @@ fn a_dead_block_driver_fails_its_clients_and_a_new_one_serves() -> crate::Outcom
         disk.buffer()[8..SECTOR_SIZE].iter().all(|&b| b == 0),
         "the rest of the sector"
     );
+    Ok(())
+}
+
+/// A program started exactly as a driver is (the probe, in its
+/// `driver-view` mode) finds in its table only what a driver is given,
+/// cannot reach registers beyond its device's, another device's, or a
+/// line other than its own.
+fn a_driver_holds_only_its_devices_capabilities() -> crate::Outcome {
+    let devices = rt::process::devices().map_err(crate::fail("devices"))?;
+    for found in find(&devices) {
+        let child = start_as(&found, "view", "probe", "driver-view ")?;
+        let exit = child.wait().map_err(crate::fail("wait"))?;
+        ensure_eq!(
+            exit,
+            rt::process::Exit::Code(0),
+            format!("the view of a {:?} driver ({})", found.kind, found.place)
+        );
+    }
     Ok(())
 }
