@@ -81,6 +81,18 @@ impl Pl011 {
         uart
     }
 
+    /// Drives a PL011 someone else configured (the kernel, for a console
+    /// driver in user space), changing none of its settings.
+    ///
+    /// # Safety
+    /// `base` must be the virtual address of a mapped PL011 register block
+    /// for as long as the value lives.
+    pub unsafe fn attach(base: usize) -> Self {
+        // SAFETY: the caller guarantees `base` maps a PL011.
+        let registers = unsafe { &*(base as *const Registers) };
+        Pl011 { registers }
+    }
+
     fn configure(&self, clock_hz: u32, baud: u32) {
         let r = self.registers;
         r.control.set(0);

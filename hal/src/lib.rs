@@ -50,6 +50,11 @@ pub trait Console {
     /// Reading the received bytes (with [`read_byte`](Self::read_byte))
     /// acknowledges it at the device.
     fn enable_receive_interrupt() -> Result<usize, IrqError>;
+
+    /// The console's UART as a device for a user-space console driver:
+    /// its registers and its receive line (routed, masked). The kernel
+    /// keeps writing its own log and panic reports to it, polled.
+    fn user_device() -> Option<UserDevice>;
 }
 
 /// Why an interrupt operation failed.

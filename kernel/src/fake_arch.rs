@@ -105,6 +105,10 @@ impl hal::Console for FakeArch {
     fn enable_receive_interrupt() -> Result<usize, IrqError> {
         Err(IrqError::NoDevice)
     }
+
+    fn user_device() -> Option<hal::UserDevice> {
+        None
+    }
 }
 
 impl hal::Memory for FakeArch {

@@ -225,13 +225,13 @@ fn run_init<A: Arch>(argument: &str) -> ! {
     A::exit(init_status::<A>(argument))
 }
 
-/// Starts the init process with `argument`, the tick and console input,
-/// waits for init to end and returns the machine status that stands for
+/// Starts the init process with `argument` and the tick, with the
+/// console's input left to a user-space driver; waits for init to end and returns the machine status that stands for
 /// how it ended. The tick is stopped again.
 fn init_status<A: Arch>(argument: &str) -> u8 {
-    if let Err(e) = console_input::enable::<A>() {
-        log::warn!("console input unavailable: {e}");
-    }
+    // Console input is the console driver's, in user space; the kernel
+    // keeps writing its log to the UART.
+    object::device::hand_over_console();
     if let Err(e) = task::start_ticking::<A>() {
         log::error!("no scheduler tick: {e}");
         return exit_code::BOOT_FAILURE;

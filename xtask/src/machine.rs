@@ -341,9 +341,10 @@ impl Config {
     }
 
     /// How many processes init starts before the shell: a driver per
-    /// device attached, and a network stack on the NIC.
+    /// device attached, the console's driver, and a network stack on the
+    /// NIC.
     pub fn service_count(&self) -> usize {
-        Self::VIRTIO_DEVICES.len() + 1
+        Self::VIRTIO_DEVICES.len() + 2
     }
 
     /// What the kernel command line gets for init's services: the

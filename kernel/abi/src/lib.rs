@@ -24,7 +24,7 @@ pub enum Syscall {
     /// `write(buffer, length) -> written`: writes bytes to the console.
     Write = 1,
     /// `read(buffer, capacity) -> count`: reads console input, waiting
-    /// until at least one byte has arrived.
+    /// until at least one byte has arrived (while the kernel owns it).
     Read = 2,
     /// `yield()`: lets other ready threads of the same or higher priority
     /// run.
@@ -283,8 +283,8 @@ impl Syscall {
             Syscall::Read => (
                 &["buffer", "capacity"],
                 "bytes read (at least 1 unless capacity is 0)",
-                "Reads console input, waiting until at least one byte has arrived.",
-                &[BadAddress],
+                "Reads console input, waiting until at least one byte has arrived. Only while the kernel owns console input (its own tests); once init runs, the console driver owns it (`uart16550` or `pl011` in the device list) and this is `NotFound`: input comes from the console service.",
+                &[BadAddress, NotFound],
             ),
             Syscall::Yield => (
                 &[],

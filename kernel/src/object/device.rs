@@ -9,11 +9,27 @@
 
 use crate::mm::PAGE_SIZE;
 use abi::Error;
+use core::sync::atomic::{AtomicBool, Ordering};
 use hal::boot::{MemoryKind, PhysRange};
 use hal::{Arch, DeviceRegisters, UserDevice, UserDevices};
 use spin::Once;
 
 static CHECKED: Once<UserDevices> = Once::new();
+
+/// Whether the console's UART is a user device (its driver then owns its
+/// input; the kernel only writes to it, polled).
+static CONSOLE_HANDED_OVER: AtomicBool = AtomicBool::new(false);
+
+/// Leaves the console's input to a user-space driver: the UART joins the
+/// device list. Before the list is first asked for (init's start).
+pub fn hand_over_console() {
+    CONSOLE_HANDED_OVER.store(true, Ordering::Relaxed);
+}
+
+/// Whether console input belongs to a user-space driver.
+pub fn console_handed_over() -> bool {
+    CONSOLE_HANDED_OVER.load(Ordering::Relaxed)
+}
 
 /// Physical memory a range of device registers occupies: whole pages,
 /// because that is what a mapping covers.
@@ -47,13 +63,15 @@ fn refusal<A: Arch>(device: &UserDevice) -> Option<&'static str> {
     ram.then_some("it overlaps RAM")
 }
 
-/// The devices drivers may have: the architecture's list, less any whose
-/// registers overlap RAM or the kernel (each refusal logged once).
+/// The devices drivers may have: the architecture's list (and the
+/// console's UART, once handed over), less any whose registers overlap
+/// RAM or the kernel (each refusal logged once).
 pub fn user_devices<A: Arch>() -> &'static [UserDevice] {
     CHECKED
         .call_once(|| {
             let mut checked = UserDevices::default();
-            for device in A::user_devices() {
+            let console = console_handed_over().then(A::user_device).flatten();
+            for device in A::user_devices().iter().chain(console.as_ref()) {
                 match refusal::<A>(device) {
                     Some(reason) => log::warn!(
                         "device {} at {:x?} is not handed out: {reason}",

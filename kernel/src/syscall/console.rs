@@ -28,6 +28,10 @@ pub(super) fn read<A: Arch>(into: UserBuffer) -> Outcome {
     }
     // Only the bytes that arrive are written (and their pages brought in).
     in_space(|space| into.covers::<A>(space, Access::Write))?;
+    // Input is the console driver's: read it through the console service.
+    if crate::object::device::console_handed_over() {
+        return Err(abi::Error::NotFound);
+    }
     loop {
         // Interrupts are masked in system calls, so no input can arrive
         // between finding none and starting to wait.

@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod block;
+pub mod console;
 pub mod driver;
 pub mod net;
 pub mod rng;

@@ -176,7 +176,7 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
     ShellCheck {
         name: "shell::irqs_counts_timer_and_console",
         typed: "irqs\r",
-        expected: &["  IRQ      COUNT NAME", "* timer", "* console"],
+        expected: &["  IRQ      COUNT NAME", "* timer", "* {uart}"],
     },
     ShellCheck {
         name: "shell::unknown_command_is_explained",
@@ -210,17 +210,23 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
 /// shell, then the programs it runs.
 pub(super) struct Pids {
     drivers: usize,
+    /// The console UART's name in the device list.
+    uart: &'static str,
 }
 
 impl Pids {
     pub(super) fn of(config: &Config) -> Pids {
         Pids {
             drivers: config.service_count(),
+            uart: match config.machine.arch() {
+                Arch::X64 => "uart16550",
+                Arch::Arm => "pl011",
+            },
         }
     }
 
-    /// `pattern` with `{sh}`, `{next}`, `{after_next}`, `{processes}` and
-    /// `{threads}` filled in.
+    /// `pattern` with `{sh}`, `{next}`, `{after_next}`, `{processes}`,
+    /// `{threads}` and `{uart}` filled in.
     pub(super) fn expand(&self, pattern: &str) -> String {
         let sh = 2 + self.drivers;
         pattern
@@ -228,9 +234,10 @@ impl Pids {
             .replace("{next}", &(sh + 1).to_string())
             .replace("{after_next}", &(sh + 2).to_string())
             .replace("{processes}", &sh.to_string())
-            // init's two, one per driver, the shell's, and the kernel's
-            // boot and idle threads.
-            .replace("{threads}", &(sh + 3).to_string())
+            // One per process, and init's name service, the console
+            // driver's input thread, the kernel's boot and idle threads.
+            .replace("{threads}", &(sh + 4).to_string())
+            .replace("{uart}", self.uart)
     }
 }
 

@@ -87,4 +87,18 @@ impl hal::Console for crate::arch::Armv7 {
         enable_receive_interrupt();
         Ok(irq)
     }
+
+    fn user_device() -> Option<hal::UserDevice> {
+        let (_, info) = crate::device_tree::get()?;
+        let uart = info.console_uart?;
+        Some(hal::UserDevice {
+            name: "pl011",
+            registers: hal::DeviceRegisters::Memory {
+                base: uart.reg.address,
+                size: uart.reg.size,
+            },
+            irq: crate::interrupts::console_irq().ok(),
+            pci: None,
+        })
+    }
 }

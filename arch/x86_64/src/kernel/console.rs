@@ -92,4 +92,16 @@ impl hal::Console for crate::arch::X86_64 {
         enable_receive_interrupt();
         Ok(irq)
     }
+
+    fn user_device() -> Option<hal::UserDevice> {
+        Some(hal::UserDevice {
+            name: "uart16550",
+            registers: hal::DeviceRegisters::Ports {
+                base: COM1,
+                count: 8,
+            },
+            irq: crate::interrupts::route_isa(COM1_IRQ).ok(),
+            pci: None,
+        })
+    }
 }

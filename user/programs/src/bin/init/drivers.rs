@@ -31,10 +31,35 @@ struct Driver {
 
 static DRIVERS: Mutex<Vec<Driver>> = Mutex::new(Vec::new());
 
+/// What a driver drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Driven {
+    Virtio(Kind),
+    /// The serial console's UART.
+    Console,
+}
+
+impl Driven {
+    /// The service name of the first device of the kind.
+    fn service(self) -> &'static str {
+        match self {
+            Driven::Virtio(kind) => kind.service(),
+            Driven::Console => protocols::console::OUTPUT,
+        }
+    }
+
+    fn program(self) -> &'static str {
+        match self {
+            Driven::Virtio(_) => "virtio",
+            Driven::Console => "console",
+        }
+    }
+}
+
 /// What was found and needs a driver: its kind and its resources.
 #[derive(Clone)]
 struct Found {
-    kind: Kind,
+    kind: Driven,
     /// How it is reached, for the boot log: `virtio-mmio v2 at 0x...`.
     place: String,
     resources: Vec<usize>,
@@ -96,7 +121,7 @@ pub fn start_stacks() {
     let nics: Vec<String> = DRIVERS
         .lock()
         .iter()
-        .filter(|d| d.device.kind == Kind::Network)
+        .filter(|d| d.device.kind == Driven::Virtio(Kind::Network))
         .map(|d| d.service.clone())
         .collect();
     for nic in nics {
@@ -179,7 +204,7 @@ pub fn kill(service: &str) -> Result<(), String> {
 }
 
 /// The first free service name for a kind: `blk`, then `blk1`, ...
-fn service_name(kind: Kind) -> String {
+fn service_name(kind: Driven) -> String {
     let drivers = DRIVERS.lock();
     let taken = drivers.iter().filter(|d| d.device.kind == kind).count();
     match taken {
@@ -192,10 +217,18 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
     let mut found = Vec::new();
     for (index, device) in devices.iter().enumerate() {
         let irq = (device.irq != abi::NO_IRQ).then_some(device.irq);
-        if abi::name_str(&device.name) == "virtio-mmio" {
+        let name = abi::name_str(&device.name);
+        if matches!(name, "uart16550" | "pl011") {
+            found.push(Found {
+                kind: Driven::Console,
+                place: format!("{name} at {:#x}", device.base),
+                resources: alloc::vec![index],
+                irq,
+            });
+        } else if name == "virtio-mmio" {
             if let Some((kind, version)) = probe_mmio(index, device) {
                 found.push(Found {
-                    kind,
+                    kind: Driven::Virtio(kind),
                     place: format!("virtio-mmio v{version} at {:#x}", device.base),
                     resources: alloc::vec![index],
                     irq,
@@ -226,7 +259,7 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
             }
             let function = device.pci_function;
             found.push(Found {
-                kind,
+                kind: Driven::Virtio(kind),
                 place: format!(
                     "virtio-pci {:02x}:{:02x}.{}",
                     function >> 8,
@@ -266,7 +299,7 @@ fn probe_mmio(index: usize, device: &abi::DeviceInfo) -> Option<(Kind, u32)> {
 }
 
 fn start_one(found: &Found, service: &str) -> Result<Child, String> {
-    start_as(found, service, "virtio", "")
+    start_as(found, service, found.kind.program(), "")
 }
 
 /// Starts `program` with what a driver of `found` gets, its arguments
@@ -308,8 +341,8 @@ fn start_as(found: &Found, service: &str, program: &str, prefix: &str) -> Result
 
 pub const TESTS: &[crate::Test] = &[
     crate::Test {
-        name: "drivers::every_virtio_device_has_a_driver_holding_its_line",
-        run: every_virtio_device_has_a_driver_holding_its_line,
+        name: "drivers::every_device_has_a_driver_holding_its_line",
+        run: every_device_has_a_driver_holding_its_line,
     },
     crate::Test {
         name: "drivers::rng_bytes_differ_between_calls",
@@ -354,15 +387,28 @@ pub fn service(service: &str) -> Result<rt::ipc::Endpoint, String> {
     Err(format!("no {service} service after 2 s: {last}"))
 }
 
-/// Every VirtIO device found has a driver of its kind running, which holds
-/// the device's line; one of them is the entropy device every test boot
-/// has.
-fn every_virtio_device_has_a_driver_holding_its_line() -> crate::Outcome {
+/// Every device found (the VirtIO ones and the console's UART) has a
+/// driver of its kind running, which holds the device's line; one of them
+/// is the entropy device every test boot has. The kernel's console input
+/// is closed: input comes only through the console driver.
+fn every_device_has_a_driver_holding_its_line() -> crate::Outcome {
     let devices = rt::process::devices().map_err(crate::fail("devices"))?;
     let found = find(&devices);
     ensure!(
-        found.iter().any(|f| f.kind == Kind::Entropy),
+        found
+            .iter()
+            .any(|f| f.kind == Driven::Virtio(Kind::Entropy)),
         "no VirtIO entropy device found"
+    );
+    ensure!(
+        found.iter().any(|f| f.kind == Driven::Console),
+        "the console's UART is not listed for a driver"
+    );
+    let mut byte = [0u8];
+    ensure_eq!(
+        rt::sys::read(&mut byte),
+        Err(abi::Error::NotFound),
+        "console input through the kernel"
     );
     let running = running();
     ensure_eq!(running.len(), found.len(), "drivers for the devices found");
@@ -372,7 +418,7 @@ fn every_virtio_device_has_a_driver_holding_its_line() -> crate::Outcome {
         ensure!(
             processes
                 .iter()
-                .any(|p| p.pid == *pid && abi::name_str(&p.name) == "virtio"),
+                .any(|p| p.pid == *pid && abi::name_str(&p.name) == f.kind.program()),
             "the {service} driver (process {pid}) is not running"
         );
         // The driver claims its line once the device is up: wait for it.

@@ -9,17 +9,31 @@ use rt::names::Names;
 use rt::println;
 use rt::process;
 
-/// The shell's capability to the name service (init passes it second).
-const NAMES: abi::Handle = abi::initial_handle(1);
+/// The shell's capability to the name service: init passes it second
+/// (after its control capability), a shell running a program first.
+pub fn names_handle() -> abi::Handle {
+    let endpoint = |handle| {
+        rt::ipc::cap_info(handle).is_ok_and(|info| info.kind == Some(abi::ObjectKind::Endpoint))
+    };
+    match endpoint(abi::initial_handle(1)) {
+        true => abi::initial_handle(1),
+        false => abi::initial_handle(0),
+    }
+}
+
+/// A client of the name service, on a copy of the shell's capability.
+pub fn names() -> Option<Names> {
+    let copy = rt::ipc::cap_copy(names_handle(), abi::RIGHT_SEND | abi::RIGHT_GRANT, 0)
+        .map_err(|e| println!("no name service: {e}"))
+        .ok()?;
+    Names::from_handle(copy)
+        .map_err(|e| println!("no name service: {e}"))
+        .ok()
+}
 
 /// The server registered under `service`.
 fn lookup(service: &str) -> Option<Endpoint> {
-    let copy = rt::ipc::cap_copy(NAMES, abi::RIGHT_SEND | abi::RIGHT_GRANT, 0)
-        .map_err(|e| println!("no name service: {e}"))
-        .ok()?;
-    let mut names = Names::from_handle(copy)
-        .map_err(|e| println!("no name service: {e}"))
-        .ok()?;
+    let mut names = names()?;
     names
         .lookup(service)
         .map_err(|e| println!("no {service} service: {e}"))

@@ -110,6 +110,12 @@ const COMMANDS: &[Command] = &[
 ];
 
 fn main(_: &str) -> i32 {
+    // Console input comes only from the console service.
+    match devices::names().map(|mut names| rt::io::connect(&mut names)) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => println!("sh: no console service ({e}): no input"),
+        None => println!("sh: no name service: no console input"),
+    }
     match process::system() {
         Ok(system) => println!(
             "Ferrite {} shell on {} ({}); type help for commands.",
@@ -166,12 +172,15 @@ impl LineEditor {
         loop {
             if self.pending.is_empty() {
                 // One byte at a time: what was typed ahead past this line
-                // stays in the kernel for whoever reads next (a program
+                // stays in the console for whoever reads next (a program
                 // this line starts, such as a nested shell).
                 let mut buffer = [0u8; 1];
-                match sys::read(&mut buffer) {
+                match rt::io::read(&mut buffer) {
                     Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
-                    Err(e) => println!("sh: console read failed: {e}"),
+                    Err(e) => {
+                        println!("sh: console read failed: {e}");
+                        sys::exit(1);
+                    }
                 }
             }
             let mut used = 0;
@@ -182,7 +191,7 @@ impl LineEditor {
             }
             // What follows a line end waits for the next prompt.
             self.pending.drain(..used);
-            let _ = sys::write(&echo);
+            rt::io::write(&echo);
             echo.clear();
             if ended {
                 return core::mem::take(&mut self.line);
@@ -349,7 +358,9 @@ fn run_program(arguments: &str) {
     if program.is_empty() {
         return println!("usage: run PROGRAM [ARGS]");
     }
-    let child = match process::spawn(program, rest.trim()) {
+    // A program the shell runs can find services (and a nested shell
+    // its console) through the shell's name-service capability.
+    let child = match process::start(program, rest.trim(), &[devices::names_handle()]) {
         Ok(child) => child,
         Err(e) => return println!("run: {program}: {e}"),
     };
