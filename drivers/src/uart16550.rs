@@ -62,6 +62,9 @@ register_bitfields! [u8,
     ],
 ];
 
+/// The transmit FIFO's depth.
+const TRANSMIT_FIFO: usize = 16;
+
 /// The UART's input clock divided by 16: the divisor for 115200 baud is 1.
 const BASE_BAUD: u32 = 115_200;
 
@@ -127,6 +130,26 @@ impl<Io: RegisterIo> Uart16550<Io> {
             core::hint::spin_loop();
         }
         self.io.write(Register::Data, byte);
+    }
+
+    /// Sends `bytes`: with the FIFOs on, up to a FIFO's worth each time the
+    /// transmitter is empty, so the line status is read once per 16 bytes
+    /// rather than per byte (each read is a system call for a driver in
+    /// user space).
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        let burst = if self.io.read(Register::FifoControl) & 0xc0 == 0xc0 {
+            TRANSMIT_FIFO
+        } else {
+            1
+        };
+        for chunk in bytes.chunks(burst) {
+            while !self.line_status().is_set(LineStatus::TRANSMIT_EMPTY) {
+                core::hint::spin_loop();
+            }
+            for &byte in chunk {
+                self.io.write(Register::Data, byte);
+            }
+        }
     }
 
     /// Returns a received byte, if any.

@@ -1298,6 +1298,11 @@ pub struct SystemInfo {
     /// An address in the kernel half that is mapped, for the kernel only
     /// (in the kernel's read-only data): touching it must fault.
     pub kernel_address: u64,
+    /// Cycle-counter ticks the CPU has spent idle, waiting for an
+    /// interrupt (the counter programs read: under `-icount shift=0`,
+    /// time with no instruction executed). Benchmarks of devices take it
+    /// from their counts.
+    pub idle_cycles: u64,
 }
 
 /// Memory, in frames of `page_size` bytes and heap bytes.
@@ -1496,7 +1501,7 @@ mod tests {
         assert_eq!(size_of::<MemoryInfo>(), 48);
         assert_eq!(size_of::<ProcessInfo>(), 72);
         assert_eq!(size_of::<IrqInfo>(), 48);
-        assert_eq!(size_of::<SystemInfo>(), 136);
+        assert_eq!(size_of::<SystemInfo>(), 144);
         assert_eq!(size_of::<DeviceInfo>(), 80);
     }
 }

@@ -44,6 +44,7 @@ pub(super) fn info<A: Arch>(kind: InfoKind, buffer: UserBuffer) -> Outcome {
                 first_user_ns: task::first_user_ns(),
                 // The kernel's own read-only data: certainly mapped.
                 kernel_address: crate::VERSION.as_ptr() as u64,
+                idle_cycles: task::idle_cycles(),
             };
             put_records::<A, _>(buffer, &[record])
         }

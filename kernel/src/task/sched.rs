@@ -433,13 +433,25 @@ fn reap_dead() {
     }
 }
 
+/// Cycle-counter ticks spent waiting in the idle thread.
+static IDLE_CYCLES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Cycle-counter ticks the CPU has spent idle (the wake-up's interrupt
+/// handling included, a few hundred instructions per wake).
+pub fn idle_cycles() -> u64 {
+    IDLE_CYCLES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 extern "C" fn idle_main<A: Arch>(_: usize) -> ! {
     reap();
     loop {
         if switch_due() {
             schedule::<A>();
         } else {
+            let start = A::cycle_counter();
             A::idle();
+            let idle = A::cycles_between(start, A::cycle_counter());
+            IDLE_CYCLES.fetch_add(idle, core::sync::atomic::Ordering::Relaxed);
         }
     }
 }

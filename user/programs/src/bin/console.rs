@@ -54,10 +54,10 @@ enum Uart {
 }
 
 impl Uart {
-    fn write_byte(&mut self, byte: u8) {
+    fn write_bytes(&mut self, bytes: &[u8]) {
         match self {
-            Uart::Ns16550(uart) => uart.write_byte(byte),
-            Uart::Pl011(uart) => uart.write_byte(byte),
+            Uart::Ns16550(uart) => uart.write_bytes(bytes),
+            Uart::Pl011(uart) => bytes.iter().for_each(|&b| uart.write_byte(b)),
         }
     }
 
@@ -178,12 +178,17 @@ fn serve_output(endpoint: &Endpoint, mut uart: Uart) -> Result<(), abi::Error> {
     loop {
         let reply = match (request.plain_label(), request.payload()) {
             (console::WRITE, Some(len)) => {
+                let mut line = [0u8; 2 * abi::MAX_PAYLOAD];
+                let mut out = 0;
                 for &byte in &buffer.bytes()[..len] {
                     if byte == b'\n' {
-                        uart.write_byte(b'\r');
+                        line[out] = b'\r';
+                        out += 1;
                     }
-                    uart.write_byte(byte);
+                    line[out] = byte;
+                    out += 1;
                 }
+                uart.write_bytes(&line[..out]);
                 Message::new(0, [0; 4])
             }
             _ => refusal(),

@@ -380,6 +380,9 @@ pub fn run() -> i32 {
         "instructions",
         &irq_to_user_handler(),
     );
+    for (name, unit, samples) in crate::bench_devices::run() {
+        print_metric(&name, unit, &samples);
+    }
     println!("ubench: end");
     0
 }

@@ -33,6 +33,7 @@ fn fail<E: core::fmt::Display>(what: &str) -> impl FnOnce(E) -> alloc::string::S
 }
 
 mod bench;
+mod bench_devices;
 mod device;
 mod drivers;
 mod ipc;
@@ -62,7 +63,7 @@ pub fn option(key: &str) -> Option<&'static str> {
 fn main(arguments: &str) -> i32 {
     let (mode, options) = arguments.split_once(' ').unwrap_or((arguments, ""));
     OPTIONS.call_once(|| options.into());
-    if matches!(mode, "run" | "test")
+    if matches!(mode, "run" | "test" | "bench")
         && let Err(e) = names::start()
     {
         println!("init: cannot start the name service: {e}");
