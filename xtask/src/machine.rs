@@ -197,6 +197,8 @@ pub struct Config {
     /// The loopback ports of the network link, for a test that talks to
     /// the guest; `None`: ports no one talks on.
     pub net: Option<crate::net::Ports>,
+    /// q35: the same for the E1000's link.
+    pub e1000_net: Option<crate::net::Ports>,
 }
 
 /// The image behind a boot's block device.
@@ -207,6 +209,9 @@ pub enum Disk {
     /// This file, as it is (to boot twice on one disk).
     Image(PathBuf),
 }
+
+/// q35's slot for the E1000 (after the VirtIO functions').
+const E1000_SLOT: u8 = 5;
 
 /// The size of the disk images xtask makes.
 pub const DISK_BYTES: u64 = 4 << 20;
@@ -239,6 +244,7 @@ impl Config {
             disk: Disk::Fresh,
             modern_mmio: false,
             net: None,
+            e1000_net: None,
         }
     }
 
@@ -315,6 +321,18 @@ impl Config {
             None => crate::net::idle_ports()?,
         };
         let mut args = vec!["-netdev".to_string(), crate::net::netdev("net0", ports)];
+        if self.has_e1000() {
+            let ports = match self.e1000_net {
+                Some(ports) => ports,
+                None => crate::net::idle_ports()?,
+            };
+            args.extend([
+                "-netdev".to_string(),
+                crate::net::netdev("net1", ports),
+                "-device".to_string(),
+                format!("e1000,netdev=net1,addr={E1000_SLOT:#x}"),
+            ]);
+        }
         if self.modern_mmio {
             args.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
         }
@@ -340,22 +358,35 @@ impl Config {
         Ok(args)
     }
 
+    /// q35 also has an E1000, on a link of its own.
+    pub fn has_e1000(&self) -> bool {
+        self.machine == Machine::X64Q35
+    }
+
     /// How many processes init starts before the shell: a driver per
-    /// device attached, the console's driver, and a network stack on the
+    /// device attached, the console's driver, and a network stack on each
     /// NIC.
     pub fn service_count(&self) -> usize {
-        Self::VIRTIO_DEVICES.len() + 2
+        let e1000 = if self.has_e1000() { 2 } else { 0 };
+        Self::VIRTIO_DEVICES.len() + 2 + e1000
     }
 
     /// What the kernel command line gets for init's services: the
-    /// guest's address on its network.
-    fn init_options() -> String {
-        format!(
-            " init.net.ip={}/{} init.net.echo={}",
-            crate::net::GUEST_IP,
-            crate::net::PREFIX,
-            crate::net::ECHO_PORT
-        )
+    /// guest's address on each network (`net`, then `net1`: the E1000).
+    fn init_options(&self) -> String {
+        let mut options = String::new();
+        let links = [crate::net::VIRTIO_LINK, crate::net::E1000_LINK];
+        let count = if self.has_e1000() { 2 } else { 1 };
+        for link in &links[..count] {
+            options.push_str(&format!(
+                " init.{nic}.ip={ip}/{prefix} init.{nic}.echo={echo}",
+                nic = link.nic,
+                ip = link.guest_ip,
+                prefix = crate::net::PREFIX,
+                echo = crate::net::ECHO_PORT
+            ));
+        }
+        options
     }
 
     /// QEMU's arguments to boot `kernel` with the given kernel command
@@ -437,7 +468,7 @@ impl Config {
         args.extend(self.device_args()?);
         args.extend([
             "-append".to_string(),
-            format!("{cmdline}{}", Self::init_options()),
+            format!("{cmdline}{}", self.init_options()),
         ]);
         Ok(args)
     }

@@ -13,11 +13,29 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The guest's address (its stack gets it on the command line), its
-/// network's prefix, and the host's address and MAC on that network.
-pub const GUEST_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
+/// One of the guest's links: its NIC's service, the guest's address on it
+/// (its stack gets it on the command line) and the host's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub nic: &'static str,
+    pub guest_ip: Ipv4Address,
+    pub host_ip: Ipv4Address,
+}
+
+/// The VirtIO NIC's link, every machine's.
+pub const VIRTIO_LINK: Link = Link {
+    nic: "net",
+    guest_ip: Ipv4Address::new(10, 0, 2, 15),
+    host_ip: Ipv4Address::new(10, 0, 2, 2),
+};
+/// The E1000's link, on q35.
+pub const E1000_LINK: Link = Link {
+    nic: "net1",
+    guest_ip: Ipv4Address::new(10, 0, 3, 15),
+    host_ip: Ipv4Address::new(10, 0, 3, 2),
+};
+/// The networks' prefix; the host's MAC on each.
 pub const PREFIX: u8 = 24;
-pub const HOST_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 pub const HOST_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 /// The UDP port the guest echoes on.
 pub const ECHO_PORT: u16 = 7;
@@ -61,18 +79,26 @@ pub fn netdev(id: &str, ports: Ports) -> String {
 pub struct Peer {
     socket: UdpSocket,
     guest: SocketAddr,
+    link: Link,
 }
 
 impl Peer {
-    /// Binds the host's port; the guest's is chosen free.
-    pub fn bind() -> std::io::Result<(Peer, Ports)> {
+    /// Binds the host's port for `link`; the guest's is chosen free.
+    pub fn bind(link: Link) -> std::io::Result<(Peer, Ports)> {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         let ports = Ports {
             guest: free_port()?,
             host: socket.local_addr()?.port(),
         };
         let guest = SocketAddr::from(([127, 0, 0, 1], ports.guest));
-        Ok((Peer { socket, guest }, ports))
+        Ok((
+            Peer {
+                socket,
+                guest,
+                link,
+            },
+            ports,
+        ))
     }
 
     fn send(&self, frame: &[u8]) -> Result<(), String> {
@@ -120,9 +146,9 @@ impl Peer {
         let request = ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Request,
             source_hardware_addr: HOST_MAC,
-            source_protocol_addr: HOST_IP,
+            source_protocol_addr: self.link.host_ip,
             target_hardware_addr: EthernetAddress([0; 6]),
-            target_protocol_addr: GUEST_IP,
+            target_protocol_addr: self.link.guest_ip,
         };
         let mut frame = vec![0u8; 14 + request.buffer_len()];
         let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
@@ -147,8 +173,8 @@ impl Peer {
                         source_protocol_addr,
                         target_hardware_addr,
                         target_protocol_addr,
-                    } if source_protocol_addr == GUEST_IP
-                        && target_protocol_addr == HOST_IP
+                    } if source_protocol_addr == self.link.guest_ip
+                        && target_protocol_addr == self.link.host_ip
                         && target_hardware_addr == HOST_MAC =>
                     {
                         Some(source_hardware_addr)
@@ -160,7 +186,7 @@ impl Peer {
                 return Ok(mac);
             }
         }
-        Err(format!("no ARP reply for {GUEST_IP}"))
+        Err(format!("no ARP reply for {}", self.link.guest_ip))
     }
 
     /// An IPv4 frame to the guest carrying `payload_len` bytes of
@@ -173,8 +199,8 @@ impl Peer {
         fill: impl FnOnce(&mut [u8]),
     ) -> Vec<u8> {
         let ip = Ipv4Repr {
-            src_addr: HOST_IP,
-            dst_addr: GUEST_IP,
+            src_addr: self.link.host_ip,
+            dst_addr: self.link.guest_ip,
             next_header: protocol,
             payload_len,
             hop_limit: 64,
@@ -195,14 +221,20 @@ impl Peer {
 
     /// The IPv4 packet from the guest to the host a frame holds, if it is
     /// one, with its checksums verified.
-    fn from_guest(bytes: &[u8], protocol: IpProtocol) -> Option<Ipv4Packet<&[u8]>> {
+    fn packet_from_guest<'a>(
+        &self,
+        bytes: &'a [u8],
+        protocol: IpProtocol,
+    ) -> Option<Ipv4Packet<&'a [u8]>> {
         let ethernet = EthernetFrame::new_checked(bytes).ok()?;
         if ethernet.ethertype() != EthernetProtocol::Ipv4 || ethernet.dst_addr() != HOST_MAC {
             return None;
         }
         let packet = Ipv4Packet::new_checked(&bytes[14..]).ok()?;
         let ip = Ipv4Repr::parse(&packet, &ChecksumCapabilities::default()).ok()?;
-        (ip.src_addr == GUEST_IP && ip.dst_addr == HOST_IP && ip.next_header == protocol)
+        (ip.src_addr == self.link.guest_ip
+            && ip.dst_addr == self.link.host_ip
+            && ip.next_header == protocol)
             .then_some(packet)
     }
 
@@ -233,7 +265,7 @@ impl Peer {
         let sent = Instant::now();
         self.send(&frame)?;
         let answered = self.await_frame(Duration::from_secs(2), |bytes| {
-            let packet = Self::from_guest(bytes, IpProtocol::Icmp)?;
+            let packet = self.packet_from_guest(bytes, IpProtocol::Icmp)?;
             let icmp = Icmpv4Packet::new_checked(packet.payload()).ok()?;
             match Icmpv4Repr::parse(&icmp, &ChecksumCapabilities::default()).ok()? {
                 Icmpv4Repr::EchoReply {
@@ -266,8 +298,8 @@ impl Peer {
         let frame = self.ipv4_frame(guest_mac, IpProtocol::Udp, length, |payload| {
             udp.emit(
                 &mut UdpPacket::new_unchecked(payload),
-                &HOST_IP.into(),
-                &GUEST_IP.into(),
+                &self.link.host_ip.into(),
+                &self.link.guest_ip.into(),
                 data.len(),
                 |buffer| buffer.copy_from_slice(data),
                 &ChecksumCapabilities::default(),
@@ -276,12 +308,12 @@ impl Peer {
         let sent = Instant::now();
         self.send(&frame)?;
         let answered = self.await_frame(Duration::from_secs(2), |bytes| {
-            let packet = Self::from_guest(bytes, IpProtocol::Udp)?;
+            let packet = self.packet_from_guest(bytes, IpProtocol::Udp)?;
             let datagram = UdpPacket::new_checked(packet.payload()).ok()?;
             let repr = UdpRepr::parse(
                 &datagram,
-                &GUEST_IP.into(),
-                &HOST_IP.into(),
+                &self.link.guest_ip.into(),
+                &self.link.host_ip.into(),
                 &ChecksumCapabilities::default(),
             )
             .ok()?;

@@ -37,7 +37,12 @@ enum Driven {
     Virtio(Kind),
     /// The serial console's UART.
     Console,
+    /// An Intel 82540EM network controller.
+    E1000,
 }
+
+/// The E1000's PCI ids.
+const E1000_IDS: u32 = 0x100e_8086;
 
 impl Driven {
     /// The service name of the first device of the kind.
@@ -45,13 +50,20 @@ impl Driven {
         match self {
             Driven::Virtio(kind) => kind.service(),
             Driven::Console => protocols::console::OUTPUT,
+            Driven::E1000 => Kind::Network.service(),
         }
+    }
+
+    /// Whether its driver serves the net protocol.
+    fn is_nic(self) -> bool {
+        matches!(self, Driven::Virtio(Kind::Network) | Driven::E1000)
     }
 
     fn program(self) -> &'static str {
         match self {
             Driven::Virtio(_) => "virtio",
             Driven::Console => "console",
+            Driven::E1000 => "e1000",
         }
     }
 }
@@ -121,7 +133,7 @@ pub fn start_stacks() {
     let nics: Vec<String> = DRIVERS
         .lock()
         .iter()
-        .filter(|d| d.device.kind == Driven::Virtio(Kind::Network))
+        .filter(|d| d.device.kind.is_nic())
         .map(|d| d.service.clone())
         .collect();
     for nic in nics {
@@ -206,7 +218,10 @@ pub fn kill(service: &str) -> Result<(), String> {
 /// The first free service name for a kind: `blk`, then `blk1`, ...
 fn service_name(kind: Driven) -> String {
     let drivers = DRIVERS.lock();
-    let taken = drivers.iter().filter(|d| d.device.kind == kind).count();
+    let taken = drivers
+        .iter()
+        .filter(|d| d.device.kind.service() == kind.service())
+        .count();
     match taken {
         0 => kind.service().into(),
         n => format!("{}{n}", kind.service()),
@@ -236,8 +251,10 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
             }
         } else if device.pci_function != abi::NOT_PCI && device.pci_bar == abi::PCI_CONFIG {
             let ids = device.pci_ids;
-            let Some(kind) = Kind::from_pci(ids as u16, (ids >> 16) as u16) else {
-                continue;
+            let kind = match Kind::from_pci(ids as u16, (ids >> 16) as u16) {
+                Some(kind) => Driven::Virtio(kind),
+                None if ids == E1000_IDS => Driven::E1000,
+                None => continue,
             };
             // The configuration space first, then the function's BARs.
             let mut resources = alloc::vec![index];
@@ -259,9 +276,10 @@ fn find(devices: &[abi::DeviceInfo]) -> Vec<Found> {
             }
             let function = device.pci_function;
             found.push(Found {
-                kind: Driven::Virtio(kind),
+                kind,
                 place: format!(
-                    "virtio-pci {:02x}:{:02x}.{}",
+                    "{} {:02x}:{:02x}.{}",
+                    kind.program(),
                     function >> 8,
                     function >> 3 & 0x1f,
                     function & 7

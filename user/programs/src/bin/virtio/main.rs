@@ -173,7 +173,7 @@ fn run(args: &DriverArgs) -> Result<(), alloc::string::String> {
             server.serve(&service)
         }
         DeviceType::Network => {
-            let server = net::Server::new(transport).map_err(failed)?;
+            let server = net::Nic::new(transport).map_err(failed)?;
             register(args, &service)?;
             server.serve(&service)
         }
