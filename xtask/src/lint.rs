@@ -29,7 +29,7 @@ pub fn checks() -> Vec<Check> {
             name: "clippy host crates".into(),
             args: words(
                 "clippy --workspace --exclude arch-x86_64 --exclude arch-armv7 \
-                 --exclude ferrite-rt --exclude user-programs --all-targets -- -D warnings",
+                 --exclude ferrite-rt --exclude ferrite-nic --exclude user-programs --all-targets -- -D warnings",
             ),
             env: Vec::new(),
         },
@@ -65,7 +65,7 @@ pub fn checks() -> Vec<Check> {
         checks.push(Check {
             name: format!("clippy {} user programs", arch.name()),
             args: words(&format!(
-                "clippy --package ferrite-rt --package user-programs --target {} -- -D warnings",
+                "clippy --package ferrite-rt --package ferrite-nic --package user-programs --target {} -- -D warnings",
                 arch.target()
             )),
             env: Vec::new(),
