@@ -124,6 +124,7 @@ const DEVICE_TARGETS: &[(&str, [f64; 3])] = &[
     ("blk_seq_write_64k", [26_500.0, 24_500.0, 31_800.0]),
     ("blk_rand_read_4k", [19_400.0, 16_900.0, 19_200.0]),
     ("blk_rand_write_4k", [18_300.0, 17_700.0, 19_700.0]),
+    ("udp_echo_64", [16_600.0, 17_400.0, 18_200.0]),
 ];
 
 /// Linux's figure for a device metric on the machine a scope names.
@@ -312,8 +313,17 @@ fn json(results: &[Result_]) -> String {
     out
 }
 
+/// Datagrams of the UDP echo benchmark, and their payload: as many as the
+/// guest's side expects (`bench_devices::ECHOES` in init).
+const ECHOES: usize = 64;
+const ECHO_BYTES: usize = 64;
+
 fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>> {
     let machine = config.machine;
+    let (peer, ports) = crate::net::Peer::bind(crate::net::VIRTIO_LINK)?;
+    let mut config = config.clone();
+    config.net = Some(ports);
+    let config = &config;
     let mut args = config.qemu_args(kernel, "mode=bench", Console::Captured, false)?;
     // sleep=off: an idle CPU jumps to its next timer event rather than
     // waiting in host time, so idle stretches (and the boot figure) are the
@@ -325,13 +335,55 @@ fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>
         args.extend(["-rtc", "clock=vm"].map(String::from));
     }
     step(format!("benchmarking {}", machine.name()));
+    // The UDP echo benchmark: the guest says when it is ready (the host
+    // learns its MAC and warms up, then types `start`) and when it counts
+    // (the host sends the datagrams, then types `done`).
+    let script = [
+        qemu::Step {
+            prompt: "ubench: udp-echo ready",
+            text: "start\r",
+        },
+        qemu::Step {
+            prompt: "ubench: udp-echo go",
+            text: "done\r",
+        },
+    ];
+    let mut mac = None;
+    let mut echo_ns: Vec<u64> = Vec::new();
+    let mut echo_error = None;
+    let payload = [0x5au8; ECHO_BYTES];
     let boot = qemu::boot(
         machine.arch().qemu_binary(),
         &args,
         BOOT_TIME_LIMIT,
-        &[],
-        |_| {},
+        &script,
+        |line| {
+            if line.contains("ubench: udp-echo ready") {
+                match peer.arp() {
+                    Ok(found) => {
+                        mac = Some(found);
+                        for n in 0..5 {
+                            let _ = peer.udp_echo(found, 41_000 + n, &payload);
+                        }
+                    }
+                    Err(e) => echo_error = Some(e),
+                }
+            } else if line.contains("ubench: udp-echo go")
+                && let Some(mac) = mac
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                for n in 0..ECHOES {
+                    match peer.udp_echo(mac, 42_000 + n as u16, &payload) {
+                        Ok(took) => echo_ns.push(took.as_nanos() as u64),
+                        Err(e) => echo_error = Some(e),
+                    }
+                }
+            }
+        },
     )?;
+    if let Some(e) = echo_error {
+        println!("    udp echo on {}: {e}", machine.name());
+    }
     let finished = ["kbench: end", "ubench: end"]
         .iter()
         .all(|marker| boot.lines.iter().any(|l| l.contains(marker)));
@@ -346,6 +398,14 @@ fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>
         ));
     }
     let mut results = Vec::new();
+    if let Some(stats) = stats(&echo_ns) {
+        results.push(Result_ {
+            machine: config.scope(),
+            metric: "udp_echo_64_host_wall".into(),
+            unit: "ns".into(),
+            stats,
+        });
+    }
     for (metric, unit, samples) in boot.lines.iter().filter_map(|l| parse_metric(l)) {
         if let Some(stats) = stats(&samples) {
             results.push(Result_ {

@@ -126,6 +126,7 @@ impl Peer {
                     if let Some(value) = accept(&buffer[..len]) {
                         return Some(value);
                     }
+                    self.answer_arp(&buffer[..len]);
                 }
                 Err(e)
                     if matches!(
@@ -138,6 +139,51 @@ impl Peer {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Answers the guest's ARP request for the host's address, as a peer
+    /// on a real link does (the guest's stack forgets its neighbours
+    /// after a while and asks again).
+    fn answer_arp(&self, bytes: &[u8]) {
+        let Ok(ethernet) = EthernetFrame::new_checked(bytes) else {
+            return;
+        };
+        if ethernet.ethertype() != EthernetProtocol::Arp {
+            return;
+        }
+        let Ok(packet) = ArpPacket::new_checked(ethernet.payload()) else {
+            return;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&packet)
+        else {
+            return;
+        };
+        if target_protocol_addr != self.link.host_ip {
+            return;
+        }
+        let reply = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: HOST_MAC,
+            source_protocol_addr: self.link.host_ip,
+            target_hardware_addr: source_hardware_addr,
+            target_protocol_addr: source_protocol_addr,
+        };
+        let mut frame = vec![0u8; 14 + reply.buffer_len()];
+        let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+        EthernetRepr {
+            src_addr: HOST_MAC,
+            dst_addr: source_hardware_addr,
+            ethertype: EthernetProtocol::Arp,
+        }
+        .emit(&mut ethernet);
+        reply.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+        let _ = self.send(&frame);
     }
 
     /// Asks for the guest's MAC with ARP (a few tries: the guest's stack

@@ -135,7 +135,11 @@ fn run(settings: &Settings<'_>) -> Result<(), alloc::string::String> {
         let delay = interface.poll_delay(now(), &sockets);
         let timeout = delay.map(|d: Duration| core::time::Duration::from_micros(d.total_micros()));
         let _ = rt::ipc::set_timeout(timeout.map(|t| t.max(core::time::Duration::from_micros(1))));
-        match arrived.wait() {
+        let woken = arrived.wait();
+        // The bound is for this wait only: calls to the NIC wait as long
+        // as the driver takes.
+        let _ = rt::ipc::set_timeout(None);
+        match woken {
             Ok(_) | Err(abi::Error::TimedOut) => {}
             Err(e) => return Err(format!("waiting for frames: {e}")),
         }

@@ -144,7 +144,47 @@ pub fn run() -> Measured {
     let write = sample(|| scattered(&mut disk, true));
     report(&mut out, "blk_rand_write_4k", write);
     report(&mut out, "console_write_256", console_write());
+    drivers::start_stacks();
+    if let Some(samples) = udp_echo() {
+        out.push(("udp_echo_64".into(), "instructions", samples));
+    }
     out
+}
+
+/// Datagrams the host sends in the UDP echo benchmark (xtask's side of it
+/// is `bench::udp_echo`).
+const ECHOES: u64 = 64;
+
+/// Reads console input up to the end of a line.
+fn read_line() -> Option<()> {
+    loop {
+        match rt::io::read_byte().ok()? {
+            b'\r' | b'\n' => return Some(()),
+            _ => {}
+        }
+    }
+}
+
+/// Instructions the system spends per UDP echo the host asks for: the
+/// host warms up, then `ECHOES` datagrams go to the echo port one after
+/// another while init waits on the console; the host's `done` line ends
+/// the count. Idle time is taken out.
+fn udp_echo() -> Option<Vec<u64>> {
+    let mut names = crate::names::capability(rt::names::CLIENT)
+        .and_then(rt::names::Names::from_handle)
+        .ok()?;
+    rt::io::connect(&mut names).ok()?;
+    drop(names);
+    rt::println!("ubench: udp-echo ready");
+    read_line()?;
+    rt::println!("ubench: udp-echo go {ECHOES}");
+    let (c0, i0) = now();
+    read_line()?;
+    let (c1, i1) = now();
+    let all = mask(c1.wrapping_sub(c0));
+    Some(alloc::vec![
+        all.saturating_sub(i1.wrapping_sub(i0)) / ECHOES
+    ])
 }
 
 /// Writes of 256 bytes (a line of dots) through the console service.

@@ -24,8 +24,10 @@ pub struct Nic {
     /// device's queue.
     rx: &'static mut [u8],
     rx_tokens: [Option<u16>; QUEUE_SIZE],
-    /// The transmit buffer (DMA memory).
+    /// The transmit buffers (DMA memory), and the token of each the device
+    /// still holds.
     tx: &'static mut [u8],
+    tx_tokens: [Option<u16>; QUEUE_SIZE],
 }
 
 /// `bytes` of DMA memory.
@@ -42,7 +44,7 @@ impl Nic {
         let mut device = VirtIONetRaw::new(transport)?;
         let mac = device.mac_address();
         let rx = dma_bytes(QUEUE_SIZE * SLOT)?;
-        let tx = dma_bytes(SLOT)?;
+        let tx = dma_bytes(QUEUE_SIZE * SLOT)?;
         let mut rx_tokens = [None; QUEUE_SIZE];
         for (slot, buffer) in rx.chunks_exact_mut(SLOT).enumerate() {
             // SAFETY: each slot stays in the queue, untouched, until its
@@ -56,7 +58,29 @@ impl Nic {
             rx,
             rx_tokens,
             tx,
+            tx_tokens: [None; QUEUE_SIZE],
         })
+    }
+
+    /// Takes back the transmit buffers the device is done with.
+    fn reclaim(&mut self) {
+        while let Some(token) = self.device.poll_transmit() {
+            let Some(slot) = self.tx_tokens.iter().position(|t| *t == Some(token)) else {
+                break;
+            };
+            self.tx_tokens[slot] = None;
+            let length = self.tx_lengths(slot);
+            let buffer = &self.tx[slot * SLOT..slot * SLOT + length];
+            // SAFETY: the buffer given with this token, as long as it was.
+            let _ = unsafe { self.device.transmit_complete(token, buffer) };
+        }
+    }
+
+    /// The bytes queued from transmit slot `slot` (kept in its last two
+    /// bytes, which no frame reaches).
+    fn tx_lengths(&self, slot: usize) -> usize {
+        let end = (slot + 1) * SLOT;
+        u16::from_le_bytes([self.tx[end - 2], self.tx[end - 1]]) as usize
     }
 
     /// Answers requests and takes interrupts until the endpoint fails.
@@ -97,24 +121,34 @@ impl nic::Device for Nic {
         }
     }
 
-    /// Sends one frame and waits until the device has taken it.
+    /// Queues one frame for the device; its buffer comes back once the
+    /// device has sent it (taken back on a later send).
     fn send(&mut self, frame: &[u8]) -> Result<(), Error> {
+        self.reclaim();
+        let slot = loop {
+            match self.tx_tokens.iter().position(Option::is_none) {
+                Some(slot) => break slot,
+                // Every buffer is still the device's: it sends soon.
+                None => {
+                    rt::sys::yield_now();
+                    self.reclaim();
+                }
+            }
+        };
+        let buffer = &mut self.tx[slot * SLOT..(slot + 1) * SLOT];
         let header = self
             .device
-            .fill_buffer_header(self.tx)
+            .fill_buffer_header(buffer)
             .map_err(|_| Error::DeviceFailed)?;
         let len = header + frame.len();
-        self.tx[header..len].copy_from_slice(frame);
-        let tx = &self.tx[..len];
+        buffer[header..len].copy_from_slice(frame);
+        buffer[SLOT - 2..].copy_from_slice(&(len as u16).to_le_bytes());
+        let queued = &buffer[..len];
         // SAFETY: the buffer stays untouched until the device hands it
-        // back, which this waits for.
-        let token = unsafe { self.device.transmit_begin(tx) }.map_err(|_| Error::DeviceFailed)?;
-        // QEMU takes a frame as soon as it is notified; the wait is short.
-        while self.device.poll_transmit() != Some(token) {
-            rt::sys::yield_now();
-        }
-        // SAFETY: the buffer the request was made with.
-        unsafe { self.device.transmit_complete(token, tx) }.map_err(|_| Error::DeviceFailed)?;
+        // back (`reclaim`).
+        let token =
+            unsafe { self.device.transmit_begin(queued) }.map_err(|_| Error::DeviceFailed)?;
+        self.tx_tokens[slot] = Some(token);
         Ok(())
     }
 }
