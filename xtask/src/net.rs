@@ -75,6 +75,20 @@ pub fn netdev(id: &str, ports: Ports) -> String {
     )
 }
 
+/// An ARP packet from the host to `destination`, in its Ethernet frame.
+fn arp_frame(arp: &ArpRepr, destination: EthernetAddress) -> Vec<u8> {
+    let mut frame = vec![0u8; 14 + arp.buffer_len()];
+    let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+    EthernetRepr {
+        src_addr: HOST_MAC,
+        dst_addr: destination,
+        ethertype: EthernetProtocol::Arp,
+    }
+    .emit(&mut ethernet);
+    arp.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+    frame
+}
+
 /// The host's end of a link.
 pub struct Peer {
     socket: UdpSocket,
@@ -174,16 +188,7 @@ impl Peer {
             target_hardware_addr: source_hardware_addr,
             target_protocol_addr: source_protocol_addr,
         };
-        let mut frame = vec![0u8; 14 + reply.buffer_len()];
-        let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
-        EthernetRepr {
-            src_addr: HOST_MAC,
-            dst_addr: source_hardware_addr,
-            ethertype: EthernetProtocol::Arp,
-        }
-        .emit(&mut ethernet);
-        reply.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
-        let _ = self.send(&frame);
+        let _ = self.send(&arp_frame(&reply, source_hardware_addr));
     }
 
     /// Asks for the guest's MAC with ARP (a few tries: the guest's stack
@@ -196,15 +201,7 @@ impl Peer {
             target_hardware_addr: EthernetAddress([0; 6]),
             target_protocol_addr: self.link.guest_ip,
         };
-        let mut frame = vec![0u8; 14 + request.buffer_len()];
-        let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
-        EthernetRepr {
-            src_addr: HOST_MAC,
-            dst_addr: EthernetAddress::BROADCAST,
-            ethertype: EthernetProtocol::Arp,
-        }
-        .emit(&mut ethernet);
-        request.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+        let frame = arp_frame(&request, EthernetAddress::BROADCAST);
         for _ in 0..20 {
             self.send(&frame)?;
             let reply = self.await_frame(Duration::from_millis(250), |bytes| {
