@@ -383,6 +383,15 @@ fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>
     )?;
     if let Some(e) = echo_error {
         println!("    udp echo on {}: {e}", machine.name());
+        // What the guest's NIC counted, to tell lost frames from lost
+        // replies.
+        for line in boot
+            .lines
+            .iter()
+            .filter(|l| l.contains("ubench: udp-echo nic"))
+        {
+            println!("    | {line}");
+        }
     }
     let finished = ["kbench: end", "ubench: end"]
         .iter()

@@ -181,6 +181,19 @@ fn udp_echo() -> Option<Vec<u64>> {
     let (c0, i0) = now();
     read_line()?;
     let (c1, i1) = now();
+    // What the NIC counted, for a run whose echoes did not all come back.
+    if let Ok(server) = drivers::service("net")
+        && let Ok(stats) = rt::net::Nic::new(server)
+            .map_err(drop)
+            .and_then(|n| n.stats().map_err(drop))
+    {
+        rt::println!(
+            "ubench: udp-echo nic received={} sent={} dropped={}",
+            stats.received,
+            stats.sent,
+            stats.dropped
+        );
+    }
     let all = mask(c1.wrapping_sub(c0));
     Some(alloc::vec![
         all.saturating_sub(i1.wrapping_sub(i0)) / ECHOES
