@@ -338,13 +338,16 @@ fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>
     // The UDP echo benchmark: the guest says when it is ready (the host
     // learns its MAC and warms up, then types `start`) and when it counts
     // (the host sends the datagrams, then types `done`).
+    // The prompts include the line ends: the script types as soon as its
+    // prompt's text has arrived, and the host's part of each step runs
+    // when the whole line has.
     let script = [
         qemu::Step {
-            prompt: "ubench: udp-echo ready",
+            prompt: "ubench: udp-echo ready\r\n",
             text: "start\r",
         },
         qemu::Step {
-            prompt: "ubench: udp-echo go",
+            prompt: "ubench: udp-echo go\r\n",
             text: "done\r",
         },
     ];
@@ -385,11 +388,9 @@ fn run_machine(config: &Config, kernel: &std::path::Path) -> Result<Vec<Result_>
         println!("    udp echo on {}: {e}", machine.name());
         // What the guest's NIC counted, to tell lost frames from lost
         // replies.
-        for line in boot
-            .lines
-            .iter()
-            .filter(|l| l.contains("ubench: udp-echo nic"))
-        {
+        for line in boot.lines.iter().filter(|l| {
+            l.contains("udp-echo") || l.contains("bench: end") || l.contains("kbench: begin")
+        }) {
             println!("    | {line}");
         }
     }

@@ -177,7 +177,7 @@ fn udp_echo() -> Option<Vec<u64>> {
     drop(names);
     rt::println!("ubench: udp-echo ready");
     read_line()?;
-    rt::println!("ubench: udp-echo go {ECHOES}");
+    rt::println!("ubench: udp-echo go");
     let (c0, i0) = now();
     read_line()?;
     let (c1, i1) = now();
