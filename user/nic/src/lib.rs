@@ -36,7 +36,7 @@ pub struct Server {
 impl Server {
     /// Takes the device's interrupt: queues what arrived (dropping, and
     /// counting, the oldest when full) and tells the subscriber.
-    pub fn interrupt(&mut self, device: &mut dyn Device) {
+    fn interrupt(&mut self, device: &mut dyn Device) {
         let before = self.stats.received;
         device.take_interrupt(&mut |frame| {
             if self.waiting.len() == WAITING {
@@ -53,8 +53,27 @@ impl Server {
         }
     }
 
+    /// What a driver's thread does with a message it received (its
+    /// interrupts' notification bound to it): takes the interrupt, then
+    /// calls `rearm` to unmask the line, or answers the client.
+    pub fn respond(
+        &mut self,
+        device: &mut dyn Device,
+        message: &Message,
+        buffer: &mut IpcBuffer,
+        rearm: impl FnOnce(),
+    ) -> Message {
+        if message.label & abi::NOTIFIED == 0 {
+            return self.answer(device, message, buffer);
+        }
+        self.interrupt(device);
+        rearm();
+        // No caller waits for this: the reply goes nowhere.
+        Message::new(0, [0; 4])
+    }
+
     /// The reply to a client's request.
-    pub fn answer(
+    fn answer(
         &mut self,
         device: &mut dyn Device,
         request: &Message,

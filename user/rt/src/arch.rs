@@ -232,3 +232,14 @@ mod imp {
 }
 
 pub use imp::*;
+
+/// The cycles from `start` to `end`, both read with [`cycle_counter`],
+/// across one wrap of the counter (PMCCNTR is 32 bits wide).
+pub fn cycles_between(start: u64, end: u64) -> u64 {
+    let mask = if size_of::<usize>() == 8 {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    };
+    end.wrapping_sub(start) & mask
+}

@@ -2,7 +2,7 @@
 //! handlers, device memory (registers mapped uncached) and I/O ports.
 //! Init holds the capabilities at boot and passes each driver its own.
 
-use crate::ipc::{Memory, Notification};
+use crate::ipc::{Memory, Notification, memory_unmap};
 use crate::sys;
 use abi::{DeviceInfo, Error, Handle, Syscall};
 
@@ -56,6 +56,64 @@ impl DeviceMemory {
             [self.0 as usize, offset, size, 0, 0, 0],
         )
         .map(|handle| Memory::from_handle(handle as Handle))
+    }
+}
+
+/// Physically contiguous memory for a device to read and write: a memory
+/// object of this process's, mapped here, with where it lies for the
+/// device. Unmapped when dropped (the object goes with its capability).
+#[derive(Debug)]
+pub struct Dma {
+    _memory: Memory,
+    address: usize,
+    len: usize,
+    physical: u64,
+}
+
+impl Dma {
+    /// `bytes` (rounded up to pages) of zeroed contiguous memory.
+    pub fn new(bytes: usize) -> Result<Dma, Error> {
+        let memory = Memory::create(bytes, true)?;
+        let mapping = memory.map(true)?;
+        let physical = match memory.physical() {
+            Ok(physical) => physical,
+            Err(e) => {
+                let _ = memory_unmap(mapping.address);
+                return Err(e);
+            }
+        };
+        Ok(Dma {
+            _memory: memory,
+            address: mapping.address,
+            len: mapping.len,
+            physical,
+        })
+    }
+
+    /// Where it is mapped in this process.
+    pub fn address(&self) -> usize {
+        self.address
+    }
+
+    /// Its size in bytes (whole pages).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a memory object has at least a page.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where it lies in physical memory, for the device.
+    pub fn physical(&self) -> u64 {
+        self.physical
+    }
+}
+
+impl Drop for Dma {
+    fn drop(&mut self) {
+        let _ = memory_unmap(self.address);
     }
 }
 

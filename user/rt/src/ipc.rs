@@ -178,6 +178,23 @@ impl Endpoint {
             [self.0 as usize, reply.label, w0, w1, w2, w3],
         ))
     }
+
+    /// A server's loop: answers each message received with `answer` until
+    /// receiving fails, and returns why. A reply that cannot go (its
+    /// caller died meanwhile) is dropped, and the next message served.
+    pub fn serve(&self, mut answer: impl FnMut(&Message) -> Message) -> Error {
+        let mut request = match self.recv() {
+            Ok(request) => request,
+            Err(error) => return error,
+        };
+        loop {
+            let reply = answer(&request);
+            request = match self.reply_recv(reply).or_else(|_| self.recv()) {
+                Ok(next) => next,
+                Err(error) => return error,
+            };
+        }
+    }
 }
 
 /// A notification capability.

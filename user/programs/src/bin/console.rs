@@ -174,9 +174,8 @@ fn refusal() -> Message {
 /// feed (the console's line ends).
 fn serve_output(endpoint: &Endpoint, mut uart: Uart) -> Result<(), abi::Error> {
     let mut buffer = IpcBuffer::register()?;
-    let mut request = endpoint.recv()?;
-    loop {
-        let reply = match (request.plain_label(), request.payload()) {
+    Err(
+        endpoint.serve(|request| match (request.plain_label(), request.payload()) {
             (console::WRITE, Some(len)) => {
                 let mut line = [0u8; 2 * abi::MAX_PAYLOAD];
                 let mut out = 0;
@@ -192,12 +191,8 @@ fn serve_output(endpoint: &Endpoint, mut uart: Uart) -> Result<(), abi::Error> {
                 Message::new(0, [0; 4])
             }
             _ => refusal(),
-        };
-        request = match endpoint.reply_recv(reply) {
-            Ok(next) => next,
-            Err(_) => endpoint.recv()?,
-        };
-    }
+        }),
+    )
 }
 
 /// Answers each read with what has arrived, waiting for the first byte.
@@ -210,25 +205,15 @@ fn serve_input(
     let Ok(mut buffer) = IpcBuffer::register() else {
         return;
     };
-    let Ok(mut request) = endpoint.recv() else {
-        return;
-    };
-    loop {
-        let reply = match console::read_length(request.label, request.words) {
+    endpoint.serve(
+        |request| match console::read_length(request.label, request.words) {
             Ok(wanted) => {
                 let got = read_some(&mut uart, &mut buffer.bytes()[..wanted], notification, irq);
                 Message::new(0, [0; 4]).with_payload(got)
             }
             Err(_) => refusal(),
-        };
-        request = match endpoint.reply_recv(reply) {
-            Ok(next) => next,
-            Err(_) => match endpoint.recv() {
-                Ok(next) => next,
-                Err(_) => return,
-            },
-        };
-    }
+        },
+    );
 }
 
 /// Fills `into` with what the UART holds, waiting for at least one byte.

@@ -20,8 +20,8 @@ use abi::initial_handle;
 use core::ptr::NonNull;
 use protocols::driver::{self, DriverArgs};
 use protocols::net::Error;
-use rt::device::{DeviceMemory, Irq, IrqControl};
-use rt::ipc::{Endpoint, IpcBuffer, Memory, Message, Notification};
+use rt::device::{DeviceMemory, Dma, Irq, IrqControl};
+use rt::ipc::{Endpoint, IpcBuffer, Notification};
 use rt::names::Names;
 use rt::println;
 
@@ -75,28 +75,9 @@ const TX_COUNT: usize = 8;
 const BUFFER: usize = 2048;
 const DESCRIPTOR: usize = 16;
 
-/// Contiguous memory mapped here, with where it is for the device.
-struct Dma {
-    _memory: Memory,
-    address: usize,
-    physical: u64,
-}
-
-impl Dma {
-    fn new(bytes: usize) -> Result<Dma, abi::Error> {
-        let memory = Memory::create(bytes, true)?;
-        let address = memory.map(true)?.address;
-        let physical = memory.physical()?;
-        Ok(Dma {
-            _memory: memory,
-            address,
-            physical,
-        })
-    }
-
-    fn at(&self, offset: usize) -> *mut u8 {
-        (self.address + offset) as *mut u8
-    }
+/// A byte of DMA memory, by its offset.
+fn at(dma: &Dma, offset: usize) -> *mut u8 {
+    (dma.address() + offset) as *mut u8
 }
 
 struct E1000 {
@@ -158,14 +139,14 @@ impl E1000 {
         for n in 0..RX_COUNT {
             nic.set_rx_descriptor(n);
         }
-        nic.write(RDBAL, nic.rx_ring.physical as u32);
-        nic.write(RDBAH, (nic.rx_ring.physical >> 32) as u32);
+        nic.write(RDBAL, nic.rx_ring.physical() as u32);
+        nic.write(RDBAH, (nic.rx_ring.physical() >> 32) as u32);
         nic.write(RDLEN, (RX_COUNT * DESCRIPTOR) as u32);
         nic.write(RDH, 0);
         nic.write(RDT, (RX_COUNT - 1) as u32);
         nic.write(RCTL, RCTL_VALUE);
-        nic.write(TDBAL, nic.tx_ring.physical as u32);
-        nic.write(TDBAH, (nic.tx_ring.physical >> 32) as u32);
+        nic.write(TDBAL, nic.tx_ring.physical() as u32);
+        nic.write(TDBAH, (nic.tx_ring.physical() >> 32) as u32);
         nic.write(TDLEN, (TX_COUNT * DESCRIPTOR) as u32);
         nic.write(TDH, 0);
         nic.write(TDT, 0);
@@ -177,8 +158,8 @@ impl E1000 {
 
     /// Points receive descriptor `n` at its buffer, ready for the chip.
     fn set_rx_descriptor(&mut self, n: usize) {
-        let buffer = self.rx_buffers.physical + (n * BUFFER) as u64;
-        let descriptor = self.rx_ring.at(n * DESCRIPTOR);
+        let buffer = self.rx_buffers.physical() + (n * BUFFER) as u64;
+        let descriptor = at(&self.rx_ring, n * DESCRIPTOR);
         // SAFETY: the descriptor lies in the ring this driver owns; the
         // chip reads it only after the tail moves past it.
         unsafe {
@@ -202,7 +183,7 @@ impl nic::Device for E1000 {
         let _ = self.read(ICR);
         loop {
             let n = self.rx_next;
-            let descriptor = self.rx_ring.at(n * DESCRIPTOR);
+            let descriptor = at(&self.rx_ring, n * DESCRIPTOR);
             // SAFETY: the descriptor is in the ring; the chip has written
             // it back once its done bit is set.
             let (length, status) = unsafe {
@@ -216,8 +197,9 @@ impl nic::Device for E1000 {
             }
             if status & END_OF_PACKET != 0 && length <= BUFFER {
                 // SAFETY: the chip wrote `length` bytes to this buffer.
-                let frame =
-                    unsafe { core::slice::from_raw_parts(self.rx_buffers.at(n * BUFFER), length) };
+                let frame = unsafe {
+                    core::slice::from_raw_parts(at(&self.rx_buffers, n * BUFFER), length)
+                };
                 received(frame);
             }
             self.set_rx_descriptor(n);
@@ -232,13 +214,14 @@ impl nic::Device for E1000 {
             return Err(Error::BadRequest);
         }
         let n = self.tx_next;
-        let buffer = self.tx_buffers.at(n * BUFFER);
-        let descriptor = self.tx_ring.at(n * DESCRIPTOR);
+        let buffer = at(&self.tx_buffers, n * BUFFER);
+        let descriptor = at(&self.tx_ring, n * DESCRIPTOR);
         // SAFETY: buffer and descriptor are this driver's; the chip has
         // finished with both (each send waits for its descriptor).
         unsafe {
             core::ptr::copy_nonoverlapping(frame.as_ptr(), buffer, frame.len());
-            (descriptor as *mut u64).write_volatile(self.tx_buffers.physical + (n * BUFFER) as u64);
+            (descriptor as *mut u64)
+                .write_volatile(self.tx_buffers.physical() + (n * BUFFER) as u64);
             (descriptor.add(8) as *mut u16).write_volatile(frame.len() as u16);
             descriptor.add(10).write_volatile(0);
             descriptor.add(11).write_volatile(TX_COMMAND);
@@ -321,20 +304,12 @@ fn run(args: &DriverArgs) -> Result<(), alloc::string::String> {
     drop(names);
     let mut buffer = IpcBuffer::register().map_err(|e| format!("buffer: {e}"))?;
     let mut server = nic::Server::default();
-    let mut request = endpoint.recv().map_err(|e| format!("recv: {e}"))?;
-    loop {
-        let reply = if request.label & abi::NOTIFIED != 0 {
-            server.interrupt(&mut nic);
+    let failed = endpoint.serve(|message| {
+        server.respond(&mut nic, message, &mut buffer, || {
             if let Some(irq) = &irq {
                 let _ = irq.acknowledge();
             }
-            Message::new(0, [0; 4])
-        } else {
-            server.answer(&mut nic, &request, &mut buffer)
-        };
-        request = match endpoint.reply_recv(reply) {
-            Ok(next) => next,
-            Err(_) => endpoint.recv().map_err(|e| format!("recv: {e}"))?,
-        };
-    }
+        })
+    });
+    Err(format!("recv: {failed}"))
 }

@@ -41,22 +41,13 @@ fn sample(samples: usize, batch: u64, mut op: impl FnMut()) -> (Vec<u64>, Vec<u6
             op();
         }
         let (c1, t1) = (arch::cycle_counter(), sys::time_ns());
-        // The 32-bit ARM counter may wrap once within a batch.
-        cycles.push(c1.wrapping_sub(c0) & counter_mask());
+        cycles.push(arch::cycles_between(c0, c1));
         ns.push(t1 - t0);
     }
     (
         cycles.into_iter().map(|c| c / batch).collect(),
         ns.into_iter().map(|n| n / batch).collect(),
     )
-}
-
-fn counter_mask() -> u64 {
-    if size_of::<usize>() == 8 {
-        u64::MAX
-    } else {
-        u32::MAX as u64
-    }
 }
 
 fn print_metric(name: &str, unit: &str, samples: &[u64]) {
@@ -274,7 +265,7 @@ fn irq_to_user_handler() -> Vec<u64> {
         let last = LAST.load(Ordering::Relaxed);
         // The first few warm the path up.
         if n >= 4 {
-            samples.push(now.wrapping_sub(last) & counter_mask());
+            samples.push(arch::cycles_between(last, now));
         }
         if ticker.clear().is_err() || handler.acknowledge().is_err() {
             break;

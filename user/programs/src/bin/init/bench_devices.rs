@@ -25,14 +25,6 @@ fn now() -> (u64, u64) {
     (arch::cycle_counter(), idle)
 }
 
-fn mask(value: u64) -> u64 {
-    if size_of::<usize>() == 8 {
-        value
-    } else {
-        value & u32::MAX as u64
-    }
-}
-
 /// Per request: busy instructions, all instructions, ns.
 struct Samples {
     busy: Vec<u64>,
@@ -61,7 +53,7 @@ fn sample(mut op: impl FnMut() -> bool) -> Option<Samples> {
         }
         let (c1, i1) = now();
         let t1 = sys::time_ns();
-        let all = mask(c1.wrapping_sub(c0));
+        let all = arch::cycles_between(c0, c1);
         let idle = i1.wrapping_sub(i0);
         samples.all.push(all / BATCH);
         samples.busy.push(all.saturating_sub(idle) / BATCH);
@@ -194,7 +186,7 @@ fn udp_echo() -> Option<Vec<u64>> {
             stats.dropped
         );
     }
-    let all = mask(c1.wrapping_sub(c0));
+    let all = arch::cycles_between(c0, c1);
     Some(alloc::vec![
         all.saturating_sub(i1.wrapping_sub(i0)) / ECHOES
     ])

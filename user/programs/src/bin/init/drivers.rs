@@ -18,8 +18,8 @@ use rt::process::Child;
 use rt::quota::Quota;
 use spin::Mutex;
 
-/// Pages a driver's quota holds: its image, stack, heap, queues and
-/// bounce buffers.
+/// Pages the quota of a driver (or a network stack) holds: its image,
+/// stack, heap, queues and bounce buffers.
 const DRIVER_PAGES: usize = 512;
 
 /// A driver init started.
@@ -147,14 +147,7 @@ pub fn start_stacks() {
             Ok(ready) => ready,
             Err(e) => return rt::println!("init: no notification for the network stack: {e}"),
         };
-        let started = (|| {
-            let init_quota = ManuallyDrop::new(Quota::from_handle(abi::INIT_QUOTA));
-            let quota = init_quota.split(DRIVER_PAGES)?;
-            let names = crate::names::capability(rt::names::CLIENT)?;
-            let child = quota.start("netstack", &arguments, &[names, ready.handle()]);
-            let _ = rt::ipc::cap_delete(names);
-            child
-        })();
+        let started = start_service("netstack", &arguments, rt::names::CLIENT, &[ready.handle()]);
         match started {
             Ok(child) => {
                 // Up once it signals; a stack that fails exits instead.
@@ -323,14 +316,7 @@ fn start_one(found: &Found, service: &str) -> Result<Child, String> {
 /// Starts `program` with what a driver of `found` gets, its arguments
 /// after `prefix`.
 fn start_as(found: &Found, service: &str, program: &str, prefix: &str) -> Result<Child, String> {
-    let init_quota = ManuallyDrop::new(Quota::from_handle(abi::INIT_QUOTA));
-    let quota = init_quota
-        .split(DRIVER_PAGES)
-        .map_err(|e| format!("quota: {e}"))?;
-    let names =
-        crate::names::capability(rt::names::REGISTRAR).map_err(|e| format!("name service: {e}"))?;
-    let names = ManuallyDrop::new(rt::ipc::Endpoint::from_handle(names));
-    let mut handles = alloc::vec![names.handle()];
+    let mut handles = Vec::new();
     // The control bound to the device's line: the driver claims it.
     let control = match found.irq {
         Some(irq) => {
@@ -352,8 +338,28 @@ fn start_as(found: &Found, service: &str, program: &str, prefix: &str) -> Result
         irq: control.is_some(),
         resources: found.resources.clone(),
     };
-    let started = quota.start(program, &format!("{prefix}{args}"), &handles);
-    let _ = rt::ipc::cap_delete(names.handle());
+    let arguments = format!("{prefix}{args}");
+    start_service(program, &arguments, rt::names::REGISTRAR, &handles)
+}
+
+/// Starts `program` with `arguments` on a quota of its own (split from
+/// init's), a capability to the name service badged `names_badge`, then
+/// `handles`.
+fn start_service(
+    program: &str,
+    arguments: &str,
+    names_badge: usize,
+    handles: &[abi::Handle],
+) -> Result<Child, String> {
+    let init_quota = ManuallyDrop::new(Quota::from_handle(abi::INIT_QUOTA));
+    let quota = init_quota
+        .split(DRIVER_PAGES)
+        .map_err(|e| format!("quota: {e}"))?;
+    let names = crate::names::capability(names_badge).map_err(|e| format!("name service: {e}"))?;
+    let mut all = alloc::vec![names];
+    all.extend_from_slice(handles);
+    let started = quota.start(program, arguments, &all);
+    let _ = rt::ipc::cap_delete(names);
     started.map_err(|e| format!("spawn: {e}"))
 }
 

@@ -13,8 +13,8 @@
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use rt::device::DeviceMemory;
-use rt::ipc::{Memory, memory_unmap};
+use rt::device::{DeviceMemory, Dma};
+
 use spin::Mutex;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
@@ -37,35 +37,23 @@ impl Region {
     }
 }
 
-/// A memory object mapped here, with its capability.
+/// DMA memory this process made, with its region.
 struct Owned {
     region: Region,
-    memory: Memory,
+    _dma: Dma,
 }
 
 impl Owned {
     fn create(pages: usize) -> Option<Owned> {
-        let memory = Memory::create(pages * PAGE, true).ok()?;
-        let mapping = memory.map(true).ok()?;
-        let Ok(physical) = memory.physical() else {
-            let _ = memory_unmap(mapping.address);
-            return None;
-        };
+        let dma = Dma::new(pages * PAGE).ok()?;
         Some(Owned {
             region: Region {
-                physical,
-                address: mapping.address,
-                len: mapping.len,
+                physical: dma.physical(),
+                address: dma.address(),
+                len: dma.len(),
             },
-            memory,
+            _dma: dma,
         })
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let _ = memory_unmap(self.region.address);
-        let _ = &self.memory;
     }
 }
 

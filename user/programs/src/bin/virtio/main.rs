@@ -74,18 +74,10 @@ pub struct Service {
 }
 
 impl Service {
-    /// Answers requests with `answer` until the endpoint fails. A reply
-    /// that cannot go (its caller died meanwhile) is dropped, and the
-    /// next request served.
-    pub fn serve(&self, mut answer: impl FnMut(&Message) -> Message) -> Result<(), abi::Error> {
-        let mut request = self.endpoint.recv()?;
-        loop {
-            let reply = answer(&request);
-            request = match self.endpoint.reply_recv(reply) {
-                Ok(next) => next,
-                Err(_) => self.endpoint.recv()?,
-            };
-        }
+    /// Answers requests with `answer` until the endpoint fails
+    /// ([`Endpoint::serve`]).
+    pub fn serve(&self, answer: impl FnMut(&Message) -> Message) -> Result<(), abi::Error> {
+        Err(self.endpoint.serve(answer))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use crate::{Service, dma};
 use protocols::net::Error;
-use rt::ipc::{IpcBuffer, Message};
+use rt::ipc::IpcBuffer;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::SomeTransport;
 
@@ -24,10 +24,10 @@ pub struct Nic {
     /// device's queue.
     rx: &'static mut [u8],
     rx_tokens: [Option<u16>; QUEUE_SIZE],
-    /// The transmit buffers (DMA memory), and the token of each the device
-    /// still holds.
+    /// The transmit buffers (DMA memory), and for each the device still
+    /// holds, its token and the bytes queued.
     tx: &'static mut [u8],
-    tx_tokens: [Option<u16>; QUEUE_SIZE],
+    tx_tokens: [Option<(u16, usize)>; QUEUE_SIZE],
 }
 
 /// `bytes` of DMA memory.
@@ -65,22 +65,18 @@ impl Nic {
     /// Takes back the transmit buffers the device is done with.
     fn reclaim(&mut self) {
         while let Some(token) = self.device.poll_transmit() {
-            let Some(slot) = self.tx_tokens.iter().position(|t| *t == Some(token)) else {
+            let queued = self.tx_tokens.iter().enumerate().find_map(|(slot, held)| {
+                held.filter(|(held, _)| *held == token)
+                    .map(|(_, length)| (slot, length))
+            });
+            let Some((slot, length)) = queued else {
                 break;
             };
             self.tx_tokens[slot] = None;
-            let length = self.tx_lengths(slot);
             let buffer = &self.tx[slot * SLOT..slot * SLOT + length];
             // SAFETY: the buffer given with this token, as long as it was.
             let _ = unsafe { self.device.transmit_complete(token, buffer) };
         }
-    }
-
-    /// The bytes queued from transmit slot `slot` (kept in its last two
-    /// bytes, which no frame reaches).
-    fn tx_lengths(&self, slot: usize) -> usize {
-        let end = (slot + 1) * SLOT;
-        u16::from_le_bytes([self.tx[end - 2], self.tx[end - 1]]) as usize
     }
 
     /// Answers requests and takes interrupts until the endpoint fails.
@@ -88,14 +84,10 @@ impl Nic {
         service.interrupts.bind()?;
         let mut buffer = IpcBuffer::register()?;
         let mut server = nic::Server::default();
-        service.serve(|request| {
-            if request.label & abi::NOTIFIED != 0 {
-                server.interrupt(&mut self);
-                service.interrupts.rearm();
-                // No caller waits for this: the reply goes nowhere.
-                return Message::new(0, [0; 4]);
-            }
-            server.answer(&mut self, request, &mut buffer)
+        service.serve(|message| {
+            server.respond(&mut self, message, &mut buffer, || {
+                service.interrupts.rearm()
+            })
         })
     }
 }
@@ -142,13 +134,12 @@ impl nic::Device for Nic {
             .map_err(|_| Error::DeviceFailed)?;
         let len = header + frame.len();
         buffer[header..len].copy_from_slice(frame);
-        buffer[SLOT - 2..].copy_from_slice(&(len as u16).to_le_bytes());
         let queued = &buffer[..len];
         // SAFETY: the buffer stays untouched until the device hands it
         // back (`reclaim`).
         let token =
             unsafe { self.device.transmit_begin(queued) }.map_err(|_| Error::DeviceFailed)?;
-        self.tx_tokens[slot] = Some(token);
+        self.tx_tokens[slot] = Some((token, len));
         Ok(())
     }
 }
