@@ -217,7 +217,7 @@ pub type Fast = Result<Resume, Ipc>;
 /// `call`'s fast path: a receiver waits and may run now. The calling
 /// thread resumes at `resume_sp` if woken the general way.
 #[inline(always)]
-pub fn fast_call<A: Arch>(
+pub fn fast_call<A: Arch, const EXTENDED: bool>(
     ipc: Ipc,
     endpoint: &Endpoint,
     message: Message,
@@ -226,21 +226,27 @@ pub fn fast_call<A: Arch>(
     if endpoint.dead() {
         return Err(ipc);
     }
-    ipc.fast_call::<A>(&endpoint.receivers, message, resume_sp)
+    ipc.fast_call::<A, EXTENDED>(&endpoint.receivers, message, resume_sp)
 }
 
 /// `reply_recv`'s fast path: the caller waits for the reply and may run
 /// now, and no message waits to be received.
 #[inline(always)]
-pub fn fast_reply_receive<A: Arch>(
+pub fn fast_reply_receive<A: Arch, const EXTENDED: bool>(
     ipc: Ipc,
     endpoint: &Endpoint,
     reply: Message,
     resume_sp: usize,
 ) -> Fast {
-    // A message that waits must be received: not here.
+    // A message that waits must be received, and bits of a bound
+    // notification taken: not here.
     if !ipc.is_empty(&endpoint.senders) {
         return Err(ipc);
     }
-    ipc.fast_reply_receive::<A>(pinned(&endpoint.receivers), reply, resume_sp)
+    ipc.fast_reply_receive::<A, EXTENDED>(
+        pinned(&endpoint.receivers),
+        reply,
+        resume_sp,
+        notification::is_quiet,
+    )
 }

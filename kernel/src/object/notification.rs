@@ -92,6 +92,14 @@ pub(super) fn take_bound_bits(ipc: &Ipc) -> usize {
         })
 }
 
+/// Whether a thread's bound notification has no bits pending (read under
+/// the IPC lock): its receive would block, which the IPC fast path may do.
+pub(super) fn is_quiet(bound: &crate::task::Bound) -> bool {
+    bound
+        .downcast_ref::<Notification>()
+        .is_none_or(|notification| notification.bits.load(Ordering::Relaxed) == 0)
+}
+
 /// Binds `notification` to the calling thread, or unbinds the thread's
 /// for `None`. A notification is bound to one thread at most.
 pub fn bind(notification: Option<alloc::sync::Arc<Notification>>) -> Result<(), abi::Error> {

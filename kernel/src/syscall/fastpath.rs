@@ -6,7 +6,10 @@
 //! caller's kernel stack for the partner's, returning to user mode from
 //! the partner's system call frame if the partner too blocked here.
 //!
-//! Anything else (a bad handle, a label with flags, nobody waiting, a more
+//! A payload goes too, between IPC buffers whose frames the general path
+//! has looked up before.
+//!
+//! Anything else (a bad handle, a capability sent, nobody waiting, a more
 //! urgent thread ready, a switch due, a timeout set) goes the general way,
 //! which also reports the errors.
 
@@ -37,9 +40,51 @@ fn endpoint_of(
 #[inline(always)]
 pub fn try_ipc<A: Arch>(number: usize, a: [usize; 6], resume_sp: usize) -> Option<Resume> {
     let call = number == Syscall::Call as usize;
-    if (!call && number != Syscall::ReplyRecv as usize) || a[1] & !abi::LABEL_MASK != 0 {
+    if !call && number != Syscall::ReplyRecv as usize {
         return None;
     }
+    match a[1] & !abi::LABEL_MASK {
+        0 => try_message::<A, false>(call, a, resume_sp),
+        // A payload may go the extended way; a capability may not.
+        abi::MESSAGE_PAYLOAD => extended::<A>(call, a, resume_sp),
+        _ => None,
+    }
+}
+
+/// The extended fast path, which also carries payloads and lets a thread
+/// with a bound notification block receiving: apart and called, so that
+/// the plain path stays as short as it was without them. (The arguments
+/// go one by one, in registers: an array would be stored on the stack
+/// before every fast path.)
+#[inline(always)]
+fn extended<A: Arch>(call: bool, a: [usize; 6], resume_sp: usize) -> Option<Resume> {
+    let [handle, info, w0, w1, w2, w3] = a;
+    try_extended::<A>(call, handle, info, w0, w1, w2, w3, resume_sp)
+}
+
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn try_extended<A: Arch>(
+    call: bool,
+    handle: usize,
+    info: usize,
+    w0: usize,
+    w1: usize,
+    w2: usize,
+    w3: usize,
+    resume_sp: usize,
+) -> Option<Resume> {
+    try_message::<A, true>(call, [handle, info, w0, w1, w2, w3], resume_sp)
+}
+
+/// [`try_ipc`] on the plain path or the extended one (`EXTENDED`).
+#[inline(always)]
+fn try_message<A: Arch, const EXTENDED: bool>(
+    call: bool,
+    a: [usize; 6],
+    resume_sp: usize,
+) -> Option<Resume> {
     let mut ipc = ipc::lock_in_system_call();
     let right = if call {
         abi::RIGHT_SEND
@@ -57,15 +102,22 @@ pub fn try_ipc<A: Arch>(number: usize, a: [usize; 6], resume_sp: usize) -> Optio
         words: [a[2], a[3], a[4], a[5]],
     };
     let outcome = if call {
-        endpoint::fast_call::<A>(ipc, endpoint, message, resume_sp)
+        endpoint::fast_call::<A, EXTENDED>(ipc, endpoint, message, resume_sp)
     } else {
-        endpoint::fast_reply_receive::<A>(ipc, endpoint, message, resume_sp)
+        endpoint::fast_reply_receive::<A, EXTENDED>(ipc, endpoint, message, resume_sp)
     };
     match outcome {
         Ok(resume) => Some(resume),
         Err(ipc) => {
+            // A server with a bound notification (a driver) tries the
+            // extended path, which can look at its bits.
+            let retry = !EXTENDED && !call && ipc.current_is_bound();
             drop(ipc);
-            None
+            if retry {
+                extended::<A>(call, a, resume_sp)
+            } else {
+                None
+            }
         }
     }
 }

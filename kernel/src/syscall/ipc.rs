@@ -59,12 +59,10 @@ fn check_payload<A: Arch>(message: &Message) -> Result<(), Error> {
     if message.label & abi::MESSAGE_PAYLOAD == 0 {
         return Ok(());
     }
-    let buffer = ipc::buffer();
-    if buffer == 0 {
+    if message.words[2] > abi::MAX_PAYLOAD {
         return Err(Error::InvalidArgument);
     }
-    let len = message.words[2];
-    super::in_space(|space| space.check::<A>(buffer, len, hal::trap::Access::Read))
+    ipc::check_own_buffer::<A>()
 }
 
 /// Registers the calling thread's IPC buffer: a readable and writable page.

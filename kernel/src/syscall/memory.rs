@@ -3,7 +3,7 @@
 
 use super::cap::{insert, object};
 use super::decode::MapRequest;
-use super::{Outcome, in_space, one, two};
+use super::{Outcome, in_space, one, two, unmapping};
 use crate::mm::PAGE_SIZE;
 use crate::mm::quota::Quota;
 use crate::object::Object;
@@ -30,7 +30,7 @@ pub(super) fn map<A: Arch>(request: MapRequest) -> Outcome {
 }
 
 pub(super) fn unmap<A: Arch>(start: usize, end: usize) -> Outcome {
-    in_space(|space| space.unmap_anonymous::<A>(start, end))?;
+    unmapping(|space| space.unmap_anonymous::<A>(start, end))?;
     one(0)
 }
 
@@ -100,7 +100,7 @@ pub(super) fn map_object<A: Arch>(handle: Handle, start: Option<usize>, writable
 }
 
 pub(super) fn unmap_object<A: Arch>(start: usize) -> Outcome {
-    let object = in_space(|space| space.unmap_shared::<A>(start))?;
+    let object = unmapping(|space| space.unmap_shared::<A>(start))?;
     drop(object);
     one(0)
 }

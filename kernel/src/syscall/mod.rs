@@ -271,3 +271,8 @@ impl UserBuffer {
 fn in_space<R>(f: impl FnOnce(&mut UserSpace) -> Result<R, Error>) -> Result<R, Error> {
     task::with_current_space(f).unwrap_or(Err(Error::InvalidArgument))
 }
+
+/// [`in_space`] for `f` that unmaps pages.
+fn unmapping<R>(f: impl FnOnce(&mut UserSpace) -> Result<R, Error>) -> Result<R, Error> {
+    task::unmapping_in_current_space(f).unwrap_or(Err(Error::InvalidArgument))
+}

@@ -41,6 +41,12 @@ pub fn lock_in_system_call() -> Ipc {
 }
 
 impl Ipc {
+    /// Whether the calling thread has a notification bound to it.
+    #[inline]
+    pub fn current_is_bound(&self) -> bool {
+        self.s.thread(self.s.current).ipc.bound.is_some()
+    }
+
     /// The calling thread.
     #[inline]
     pub fn current(&self) -> ThreadRef {
@@ -214,29 +220,15 @@ impl Ipc {
     /// page) from its IPC buffer to `to`'s; returns the bytes stored: 0 if
     /// `to` has no buffer or either buffer cannot be reached.
     pub fn copy_payload<A: Arch>(&mut self, from: ThreadRef, to: ThreadRef, len: usize) -> usize {
-        let (source, target) = (self.s.thread(from.index), self.s.thread(to.index));
-        let (source_buffer, target_buffer) = (source.ipc.buffer, target.ipc.buffer);
-        let (Some(source_process), Some(target_process)) = (source.process, target.process) else {
-            return 0;
-        };
-        if source_buffer == 0 || target_buffer == 0 || len > abi::MAX_PAYLOAD {
+        if len > abi::MAX_PAYLOAD {
             return 0;
         }
         // An IPC buffer is one page-aligned page, and a payload at most a
         // page: one frame on each side, and one copy between them through
-        // the direct map. Each side's space checks its page and brings it
-        // in if it is demand-zero.
-        let mut frame = |process: usize, address: usize, access: Access| {
-            self.s
-                .processes
-                .get_mut(process)
-                .space
-                .as_mut()
-                .and_then(|space| space.frame_for::<A>(address, access).ok())
-        };
+        // the direct map.
         let (Some(source_frame), Some(target_frame)) = (
-            frame(source_process, source_buffer, Access::Read),
-            frame(target_process, target_buffer, Access::Write),
+            self.s.buffer_frame::<A>(from.index),
+            self.s.buffer_frame::<A>(to.index),
         ) else {
             return 0;
         };
@@ -277,7 +269,7 @@ impl Ipc {
     /// thread for that reply and makes the receiver current (see
     /// [`hand_off`]). Otherwise gives the lock back untouched.
     #[inline(always)]
-    pub fn fast_call<A: Arch>(
+    pub fn fast_call<A: Arch, const EXTENDED: bool>(
         mut self,
         receivers: &WaitQueue,
         message: Message,
@@ -293,6 +285,12 @@ impl Ipc {
         };
         if !s.run.allows(callee.priority) {
             return Err(self);
+        }
+        if EXTENDED && message.label & abi::MESSAGE_PAYLOAD != 0 {
+            if !payload_fits(&message, caller, callee) {
+                return Err(self);
+            }
+            copy_fast_payload(&message, caller, callee);
         }
         let (caller, callee, succession) = if receivers.take_alone(receiver, callee) {
             (caller, callee, succession)
@@ -325,13 +323,15 @@ impl Ipc {
     /// awaits its reply and may run now, hands it `reply`, blocks the
     /// calling thread receiving in `receivers` and makes the caller
     /// current (see [`hand_off`]). Otherwise gives the lock back
-    /// untouched.
+    /// untouched. A thread with a bound notification blocks only if
+    /// `quiet` says no bits wait on it (only the object layer can tell).
     #[inline(always)]
-    pub fn fast_reply_receive<A: Arch>(
+    pub fn fast_reply_receive<A: Arch, const EXTENDED: bool>(
         mut self,
         receivers: Pin<&WaitQueue>,
         reply: Message,
         resume_sp: usize,
+        quiet: impl FnOnce(&Bound) -> bool,
     ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
         let me = s.current;
@@ -341,16 +341,24 @@ impl Ipc {
         let Some((server, client, succession)) = s.threads.current_and(caller.index) else {
             return Err(self);
         };
-        // A bound notification's bits would have to be looked at; another
-        // receiver waiting here is left to the general path.
+        // Another receiver waiting here is left to the general path.
+        let payload = EXTENDED && reply.label & abi::MESSAGE_PAYLOAD != 0;
         if !s.run.allows(client.priority)
             || client.tid != caller.tid
             || client.state != State::Blocked
             || !client.ipc.awaiting_reply
-            || server.ipc.bound.is_some()
+            || server
+                .ipc
+                .bound
+                .as_ref()
+                .is_some_and(|bound| !EXTENDED || !quiet(bound))
+            || (payload && !payload_fits(&reply, server, client))
             || !receivers.block_alone(me, server)
         {
             return Err(self);
+        }
+        if payload {
+            copy_fast_payload(&reply, server, client);
         }
         server.ipc.caller = None;
         server.ipc.set_wait(false, true);
@@ -365,6 +373,35 @@ impl Ipc {
         drop(self);
         Ok(handed.resume::<A>())
     }
+}
+
+/// Whether the fast path can copy the payload of `message` (which has
+/// one) from `from` to `to`: between two IPC buffers whose frames the
+/// general path has looked up already. If not, the general path looks
+/// them up or reports the error.
+#[inline(always)]
+fn payload_fits(
+    message: &Message,
+    from: &super::thread::Thread,
+    to: &super::thread::Thread,
+) -> bool {
+    from.ipc.buffer_frame != 0 && to.ipc.buffer_frame != 0 && message.words[2] <= abi::MAX_PAYLOAD
+}
+
+/// Copies the payload [`payload_fits`] allowed, the lock held.
+#[inline(never)]
+fn copy_fast_payload(message: &Message, from: &super::thread::Thread, to: &super::thread::Thread) {
+    // SAFETY: both are frames of IPC buffers their spaces map as user
+    // pages (the same one, if two threads share a buffer: `copy` allows
+    // overlap), kept by the spaces until an unmap, which forgets them;
+    // the length is at most a page.
+    unsafe {
+        core::ptr::copy(
+            frames::to_virt(from.ipc.buffer_frame) as *const u8,
+            frames::to_virt(to.ipc.buffer_frame) as *mut u8,
+            message.words[2],
+        )
+    };
 }
 
 /// A fast path's hand-off, decided under the lock, to carry out after it.
@@ -426,6 +463,31 @@ impl HandOff {
 }
 
 impl Scheduler {
+    /// The frame behind thread `index`'s IPC buffer, looked up (and the
+    /// page brought in) the first time: `None` if it has no buffer or its
+    /// page cannot be had. Registration checked that the page is user
+    /// memory the thread may read and write.
+    #[inline]
+    fn buffer_frame<A: Arch>(&mut self, index: usize) -> Option<u64> {
+        let thread = self.thread(index);
+        if thread.ipc.buffer_frame != 0 {
+            return Some(thread.ipc.buffer_frame);
+        }
+        let (buffer, process) = (thread.ipc.buffer, thread.process?);
+        if buffer == 0 {
+            return None;
+        }
+        let frame = self
+            .processes
+            .get_mut(process)
+            .space
+            .as_mut()?
+            .frame_for::<A>(buffer, Access::Write)
+            .ok()?;
+        self.thread_mut(index).ipc.buffer_frame = frame;
+        Some(frame)
+    }
+
     /// Ends the wait of blocked thread `t` with `outcome`.
     #[inline]
     pub(super) fn end_wait(&mut self, t: ThreadRef, outcome: Result<(), Error>) {
@@ -489,13 +551,23 @@ pub fn set_timeout(ns: u64) {
 pub fn set_buffer(address: usize) {
     let mut s = SCHEDULER.lock_masked();
     let current = s.current;
-    s.thread_mut(current).ipc.buffer = address;
+    let ipc = &mut s.thread_mut(current).ipc;
+    ipc.buffer = address;
+    ipc.buffer_frame = 0;
 }
 
-/// The calling thread's IPC buffer, 0 if none.
-pub fn buffer() -> usize {
-    let s = SCHEDULER.lock_masked();
-    s.thread(s.current).ipc.buffer
+/// Whether the calling thread has an IPC buffer it can send a payload
+/// from: `InvalidArgument` if it registered none, `BadAddress` if its page
+/// cannot be had.
+pub fn check_own_buffer<A: Arch>() -> Result<(), Error> {
+    let mut s = SCHEDULER.lock_masked();
+    let current = s.current;
+    if s.thread(current).ipc.buffer == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    s.buffer_frame::<A>(current)
+        .map(drop)
+        .ok_or(Error::BadAddress)
 }
 
 /// Puts the capability the calling thread sends in its slot, until it is

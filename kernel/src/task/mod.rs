@@ -47,8 +47,8 @@ pub use exit::{
 pub use process::{ExitStatus, MAX_PROCESSES, MAX_THREADS_PER_PROCESS, Parent, Pid};
 pub use sched::{
     TICK_HZ, counts, current_pid, current_quota, current_tid, first_user_ns, idle_cycles,
-    process_info, set_priority, set_priority_of, sleep_until, start_ticking, wait_on, wake_all,
-    with_current_space, yield_now,
+    process_info, set_priority, set_priority_of, sleep_until, start_ticking,
+    unmapping_in_current_space, wait_on, wake_all, with_current_space, yield_now,
 };
 pub use spawn::{
     RESERVED_FRAMES, SpawnOptions, program_names, spawn, spawn_kernel_thread, spawn_thread,

@@ -578,6 +578,22 @@ pub fn with_current_space<R>(f: impl FnOnce(&mut UserSpace) -> R) -> Option<R> {
     s.processes.get_mut(slot).space.as_mut().map(f)
 }
 
+/// [`with_current_space`] for `f` that takes pages out of the space: the
+/// IPC-buffer frames its threads' payloads were copied through are
+/// looked up again afterwards, in case one of them went.
+pub fn unmapping_in_current_space<R>(f: impl FnOnce(&mut UserSpace) -> R) -> Option<R> {
+    let mut guard = SCHEDULER.lock();
+    let s = &mut *guard;
+    let slot = s.current_process()?;
+    let result = s.processes.get_mut(slot).space.as_mut().map(f)?;
+    for thread in s.threads.iter_mut() {
+        if thread.process == Some(slot) {
+            thread.ipc.buffer_frame = 0;
+        }
+    }
+    Some(result)
+}
+
 /// The quota the current process's memory is charged to; `None` in a
 /// kernel thread or a process charged to none.
 pub fn current_quota() -> Option<alloc::sync::Arc<crate::mm::quota::Quota>> {

@@ -82,6 +82,10 @@ pub(super) struct IpcState {
     pub(super) bound: Option<Bound>,
     /// Its IPC buffer (a page of its process's space), 0 if none.
     pub(super) buffer: usize,
+    /// The frame behind `buffer` once a payload needed it, 0 until then:
+    /// looked up once rather than by a page-table walk per message, and
+    /// forgotten whenever its space unmaps anything.
+    pub(super) buffer_frame: u64,
     /// How long its IPC waits may last, in ns; 0: for ever.
     pub(super) timeout_ns: u64,
     /// When the current wait times out, if it has a timeout.
@@ -347,6 +351,14 @@ impl Threads {
             .enumerate()
             // SAFETY: records the table owns, borrowed with it.
             .filter_map(|(index, slot)| Some((index, unsafe { slot.as_ref()?.as_ref() })))
+    }
+
+    /// Entries, ended ones included, to change.
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Thread> {
+        self.slots
+            .iter_mut()
+            // SAFETY: records the table owns, borrowed with it.
+            .filter_map(|slot| Some(unsafe { slot.as_mut()?.as_mut() }))
     }
 
     /// Indices of every entry.

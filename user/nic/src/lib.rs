@@ -29,6 +29,9 @@ pub trait Device {
 #[derive(Default)]
 pub struct Server {
     waiting: VecDeque<Vec<u8>>,
+    /// Buffers of frames handed over, kept for the next ones: a frame in
+    /// steady traffic costs no allocation.
+    spare: Vec<Vec<u8>>,
     subscriber: Option<Notification>,
     stats: Stats,
 }
@@ -39,11 +42,16 @@ impl Server {
     fn interrupt(&mut self, device: &mut dyn Device) {
         let before = self.stats.received;
         device.take_interrupt(&mut |frame| {
-            if self.waiting.len() == WAITING {
-                self.waiting.pop_front();
+            if self.waiting.len() == WAITING
+                && let Some(oldest) = self.waiting.pop_front()
+            {
+                self.spare.push(oldest);
                 self.stats.dropped += 1;
             }
-            self.waiting.push_back(frame.to_vec());
+            let mut copy = self.spare.pop().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(frame);
+            self.waiting.push_back(copy);
             self.stats.received += 1;
         });
         if self.stats.received != before
@@ -110,7 +118,10 @@ impl Server {
             net::RECEIVE => match self.waiting.pop_front() {
                 Some(frame) => {
                     buffer.bytes()[..frame.len()].copy_from_slice(&frame);
-                    Message::new(0, [self.waiting.len(), 0, 0, 0]).with_payload(frame.len())
+                    let reply =
+                        Message::new(0, [self.waiting.len(), 0, 0, 0]).with_payload(frame.len());
+                    self.spare.push(frame);
+                    reply
                 }
                 None => refused(Error::NoFrame),
             },

@@ -45,22 +45,38 @@ impl Nic {
 
     /// Sends one frame.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetFailure> {
-        if frame.len() > abi::MAX_PAYLOAD {
-            return Err(Failure::Refused(net::Error::BadRequest));
-        }
-        self.buffer.bytes()[..frame.len()].copy_from_slice(frame);
-        self.call(Message::new(net::SEND, [0; 4]).with_payload(frame.len()))
-            .map(drop)
+        self.send_with(frame.len(), |out| out.copy_from_slice(frame))
+            .1
     }
 
-    /// Takes the oldest waiting frame into `out`: its length, or `None`
-    /// if none waits.
-    pub fn receive(&mut self, out: &mut [u8]) -> Result<Option<usize>, NetFailure> {
+    /// Sends the `len`-byte frame `fill` writes, built where the message
+    /// carries it from (no copy of its own); what `fill` returns comes
+    /// back with the outcome. A frame longer than a payload is built
+    /// aside and refused.
+    pub fn send_with<R>(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> (R, Result<(), NetFailure>) {
+        if len > abi::MAX_PAYLOAD {
+            let built = fill(&mut alloc::vec![0; len]);
+            return (built, Err(Failure::Refused(net::Error::BadRequest)));
+        }
+        let built = fill(&mut self.buffer.bytes()[..len]);
+        let sent = self
+            .call(Message::new(net::SEND, [0; 4]).with_payload(len))
+            .map(drop);
+        (built, sent)
+    }
+
+    /// Takes the oldest waiting frame into `out`: its length and how many
+    /// more wait, or `None` if none waits.
+    pub fn receive(&mut self, out: &mut [u8]) -> Result<Option<(usize, usize)>, NetFailure> {
         match self.call(Message::new(net::RECEIVE, [0; 4])) {
             Ok(reply) => {
                 let len = reply.payload().unwrap_or(0).min(out.len());
                 out[..len].copy_from_slice(&self.buffer.bytes()[..len]);
-                Ok(Some(len))
+                Ok(Some((len, reply.words[0])))
             }
             Err(Failure::Refused(net::Error::NoFrame)) => Ok(None),
             Err(e) => Err(e),

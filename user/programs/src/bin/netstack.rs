@@ -96,6 +96,7 @@ fn run(settings: &Settings<'_>) -> Result<(), alloc::string::String> {
     let mut link = Link {
         nic: RefCell::new(nic),
         frame: vec![0; protocols::net::MAX_FRAME],
+        waiting: true,
     };
     let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     let mut interface = Interface::new(config, &mut link, now());
@@ -124,44 +125,80 @@ fn run(settings: &Settings<'_>) -> Result<(), alloc::string::String> {
     let _ = ready.signal(1);
     drop(ready);
     let mut datagram = vec![0u8; 1536];
+    // The bound on this thread's IPC waits, as last set: only the wait
+    // for frames has one, and only while the stack has a timer running.
+    let mut bound = None;
     loop {
-        interface.poll(now(), &mut link, &mut sockets);
+        let time = now();
+        interface.poll(time, &mut link, &mut sockets);
         let socket = sockets.get_mut::<udp::Socket>(echo);
+        let mut echoed = false;
         while let Ok((len, meta)) = socket.recv_slice(&mut datagram) {
-            let _ = socket.send_slice(&datagram[..len], meta.endpoint);
+            echoed |= socket.send_slice(&datagram[..len], meta.endpoint).is_ok();
         }
-        interface.poll(now(), &mut link, &mut sockets);
+        if echoed {
+            interface.poll_egress(time, &mut link, &mut sockets);
+        }
         // Wait for frames, or for the stack's next timer.
-        let delay = interface.poll_delay(now(), &sockets);
-        let timeout = delay.map(|d: Duration| core::time::Duration::from_micros(d.total_micros()));
-        let _ = rt::ipc::set_timeout(timeout.map(|t| t.max(core::time::Duration::from_micros(1))));
-        let woken = arrived.wait();
-        // The bound is for this wait only: calls to the NIC wait as long
-        // as the driver takes.
-        let _ = rt::ipc::set_timeout(None);
+        let delay = interface.poll_delay(time, &sockets);
+        let timeout = delay.map(|d: Duration| {
+            core::time::Duration::from_micros(d.total_micros())
+                .max(core::time::Duration::from_micros(1))
+        });
+        let woken = with_bound(&mut bound, timeout, || arrived.wait());
         match woken {
-            Ok(_) | Err(abi::Error::TimedOut) => {}
+            Ok(_) => link.waiting = true,
+            Err(abi::Error::TimedOut) => {}
             Err(e) => return Err(format!("waiting for frames: {e}")),
         }
     }
+}
+
+/// Runs `wait` with this thread's IPC waits bounded by `timeout`, and no
+/// bound after it (calls to the NIC wait as long as the driver takes);
+/// `bound` keeps what was set last, so a loop with no timer running sets
+/// nothing.
+fn with_bound<R>(
+    bound: &mut Option<core::time::Duration>,
+    timeout: Option<core::time::Duration>,
+    wait: impl FnOnce() -> R,
+) -> R {
+    let mut set = |want: Option<core::time::Duration>| {
+        if *bound != want && rt::ipc::set_timeout(want).is_ok() {
+            *bound = want;
+        }
+    };
+    set(timeout);
+    let result = wait();
+    set(None);
+    result
 }
 
 /// smoltcp's view of the NIC: frames through the `net` service.
 struct Link {
     nic: RefCell<Nic>,
     frame: Vec<u8>,
+    /// Whether frames may be waiting at the driver: it says how many
+    /// remain with each one it hands over, and signals when more come, so
+    /// the stack asks only when there is something to take.
+    waiting: bool,
 }
 
 impl phy::Device for Link {
-    type RxToken<'a> = Received;
+    type RxToken<'a> = Received<'a>;
     type TxToken<'a> = Transmit<'a>;
 
-    fn receive(&mut self, _: Instant) -> Option<(Received, Transmit<'_>)> {
-        let len = self.nic.borrow_mut().receive(&mut self.frame).ok()??;
-        Some((
-            Received(self.frame[..len].to_vec()),
-            Transmit { nic: &self.nic },
-        ))
+    fn receive(&mut self, _: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
+        if !self.waiting {
+            return None;
+        }
+        let taken = self.nic.borrow_mut().receive(&mut self.frame);
+        let Ok(Some((len, more))) = taken else {
+            self.waiting = false;
+            return None;
+        };
+        self.waiting = more > 0;
+        Some((Received(&self.frame[..len]), Transmit { nic: &self.nic }))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Transmit<'_>> {
@@ -176,11 +213,11 @@ impl phy::Device for Link {
     }
 }
 
-struct Received(Vec<u8>);
+struct Received<'a>(&'a [u8]);
 
-impl phy::RxToken for Received {
+impl phy::RxToken for Received<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+        f(self.0)
     }
 }
 
@@ -190,10 +227,7 @@ struct Transmit<'a> {
 
 impl phy::TxToken for Transmit<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let result = f(&mut frame);
         // A frame the driver cannot take is lost, as on a wire.
-        let _ = self.nic.borrow_mut().send(&frame);
-        result
+        self.nic.borrow_mut().send_with(len, f).0
     }
 }

@@ -585,6 +585,7 @@ fn payloads_are_copied_between_ipc_buffers() -> Outcome {
         Err(Error::TooLong),
         "a payload longer than a page"
     );
+    payloads_follow_a_buffer_remapped(&endpoint, &mut buffer)?;
     ensure_eq!(
         sys::raw(abi::Syscall::IpcBuffer as usize, [0x1001, 0, 0, 0, 0, 0]),
         Err(Error::InvalidArgument),
@@ -603,6 +604,43 @@ fn payloads_are_copied_between_ipc_buffers() -> Outcome {
         .map_err(fail("quit"))?;
     ensure_eq!(exit_of(server)?, Exit::Code(0), "server");
     Ok(())
+}
+
+/// The kernel keeps the frame behind an IPC buffer between messages: a
+/// buffer unmapped must not be read any more, and one mapped again at the
+/// same address is the new page. (`payload-echo` reverses the payload.)
+fn payloads_follow_a_buffer_remapped(endpoint: &Endpoint, own: &mut ipc::IpcBuffer) -> Outcome {
+    let register =
+        |address: usize| sys::raw(abi::Syscall::IpcBuffer as usize, [address, 0, 0, 0, 0, 0]);
+    let page = abi::MAX_PAYLOAD;
+    let rw = abi::PROT_READ | abi::PROT_WRITE;
+    let address = sys::map(0, page, rw).map_err(fail("map"))?;
+    let echo = |fill: u8| -> Result<u8, Error> {
+        // SAFETY: the page is mapped, readable and writable, for this test.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, 2) };
+        bytes[0] = fill;
+        bytes[1] = !fill;
+        endpoint.call(Message::new(2, [0; 4]).with_payload(2))?;
+        Ok(bytes[0])
+    };
+    let outcome = (|| {
+        register(address).map_err(fail("register"))?;
+        ensure_eq!(echo(0x11), Ok(!0x11), "the payload through the first page");
+        sys::unmap(address, page).map_err(fail("unmap"))?;
+        ensure_eq!(
+            endpoint.call(Message::new(2, [0; 4]).with_payload(2)).err(),
+            Some(Error::BadAddress),
+            "a payload from an IPC buffer unmapped"
+        );
+        ensure_eq!(sys::map(address, page, rw), Ok(address), "map again");
+        ensure_eq!(echo(0x22), Ok(!0x22), "the payload through the new page");
+        Ok(())
+    })();
+    let _ = sys::unmap(address, page);
+    // The test thread's own buffer again, for what follows.
+    let own_address = own.bytes().as_ptr() as usize;
+    register(own_address).map_err(fail("register again"))?;
+    outcome
 }
 
 fn waits_time_out_and_late_replies_are_dropped() -> Outcome {

@@ -5,20 +5,51 @@
 //! that arrives is handed to the server's queue and its buffer goes back
 //! to the device. The driver's thread waits for its clients and its
 //! interrupts in one `recv` (its notification is bound).
+//!
+//! The device is driven on `virtio-drivers`' transports and queues rather
+//! than its `VirtIONetRaw`: that one asks for an interrupt on every sent
+//! frame too (it negotiates `EVENT_IDX`, and suppresses interrupts only for
+//! both queues at once), which doubles the wake-ups per echoed datagram.
+//! Here sent buffers are taken back when the next frame goes, and only
+//! received frames interrupt.
 
 use crate::{Service, dma};
 use protocols::net::Error;
 use rt::ipc::IpcBuffer;
-use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::SomeTransport;
+use virtio_drivers::queue::VirtQueue;
+use virtio_drivers::transport::{SomeTransport, Transport};
 
 /// Descriptors per queue, and receive buffers.
 const QUEUE_SIZE: usize = 16;
 /// Room for the VirtIO header and the largest frame.
 const SLOT: usize = 2048;
+/// The queues of a device with one of each (VirtIO 5.1.2).
+const RECEIVE_QUEUE: u16 = 0;
+const TRANSMIT_QUEUE: u16 = 1;
+
+bitflags::bitflags! {
+    /// The features asked for (VirtIO 5.1.3, 6): the MAC address in the
+    /// configuration space, and the standard (non-legacy) interface.
+    #[derive(Clone, Copy, Debug)]
+    struct Features: u64 {
+        const MAC = 1 << 5;
+        const VERSION_1 = 1 << 32;
+    }
+}
+
+/// Bytes of `virtio_net_hdr` before each frame: 12 with `VERSION_1` (it
+/// has `num_buffers`), 10 for a legacy device without mergeable buffers.
+const fn header_len(version_1: bool) -> usize {
+    if version_1 { 12 } else { 10 }
+}
+
+type Queue = VirtQueue<dma::DmaHal, QUEUE_SIZE>;
 
 pub struct Nic {
-    device: VirtIONetRaw<dma::DmaHal, SomeTransport<'static>, QUEUE_SIZE>,
+    transport: SomeTransport<'static>,
+    receive: Queue,
+    transmit: Queue,
+    header: usize,
     mac: [u8; 6],
     /// The receive buffers (DMA memory), and the token of each in the
     /// device's queue.
@@ -40,20 +71,34 @@ fn dma_bytes(bytes: usize) -> Result<&'static mut [u8], virtio_drivers::Error> {
 }
 
 impl Nic {
-    pub fn new(transport: SomeTransport<'static>) -> Result<Nic, virtio_drivers::Error> {
-        let mut device = VirtIONetRaw::new(transport)?;
-        let mac = device.mac_address();
+    pub fn new(mut transport: SomeTransport<'static>) -> Result<Nic, virtio_drivers::Error> {
+        let features = transport.begin_init(Features::MAC | Features::VERSION_1);
+        if !features.contains(Features::MAC) {
+            return Err(virtio_drivers::Error::Unsupported);
+        }
+        let mac = transport.read_consistent(|| transport.read_config_space::<[u8; 6]>(0))?;
+        let mut receive = Queue::new(&mut transport, RECEIVE_QUEUE, false, false)?;
+        let mut transmit = Queue::new(&mut transport, TRANSMIT_QUEUE, false, false)?;
+        transport.finish_init();
+        // Sent buffers are taken back on later sends: no interrupt for them.
+        transmit.set_dev_notify(false);
+        receive.set_dev_notify(true);
         let rx = dma_bytes(QUEUE_SIZE * SLOT)?;
         let tx = dma_bytes(QUEUE_SIZE * SLOT)?;
         let mut rx_tokens = [None; QUEUE_SIZE];
         for (slot, buffer) in rx.chunks_exact_mut(SLOT).enumerate() {
             // SAFETY: each slot stays in the queue, untouched, until its
             // token comes back from the used ring.
-            rx_tokens[slot] = Some(unsafe { device.receive_begin(buffer)? });
+            rx_tokens[slot] = Some(unsafe { receive.add(&[], &mut [buffer])? });
         }
-        device.enable_interrupts();
+        if receive.should_notify() {
+            transport.notify(RECEIVE_QUEUE);
+        }
         Ok(Nic {
-            device,
+            transport,
+            receive,
+            transmit,
+            header: header_len(features.contains(Features::VERSION_1)),
             mac,
             rx,
             rx_tokens,
@@ -64,7 +109,7 @@ impl Nic {
 
     /// Takes back the transmit buffers the device is done with.
     fn reclaim(&mut self) {
-        while let Some(token) = self.device.poll_transmit() {
+        while let Some(token) = self.transmit.peek_used() {
             let queued = self.tx_tokens.iter().enumerate().find_map(|(slot, held)| {
                 held.filter(|(held, _)| *held == token)
                     .map(|(_, length)| (slot, length))
@@ -75,7 +120,7 @@ impl Nic {
             self.tx_tokens[slot] = None;
             let buffer = &self.tx[slot * SLOT..slot * SLOT + length];
             // SAFETY: the buffer given with this token, as long as it was.
-            let _ = unsafe { self.device.transmit_complete(token, buffer) };
+            let _ = unsafe { self.transmit.pop_used(token, &[buffer], &mut []) };
         }
     }
 
@@ -98,18 +143,28 @@ impl nic::Device for Nic {
     }
 
     fn take_interrupt(&mut self, received: &mut dyn FnMut(&[u8])) {
-        self.device.ack_interrupt();
-        while let Some(token) = self.device.poll_receive() {
+        self.transport.ack_interrupt();
+        let mut returned = false;
+        while let Some(token) = self.receive.peek_used() {
             let Some(slot) = self.rx_tokens.iter().position(|t| *t == Some(token)) else {
                 break;
             };
             let buffer = &mut self.rx[slot * SLOT..(slot + 1) * SLOT];
             // SAFETY: the buffer is the one given with this token.
-            if let Ok((header, len)) = unsafe { self.device.receive_complete(token, buffer) } {
-                received(&buffer[header..header + len]);
+            let used = unsafe { self.receive.pop_used(token, &[], &mut [buffer]) };
+            // A frame shorter than its header is the device's error: it
+            // is dropped.
+            if let Ok(used) = used
+                && let Some(frame) = buffer.get(self.header..used as usize)
+            {
+                received(frame);
             }
             // SAFETY: as in `new`: back in the queue until it returns.
-            self.rx_tokens[slot] = unsafe { self.device.receive_begin(buffer) }.ok();
+            self.rx_tokens[slot] = unsafe { self.receive.add(&[], &mut [buffer]) }.ok();
+            returned = true;
+        }
+        if returned && self.receive.should_notify() {
+            self.transport.notify(RECEIVE_QUEUE);
         }
     }
 
@@ -128,18 +183,19 @@ impl nic::Device for Nic {
             }
         };
         let buffer = &mut self.tx[slot * SLOT..(slot + 1) * SLOT];
-        let header = self
-            .device
-            .fill_buffer_header(buffer)
-            .map_err(|_| Error::DeviceFailed)?;
-        let len = header + frame.len();
-        buffer[header..len].copy_from_slice(frame);
+        let len = self.header + frame.len();
+        // No offloads: a header of zeros.
+        buffer[..self.header].fill(0);
+        buffer[self.header..len].copy_from_slice(frame);
         let queued = &buffer[..len];
         // SAFETY: the buffer stays untouched until the device hands it
         // back (`reclaim`).
         let token =
-            unsafe { self.device.transmit_begin(queued) }.map_err(|_| Error::DeviceFailed)?;
+            unsafe { self.transmit.add(&[queued], &mut []) }.map_err(|_| Error::DeviceFailed)?;
         self.tx_tokens[slot] = Some((token, len));
+        if self.transmit.should_notify() {
+            self.transport.notify(TRANSMIT_QUEUE);
+        }
         Ok(())
     }
 }
