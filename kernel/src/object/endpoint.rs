@@ -243,10 +243,5 @@ pub fn fast_reply_receive<A: Arch, const EXTENDED: bool>(
     if !ipc.is_empty(&endpoint.senders) {
         return Err(ipc);
     }
-    ipc.fast_reply_receive::<A, EXTENDED>(
-        pinned(&endpoint.receivers),
-        reply,
-        resume_sp,
-        notification::is_quiet,
-    )
+    ipc.fast_reply_receive::<A, EXTENDED>(pinned(&endpoint.receivers), reply, resume_sp)
 }

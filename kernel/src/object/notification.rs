@@ -92,14 +92,6 @@ pub(super) fn take_bound_bits(ipc: &Ipc) -> usize {
         })
 }
 
-/// Whether a thread's bound notification has no bits pending (read under
-/// the IPC lock): its receive would block, which the IPC fast path may do.
-pub(super) fn is_quiet(bound: &crate::task::Bound) -> bool {
-    bound
-        .downcast_ref::<Notification>()
-        .is_none_or(|notification| notification.bits.load(Ordering::Relaxed) == 0)
-}
-
 /// Binds `notification` to the calling thread, or unbinds the thread's
 /// for `None`. A notification is bound to one thread at most.
 pub fn bind(notification: Option<alloc::sync::Arc<Notification>>) -> Result<(), abi::Error> {
@@ -112,7 +104,12 @@ pub fn bind(notification: Option<alloc::sync::Arc<Notification>>) -> Result<(), 
         }
         *bound = Some(me);
     }
-    let old = ipc.bind(notification.map(|n| n as crate::task::Bound));
+    let old = ipc.bind(notification.map(|n| {
+        let bits: *const AtomicUsize = &n.bits;
+        // SAFETY: the word is in the notification, which the binding
+        // keeps alive as long as it holds the word.
+        (n as crate::task::Bound, unsafe { &*bits })
+    }));
     if let Some(old) = old
         .as_ref()
         .and_then(|old| old.downcast_ref::<Notification>())

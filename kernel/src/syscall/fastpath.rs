@@ -109,15 +109,8 @@ fn try_message<A: Arch, const EXTENDED: bool>(
     match outcome {
         Ok(resume) => Some(resume),
         Err(ipc) => {
-            // A server with a bound notification (a driver) tries the
-            // extended path, which can look at its bits.
-            let retry = !EXTENDED && !call && ipc.current_is_bound();
             drop(ipc);
-            if retry {
-                extended::<A>(call, a, resume_sp)
-            } else {
-                None
-            }
+            None
         }
     }
 }

@@ -17,6 +17,8 @@ use crate::mm::frames;
 use crate::sync::IrqGuard;
 use abi::Error;
 use core::pin::Pin;
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicUsize;
 use hal::Arch;
 use hal::trap::Access;
 
@@ -41,12 +43,6 @@ pub fn lock_in_system_call() -> Ipc {
 }
 
 impl Ipc {
-    /// Whether the calling thread has a notification bound to it.
-    #[inline]
-    pub fn current_is_bound(&self) -> bool {
-        self.s.thread(self.s.current).ipc.bound.is_some()
-    }
-
     /// The calling thread.
     #[inline]
     pub fn current(&self) -> ThreadRef {
@@ -174,12 +170,18 @@ impl Ipc {
     }
 
     /// Binds `notification` to the calling thread (or unbinds, for
-    /// `None`); returns the binding it replaces, for the caller to drop
-    /// outside the lock.
+    /// `None`), with the word of its pending bits, which must live as long
+    /// as the notification; returns the binding it replaces, for the
+    /// caller to drop outside the lock.
     #[must_use = "an old binding is dropped outside the lock"]
-    pub fn bind(&mut self, notification: Option<Bound>) -> Option<Bound> {
+    pub fn bind(&mut self, notification: Option<(Bound, &AtomicUsize)>) -> Option<Bound> {
         let current = self.s.current;
-        core::mem::replace(&mut self.s.thread_mut(current).ipc.bound, notification)
+        let ipc = &mut self.s.thread_mut(current).ipc;
+        let (bound, bits) = notification.map_or((None, None), |(bound, bits)| {
+            (Some(bound), Some(NonNull::from(bits)))
+        });
+        ipc.bound_bits = bits;
+        core::mem::replace(&mut ipc.bound, bound)
     }
 
     /// If `t` is blocked receiving on an endpoint, takes it out of the
@@ -323,15 +325,14 @@ impl Ipc {
     /// awaits its reply and may run now, hands it `reply`, blocks the
     /// calling thread receiving in `receivers` and makes the caller
     /// current (see [`hand_off`]). Otherwise gives the lock back
-    /// untouched. A thread with a bound notification blocks only if
-    /// `quiet` says no bits wait on it (only the object layer can tell).
+    /// untouched. A thread with a bound notification blocks only if no
+    /// bits wait on it.
     #[inline(always)]
     pub fn fast_reply_receive<A: Arch, const EXTENDED: bool>(
         mut self,
         receivers: Pin<&WaitQueue>,
         reply: Message,
         resume_sp: usize,
-        quiet: impl FnOnce(&Bound) -> bool,
     ) -> Result<Resume, Ipc> {
         let s = &mut *self.s;
         let me = s.current;
@@ -347,11 +348,7 @@ impl Ipc {
             || client.tid != caller.tid
             || client.state != State::Blocked
             || !client.ipc.awaiting_reply
-            || server
-                .ipc
-                .bound
-                .as_ref()
-                .is_some_and(|bound| !EXTENDED || !quiet(bound))
+            || server.ipc.bound_bits_pending()
             || (payload && !payload_fits(&reply, server, client))
             || !receivers.block_alone(me, server)
         {

@@ -10,6 +10,7 @@ use abi::Error;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// A thread id; ids are never reused.
 pub type Tid = u32;
@@ -80,6 +81,9 @@ pub(super) struct IpcState {
     pub(super) receiving: bool,
     /// The notification bound to this thread, kept alive by the binding.
     pub(super) bound: Option<Bound>,
+    /// The bound notification's pending bits, for the IPC fast path to
+    /// read without knowing the object's type.
+    pub(super) bound_bits: Option<NonNull<AtomicUsize>>,
     /// Its IPC buffer (a page of its process's space), 0 if none.
     pub(super) buffer: usize,
     /// The frame behind `buffer` once a payload needed it, 0 until then:
@@ -104,6 +108,16 @@ pub(super) struct IpcState {
 pub type Bound = alloc::sync::Arc<dyn core::any::Any + Send + Sync>;
 
 impl IpcState {
+    /// Whether bits are pending on the bound notification (read under the
+    /// IPC lock, which every signal takes).
+    #[inline(always)]
+    pub(super) fn bound_bits_pending(&self) -> bool {
+        // SAFETY: the word is in the notification `bound` keeps alive, and
+        // both change together (`Ipc::bind`).
+        self.bound_bits
+            .is_some_and(|bits| unsafe { bits.as_ref() }.load(Ordering::Relaxed) != 0)
+    }
+
     /// Starts a wait: for a reply (in no queue), to receive, or neither.
     #[inline]
     pub(super) fn start_wait(&mut self, awaiting_reply: bool, receiving: bool) {
