@@ -234,16 +234,7 @@ impl Ipc {
         ) else {
             return 0;
         };
-        // SAFETY: both are frames the two spaces map as user pages (the
-        // same one, if two threads share a buffer: `copy` allows overlap),
-        // and `len` is at most a page.
-        unsafe {
-            core::ptr::copy(
-                frames::to_virt(source_frame) as *const u8,
-                frames::to_virt(target_frame) as *mut u8,
-                len,
-            )
-        };
+        copy_between_buffers(source_frame, target_frame, len);
         len
     }
 
@@ -386,17 +377,26 @@ fn payload_fits(
 }
 
 /// Copies the payload [`payload_fits`] allowed, the lock held.
-#[inline(never)]
+#[inline(always)]
 fn copy_fast_payload(message: &Message, from: &super::thread::Thread, to: &super::thread::Thread) {
+    copy_between_buffers(from.ipc.buffer_frame, to.ipc.buffer_frame, message.words[2]);
+}
+
+/// Copies `len` bytes (at most a page) from the IPC buffer in frame
+/// `source` to the one in frame `target`, through the direct map: the one
+/// copy of every payload, on either path.
+#[inline(never)]
+fn copy_between_buffers(source: u64, target: u64, len: usize) {
+    debug_assert!(len <= abi::MAX_PAYLOAD);
     // SAFETY: both are frames of IPC buffers their spaces map as user
     // pages (the same one, if two threads share a buffer: `copy` allows
     // overlap), kept by the spaces until an unmap, which forgets them;
-    // the length is at most a page.
+    // both callers bound `len` by a page.
     unsafe {
         core::ptr::copy(
-            frames::to_virt(from.ipc.buffer_frame) as *const u8,
-            frames::to_virt(to.ipc.buffer_frame) as *mut u8,
-            message.words[2],
+            frames::to_virt(source) as *const u8,
+            frames::to_virt(target) as *mut u8,
+            len,
         )
     };
 }
