@@ -117,6 +117,9 @@ mod imp {
 
 #[cfg(target_arch = "arm")]
 mod imp {
+    // Links the fast copy routines in place of compiler_builtins' own.
+    use armv7_mem as _;
+
     /// Entry: clears the frame pointer, aligns the stack and calls `start`
     /// with the argument pointer and length the kernel put in r0 and r1.
     #[unsafe(naked)]

@@ -23,6 +23,8 @@ mod traps;
 
 use arch::Armv7;
 use arch_armv7::{board, dtb, layout, mmu};
+// Links the fast copy routines in place of compiler_builtins' own.
+use armv7_mem as _;
 use core::panic::PanicInfo;
 use hal::Platform as _;
 
