@@ -9,6 +9,7 @@ pub mod layout;
 pub mod madt;
 pub mod mcfg;
 pub mod paging;
+pub mod pit;
 pub mod pvh;
 pub mod q35_intx;
 pub mod sdt;

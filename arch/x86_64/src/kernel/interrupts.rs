@@ -9,6 +9,7 @@
 
 use crate::{acpi, ports::IoPorts, time};
 use arch_x86_64::madt::{IoApic as IoApicInfo, Madt};
+use core::sync::atomic::{AtomicU32, Ordering};
 use drivers::ioapic::{IoApic, Signal};
 use drivers::lapic::{ApicTimer, LocalApic};
 use hal::list::FixedList;
@@ -47,8 +48,12 @@ struct Controllers {
     madt_from_acpi: bool,
     /// When the APIC timer's calibration count started.
     calibration_start: Sample,
-    /// APIC timer counts per second, once measured.
-    timer_hz: spin::Once<u64>,
+    /// APIC timer counts per TSC tick (32.32 fixed point), once measured:
+    /// its rate is this times the TSC's, as good as the clock's rate is
+    /// (which improves once after boot).
+    timer_per_tsc_fp32: spin::Once<u64>,
+    /// The tick rate asked for; 0 when stopped.
+    tick_hz: AtomicU32,
 }
 
 /// The APIC timer's count, and the clock's time when it was read (the
@@ -104,11 +109,17 @@ fn madt() -> (Madt, bool) {
     (madt, false)
 }
 
-/// The APIC timer's rate: measured against the PIT at `init`, or, if that
-/// could not be done, counted down since `init` and timed with the clock
-/// over at least `CALIBRATION_NS`.
+/// The APIC timer's rate at the TSC's current rate.
 fn timer_hz(c: &Controllers) -> u64 {
-    *c.timer_hz.call_once(|| {
+    let ratio = timer_per_tsc_fp32(c);
+    ((time::tsc_hz() as u128 * ratio as u128) >> 32) as u64
+}
+
+/// The APIC timer's counts per TSC tick: measured against the TSC in
+/// `init`'s windows, or, if the PIT does not count, counted down since
+/// `init` and timed with the clock over at least `CALIBRATION_NS`.
+fn timer_per_tsc_fp32(c: &Controllers) -> u64 {
+    *c.timer_per_tsc_fp32.call_once(|| {
         let mut timer = c.timer.lock();
         let measure = |timer: &ApicTimer, start: Sample| {
             while time::monotonic_ns() - start.ns < CALIBRATION_NS {
@@ -127,7 +138,7 @@ fn timer_hz(c: &Controllers) -> u64 {
         });
         timer.stop();
         log::info!("local APIC timer: {hz} Hz");
-        hz
+        ((hz as u128) << 32).div_ceil(time::tsc_hz() as u128) as u64
     })
 }
 
@@ -172,11 +183,12 @@ pub fn init() -> Result<(), &'static str> {
         madt.io_apics.as_slice().len(),
         madt.overrides.as_slice().len()
     );
-    let timer_hz = spin::Once::new();
-    if let Some(hz) = measured {
+    let timer_per_tsc_fp32 = spin::Once::new();
+    if let Some(ratio) = measured {
         timer.stop();
-        log::info!("local APIC timer: {hz} Hz (against the PIT)");
-        timer_hz.call_once(|| hz);
+        let hz = (time::tsc_hz() as u128 * ratio as u128) >> 32;
+        log::info!("local APIC timer: {hz} Hz (against the TSC)");
+        timer_per_tsc_fp32.call_once(|| ratio);
     }
     CONTROLLERS.call_once(|| Controllers {
         local,
@@ -185,7 +197,8 @@ pub fn init() -> Result<(), &'static str> {
         madt,
         madt_from_acpi,
         calibration_start,
-        timer_hz,
+        timer_per_tsc_fp32,
+        tick_hz: AtomicU32::new(0),
     });
     Ok(())
 }
@@ -295,12 +308,32 @@ pub fn start_ticks(hz: u32) -> Result<usize, TimerError> {
         return Err(TimerError::UnsupportedRate(hz));
     }
     c.timer.lock().start_periodic(TIMER_VECTOR, period as u32);
+    c.tick_hz.store(hz, Ordering::Relaxed);
     Ok((TIMER_VECTOR - FIRST_VECTOR) as usize)
 }
 
 pub fn stop_ticks() {
     if let Ok(c) = controllers() {
         c.timer.lock().stop();
+        c.tick_hz.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Sets the tick's period again after the clock's rate changed (the APIC
+/// timer's rate follows it). Called from the tick: if the timer is being
+/// started or stopped just then, that sets the period from the new rate
+/// itself.
+pub fn retime_ticks() {
+    let Ok(c) = controllers() else {
+        return;
+    };
+    let Some(mut timer) = c.timer.try_lock() else {
+        return;
+    };
+    let hz = c.tick_hz.load(Ordering::Relaxed);
+    let period = timer_hz(c) / hz.max(1) as u64;
+    if hz != 0 && period != 0 && period <= u32::MAX as u64 {
+        timer.start_periodic(TIMER_VECTOR, period as u32);
     }
 }
 

@@ -10,7 +10,11 @@ use kernel::{ensure, ensure_eq, fail, skip};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-pub static ARCH_TESTS: [Test; 10] = [
+pub static ARCH_TESTS: [Test; 11] = [
+    kernel::ktest!(
+        time,
+        the_clock_is_refined_against_the_pit_and_stays_continuous
+    ),
     kernel::ktest!(irq, spurious_vector_is_counted),
     kernel::ktest!(interrupts, madt_matches_the_machine),
     kernel::ktest!(console, uart16550_loopback),
@@ -342,6 +346,55 @@ fn spurious_vector_is_counted() -> Outcome {
     // of interrupt is sent for it.
     unsafe { core::arch::asm!("int 0xff", options(nomem, nostack)) };
     ensure_eq!(kernel::irq::spurious_count(), before + 1, "spurious count");
+    Ok(())
+}
+
+/// Boot measures the TSC over short windows; the ticks then measure it
+/// again over at least 20 ms of the PIT without waiting. A refinement
+/// started afresh ends (ticking for it if nothing else ticks yet), its
+/// window is as long as promised, it agrees with boot's figure to within
+/// 5% (which is what boot's windows are good for, and more), and the
+/// clock never stepped back while its rate changed.
+fn the_clock_is_refined_against_the_pit_and_stays_continuous() -> Outcome {
+    use hal::{Interrupts, Time};
+    if crate::time::calibration().0 == 0 {
+        skip!("the PIT did not count at boot");
+    }
+    crate::time::start_refinement();
+    let ticking = kernel::timer::rate_hz() != 0;
+    if !ticking && let Err(e) = kernel::timer::start::<X86_64>(1000, None) {
+        fail!("starting ticks: {e}");
+    }
+    let was_enabled = X86_64::enabled();
+    X86_64::enable();
+    let deadline = X86_64::monotonic_ns() + 2_000_000_000;
+    let mut previous = X86_64::monotonic_ns();
+    let mut stepped_back = None;
+    while crate::time::calibration().1 == 0 && previous < deadline {
+        let now = X86_64::monotonic_ns();
+        if now < previous {
+            stepped_back = Some((previous, now));
+        }
+        previous = now;
+        core::hint::spin_loop();
+    }
+    if !was_enabled {
+        X86_64::disable();
+    }
+    if !ticking {
+        kernel::timer::stop::<X86_64>();
+    }
+    let (calibrated, refined, pit_ticks, windows) = crate::time::calibration();
+    ensure!(refined != 0, "no refinement in 2 s of ticks");
+    ensure_eq!(stepped_back, None, "the clock stepped back (before, after)");
+    ensure!(
+        pit_ticks >= arch_x86_64::pit::REFINEMENT_TICKS,
+        "a window of {pit_ticks} PIT ticks"
+    );
+    ensure!(
+        refined.abs_diff(calibrated) <= calibrated / 20,
+        "refined {refined} Hz against {calibrated} Hz at boot ({windows} windows)"
+    );
     Ok(())
 }
 

@@ -42,6 +42,10 @@ impl hal::Time for crate::arch::X86_64 {
     }
 
     fn acknowledge_tick() {
-        // The local APIC timer needs only the end of interrupt.
+        // The local APIC timer needs only the end of interrupt. The tick
+        // is also what reads the clock's refinement window.
+        if crate::time::refine() {
+            crate::interrupts::retime_ticks();
+        }
     }
 }
