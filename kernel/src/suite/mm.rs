@@ -66,13 +66,12 @@ fn copy_move_and_fill_are_exact_at_every_alignment() -> Outcome {
                         black_box(len),
                     )
                 };
-                for (i, &byte) in target.iter().enumerate() {
-                    let expected = match i.checked_sub(dst) {
-                        Some(k) if k < len => pattern(src + k),
-                        _ => GUARD,
-                    };
-                    ensure!(
-                        byte == expected,
+                let copied = |i: usize, outside: u8| match i.checked_sub(dst) {
+                    Some(k) if k < len => pattern(src + k),
+                    _ => outside,
+                };
+                if let Some((i, byte, expected)) = first_wrong(&target, |i| copied(i, GUARD)) {
+                    fail!(
                         "copy of {len} bytes from offset {from} to {to}: byte {i} is {byte:#x}, not {expected:#x}"
                     );
                 }
@@ -86,13 +85,8 @@ fn copy_move_and_fill_are_exact_at_every_alignment() -> Outcome {
                         black_box(len),
                     )
                 };
-                for (i, &byte) in buffer.iter().enumerate() {
-                    let expected = match i.checked_sub(dst) {
-                        Some(k) if k < len => pattern(src + k),
-                        _ => pattern(i),
-                    };
-                    ensure!(
-                        byte == expected,
+                if let Some((i, byte, expected)) = first_wrong(&buffer, |i| copied(i, pattern(i))) {
+                    fail!(
                         "move of {len} bytes from offset {from} to {to}: byte {i} is {byte:#x}, not {expected:#x}"
                     );
                 }
@@ -102,20 +96,31 @@ fn copy_move_and_fill_are_exact_at_every_alignment() -> Outcome {
             let dst = SLACK + from;
             // SAFETY: the range lies inside `target`.
             unsafe { core::ptr::write_bytes(target.as_mut_ptr().add(dst), value, black_box(len)) };
-            for (i, &byte) in target.iter().enumerate() {
-                let expected = if (dst..dst + len).contains(&i) {
+            let filled = |i| {
+                if (dst..dst + len).contains(&i) {
                     value
                 } else {
                     GUARD
-                };
-                ensure!(
-                    byte == expected,
+                }
+            };
+            if let Some((i, byte, expected)) = first_wrong(&target, filled) {
+                fail!(
                     "fill of {len} bytes at offset {from}: byte {i} is {byte:#x}, not {expected:#x}"
                 );
             }
         }
     }
     Ok(())
+}
+
+/// The first byte of `buffer` that is not `expected(index)`: its index,
+/// its value and the value expected.
+fn first_wrong(buffer: &[u8], expected: impl Fn(usize) -> u8) -> Option<(usize, u8, u8)> {
+    buffer
+        .iter()
+        .enumerate()
+        .map(|(i, &byte)| (i, byte, expected(i)))
+        .find(|(_, byte, expected)| byte != expected)
 }
 
 /// Frames taken by the heap since `heap_before` bytes.
