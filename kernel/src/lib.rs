@@ -268,11 +268,21 @@ fn init_status<A: Arch>(argument: &str) -> u8 {
             log::info!("init exited with status {code}");
             code.clamp(0, 255) as u8
         }
-        Ok(
-            task::ExitStatus::Faulted(_)
-            | task::ExitStatus::OutOfMemory(_)
-            | task::ExitStatus::Killed,
-        ) => exit_code::INIT_FAILED,
+        Ok(ended) => {
+            // Init supervises every service: without it nothing restarts
+            // a driver or the shell, so the machine ends, and says why.
+            let how = match ended {
+                task::ExitStatus::Faulted(fault) => alloc::format!("killed by a fault: {fault}"),
+                task::ExitStatus::OutOfMemory(_) => "killed: out of memory for a page".into(),
+                _ => "killed".into(),
+            };
+            log::error!(
+                "init, the supervisor, was {how}; ending the machine with status {} ({})",
+                exit_code::INIT_FAILED,
+                exit_code::name(exit_code::INIT_FAILED)
+            );
+            exit_code::INIT_FAILED
+        }
         Err(error) => {
             log::error!("init failed: {error}");
             exit_code::INIT_FAILED

@@ -135,11 +135,14 @@ pub enum Syscall {
     QuotaSplit = 45,
     /// `quota_info(quota) -> (limit, used)`: a quota's budget and use.
     QuotaInfo = 46,
+    /// `process_watch(process, notification, bits)`: signals the
+    /// notification when the process ends.
+    ProcessWatch = 47,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 47] = [
+    pub const ALL: [Syscall; 48] = [
         Syscall::Exit,
         Syscall::Write,
         Syscall::Read,
@@ -187,6 +190,7 @@ impl Syscall {
         Syscall::ProcessWait,
         Syscall::QuotaSplit,
         Syscall::QuotaInfo,
+        Syscall::ProcessWatch,
     ];
 
     /// The call with number `number`.
@@ -260,6 +264,7 @@ impl Syscall {
             Syscall::ProcessWait => "process_wait",
             Syscall::QuotaSplit => "quota_split",
             Syscall::QuotaInfo => "quota_info",
+            Syscall::ProcessWatch => "process_watch",
         }
     }
 
@@ -572,10 +577,28 @@ impl Syscall {
                 &[InvalidArgument, BadAddress],
             ),
             Syscall::ProcessKill => (
-                &["process"],
+                &["process", "how: 0, or `KILL_AS_FAULT`"],
                 "0",
-                "Ends the process: its threads end at their next return to user mode (a blocked one first unwinds its call), and its parent learns it was killed (`ExitReason::Killed`). Needs `RIGHT_KILL`; a process that has ended already is `NotFound`.",
-                &[InvalidHandle, WrongType, MissingRight, NotFound],
+                "Ends the process: its threads end at their next return to user mode (a blocked one first unwinds its call), and its parent learns it was killed (`ExitReason::Killed`). With `KILL_AS_FAULT` it ends as if it had faulted, for fault injection: the parent learns `ExitReason::Faulted` with `FaultKind::Injected` (the fault address is the injecting process's id), and the console reports it as it does a fault. Needs `RIGHT_KILL`; a process that has ended already is `NotFound`.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    NotFound,
+                ],
+            ),
+            Syscall::ProcessWatch => (
+                &["process", "notification", "bits"],
+                "0",
+                "Signals `bits` on the notification (which needs `RIGHT_SIGNAL`) when the process (which needs `RIGHT_WAIT`) ends, before its parent can collect it with `wait` or `process_wait`: a supervisor waits for many processes, and for messages, in one place. One watch per process; a new one replaces it. A process that has ended already is `NotFound`; no bits is `InvalidArgument`.",
+                &[
+                    InvalidHandle,
+                    WrongType,
+                    MissingRight,
+                    InvalidArgument,
+                    NotFound,
+                ],
             ),
             Syscall::NotificationBind => (
                 &["notification (0: unbind)"],
@@ -962,6 +985,8 @@ pub const DEVICE_MEMORY_RIGHTS: Rights = RIGHT_CLAIM | RIGHT_GRANT;
 pub const IO_PORT_RIGHTS: Rights = RIGHT_PORT_IO | RIGHT_GRANT;
 /// Every right a process capability can have.
 pub const PROCESS_RIGHTS: Rights = RIGHT_KILL | RIGHT_WAIT | RIGHT_GRANT;
+/// `process_kill`'s `how`: end the process as if it had faulted.
+pub const KILL_AS_FAULT: usize = 1;
 /// Every right a control capability can have.
 pub const CONTROL_RIGHTS: Rights = RIGHT_POWER_OFF | RIGHT_RAISE_PRIORITY | RIGHT_GRANT;
 /// Where init finds the control capability the kernel gives it at boot.
@@ -1066,6 +1091,9 @@ pub enum FaultKind {
     GeneralProtection = 8,
     /// The access was allowed, but no memory was left for the page.
     OutOfMemory = 9,
+    /// Another process ended it as if it had faulted (`process_kill` with
+    /// `KILL_AS_FAULT`).
+    Injected = 10,
 }
 
 impl FaultKind {
@@ -1081,6 +1109,7 @@ impl FaultKind {
             7 => FaultKind::Other,
             8 => FaultKind::GeneralProtection,
             9 => FaultKind::OutOfMemory,
+            10 => FaultKind::Injected,
             _ => return None,
         })
     }
@@ -1097,6 +1126,7 @@ impl FaultKind {
             FaultKind::Other => "fault",
             FaultKind::GeneralProtection => "general protection fault",
             FaultKind::OutOfMemory => "out of memory for a page",
+            FaultKind::Injected => "fault injected",
         }
     }
 }

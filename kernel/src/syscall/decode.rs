@@ -131,8 +131,10 @@ pub(super) enum Call {
     NotificationBind {
         handle: Option<Handle>,
     },
+    /// `as_fault`: `KILL_AS_FAULT` was given.
     ProcessKill {
         handle: Handle,
+        as_fault: bool,
     },
     /// A page-aligned address, or 0.
     IpcBuffer {
@@ -186,6 +188,12 @@ pub(super) enum Call {
     },
     QuotaInfo {
         handle: Handle,
+    },
+    /// `bits` is not 0.
+    ProcessWatch {
+        process: Handle,
+        notification: Handle,
+        bits: usize,
     },
 }
 
@@ -300,6 +308,14 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         Syscall::QuotaInfo => Call::QuotaInfo {
             handle: handle(a[0])?,
         },
+        Syscall::ProcessWatch => Call::ProcessWatch {
+            process: handle(a[0])?,
+            notification: handle(a[1])?,
+            bits: match a[2] {
+                0 => return Err(Error::InvalidArgument),
+                bits => bits,
+            },
+        },
         Syscall::EndpointCreate => Call::EndpointCreate,
         Syscall::NotificationCreate => Call::NotificationCreate,
         Syscall::CapCopy => Call::CapCopy {
@@ -401,6 +417,11 @@ pub(super) fn decode(number: usize, a: [usize; 6], user_end: usize) -> Result<Ca
         }
         Syscall::ProcessKill => Call::ProcessKill {
             handle: handle(a[0])?,
+            as_fault: match a[1] {
+                0 => false,
+                abi::KILL_AS_FAULT => true,
+                _ => return Err(Error::InvalidArgument),
+            },
         },
         Syscall::NotificationBind => Call::NotificationBind {
             handle: match a[0] {

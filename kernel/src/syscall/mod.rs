@@ -176,7 +176,7 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::MemoryUnmap { start } => memory::unmap_object::<A>(start),
         Call::MemoryPhysical { handle } => memory::physical(handle),
         Call::NotificationBind { handle } => ipc::bind(handle),
-        Call::ProcessKill { handle } => process::kill::<A>(handle),
+        Call::ProcessKill { handle, as_fault } => process::kill::<A>(handle, as_fault),
         Call::IpcBuffer { address } => ipc::set_buffer::<A>(address),
         Call::IrqClaim {
             control,
@@ -209,6 +209,11 @@ fn perform<A: Arch>(call: Call) -> Outcome {
         Call::ProcessWait { handle, status } => process::wait_handle::<A>(handle, status),
         Call::QuotaSplit { handle, pages } => memory::split_quota(handle, pages),
         Call::QuotaInfo { handle } => memory::quota_info(handle),
+        Call::ProcessWatch {
+            process,
+            notification,
+            bits,
+        } => process::watch(process, notification, bits),
         Call::IpcTimeout { ns } => {
             task::ipc::set_timeout(ns);
             one(0)

@@ -6,9 +6,11 @@ use super::cap::{insert, object, with_table};
 use super::{Outcome, UserBuffer, in_space, one, two};
 use crate::object::Object;
 use crate::object::cap::{CapTable, Capability};
+use crate::object::notification::{self, Notification};
 use crate::task::{self, Parent, SpawnOptions};
 use abi::{Error, Handle, ObjectKind};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use hal::Arch;
 use hal::trap::Access;
 
@@ -166,10 +168,41 @@ pub(super) fn wait_handle<A: Arch>(handle: Handle, status: Option<UserBuffer>) -
     wait::<A>(Some(pid), status)
 }
 
-pub(super) fn kill<A: Arch>(handle: Handle) -> Outcome {
+pub(super) fn kill<A: Arch>(handle: Handle, as_fault: bool) -> Outcome {
     let Object::Process(pid) = object(handle, ObjectKind::Process, abi::RIGHT_KILL)? else {
         return Err(Error::WrongType);
     };
-    task::kill_process::<A>(pid)?;
+    let how = match as_fault {
+        true => task::Kill::AsFault,
+        false => task::Kill::Plain,
+    };
+    task::kill_process::<A>(pid, how)?;
+    one(0)
+}
+
+/// A process's end, told to a notification.
+struct SignalOnExit {
+    notification: Arc<Notification>,
+    bits: usize,
+}
+
+impl task::OnExit for SignalOnExit {
+    fn ended(self: Box<Self>) {
+        notification::signal(&self.notification, self.bits);
+    }
+}
+
+pub(super) fn watch(process: Handle, notification: Handle, bits: usize) -> Outcome {
+    let Object::Process(pid) = object(process, ObjectKind::Process, abi::RIGHT_WAIT)? else {
+        return Err(Error::WrongType);
+    };
+    let Object::Notification(notification) =
+        object(notification, ObjectKind::Notification, abi::RIGHT_SIGNAL)?
+    else {
+        return Err(Error::WrongType);
+    };
+    let on_exit = crate::mm::heap::try_box(SignalOnExit { notification, bits })
+        .map_err(|_| Error::OutOfMemory)?;
+    task::watch_process(pid, on_exit)?;
     one(0)
 }

@@ -36,10 +36,38 @@ fn every_known_number_decodes_with_harmless_arguments() {
             Syscall::IrqClaim => [1, 24, 2, 1, 0, 0],
             Syscall::MemoryDevice => [1, 0, 1, 0, 0, 0],
             Syscall::PortIn | Syscall::PortOut => [1, 0x70, 1, 0, 0, 0],
+            Syscall::ProcessWatch => [1, 2, 1, 0, 0, 0],
             _ => [0; 6],
         };
         assert!(call(syscall, args).is_ok(), "{syscall:?}");
     }
+}
+
+#[test]
+fn process_calls_check_how_and_bits() {
+    let kill = |how| call(Syscall::ProcessKill, [1, how, 0, 0, 0, 0]);
+    assert!(matches!(
+        kill(0),
+        Ok(Call::ProcessKill {
+            as_fault: false,
+            ..
+        })
+    ));
+    assert!(matches!(
+        kill(abi::KILL_AS_FAULT),
+        Ok(Call::ProcessKill { as_fault: true, .. })
+    ));
+    assert_eq!(
+        kill(2),
+        Err(Error::InvalidArgument),
+        "an unknown way to kill"
+    );
+    let watch = |bits| call(Syscall::ProcessWatch, [1, 2, bits, 0, 0, 0]);
+    assert_eq!(watch(0), Err(Error::InvalidArgument), "no bits to signal");
+    assert!(matches!(
+        watch(1 << 5),
+        Ok(Call::ProcessWatch { bits: 32, .. })
+    ));
 }
 
 #[test]

@@ -5,12 +5,13 @@
 //! to user mode, so a thread that was blocked in a system call first
 //! unwinds it normally and frees what it held.
 
-use super::process::{ExitStatus, Parent, Pid, Resources};
+use super::process::{ExitStatus, OnExit, Parent, Pid, Resources};
 use super::sched::{self, SCHEDULER, Scheduler, schedule};
 use super::space::UserSpace;
 use super::thread::{Killed, State};
 use super::wait::WaitQueue;
 use abi::Error;
+use alloc::boxed::Box;
 use core::pin::Pin;
 use hal::trap::FaultKind;
 use hal::{Arch, Fault};
@@ -56,12 +57,16 @@ impl Scheduler {
 
     /// Ends process `slot`, whose last thread has ended: frees its memory,
     /// keeps its status for its parent and tells the parent. Returns its
-    /// resources, for the caller to drop once it has let go of the lock.
+    /// resources and its watch, for the caller to drop and tell once it
+    /// has let go of the lock.
     #[must_use = "resources are dropped outside the scheduler's lock"]
-    pub(super) fn finish_process<A: Arch>(&mut self, slot: usize) -> Option<Resources> {
+    pub(super) fn finish_process<A: Arch>(&mut self, slot: usize) -> Ended {
         let process = self.processes.get_mut(slot);
         process.exit.get_or_insert(ExitStatus::Exited(0));
-        let resources = process.take_resources();
+        let ended = Ended {
+            resources: process.take_resources(),
+            on_exit: process.on_exit.take(),
+        };
         let space = process.space.take();
         if let Some(space) = space {
             crate::inspect::remove_process(process.pid);
@@ -90,20 +95,66 @@ impl Scheduler {
             }
             Parent::Orphan => drop(self.processes.remove(slot)),
         }
-        resources
+        ended
     }
+
+    /// Swaps `on_exit` with what process `pid`'s end is told to: `on_exit`
+    /// is left with what it replaced, or (on an error) itself, to drop
+    /// outside the lock. `NotFound` once the process has ended.
+    pub(super) fn watch(
+        &mut self,
+        pid: Pid,
+        on_exit: &mut Option<Box<dyn OnExit>>,
+    ) -> Result<(), Error> {
+        let slot = self.processes.find(pid).ok_or(Error::NotFound)?;
+        let process = self.processes.get_mut(slot);
+        if process.zombie {
+            return Err(Error::NotFound);
+        }
+        core::mem::swap(&mut process.on_exit, on_exit);
+        Ok(())
+    }
+}
+
+/// What an ended process leaves: its resources and its watch.
+#[must_use = "resources are dropped outside the scheduler's lock"]
+pub(super) struct Ended {
+    resources: Option<Resources>,
+    on_exit: Option<Box<dyn OnExit>>,
+}
+
+impl Ended {
+    /// Drops the resources (which may wake threads), then tells the watch.
+    pub(super) fn release(self) {
+        drop(self.resources);
+        if let Some(on_exit) = self.on_exit {
+            on_exit.ended();
+        }
+    }
+}
+
+/// Tells `on_exit` when process `pid` ends (replacing what was told
+/// before). `NotFound` if it has ended.
+pub fn watch_process(pid: Pid, on_exit: Box<dyn OnExit>) -> Result<(), Error> {
+    let mut swapped = Some(on_exit);
+    let result = SCHEDULER.lock().watch(pid, &mut swapped);
+    // What was replaced, or refused, goes outside the lock.
+    drop(swapped);
+    result
 }
 
 /// Ends the current thread; a process whose last thread this is ends with
 /// it (status 0 unless it was set already).
 pub fn exit_thread<A: Arch>() -> ! {
-    let resources = {
+    let ended = {
         let mut s = SCHEDULER.lock();
-        s.exit_current()
-            .and_then(|slot| s.finish_process::<A>(slot))
+        s.exit_current().map(|slot| s.finish_process::<A>(slot))
     };
-    // Dropping capabilities may wake threads, which takes the lock.
-    drop(resources);
+    // Dropping capabilities may wake threads, and a watch signals: both
+    // take the lock.
+    if let Some(ended) = ended {
+        ended.release();
+    }
     schedule::<A>();
     unreachable!("an ended thread was resumed")
 }
@@ -121,20 +172,50 @@ pub fn exit_process<A: Arch>(status: ExitStatus) -> ! {
     exit_thread::<A>()
 }
 
-/// Ends process `pid` (status [`ExitStatus::Killed`]): its threads end at
-/// their next return to user mode. `NotFound` if it has ended already.
-pub fn kill_process<A: Arch>(pid: Pid) -> Result<(), Error> {
-    let suicide = {
+/// How [`kill_process`] ends a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kill {
+    /// Status [`ExitStatus::Killed`].
+    Plain,
+    /// As if it had faulted ([`FaultKind::Injected`], the fault address
+    /// the killer's pid), reported like a fault.
+    AsFault,
+}
+
+/// Ends process `pid`: its threads end at their next return to user mode.
+/// `NotFound` if it has ended already.
+pub fn kill_process<A: Arch>(pid: Pid, how: Kill) -> Result<(), Error> {
+    let (suicide, name, killer) = {
         let mut s = SCHEDULER.lock();
+        let killer = s
+            .current_process()
+            .map_or(0, |slot| s.processes.get(slot).pid);
         let slot = s.processes.find(pid).ok_or(Error::NotFound)?;
         let process = s.processes.get_mut(slot);
         if process.zombie {
             return Err(Error::NotFound);
         }
-        process.exit.get_or_insert(ExitStatus::Killed);
+        let status = match how {
+            Kill::Plain => ExitStatus::Killed,
+            Kill::AsFault => ExitStatus::Faulted(Fault {
+                kind: FaultKind::Injected,
+                access: None,
+                address: killer as usize,
+                pc: 0,
+                detail: 0,
+            }),
+        };
+        process.exit.get_or_insert(status);
+        let name = process.name;
         s.kill_threads_of(slot);
-        s.current_process() == Some(slot)
+        (s.current_process() == Some(slot), name, killer)
     };
+    if how == Kill::AsFault {
+        crate::kprintln!(
+            "ferrite: process {pid} ({}) killed: fault injected by process {killer}",
+            abi::name_str(&name)
+        );
+    }
     if suicide {
         exit_thread::<A>();
     }

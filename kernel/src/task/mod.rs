@@ -41,10 +41,10 @@ mod wait;
 mod tests;
 
 pub use exit::{
-    before_user_return, exit_process, exit_thread, kill_process, user_fault, user_thread_started,
-    wait_child, wait_kernel_child,
+    Kill, before_user_return, exit_process, exit_thread, kill_process, user_fault,
+    user_thread_started, wait_child, wait_kernel_child, watch_process,
 };
-pub use process::{ExitStatus, MAX_PROCESSES, MAX_THREADS_PER_PROCESS, Parent, Pid};
+pub use process::{ExitStatus, MAX_PROCESSES, MAX_THREADS_PER_PROCESS, OnExit, Parent, Pid};
 pub use sched::{
     TICK_HZ, counts, current_pid, current_quota, current_tid, first_user_ns, idle_cycles,
     process_info, set_priority, set_priority_of, sleep_until, start_ticking,

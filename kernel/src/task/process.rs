@@ -108,6 +108,14 @@ pub(super) struct Process {
     resources: Option<OwnedResources>,
     /// The quota its memory is charged to, if any.
     pub(super) quota: Option<Arc<Quota>>,
+    /// Told when it has ended (`process_watch`).
+    pub(super) on_exit: Option<Box<dyn OnExit>>,
+}
+
+/// What a process's end is told to (a notification, for a supervisor):
+/// run once it is a zombie, outside the scheduler's lock.
+pub trait OnExit: Send {
+    fn ended(self: Box<Self>);
 }
 
 impl Process {
@@ -131,6 +139,7 @@ impl Process {
             preemptions: 0,
             resources: resources.map(OwnedResources::new),
             quota: None,
+            on_exit: None,
         })
         .map_err(|_| Error::OutOfMemory)
     }

@@ -265,6 +265,47 @@ fn a_process_ends_with_its_last_thread_and_its_parent_collects_it() {
     assert!(s.take_dead().is_none());
 }
 
+/// Counts the ends it is told of, under its mark.
+struct Told(&'static std::sync::atomic::AtomicUsize, usize);
+
+impl super::process::OnExit for Told {
+    fn ended(self: Box<Self>) {
+        self.0
+            .fetch_add(self.1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_watch_is_told_once_when_its_process_ends_and_only_then() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static TOLD: AtomicUsize = AtomicUsize::new(0);
+    let mut s = scheduler();
+    let (child, child_thread) = process(&mut s, Parent::Orphan);
+    let pid = s.processes.get(child).pid;
+    let mut first: Option<Box<dyn super::process::OnExit>> = Some(Box::new(Told(&TOLD, 1)));
+    assert_eq!(s.watch(pid, &mut first), Ok(()));
+    assert!(first.is_none(), "nothing was replaced");
+    // A second watch replaces the first, which is handed back untold.
+    let mut second: Option<Box<dyn super::process::OnExit>> = Some(Box::new(Told(&TOLD, 10)));
+    assert_eq!(s.watch(pid, &mut second), Ok(()));
+    drop(second.take().expect("the first watch comes back"));
+    assert_eq!(s.watch(pid + 100, &mut None), Err(Error::NotFound));
+    assert_eq!(TOLD.load(Ordering::SeqCst), 0, "nobody told before the end");
+    while switch(&mut s) != child_thread {}
+    assert_eq!(s.exit_current(), Some(child));
+    let ended = s.finish_process::<FakeArch>(child);
+    assert_eq!(TOLD.load(Ordering::SeqCst), 0, "told only on release");
+    ended.release();
+    assert_eq!(TOLD.load(Ordering::SeqCst), 10, "the second watch, once");
+    let mut late: Option<Box<dyn super::process::OnExit>> = Some(Box::new(Told(&TOLD, 100)));
+    assert_eq!(
+        s.watch(pid, &mut late),
+        Err(Error::NotFound),
+        "an ended process"
+    );
+    assert!(late.is_some(), "a refused watch is handed back");
+}
+
 #[test]
 fn orphans_are_forgotten_when_they_end_and_zombies_when_their_parent_does() {
     let mut s = scheduler();

@@ -16,6 +16,7 @@ pub mod console;
 pub mod driver;
 pub mod net;
 pub mod rng;
+pub mod supervisor;
 pub mod virtio;
 
 /// A protocol's error: a number (never 0) in a reply's label.

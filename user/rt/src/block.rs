@@ -33,34 +33,55 @@ fn call(endpoint: &Endpoint, message: Message) -> Result<Message, Failure> {
     Ok(reply)
 }
 
+/// What the disk behind `server` is.
+fn info(server: &Endpoint) -> Result<Info, Failure> {
+    let (label, words) = Request::Info.encode();
+    let reply = call(server, Message::new(label, words))?;
+    Ok(Info {
+        sectors: (reply.words[0] as u64 & 0xffff_ffff) | (reply.words[1] as u64) << 32,
+        max_sectors: reply.words[2],
+        read_only: reply.words[3] & block::READ_ONLY != 0,
+    })
+}
+
+/// Attaches `memory` to `server`: the session's capability.
+fn attach(server: &Endpoint, memory: &Memory) -> Result<Endpoint, Failure> {
+    let (label, words) = Request::Attach.encode();
+    let reply = call(
+        server,
+        Message::new(label, words).carrying(memory.handle(), false),
+    )?;
+    reply
+        .capability()
+        .map(Endpoint::from_handle)
+        .ok_or(Failure::Ipc(Error::InvalidArgument))
+}
+
 impl Block {
     /// Opens a session with the server `server` names, with a buffer of
     /// `buffer_bytes` (rounded up to pages) of contiguous memory.
     pub fn open(server: &Endpoint, buffer_bytes: usize) -> Result<Block, Failure> {
-        let (label, words) = Request::Info.encode();
-        let reply = call(server, Message::new(label, words))?;
-        let info = Info {
-            sectors: (reply.words[0] as u64 & 0xffff_ffff) | (reply.words[1] as u64) << 32,
-            max_sectors: reply.words[2],
-            read_only: reply.words[3] & block::READ_ONLY != 0,
-        };
+        let info = info(server)?;
         let memory = Memory::create(buffer_bytes, true)?;
         let mapping = memory.map(true)?;
-        let (label, words) = Request::Attach.encode();
-        let reply = call(
-            server,
-            Message::new(label, words).carrying(memory.handle(), false),
-        )?;
-        let session = reply
-            .capability()
-            .map(Endpoint::from_handle)
-            .ok_or(Failure::Ipc(Error::InvalidArgument))?;
+        let session = attach(server, &memory)?;
         Ok(Block {
             session,
             memory,
             mapping,
             info,
         })
+    }
+
+    /// Opens a session with `server` (a driver started in place of a dead
+    /// one) for the same buffer, whose contents stay as they were: a
+    /// request that failed with `PeerDied` was not acknowledged, and can
+    /// be made again as it was.
+    pub fn reconnect(&mut self, server: &Endpoint) -> Result<(), Failure> {
+        let info = info(server)?;
+        self.session = attach(server, &self.memory)?;
+        self.info = info;
+        Ok(())
     }
 
     pub fn info(&self) -> Info {

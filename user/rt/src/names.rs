@@ -78,4 +78,27 @@ impl Names {
             .map(Endpoint::from_handle)
             .ok_or(Error::NotFound)
     }
+
+    /// The endpoint registered under `name` once its server is alive,
+    /// looking again every 10 ms for up to `timeout_ns`: a server that
+    /// died keeps its name until the one restarted in its place
+    /// registers. `PeerDied` or `NotFound` if none came up in time.
+    pub fn lookup_alive(&mut self, name: &str, timeout_ns: u64) -> Result<Endpoint, Error> {
+        let deadline = crate::sys::time_ns().saturating_add(timeout_ns);
+        loop {
+            let error = match self.lookup(name) {
+                Ok(endpoint)
+                    if crate::ipc::cap_info(endpoint.handle()).is_ok_and(|i| !i.peer_gone) =>
+                {
+                    return Ok(endpoint);
+                }
+                Ok(_) => Error::PeerDied,
+                Err(error) => error,
+            };
+            if crate::sys::time_ns() >= deadline {
+                return Err(error);
+            }
+            crate::sys::sleep_ns(10_000_000);
+        }
+    }
 }

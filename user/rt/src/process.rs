@@ -43,6 +43,11 @@ impl fmt::Display for Exit {
         match self {
             Exit::Code(code) => write!(f, "exited with status {code}"),
             Exit::Killed => write!(f, "killed"),
+            Exit::Fault {
+                kind: FaultKind::Injected,
+                address,
+                ..
+            } => write!(f, "killed: fault injected by process {address}"),
             Exit::Fault { kind, address, pc } => {
                 write!(f, "killed: {} at {address:#x} (pc {pc:#x})", kind.message())
             }
@@ -77,6 +82,33 @@ impl Child {
     /// Ends the process (its parent then learns `Exit::Killed`).
     pub fn kill(&self) -> Result<(), Error> {
         kill(self.handle)
+    }
+
+    /// Ends the process as if it had faulted (fault injection: its parent
+    /// learns a fault of kind `FaultKind::Injected`).
+    pub fn crash(&self) -> Result<(), Error> {
+        sys::raw(
+            abi::Syscall::ProcessKill as usize,
+            [self.handle as usize, abi::KILL_AS_FAULT, 0, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Has the kernel signal `bits` on `notification` when the process
+    /// ends (before it is waited for).
+    pub fn watch(&self, notification: &crate::ipc::Notification, bits: usize) -> Result<(), Error> {
+        sys::raw(
+            abi::Syscall::ProcessWatch as usize,
+            [
+                self.handle as usize,
+                notification.handle() as usize,
+                bits,
+                0,
+                0,
+                0,
+            ],
+        )
+        .map(|_| ())
     }
 
     /// Waits for the process to end, through its capability, and says how.

@@ -169,8 +169,8 @@ pub(super) const SHELL_CHECKS: &[ShellCheck] = &[
     ShellCheck {
         name: "shell::uptime_reports_time_and_counts",
         typed: "uptime\r",
-        // init and its name service, the drivers, the shell; the
-        // kernel's boot and idle threads.
+        // init (its name service, its supervisor), the drivers, the
+        // shell; the kernel's boot and idle threads.
         expected: &["up *.* s, {processes} processes, {threads} threads"],
     },
     ShellCheck {
@@ -234,9 +234,10 @@ impl Pids {
             .replace("{next}", &(sh + 1).to_string())
             .replace("{after_next}", &(sh + 2).to_string())
             .replace("{processes}", &sh.to_string())
-            // One per process, and init's name service, the console
-            // driver's input thread, the kernel's boot and idle threads.
-            .replace("{threads}", &(sh + 4).to_string())
+            // One per process, and init's name service and supervisor,
+            // the console driver's input thread, the kernel's boot and
+            // idle threads.
+            .replace("{threads}", &(sh + 5).to_string())
             .replace("{uart}", self.uart)
     }
 }

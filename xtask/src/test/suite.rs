@@ -154,16 +154,17 @@ pub(super) fn fault_reports(scope: &str, boot: &qemu::Boot, tally: &mut Tally) {
     let reports: Vec<&String> = boot
         .lines
         .iter()
-        .filter(|l| l.contains(" killed: "))
+        .filter(|l| l.starts_with("ferrite: process ") && l.contains(" killed: "))
         .collect();
-    let malformed: Vec<&&String> = reports
+    let malformed: Vec<&&String> = reports.iter().filter(|l| !is_kill_report(l)).collect();
+    let probes = reports
         .iter()
-        .filter(|l| !is_kill_report(l, "probe"))
-        .collect();
+        .filter(|l| l.contains(" (probe) killed: "))
+        .count();
     // Six fault kinds kill on both architectures (division by zero only
     // traps on x86_64), and the memory test kills three more probes.
-    let detail = if reports.len() < 9 {
-        format!("{} kill reports, expected at least 9", reports.len())
+    let detail = if probes < 9 {
+        format!("{probes} reports of probes killed, expected at least 9")
     } else if let Some(line) = malformed.first() {
         format!("report lacks process, fault or address: {line:?}")
     } else {
@@ -177,18 +178,23 @@ pub(super) fn fault_reports(scope: &str, boot: &qemu::Boot, tally: &mut Tally) {
     );
 }
 
-/// Whether `line` is the kernel's report of killing process `name`:
-/// `ferrite: process N (name) killed: CAUSE: FAULT ... at pc 0x...`.
-pub(super) fn is_kill_report(line: &str, name: &str) -> bool {
+/// Whether `line` is the kernel's report of killing a process: `ferrite:
+/// process N (name) killed: CAUSE: FAULT ... at pc 0x...`, or for a fault
+/// injected, `... killed: fault injected by process M`.
+pub(super) fn is_kill_report(line: &str) -> bool {
     let Some(rest) = line.strip_prefix("ferrite: process ") else {
         return false;
     };
-    let Some((pid, rest)) = rest.split_once(' ') else {
+    let Some((pid, rest)) = rest.split_once(" (") else {
         return false;
     };
-    pid.parse::<u32>().is_ok()
-        && rest.starts_with(&format!("({name}) killed: "))
-        && rest.contains(" at pc 0x")
+    let Some((name, cause)) = rest.split_once(") killed: ") else {
+        return false;
+    };
+    let injected = cause
+        .strip_prefix("fault injected by process ")
+        .is_some_and(|by| by.parse::<u32>().is_ok());
+    pid.parse::<u32>().is_ok() && !name.is_empty() && (injected || cause.contains(" at pc 0x"))
 }
 
 #[cfg(test)]
@@ -198,20 +204,18 @@ mod tests {
     #[test]
     fn kill_reports_are_recognised() {
         assert!(is_kill_report(
-            "ferrite: process 9 (probe) killed: #PF page fault: page not mapped reading 0x0 at pc 0x202023 (syndrome 0xe00000004)",
-            "probe"
+            "ferrite: process 9 (probe) killed: #PF page fault: page not mapped reading 0x0 at pc 0x202023 (syndrome 0xe00000004)"
+        ));
+        assert!(is_kill_report(
+            "ferrite: process 5 (virtio) killed: fault injected by process 1"
         ));
         assert!(!is_kill_report(
-            "ferrite: process x (probe) killed: y at pc 0x1",
-            "probe"
+            "ferrite: process x (probe) killed: y at pc 0x1"
         ));
+        assert!(!is_kill_report("ferrite: process 9 () killed: y at pc 0x1"));
+        assert!(!is_kill_report("ferrite: process 9 (probe) killed: no pc"));
         assert!(!is_kill_report(
-            "ferrite: process 9 (sh) killed: y at pc 0x1",
-            "probe"
-        ));
-        assert!(!is_kill_report(
-            "ferrite: process 9 (probe) killed: no pc",
-            "probe"
+            "ferrite: process 9 (probe) killed: fault injected by process x"
         ));
     }
 

@@ -22,11 +22,10 @@ use spin::Mutex;
 /// stack, heap, queues and bounce buffers.
 const DRIVER_PAGES: usize = 512;
 
-/// A driver init started.
+/// A driver init started (and the supervisor keeps running).
 struct Driver {
     service: String,
     device: Found,
-    child: Child,
 }
 
 static DRIVERS: Mutex<Vec<Driver>> = Mutex::new(Vec::new());
@@ -90,17 +89,14 @@ pub fn start() {
     };
     for found in find(&devices) {
         let service = service_name(found.kind);
-        match start_one(&found, &service) {
-            Ok(child) => {
-                rt::println!(
-                    "init: {service} driver (process {}) on {}",
-                    child.pid,
-                    found.place
-                );
+        let (device, name) = (found.clone(), service.clone());
+        let start = alloc::boxed::Box::new(move || start_one(&device, &name));
+        match crate::supervisor::supervise(&service, start) {
+            Ok(pid) => {
+                rt::println!("init: {service} driver (process {pid}) on {}", found.place);
                 DRIVERS.lock().push(Driver {
                     service,
                     device: found,
-                    child,
                 })
             }
             Err(e) => rt::println!("init: cannot start the {service} driver: {e}"),
@@ -119,9 +115,6 @@ pub fn wait_until_up() {
         }
     }
 }
-
-/// The network stacks init started, one per NIC driver.
-static STACKS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 
 /// The port the network stacks echo UDP on, unless `net.echo=` says.
 const ECHO_PORT: &str = "7";
@@ -143,69 +136,42 @@ pub fn start_stacks() {
         };
         let echo = crate::option(&format!("{nic}.echo")).unwrap_or(ECHO_PORT);
         let arguments = format!("nic={nic} ip={ip} echo={echo}");
-        let ready = match rt::ipc::Notification::create() {
-            Ok(ready) => ready,
-            Err(e) => return rt::println!("init: no notification for the network stack: {e}"),
-        };
-        let started = start_service("netstack", &arguments, rt::names::CLIENT, &[ready.handle()]);
-        match started {
-            Ok(child) => {
-                // Up once it signals; a stack that fails exits instead.
-                let _ = rt::ipc::set_timeout(Some(core::time::Duration::from_secs(2)));
-                if ready.wait().is_err() {
-                    rt::println!("init: the network stack on {nic} did not come up");
-                }
-                let _ = rt::ipc::set_timeout(None);
-                STACKS.lock().push(child);
-            }
-            Err(e) => rt::println!("init: cannot start the network stack on {nic}: {e}"),
+        let name = format!("{nic}-stack");
+        let start = alloc::boxed::Box::new(move || start_stack(&nic, &arguments));
+        if let Err(e) = crate::supervisor::supervise(&name, start) {
+            rt::println!("init: cannot start {name}: {e}");
         }
     }
 }
 
-/// The network stacks' process ids.
-pub fn stacks() -> Vec<u32> {
-    STACKS.lock().iter().map(|c| c.pid).collect()
+/// Starts a network stack on `nic` with `arguments`, and waits (up to
+/// 2 s) until it says it is up.
+fn start_stack(nic: &str, arguments: &str) -> Result<Child, String> {
+    let ready = rt::ipc::Notification::create().map_err(crate::fail("notification"))?;
+    let child = start_service("netstack", arguments, rt::names::CLIENT, &[ready.handle()])?;
+    // Up once it signals; a stack that fails exits instead.
+    let _ = rt::ipc::set_timeout(Some(core::time::Duration::from_secs(2)));
+    if ready.wait().is_err() {
+        rt::println!("init: the network stack on {nic} did not come up");
+    }
+    let _ = rt::ipc::set_timeout(None);
+    Ok(child)
 }
 
-/// The drivers running, as (service, pid, resources).
+/// The drivers, as (service, pid, resources).
 pub fn running() -> Vec<(String, u32, Vec<usize>)> {
+    let pids = crate::supervisor::pids();
     DRIVERS
         .lock()
         .iter()
-        .map(|d| (d.service.clone(), d.child.pid, d.device.resources.clone()))
+        .map(|d| {
+            let pid = pids
+                .iter()
+                .find(|(name, _)| *name == d.service)
+                .map_or(0, |&(_, pid)| pid);
+            (d.service.clone(), pid, d.device.resources.clone())
+        })
         .collect()
-}
-
-/// Ends the driver of `service` (if it still runs) and starts another on
-/// the same device, which registers the name anew.
-pub fn restart(service: &str) -> Result<(), String> {
-    let found = {
-        let drivers = DRIVERS.lock();
-        let driver = drivers
-            .iter()
-            .find(|d| d.service == service)
-            .ok_or_else(|| format!("no {service} driver"))?;
-        let _ = driver.child.kill();
-        let _ = driver.child.wait();
-        driver.device.clone()
-    };
-    let child = start_one(&found, service)?;
-    if let Some(driver) = DRIVERS.lock().iter_mut().find(|d| d.service == service) {
-        driver.child = child;
-    }
-    self::service(service).map(drop)
-}
-
-/// Ends the driver of `service`.
-pub fn kill(service: &str) -> Result<(), String> {
-    let drivers = DRIVERS.lock();
-    let driver = drivers
-        .iter()
-        .find(|d| d.service == service)
-        .ok_or_else(|| format!("no {service} driver"))?;
-    driver.child.kill().map_err(crate::fail("kill"))?;
-    driver.child.wait().map(drop).map_err(crate::fail("wait"))
 }
 
 /// The first free service name for a kind: `blk`, then `blk1`, ...
@@ -650,8 +616,9 @@ fn bad_block_requests_get_their_errors() -> crate::Outcome {
 }
 
 /// Killing the block driver fails its clients' requests with `PeerDied`
-/// (none hangs), new sessions too; a driver started in its place serves
-/// the same disk, with what was written before.
+/// (none hangs), new sessions too; the driver the supervisor starts in
+/// its place (counting a restart) serves the same disk, with what was
+/// written before.
 fn a_dead_block_driver_fails_its_clients_and_a_new_one_serves() -> crate::Outcome {
     use protocols::block::SECTOR_SIZE;
     use rt::block::{Block, Failure};
@@ -660,7 +627,8 @@ fn a_dead_block_driver_fails_its_clients_and_a_new_one_serves() -> crate::Outcom
     let stamp = rt::sys::time_ns().to_le_bytes();
     disk.buffer()[..8].copy_from_slice(&stamp);
     disk.write(9, 1, 0).map_err(crate::fail("write"))?;
-    kill("blk")?;
+    let restarts = crate::supervisor::record("blk").map_or(0, |r| r.restarts);
+    let old = crate::supervisor::end("blk", false)?;
     let dead = Err(Failure::Ipc(abi::Error::PeerDied));
     ensure_eq!(
         disk.read(9, 1, 0),
@@ -678,7 +646,8 @@ fn a_dead_block_driver_fails_its_clients_and_a_new_one_serves() -> crate::Outcom
         "a new session with the dead driver"
     );
     drop(disk);
-    restart("blk")?;
+    let record = crate::supervisor::wait_restarted("blk", old, 2_000_000_000)?;
+    ensure_eq!(record.restarts, restarts + 1, "restarts counted");
     let server = service("blk")?;
     let mut disk = Block::open(&server, 4096).map_err(crate::fail("open the new driver"))?;
     disk.read(9, 1, 0)

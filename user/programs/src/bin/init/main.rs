@@ -39,6 +39,7 @@ mod drivers;
 mod ipc;
 mod names;
 mod quota;
+mod supervisor;
 mod tests;
 
 use rt::process::Exit;
@@ -63,11 +64,15 @@ pub fn option(key: &str) -> Option<&'static str> {
 fn main(arguments: &str) -> i32 {
     let (mode, options) = arguments.split_once(' ').unwrap_or((arguments, ""));
     OPTIONS.call_once(|| options.into());
-    if matches!(mode, "run" | "test" | "bench")
-        && let Err(e) = names::start()
-    {
-        println!("init: cannot start the name service: {e}");
-        return 1;
+    if matches!(mode, "run" | "test" | "bench") {
+        if let Err(e) = names::start() {
+            println!("init: cannot start the name service: {e}");
+            return 1;
+        }
+        if let Err(e) = supervisor::start() {
+            println!("init: cannot start the supervisor: {e}");
+            return 1;
+        }
     }
     if matches!(mode, "run" | "test") {
         drivers::start();
@@ -135,7 +140,8 @@ fn run_tests() -> i32 {
         .chain(device::TESTS)
         .chain(names::TESTS)
         .chain(quota::TESTS)
-        .chain(drivers::TESTS);
+        .chain(drivers::TESTS)
+        .chain(supervisor::TESTS);
     println!("utest: begin {}", tests.clone().count());
     let (mut passed, mut failed) = (0, 0);
     for test in tests {

@@ -345,16 +345,16 @@ fn system_keeps_running_after_faults() -> Outcome {
         "a new process after the faults"
     );
     let processes = process::processes().map_err(|e| format!("info: {e}"))?;
-    let drivers = crate::drivers::running();
-    let stacks = crate::drivers::stacks();
+    let mut services = crate::supervisor::pids();
     ensure_eq!(
         processes.len(),
-        1 + drivers.len() + stacks.len(),
-        "processes left (zombies included): init, its drivers and network stacks"
+        1 + services.len(),
+        "processes left (zombies included): init and the services it keeps (drivers, network stacks)"
     );
     ensure_eq!(abi::name_str(&processes[0].name), "init", "the first left");
-    for (process, (service, pid, _)) in processes[1..].iter().zip(&drivers) {
-        ensure_eq!(process.pid, *pid, format!("the {service} driver"));
+    services.sort_by_key(|&(_, pid)| pid);
+    for (process, (service, pid)) in processes[1..].iter().zip(&services) {
+        ensure_eq!(process.pid, *pid, format!("the {service} service"));
     }
     Ok(())
 }
