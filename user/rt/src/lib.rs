@@ -67,6 +67,7 @@ pub mod net;
 pub mod process;
 pub mod quota;
 pub mod rng;
+pub mod supervisor;
 pub mod sys;
 pub mod thread;
 pub mod time;

@@ -185,6 +185,7 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     elapsed += typed_ahead_input(config, tally)?;
     elapsed += disk::block_data_survives_a_reboot(config, kernel, tally)?;
     elapsed += net::network_answers(config, kernel, tally)?;
+    elapsed += shell::supervision_from_the_shell(config, kernel, tally)?;
     elapsed += memmap_check(config, kernel, tally);
     exit_round_trip(config, kernel, tally)?;
     crash_reports(config, kernel, tally)?;

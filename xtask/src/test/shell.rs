@@ -351,6 +351,128 @@ pub(super) fn shell_boot(config: &Config, kernel: &Path, command: &str) -> Resul
     )
 }
 
+/// What the supervision session must print, by check (a line may start
+/// after a prompt, which does not end its line): each crash or kill
+/// reported by the kernel and by init, the restart, the restarted driver
+/// serving, `ps` counting the restarts, and init's own death reported
+/// with the status the machine ends with.
+const SUPERVISION_CHECKS: &[(&str, &[&str])] = &[
+    (
+        "supervisor::a_crashed_driver_is_reported_and_restarted",
+        &[
+            "*ferrite: process * (virtio) killed: fault injected by process 1",
+            // A driver that dies within a second of starting waits a
+            // back-off before its restart.
+            "*init: blk (process *) killed: fault injected by process 1; restarting it in * ms",
+            "*init: restarted blk as process * (restart 1)",
+        ],
+    ),
+    (
+        "supervisor::the_restarted_driver_serves",
+        &["     0  0000000000000000*"],
+    ),
+    (
+        "supervisor::a_killed_driver_is_restarted",
+        &[
+            "*init: rng (process *) killed; restarting it in * ms",
+            "*init: restarted rng as process * (restart 1)",
+        ],
+    ),
+    (
+        "supervisor::ps_counts_restarts",
+        &[
+            "*       1 virtio (blk)",
+            "*       1 virtio (rng)",
+            "*       0 virtio (net)",
+        ],
+    ),
+    (
+        "supervisor::its_own_death_is_reported_and_ends_the_machine",
+        &[
+            "*init: crashing the supervisor on request",
+            "*ferrite: process 1 (init) killed: *",
+            "*init, the supervisor, was killed by a fault: *; ending the machine with status 5 (init failed)",
+        ],
+    ),
+];
+
+/// The supervisor, from the shell: `crash blk` and `kill rng` end the
+/// drivers, init reports and restarts them, the new block driver serves,
+/// `ps` shows the restarts, and `crash 1` faults init itself, after which
+/// the kernel ends the machine with `INIT_FAILED`.
+pub(super) fn supervision_from_the_shell(
+    config: &Config,
+    kernel: &Path,
+    tally: &mut Tally,
+) -> Result<Duration> {
+    let scope = config.scope();
+    step(format!(
+        "booting {scope} to crash its services from the shell"
+    ));
+    let args = boot_args(config, kernel, "mode=run")?;
+    let script = [
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "crash blk\r",
+        },
+        qemu::Step {
+            prompt: "init: restarted blk as process ",
+            text: "blk read 0 1\r",
+        },
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "kill rng\r",
+        },
+        qemu::Step {
+            prompt: "init: restarted rng as process ",
+            text: "ps\r",
+        },
+        qemu::Step {
+            prompt: SHELL_PROMPT,
+            text: "crash 1\r",
+        },
+    ];
+    let boot = qemu::boot(
+        config.machine.arch().qemu_binary(),
+        &args,
+        BOOT_TIME_LIMIT,
+        &script,
+        |_| {},
+    )?;
+    let mut failed = false;
+    for (name, patterns) in SUPERVISION_CHECKS {
+        let missing: Vec<&&str> = patterns
+            .iter()
+            .filter(|p| !boot.lines.iter().any(|l| matches_pattern(l, p)))
+            .collect();
+        let detail = match missing.is_empty() {
+            true => String::new(),
+            false => format!("no line like {missing:?}"),
+        };
+        failed |= !detail.is_empty();
+        tally.record(detail.is_empty(), &scope, name, &detail);
+    }
+    let exit = boot
+        .status
+        .and_then(|s| config.machine.arch().decode_exit(s));
+    let ended = exit == Some(kernel::exit_code::INIT_FAILED);
+    let detail = match ended {
+        true => String::new(),
+        false => abnormal_end(config.machine.arch(), &boot)
+            .unwrap_or_else(|| format!("ended with {exit:?}, not INIT_FAILED")),
+    };
+    tally.record(
+        ended,
+        &scope,
+        "supervisor::its_death_ends_the_machine_with_init_failed",
+        &detail,
+    );
+    if failed || !ended {
+        show_failure_context(&boot);
+    }
+    Ok(boot.elapsed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

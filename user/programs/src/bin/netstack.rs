@@ -79,8 +79,9 @@ fn run(settings: &Settings<'_>) -> Result<(), alloc::string::String> {
     use alloc::format;
     let mut names =
         Names::from_handle(abi::initial_handle(1)).map_err(|e| format!("names: {e}"))?;
+    // A stack restarted with its NIC's driver waits for the new driver.
     let server = names
-        .lookup(settings.nic)
+        .lookup_alive(settings.nic, 2_000_000_000)
         .map_err(|e| format!("no {} service: {e}", settings.nic))?;
     drop(names);
     let nic = Nic::new(server).map_err(|e| format!("client: {e}"))?;

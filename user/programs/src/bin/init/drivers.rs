@@ -137,8 +137,9 @@ pub fn start_stacks() {
         let echo = crate::option(&format!("{nic}.echo")).unwrap_or(ECHO_PORT);
         let arguments = format!("nic={nic} ip={ip} echo={echo}");
         let name = format!("{nic}-stack");
+        let after = nic.clone();
         let start = alloc::boxed::Box::new(move || start_stack(&nic, &arguments));
-        if let Err(e) = crate::supervisor::supervise(&name, start) {
+        if let Err(e) = crate::supervisor::supervise_after(&name, Some(&after), start) {
             rt::println!("init: cannot start {name}: {e}");
         }
     }

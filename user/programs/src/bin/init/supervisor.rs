@@ -7,6 +7,9 @@
 //! [`HEALTHY_NS`] or more is restarted at once; one that died younger
 //! waits a back-off that doubles with each young death in a row, and after
 //! [`MAX_YOUNG_DEATHS`] of them it is held (not restarted) and reported.
+//! A service started after another, on whose server it depends (a network
+//! stack on its NIC driver), is restarted with it: its session died with
+//! the server.
 //!
 //! The same thread serves `protocols::supervisor` (the shell's `ps`,
 //! `kill` and `crash`) on an endpoint registered with the name service.
@@ -39,6 +42,10 @@ pub type Starter = Box<dyn Fn() -> Result<Child, String> + Send>;
 
 struct Service {
     name: String,
+    /// The service it depends on, which it is restarted with.
+    after: Option<String>,
+    /// Ended because what it depends on died: not a death of its own.
+    ended_with_dependency: bool,
     start: Starter,
     /// The process while it runs.
     child: Option<Child>,
@@ -82,6 +89,12 @@ pub fn start() -> Result<(), String> {
 /// Starts a service called `name` with `start`, and keeps it running;
 /// returns its process id.
 pub fn supervise(name: &str, start: Starter) -> Result<u32, String> {
+    supervise_after(name, None, start)
+}
+
+/// [`supervise`], for a service that depends on service `after`: when
+/// that dies, this one is ended too, and restarted.
+pub fn supervise_after(name: &str, after: Option<&str>, start: Starter) -> Result<u32, String> {
     let mut services = SERVICES.lock();
     if services.len() == MAX_SERVICES {
         return Err(format!("no room to supervise {name}"));
@@ -92,6 +105,8 @@ pub fn supervise(name: &str, start: Starter) -> Result<u32, String> {
     watch(&child, slot);
     services.push(Service {
         name: name.into(),
+        after: after.map(String::from),
+        ended_with_dependency: false,
         start,
         child: Some(child),
         pid,
@@ -193,11 +208,17 @@ impl Service {
             |e| format!("could not be waited for ({e})"),
             |exit| format!("{exit}"),
         );
-        if now - self.started_ns >= HEALTHY_NS {
-            self.young_deaths = 0;
-        } else {
-            self.young_deaths += 1;
-        }
+        let why = match core::mem::take(&mut self.ended_with_dependency) {
+            true => format!(" with {}", self.after.as_deref().unwrap_or("?")),
+            false if now - self.started_ns >= HEALTHY_NS => {
+                self.young_deaths = 0;
+                String::new()
+            }
+            false => {
+                self.young_deaths += 1;
+                String::new()
+            }
+        };
         if self.young_deaths >= MAX_YOUNG_DEATHS {
             self.state = Kept::Held;
             println!(
@@ -215,7 +236,7 @@ impl Service {
         };
         self.state = Kept::RestartAt(now + delay);
         println!(
-            "init: {} (process {}) {exit}; restarting it in {} ms",
+            "init: {} (process {}) {exit}{why}; restarting it in {} ms",
             self.name,
             self.pid,
             delay / 1_000_000
@@ -264,6 +285,8 @@ fn serve(endpoint: Endpoint, deaths: Notification) {
         return;
     };
     loop {
+        // A dependent due before its dependency waits for it: the
+        // earliest due time is all the wait needs.
         let next_due = SERVICES
             .lock()
             .iter()
@@ -280,11 +303,14 @@ fn serve(endpoint: Endpoint, deaths: Notification) {
             Ok(message) if message.label & abi::NOTIFIED != 0 => {
                 let now = rt::sys::time_ns();
                 let mut services = SERVICES.lock();
+                let mut dead = Vec::new();
                 for (slot, service) in services.iter_mut().enumerate() {
                     if message.badge & (1 << slot) != 0 {
                         service.died(now);
+                        dead.push(service.name.clone());
                     }
                 }
+                end_dependents(&mut services, &dead);
             }
             Ok(message) => {
                 let (reply, crash_self) = answer(&message, &mut buffer);
@@ -301,8 +327,35 @@ fn serve(endpoint: Endpoint, deaths: Notification) {
         }
         let now = rt::sys::time_ns();
         let mut services = SERVICES.lock();
+        // A service waits for what it depends on to run again.
+        let running: Vec<String> = services
+            .iter()
+            .filter(|s| s.state == Kept::Running)
+            .map(|s| s.name.clone())
+            .collect();
         for (slot, service) in services.iter_mut().enumerate() {
-            service.restart_if_due(slot, now);
+            let ready = service
+                .after
+                .as_ref()
+                .is_none_or(|after| running.contains(after));
+            if ready {
+                service.restart_if_due(slot, now);
+            }
+        }
+    }
+}
+
+/// Ends the running services that depend on one of `dead`: their deaths
+/// come back as notifications, and they are restarted.
+fn end_dependents(services: &mut [Service], dead: &[String]) {
+    for service in services.iter_mut() {
+        let depends = service
+            .after
+            .as_ref()
+            .is_some_and(|after| dead.contains(after));
+        if let (true, Some(child)) = (depends, &service.child) {
+            service.ended_with_dependency = true;
+            let _ = child.kill();
         }
     }
 }

@@ -40,6 +40,65 @@ fn lookup(service: &str) -> Option<Endpoint> {
         .ok()
 }
 
+/// A client of init's supervisor.
+fn supervisor() -> Option<rt::supervisor::Supervisor> {
+    let service = lookup(protocols::supervisor::SERVICE)?;
+    rt::supervisor::Supervisor::new(service)
+        .map_err(|e| println!("no supervisor: {e}"))
+        .ok()
+}
+
+/// The services init keeps.
+pub fn services() -> Option<alloc::vec::Vec<protocols::supervisor::ServiceRecord>> {
+    supervisor()?
+        .list()
+        .map_err(|e| println!("supervisor: {e}"))
+        .ok()
+}
+
+/// `kill PID` and `crash PID` (or a service's name for its process):
+/// through the supervisor, which holds the services' processes (and
+/// restarts them).
+fn end_service(command: &str, arguments: &str, crash: bool) {
+    let target = arguments.trim();
+    if target.is_empty() {
+        return println!("usage: {command} PID|SERVICE");
+    }
+    let Some(mut supervisor) = supervisor() else {
+        return;
+    };
+    let pid = match target.parse::<u32>() {
+        Ok(pid) => pid,
+        Err(_) => {
+            let services = supervisor.list().unwrap_or_default();
+            match services.iter().find(|s| s.name() == target) {
+                Some(service) => service.pid,
+                None => return println!("{command}: no service {target}"),
+            }
+        }
+    };
+    let ended = match crash {
+        true => supervisor.crash(pid),
+        false => supervisor.kill(pid),
+    };
+    match ended {
+        Ok(()) if pid == 1 => println!("{command}: init faults now"),
+        Ok(()) => println!("{command}: process {pid} ended; init restarts it"),
+        Err(abi::Error::NotFound) => {
+            println!("{command}: process {pid} is not a service init keeps running")
+        }
+        Err(e) => println!("{command}: {e}"),
+    }
+}
+
+pub fn kill(arguments: &str) {
+    end_service("kill", arguments, false);
+}
+
+pub fn crash(arguments: &str) {
+    end_service("crash", arguments, true);
+}
+
 pub fn devices(_: &str) {
     let (devices, processes) = match (process::devices(), process::processes()) {
         (Ok(d), Ok(p)) => (d, p),

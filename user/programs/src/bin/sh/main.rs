@@ -44,8 +44,20 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "ps",
         usage: "ps",
-        help: "list processes",
+        help: "list processes, and the services init restarts",
         run: ps,
+    },
+    Command {
+        name: "kill",
+        usage: "kill PID|SERVICE",
+        help: "end a service's process (init restarts it)",
+        run: devices::kill,
+    },
+    Command {
+        name: "crash",
+        usage: "crash PID|SERVICE",
+        help: "inject a fault into a service's process (1: init itself)",
+        run: devices::crash,
     },
     Command {
         name: "mem",
@@ -281,8 +293,20 @@ fn ps(_: &str) {
         Err(e) => return println!("ps: {e}"),
     };
     let hz = tick_hz();
-    println!("  PID  PPID STATE    THREADS  MEMORY    CPU NAME");
+    // The services init keeps: their restarts, and the names they serve.
+    let services = devices::services().unwrap_or_default();
+    println!("  PID  PPID STATE    THREADS  MEMORY    CPU RESTARTS NAME");
     for p in processes {
+        let service = services
+            .iter()
+            .find(|s| s.pid == p.pid && s.state == protocols::supervisor::State::Running);
+        let (restarts, serves) = match service {
+            Some(s) => (
+                alloc::format!("{}", s.restarts),
+                alloc::format!(" ({})", s.name()),
+            ),
+            None => ("-".into(), String::new()),
+        };
         let state = match p.state {
             0 => "running",
             1 => "blocked",
@@ -290,14 +314,27 @@ fn ps(_: &str) {
             _ => "?",
         };
         println!(
-            "{:>5} {:>5} {:<8} {:>7} {:>6}K {:>5}ms {}",
+            "{:>5} {:>5} {:<8} {:>7} {:>6}K {:>5}ms {:>8} {}{serves}",
             p.pid,
             p.parent,
             state,
             p.threads,
             p.resident_pages * 4,
             p.cpu_ticks * 1000 / hz,
+            restarts,
             abi::name_str(&p.name)
+        );
+    }
+    for s in services
+        .iter()
+        .filter(|s| s.state != protocols::supervisor::State::Running)
+    {
+        println!(
+            "service {}: {} (restarted {} times, last process {})",
+            s.name(),
+            s.state.name(),
+            s.restarts,
+            s.pid
         );
     }
 }
