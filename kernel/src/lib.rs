@@ -119,6 +119,10 @@ pub enum Mode {
     UserTest,
     /// Run init's benchmarks, then the kernel's, and exit.
     Bench,
+    /// Start init, which runs the system-call fuzzer (`init.fuzz.seed=`,
+    /// `init.fuzz.calls=`) and checks that no memory was lost; exit with
+    /// its verdict.
+    Fuzz,
     /// Exit at once with the given status, so the host can check that
     /// statuses survive the trip through the emulator.
     Exit(u8),
@@ -134,6 +138,7 @@ impl Mode {
             Some("test") => Ok(Mode::Test),
             Some("user-test") => Ok(Mode::UserTest),
             Some("bench") => Ok(Mode::Bench),
+            Some("fuzz") => Ok(Mode::Fuzz),
             Some("crash") => match cmdline.get("crash.kind").and_then(crash::Kind::parse) {
                 Some(kind) => Ok(Mode::Crash(kind)),
                 None => Err("mode=crash needs crash.kind=page-fault|stack-overflow"),
@@ -142,7 +147,9 @@ impl Mode {
                 Some(Ok(code)) => Ok(Mode::Exit(code)),
                 _ => Err("mode=exit needs exit.code=<0-255>"),
             },
-            Some(_) => Err("unknown mode (expected run, test, user-test, bench, crash or exit)"),
+            Some(_) => {
+                Err("unknown mode (expected run, test, user-test, bench, fuzz, crash or exit)")
+            }
         }
     }
 }
@@ -191,6 +198,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
     match Mode::from_cmdline(&cmdline) {
         Ok(Mode::Run) => run_init::<A>(&cmdline.init_argument("run")),
         Ok(Mode::UserTest) => run_init::<A>(&cmdline.init_argument("test")),
+        Ok(Mode::Fuzz) => run_init::<A>(&cmdline.init_argument("fuzz")),
         Ok(Mode::Test) => {
             let portable = suite::portable::<A>();
             let verdict = ktest::run(&[portable.as_slice(), arch_tests]);

@@ -35,6 +35,12 @@ tasks:
         tables from the host and check them against the layout; print
         the physical and virtual maps (or JSON), draw them (SVG). Exits
         non-zero on any mismatch.
+  fuzz  --arch x64|arm [--machine microvm|q35] [--memory SIZE] [--cpus N]
+        [--iterations N] [--seed S] [--release]
+        Boot in fuzz mode: init runs N (default 20000) random system calls
+        with adversarial arguments from seed S (default: from the clock,
+        printed) in disposable workers, then checks that every frame and
+        heap byte came back. Fails on a kernel panic, a hang or a leak.
   docs  Regenerate docs/memory-map-*.md and docs/syscalls.md from the code.
   lint  rustfmt and clippy (warnings are errors) for the host and both
         kernel targets.
@@ -69,6 +75,15 @@ pub struct TestOptions {
 }
 
 #[derive(Debug, PartialEq, Eq)]
+pub struct FuzzOptions {
+    pub machine: Machine,
+    pub size: Size,
+    pub profile: Profile,
+    pub iterations: u64,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct BenchOptions {
     pub arch: Option<Arch>,
     pub size: Size,
@@ -85,6 +100,7 @@ pub enum Command {
     Gdb(RunOptions),
     Test(TestOptions),
     Memmap(crate::memmap::Options),
+    Fuzz(FuzzOptions),
 }
 
 /// Flags common to the tasks, gathered before each task checks its own.
@@ -101,6 +117,14 @@ struct Flags {
     json: bool,
     size: Size,
     matrix: bool,
+    iterations: Option<u64>,
+    seed: Option<u64>,
+}
+
+fn number(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<u64> {
+    let text = value(args, flag)?;
+    text.parse()
+        .map_err(|_| error!("{flag} needs a number, not {text:?}"))
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String> {
@@ -123,6 +147,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "--svg" => flags.svg = Some(value(&mut args, "--svg")?),
             "--json" => flags.json = true,
             "--matrix" => flags.matrix = true,
+            "--iterations" => flags.iterations = Some(number(&mut args, "--iterations")?),
+            "--seed" => flags.seed = Some(number(&mut args, "--seed")?),
             "--memory" => {
                 flags.size.memory_mib = Some(parse_ram_size(&value(&mut args, "--memory")?)?)
             }
@@ -147,6 +173,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             ("--memory", f.size.memory_mib.is_some()),
             ("--cpus", f.size.cpus.is_some()),
             ("--matrix", f.matrix),
+            ("--iterations", f.iterations.is_some()),
+            ("--seed", f.seed.is_some()),
         ];
         match given
             .iter()
@@ -252,6 +280,26 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 json: flags.json,
             }))
         }
+        "fuzz" => {
+            only(
+                &["--machine", "--memory", "--cpus", "--iterations", "--seed"],
+                &flags,
+            )?;
+            let arch = flags
+                .arch
+                .ok_or_else(|| error!("fuzz needs --arch x64|arm"))?;
+            let machine = match &flags.machine {
+                Some(name) => Machine::parse(arch, name)?,
+                None => arch.default_machine(),
+            };
+            Ok(Command::Fuzz(FuzzOptions {
+                machine,
+                size: flags.size,
+                profile,
+                iterations: flags.iterations.unwrap_or(20_000),
+                seed: flags.seed,
+            }))
+        }
         "test" => {
             only(&["--memory", "--cpus", "--matrix"], &flags)?;
             if flags.matrix && flags.size != Size::default() {
@@ -276,6 +324,23 @@ mod tests {
 
     fn parse_str(line: &str) -> Result<Command> {
         parse(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn parses_fuzz_runs() {
+        assert_eq!(
+            parse_str("fuzz --arch x64 --machine q35 --iterations 1000000 --seed 42").unwrap(),
+            Command::Fuzz(FuzzOptions {
+                machine: Machine::X64Q35,
+                size: Size::default(),
+                profile: Profile::Debug,
+                iterations: 1_000_000,
+                seed: Some(42),
+            })
+        );
+        assert!(parse_str("fuzz --arch arm --seed x").is_err());
+        assert!(parse_str("fuzz").is_err(), "no architecture");
+        assert!(parse_str("test --seed 3").is_err(), "--seed is fuzz's");
     }
 
     #[test]

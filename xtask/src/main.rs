@@ -8,6 +8,7 @@ mod apt;
 mod bench;
 mod cli;
 mod docs;
+mod fuzz;
 mod kernel_image;
 mod lint;
 mod machine;
@@ -91,6 +92,7 @@ fn main() -> ExitCode {
         cli::Command::Gdb(options) => run::gdb(&options).map(|_| true),
         cli::Command::Test(options) => test::run(&options),
         cli::Command::Memmap(options) => memmap::run(&options),
+        cli::Command::Fuzz(options) => fuzz::run(&options),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -51,6 +51,8 @@ pub enum InitError {
     NoRoomForFrameMap(u64),
     /// The direct map does not cover usable RAM at this address.
     NotDirectMapped(u64),
+    /// The kernel stacks' page tables could not be made.
+    Stacks(MapError),
 }
 
 impl core::fmt::Display for InitError {
@@ -62,6 +64,7 @@ impl core::fmt::Display for InitError {
                 "no usable RAM for the frame allocator's {} bitmap",
                 ByteSize(*size)
             ),
+            InitError::Stacks(e) => write!(f, "no page tables for the kernel stacks: {e}"),
             InitError::NotDirectMapped(p) => {
                 write!(f, "usable RAM at {p:#x} is not in the direct map")
             }
@@ -203,6 +206,7 @@ pub fn init<A: Arch>() -> Result<(), InitError> {
     for_each_free_range(boot, |r| {
         subtract(r, &mut [heap_chunk, bitmap], &mut frames::add)
     });
+    stack::prepare().map_err(InitError::Stacks)?;
     let stats = stats();
     log::info!(
         "memory: {} free in {} frames, heap {} ({} used)",

@@ -10,6 +10,8 @@ use spin::Mutex;
 
 /// Usable stack per thread.
 pub const STACK_SIZE: usize = 16 * 1024;
+/// Stacks at most: one per thread.
+pub const MAX_STACKS: usize = 1024;
 /// Virtual space per stack: the stack at the top, guard pages below.
 pub const SLOT_SIZE: usize = 32 * 1024;
 const STACK_PAGES: usize = STACK_SIZE / PAGE_SIZE;
@@ -33,6 +35,45 @@ pub struct KernelStack {
 
 fn slot_base(slot: usize) -> usize {
     ops().stacks.0 + slot * SLOT_SIZE
+}
+
+/// The span each step of [`prepare`] covers: the smallest reach of one
+/// page table among the architectures (an ARMv7 L2 table's 1 MiB).
+const TABLE_REACH: usize = 1 << 20;
+
+/// Takes, at boot, what stacks will need besides their own frames: room
+/// in the free list for every slot, and the page tables over the slots of
+/// [`MAX_STACKS`] stacks (mapping a page in each table's reach and
+/// unmapping it leaves the table, which the kernel keeps). The kernel's
+/// own memory then does not grow with the most threads there have been,
+/// and a thread's start cannot fail for want of a table.
+pub fn prepare() -> Result<(), MapError> {
+    SLOTS
+        .lock()
+        .free
+        .try_reserve_exact(MAX_STACKS)
+        .map_err(|_| MapError::OutOfMemory)?;
+    let (start, end) = ops().stacks;
+    let span = (MAX_STACKS * SLOT_SIZE).min(end - start);
+    let frame = frames::allocate(1, PAGE_SIZE).map_err(|_| MapError::OutOfMemory)?;
+    let mut result = Ok(());
+    for offset in (0..span).step_by(TABLE_REACH) {
+        let page = start + offset;
+        result = (ops().map)(
+            Space::Kernel,
+            page,
+            frame,
+            PAGE_SIZE,
+            MapFlags::KERNEL_RW,
+            &KernelFrames,
+        )
+        .and_then(|()| (ops().unmap)(Space::Kernel, page).map(drop));
+        if result.is_err() {
+            break;
+        }
+    }
+    frames::free(frame, 1);
+    result
 }
 
 impl KernelStack {

@@ -204,6 +204,14 @@ impl Processes {
             .filter_map(|(slot, p)| Some((slot, p.as_deref()?)))
     }
 
+    /// Reserves room for every slot the table may have.
+    pub(super) fn reserve_all(&mut self) -> Result<(), Error> {
+        let more = MAX_PROCESSES.saturating_sub(self.slots.len());
+        self.slots
+            .try_reserve_exact(more)
+            .map_err(|_| Error::OutOfMemory)
+    }
+
     /// Puts `process` in a free slot and gives it the next id.
     pub(super) fn insert(&mut self, mut process: Box<Process>) -> Result<usize, Box<Process>> {
         if self.count() >= MAX_PROCESSES {

@@ -119,6 +119,10 @@ impl Scheduler {
     /// Takes `boot` as the running thread and `idle` as the thread that
     /// runs when no other is ready.
     pub(super) fn adopt(&mut self, boot: Box<Thread>, idle: Box<Thread>) -> Result<(), Error> {
+        // The tables' room, taken whole now: the kernel heap then holds
+        // as much after a burst of processes as before it.
+        self.threads.reserve_all()?;
+        self.processes.reserve_all()?;
         let boot = self.threads.insert(boot)?;
         self.thread_mut(boot).state = State::Running;
         self.current = boot;

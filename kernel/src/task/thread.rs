@@ -19,8 +19,8 @@ pub type Tid = u32;
 pub const PRIORITIES: usize = 8;
 /// The priority of user processes and kernel threads.
 pub const DEFAULT_PRIORITY: u8 = 4;
-/// Threads in the system, at most.
-pub const MAX_THREADS: usize = 1024;
+/// Threads in the system, at most: one per kernel stack.
+pub const MAX_THREADS: usize = crate::mm::stack::MAX_STACKS;
 /// Ticks a thread runs before others of its priority get a turn.
 pub const TIMESLICE_TICKS: u32 = 10;
 
@@ -400,6 +400,14 @@ impl Threads {
     /// Whether entry `index` exists.
     pub(super) fn exists(&self, index: usize) -> bool {
         self.slots.get(index).is_some_and(Option::is_some)
+    }
+
+    /// Reserves room for every slot the table may have.
+    pub(super) fn reserve_all(&mut self) -> Result<(), Error> {
+        let more = MAX_THREADS.saturating_sub(self.slots.len());
+        self.slots
+            .try_reserve_exact(more)
+            .map_err(|_| Error::OutOfMemory)
     }
 
     /// Puts `thread` in a free slot and gives it the next id.

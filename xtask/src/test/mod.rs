@@ -186,6 +186,7 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     elapsed += disk::block_data_survives_a_reboot(config, kernel, tally)?;
     elapsed += net::network_answers(config, kernel, tally)?;
     elapsed += shell::supervision_from_the_shell(config, kernel, tally)?;
+    elapsed += fuzz_check(config, kernel, tally)?;
     elapsed += memmap_check(config, kernel, tally);
     exit_round_trip(config, kernel, tally)?;
     crash_reports(config, kernel, tally)?;
@@ -197,6 +198,39 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
         seconds(elapsed)
     ));
     Ok(())
+}
+
+/// System calls a test run fuzzes per machine (`cargo xtask fuzz` runs
+/// more).
+const FUZZ_CALLS: u64 = 20_000;
+
+/// A short run of the system-call fuzzer from a fresh seed (printed, so a
+/// failure can be repeated): no panic, no hang, no memory lost.
+fn fuzz_check(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<Duration> {
+    let scope = config.scope();
+    let seed = crate::fuzz::fresh_seed();
+    step(format!(
+        "fuzzing {scope}: {FUZZ_CALLS} system calls from seed {seed}"
+    ));
+    let outcome = crate::fuzz::fuzz_boot(config, kernel, seed, FUZZ_CALLS)?;
+    let passed = outcome.passed();
+    let detail = match passed {
+        true => String::new(),
+        false => format!("{} (seed {seed})", outcome.problem()),
+    };
+    tally.record(
+        passed,
+        &scope,
+        "fuzz::system_calls_leave_the_kernel_whole",
+        &detail,
+    );
+    if !passed {
+        println!("    guest output (last 30 lines):");
+        for line in &outcome.tail {
+            println!("    | {line}");
+        }
+    }
+    Ok(outcome.elapsed)
 }
 
 /// One point of the boot matrix.

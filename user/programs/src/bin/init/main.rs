@@ -36,6 +36,7 @@ mod bench;
 mod bench_devices;
 mod device;
 mod drivers;
+mod fuzz;
 mod ipc;
 mod names;
 mod quota;
@@ -83,8 +84,9 @@ fn main(arguments: &str) -> i32 {
         "run" => run_shell(),
         "test" => run_tests(),
         "bench" => bench::run(),
+        "fuzz" => fuzz::run(),
         other => {
-            println!("init: unknown mode {other:?} (expected run, test or bench)");
+            println!("init: unknown mode {other:?} (expected run, test, bench or fuzz)");
             2
         }
     }
