@@ -192,6 +192,10 @@ pub struct Config {
     pub device_tree: DeviceTree,
     /// The image behind the VirtIO block device.
     pub disk: Disk,
+    /// QEMU's cache mode for it: `writeback`, or `directsync` (the device
+    /// completes a write only once it reached the image, for the
+    /// durability check).
+    pub disk_cache: &'static str,
     /// VirtIO-MMIO version 2 (QEMU's default is the legacy version 1).
     pub modern_mmio: bool,
     /// The loopback ports of the network link, for a test that talks to
@@ -242,6 +246,7 @@ impl Config {
             firmware: None,
             device_tree: DeviceTree::Board,
             disk: Disk::Fresh,
+            disk_cache: "writeback",
             modern_mmio: false,
             net: None,
             e1000_net: None,
@@ -339,8 +344,9 @@ impl Config {
         args.extend([
             "-drive".to_string(),
             format!(
-                "file={},format=raw,if=none,id=disk0,cache=writeback",
-                disk.display()
+                "file={},format=raw,if=none,id=disk0,cache={}",
+                disk.display(),
+                self.disk_cache
             ),
         ]);
         for (kind, slot) in Self::VIRTIO_DEVICES {

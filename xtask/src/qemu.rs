@@ -48,6 +48,21 @@ pub fn boot(
     script: &[Step<'_>],
     mut on_line: impl FnMut(&str),
 ) -> Result<Boot> {
+    boot_until(binary, args, limit, script, |line| {
+        on_line(line);
+        false
+    })
+}
+
+/// [`boot`], killing QEMU (SIGKILL, as a power cut would) as soon as
+/// `stop` returns true for a line; the boot then has no status.
+pub fn boot_until(
+    binary: &str,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    limit: Duration,
+    script: &[Step<'_>],
+    mut stop: impl FnMut(&str) -> bool,
+) -> Result<Boot> {
     let started = Instant::now();
     let mut child = Command::new(binary)
         .args(args)
@@ -86,6 +101,7 @@ pub fn boot(
     let mut since_typed = String::new();
     let mut typed = 0;
     let mut timed_out = false;
+    let mut killed = false;
     while let (Some(step), Some(input)) = (script.get(typed), stdin.as_mut()) {
         if !step.prompt.is_empty() {
             break;
@@ -107,8 +123,15 @@ pub fn boot(
                     let text = String::from_utf8_lossy(&line[..end])
                         .trim_end_matches('\r')
                         .to_string();
-                    on_line(&text);
+                    let stopping = stop(&text);
                     lines.push(text);
+                    if stopping {
+                        let _ = child.kill();
+                        killed = true;
+                    }
+                }
+                if killed {
+                    break;
                 }
                 if let (Some(step), Some(input)) = (script.get(typed), stdin.as_mut())
                     && since_typed.contains(step.prompt)
@@ -132,7 +155,7 @@ pub fn boot(
         let text = String::from_utf8_lossy(&partial)
             .trim_end_matches('\r')
             .to_string();
-        on_line(&text);
+        stop(&text);
         lines.push(text);
     }
     drop(stdin.take());
@@ -141,7 +164,11 @@ pub fn boot(
     let stderr = stderr_reader.join().unwrap_or_default();
     Ok(Boot {
         lines,
-        status: if timed_out { None } else { status.code() },
+        status: if timed_out || killed {
+            None
+        } else {
+            status.code()
+        },
         timed_out,
         stderr,
         elapsed: started.elapsed(),

@@ -25,6 +25,26 @@ use crate::ProtocolError;
 
 /// Bytes per sector.
 pub const SECTOR_SIZE: usize = 512;
+
+/// What the durability check (a guest writing sectors, the host reading
+/// the image after killing the machine) writes in sector `number` of run
+/// `run`: a tag, the run, the number, then a fill that differs from
+/// sector to sector, so that no sector of another run or another number
+/// can pass for it.
+/// Where the durability check's sectors start (2 MiB into the disk,
+/// clear of the sectors the other checks use).
+pub const CHECK_FIRST_SECTOR: u64 = 4096;
+
+pub fn check_sector(run: u64, number: u32) -> [u8; SECTOR_SIZE] {
+    let mut sector = [0u8; SECTOR_SIZE];
+    sector[..8].copy_from_slice(b"FERRITE!");
+    sector[8..16].copy_from_slice(&run.to_le_bytes());
+    sector[16..20].copy_from_slice(&number.to_le_bytes());
+    for (i, byte) in sector[20..].iter_mut().enumerate() {
+        *byte = (run as u8) ^ (number as u8).wrapping_mul(7) ^ i as u8;
+    }
+    sector
+}
 /// The most sectors one read or write moves (128 KiB).
 pub const MAX_SECTORS: usize = 256;
 
@@ -311,6 +331,16 @@ mod tests {
                 Err(error)
             );
             assert_eq!(crate::status(Err(error)), error as usize);
+        }
+    }
+
+    #[test]
+    fn check_sectors_name_their_run_and_number() {
+        let sector = check_sector(77, 5);
+        assert_eq!(&sector[..8], b"FERRITE!");
+        assert_eq!(sector, check_sector(77, 5), "the same every time");
+        for other in [check_sector(78, 5), check_sector(77, 6), [0; SECTOR_SIZE]] {
+            assert_ne!(sector, other);
         }
     }
 }

@@ -184,6 +184,7 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     let mut elapsed = suites(config, kernel, tally)?;
     elapsed += typed_ahead_input(config, tally)?;
     elapsed += disk::block_data_survives_a_reboot(config, kernel, tally)?;
+    elapsed += disk::acknowledged_writes_survive_a_kill(config, kernel, DURABILITY_RUNS, tally)?;
     elapsed += net::network_answers(config, kernel, tally)?;
     elapsed += shell::supervision_from_the_shell(config, kernel, tally)?;
     elapsed += fuzz_check(config, kernel, tally)?;
@@ -199,6 +200,9 @@ fn machine_tests(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()
     ));
     Ok(())
 }
+
+/// Times a test run kills each machine after acknowledged writes.
+const DURABILITY_RUNS: u32 = 20;
 
 /// System calls a test run fuzzes per machine (`cargo xtask fuzz` runs
 /// more).

@@ -306,6 +306,7 @@ fn main(arguments: &str) -> i32 {
         "irq-hold" => irq_hold(number(words.next()) as u32),
         "ipc-sit" => ipc_sit(number(words.next())),
         "names-call" => names_call(words.next().unwrap_or("")),
+        "blk-acks" => blk_acks(number(words.next()), number(words.next()) as u32),
         "quota-take" => quota_take(number(words.next()) as usize, number(words.next()) as usize),
         _ => {
             rt::println!("probe: unknown request {arguments:?}");
@@ -549,6 +550,34 @@ fn ipc_sit(ms: u64) -> i32 {
 /// A client of the name service (its capability passed first): looks
 /// `name` up and calls it as `ipc-echo` answers; registering must be
 /// refused to it.
+/// Writes `count` sectors of run `run` from `CHECK_FIRST_SECTOR` on, one
+/// request each, and prints `ack N` once the block service has answered
+/// the write of sector `N` (which it does once the device completed it):
+/// the host kills the machine at some ack and checks the image.
+fn blk_acks(run: u64, count: u32) -> i32 {
+    use protocols::block::{CHECK_FIRST_SECTOR, SECTOR_SIZE, check_sector};
+    let Ok(mut names) = rt::names::Names::from_handle(abi::initial_handle(0)) else {
+        return 1;
+    };
+    let Ok(server) = names.lookup_alive("blk", 2_000_000_000) else {
+        return 2;
+    };
+    let Ok(mut disk) = rt::block::Block::open(&server, SECTOR_SIZE) else {
+        return 3;
+    };
+    for number in 0..count {
+        disk.buffer()[..SECTOR_SIZE].copy_from_slice(&check_sector(run, number));
+        if disk
+            .write(CHECK_FIRST_SECTOR + number as u64, 1, 0)
+            .is_err()
+        {
+            return 4;
+        }
+        rt::println!("ack {number}");
+    }
+    0
+}
+
 fn names_call(name: &str) -> i32 {
     let Ok(mut names) = rt::names::Names::from_handle(abi::initial_handle(0)) else {
         return 1;
