@@ -190,19 +190,42 @@ pub enum L2Entry {
     LargePage(u32, Option<MapFlags>),
 }
 
-/// The L1 entry mapping the section at `paddr` with `flags`.
+/// The section descriptor's PXN bit (privileged execute-never: the kernel
+/// may not execute the memory, whatever its other permissions).
+const SECTION_PXN: u32 = 1 << 0;
+/// The page-table descriptor's PXN bit, for every page under it.
+const PAGE_TABLE_PXN: u32 = 1 << 2;
+
+/// The L1 entry mapping the section at `paddr` with `flags`: user memory
+/// is never executable by the kernel (PXN).
 pub fn section(paddr: u32, flags: MapFlags) -> Result<u32, MapError> {
-    Ok(encode(
-        &SECTION_LAYOUT,
-        paddr,
-        Attributes::from_flags(flags)?,
-    ))
+    let pxn = if flags.contains(MapFlags::USER) {
+        SECTION_PXN
+    } else {
+        0
+    };
+    Ok(encode(&SECTION_LAYOUT, paddr, Attributes::from_flags(flags)?) | pxn)
 }
 
 /// The L1 entry pointing at the L2 table at `paddr` (1 KiB aligned), in
-/// domain 0.
-pub const fn page_table(paddr: u32) -> u32 {
-    (paddr & !(L2_TABLE_SIZE - 1)) | 0b01
+/// domain 0; with `privileged_execute_never` (the tables of user memory)
+/// the kernel may execute none of the pages under it.
+pub const fn page_table(paddr: u32, privileged_execute_never: bool) -> u32 {
+    let pxn = if privileged_execute_never {
+        PAGE_TABLE_PXN
+    } else {
+        0
+    };
+    (paddr & !(L2_TABLE_SIZE - 1)) | pxn | 0b01
+}
+
+/// Whether the L1 entry denies the kernel execution (PXN).
+pub fn privileged_execute_never(entry: u32) -> bool {
+    match entry & 0b11 {
+        0b01 => entry & PAGE_TABLE_PXN != 0,
+        0b10 | 0b11 => entry & SECTION_PXN != 0,
+        _ => false,
+    }
 }
 
 /// The L2 entry mapping the page at `paddr` with `flags`.
@@ -299,6 +322,7 @@ fn l2_for(
     memory: &mut impl TableMemory,
     frames: &dyn FrameSource,
     index: u32,
+    user: bool,
 ) -> Result<u32, MapError> {
     match decode_l1(memory.read(tables.entry_addr(index))) {
         L1Entry::PageTable(l2) => return Ok(l2),
@@ -322,7 +346,7 @@ fn l2_for(
         }
     };
     let l2 = frame + (index & 3) * L2_TABLE_SIZE;
-    memory.write(tables.entry_addr(index), page_table(l2));
+    memory.write(tables.entry_addr(index), page_table(l2, user));
     Ok(l2)
 }
 
@@ -365,7 +389,8 @@ pub fn map(
                 return Err(MapError::Misaligned);
             }
             let entry = small_page(phys, flags)?;
-            let l2 = l2_for(tables, memory, frames, index)?;
+            let user = flags.contains(MapFlags::USER);
+            let l2 = l2_for(tables, memory, frames, index, user)?;
             let slot = l2_entry_addr(l2, virt);
             if memory.read(slot) != 0 {
                 return Err(MapError::AlreadyMapped);
@@ -672,6 +697,24 @@ mod tests {
     }
 
     #[test]
+    fn user_memory_is_never_executable_by_the_kernel() {
+        let (user, kernel) = (MapFlags::USER_RX, MapFlags::KERNEL_RX);
+        assert!(privileged_execute_never(
+            section(0x4560_0000, user).unwrap()
+        ));
+        assert!(!privileged_execute_never(
+            section(0x4560_0000, kernel).unwrap()
+        ));
+        assert!(privileged_execute_never(page_table(0x8000_0400, true)));
+        assert!(!privileged_execute_never(page_table(0x8000_0400, false)));
+        // PXN leaves the table's address as it was.
+        assert_eq!(
+            decode_l1(page_table(0x8000_0400, true)),
+            L1Entry::PageTable(0x8000_0400)
+        );
+    }
+
+    #[test]
     fn flags_round_trip_through_both_formats() {
         for flags in [
             MapFlags::KERNEL_RO,
@@ -720,6 +763,10 @@ mod tests {
         assert_eq!(
             (t.paddr, t.flags, t.page_size),
             (0x8123_4abc, MapFlags::USER_RX, 4096)
+        );
+        assert!(
+            privileged_execute_never(memory.read(USER.entry_addr(0x20_1000 >> 20))),
+            "the table over user pages has PXN"
         );
         assert_eq!(
             map(

@@ -13,7 +13,8 @@ use kernel::cmdline::Cmdline;
 use kernel::ktest::{Outcome, Test};
 use kernel::{ensure, ensure_eq, fail};
 
-pub static ARCH_TESTS: [Test; 11] = [
+pub static ARCH_TESTS: [Test; 12] = [
+    kernel::ktest!(mmu, pxn_stops_the_kernel_executing_user_pages),
     kernel::ktest!(irq, spurious_acknowledge_is_counted),
     kernel::ktest!(interrupts, gic_from_the_device_tree),
     kernel::ktest!(console, pl011_loopback),
@@ -26,6 +27,71 @@ pub static ARCH_TESTS: [Test; 11] = [
     kernel::ktest!(mmu, user_tables_at_8k_alignment_switch),
     kernel::ktest!(mmu, asids_tag_spaces_and_switches_flush_only_stale_tags),
 ];
+
+/// Calls the code at `address`.
+extern "C" fn call_user_code(address: usize) {
+    // SAFETY: the caller maps code there, or expects the call to fault.
+    let code: extern "C" fn() = unsafe { core::mem::transmute(address) };
+    code();
+}
+
+/// A user page mapped executable (a `bx lr` in it) faults when the kernel
+/// calls it: the L1 entry over user memory has PXN set, so the kernel
+/// never runs user code (ARMv7's counterpart of SMEP).
+fn pxn_stops_the_kernel_executing_user_pages() -> Outcome {
+    use hal::mm::{MapFlags, PAGE_SIZE, Space};
+    use hal::trap::{Access, FaultKind};
+    use kernel::mm::frames::{self, KernelFrames};
+    let kernel_frames = &KernelFrames;
+    let Ok(root) = Armv7::create_space(kernel_frames) else {
+        fail!("no user space");
+    };
+    let Ok(frame) = frames::allocate_zeroed(1, PAGE_SIZE) else {
+        Armv7::destroy_space(root, kernel_frames);
+        fail!("no frame");
+    };
+    // SAFETY: the frame is ours; `bx lr` through the direct map.
+    unsafe { (frames::to_virt(frame) as *mut u32).write_volatile(0xe12f_ff1e) };
+    let page = abi::layout::IMAGE_BASE;
+    let outcome = match Armv7::map(
+        Space::User(root),
+        page,
+        frame,
+        PAGE_SIZE,
+        MapFlags::USER_RX,
+        kernel_frames,
+    ) {
+        Err(e) => Err(kernel::ktest::Failure::new(
+            file!(),
+            line!(),
+            format_args!("map: {e}"),
+        )),
+        Ok(()) => {
+            Armv7::activate(Some(root));
+            // SAFETY: the probe holds no locks and owns nothing.
+            let result = unsafe { <Armv7 as hal::Cpu>::catch_fault(call_user_code, page) };
+            Armv7::activate(None);
+            match result {
+                Err(fault)
+                    if fault.kind == FaultKind::Permission
+                        && fault.access == Some(Access::Execute)
+                        && fault.address == page =>
+                {
+                    Ok(())
+                }
+                other => Err(kernel::ktest::Failure::new(
+                    file!(),
+                    line!(),
+                    format_args!("the kernel calling a user page: {other:?}"),
+                )),
+            }
+        }
+    };
+    let _ = Armv7::unmap(Space::User(root), page);
+    frames::free(frame, 1);
+    Armv7::destroy_space(root, kernel_frames);
+    outcome
+}
 
 fn pl011_loopback() -> Outcome {
     if let Err(error) = console::loopback_check() {
