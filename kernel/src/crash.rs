@@ -10,6 +10,8 @@ pub enum Kind {
     PageFault,
     /// Recurse until the stack runs into its guard page.
     StackOverflow,
+    /// The same on a kernel thread's own stack (not the boot stack).
+    ThreadStackOverflow,
 }
 
 impl Kind {
@@ -18,6 +20,7 @@ impl Kind {
         match name {
             "page-fault" => Some(Kind::PageFault),
             "stack-overflow" => Some(Kind::StackOverflow),
+            "thread-stack-overflow" => Some(Kind::ThreadStackOverflow),
             _ => None,
         }
     }
@@ -36,8 +39,14 @@ fn recurse(depth: u64) -> u64 {
     }
 }
 
+/// A kernel thread's work: recursing until its stack overflows.
+fn overflow(_: usize) {
+    let depth = recurse(0);
+    panic!("recursion returned at depth {depth}");
+}
+
 /// Faults as asked; the trap handler reports it and stops the machine.
-pub fn run(kind: Kind) -> ! {
+pub fn run<A: hal::Arch>(kind: Kind) -> ! {
     log::info!("crashing on purpose: {kind:?}");
     match kind {
         Kind::PageFault => {
@@ -48,6 +57,19 @@ pub fn run(kind: Kind) -> ! {
         Kind::StackOverflow => {
             let depth = recurse(0);
             panic!("recursion returned at depth {depth}");
+        }
+        Kind::ThreadStackOverflow => {
+            if let Err(e) = crate::task::spawn_kernel_thread::<A>(
+                "overflow",
+                crate::task::DEFAULT_PRIORITY,
+                overflow,
+                0,
+            ) {
+                panic!("no thread to overflow the stack of: {e}");
+            }
+            // The boot thread waits, so the other runs.
+            let _ = crate::task::sleep_until::<A>(u64::MAX);
+            panic!("the overflowing thread came back");
         }
     }
 }

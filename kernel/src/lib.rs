@@ -141,7 +141,9 @@ impl Mode {
             Some("fuzz") => Ok(Mode::Fuzz),
             Some("crash") => match cmdline.get("crash.kind").and_then(crash::Kind::parse) {
                 Some(kind) => Ok(Mode::Crash(kind)),
-                None => Err("mode=crash needs crash.kind=page-fault|stack-overflow"),
+                None => Err(
+                    "mode=crash needs crash.kind=page-fault|stack-overflow|thread-stack-overflow",
+                ),
             },
             Some("exit") => match cmdline.get("exit.code").map(str::parse::<u8>) {
                 Some(Ok(code)) => Ok(Mode::Exit(code)),
@@ -215,7 +217,7 @@ pub fn kmain<A: Arch>(arch_tests: &[ktest::Test]) -> ! {
             bench::run::<A>();
             A::exit(status)
         }
-        Ok(Mode::Crash(kind)) => crash::run(kind),
+        Ok(Mode::Crash(kind)) => crash::run::<A>(kind),
         Ok(Mode::Exit(code)) => {
             log::info!("exiting with status {code} as asked");
             A::exit(code)

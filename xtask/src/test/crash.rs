@@ -87,7 +87,7 @@ pub(super) fn crash_markers(arch: Arch, kind: &str) -> &'static [&'static str] {
 /// with the details, and ends the machine with the panic status.
 pub(super) fn crash_reports(config: &Config, kernel: &Path, tally: &mut Tally) -> Result<()> {
     let machine = config.machine;
-    for kind in ["page-fault", "stack-overflow"] {
+    for kind in ["page-fault", "stack-overflow", "thread-stack-overflow"] {
         let args = boot_args(config, kernel, &format!("mode=crash crash.kind={kind}"))?;
         let (boot, exit) = unscripted_boot(config, &args)?;
         let output = boot.lines.join("\n");
