@@ -269,6 +269,33 @@ mod tests {
         assert_eq!(Archive::parse(&bad).err(), Some(ArchiveError::BadName(0)));
     }
 
+    /// A valid archive overwritten and cut where the input says, or bytes
+    /// from nowhere: read or refused, never a panic, and every entry of an
+    /// archive read can be looked at.
+    #[test]
+    fn fuzz_archive() {
+        let blob = build(&[("one", &[1; 40]), ("two", &[2; 7])]).unwrap();
+        bolero::check!()
+            .with_type::<(Vec<(u16, u8)>, Option<u16>, Vec<u8>)>()
+            .for_each(|(edits, cut, raw)| {
+                let mut copy = blob.clone();
+                let len = copy.len();
+                for &(at, value) in edits {
+                    copy[at as usize % len] = value;
+                }
+                if let Some(cut) = cut {
+                    copy.truncate(*cut as usize % (len + 1));
+                }
+                for bytes in [&copy[..], &raw[..]] {
+                    if let Ok(archive) = Archive::parse(bytes) {
+                        for n in 0..archive.len() {
+                            let _ = archive.entry(n);
+                        }
+                    }
+                }
+            });
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic() {
         // A small deterministic generator: every prefix and many

@@ -1245,6 +1245,41 @@ mod tests {
         ));
     }
 
+    /// A board-like tree with words overwritten, tokens put in and its
+    /// end cut where the input says: read or refused, never a panic.
+    #[test]
+    fn fuzz_device_tree() {
+        let good = tree_with(
+            |_| {},
+            &[FdtReserveEntry::new(0x8800_0000, 0x1000).unwrap()],
+        );
+        bolero::check!()
+            .with_type::<(Vec<(u16, u8)>, Vec<(u16, u8)>, Option<u16>)>()
+            .for_each(|(bytes, tokens, cut)| {
+                let mut blob = good.clone();
+                let len = blob.len();
+                for &(at, value) in bytes {
+                    blob[at as usize % len] = value;
+                }
+                let tokens_list = [FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_END, FDT_NOP, 0];
+                for &(at, token) in tokens {
+                    let at = (at as usize % (len / 4)) * 4;
+                    put32(
+                        &mut blob,
+                        at,
+                        tokens_list[token as usize % tokens_list.len()],
+                    );
+                }
+                if let Some(cut) = cut {
+                    blob.truncate(*cut as usize % (len + 1));
+                }
+                let _ = strip_nops(&mut blob);
+                let _ = validate(&blob);
+                let _ = used_size(&blob);
+                let _ = parse(&blob);
+            });
+    }
+
     #[test]
     fn random_corruption_is_reported_never_a_panic() {
         let good = tree_with(

@@ -251,6 +251,29 @@ mod tests {
         ram
     }
 
+    /// A QEMU-like start info and memory map overwritten where the input
+    /// says: read or refused, never a panic, and a map read holds only
+    /// what the entries said.
+    #[test]
+    fn fuzz_start_info() {
+        bolero::check!()
+            .with_type::<Vec<(u16, u8)>>()
+            .for_each(|edits| {
+                let mut ram = qemu_like();
+                for &(at, value) in edits {
+                    // The start info, the command line and the map.
+                    let at = 0x1000 + at as usize % 0x2100;
+                    ram.0[at] = value;
+                }
+                let mut cmdline = [0u8; 64];
+                let mut builder = MemoryMapBuilder::new();
+                if let Ok(info) = parse(&ram, INFO, &mut cmdline, &mut builder) {
+                    assert!(info.cmdline_len <= cmdline.len());
+                    let _ = builder.build();
+                }
+            });
+    }
+
     #[test]
     fn parses_a_qemu_start_info() {
         let ram = qemu_like();

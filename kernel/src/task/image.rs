@@ -434,6 +434,37 @@ pub mod tests {
         assert_eq!(check(&many, 0x20_1000), Err(ImageError::TooManySegments));
     }
 
+    /// An executable overwritten where the input says and cut where it
+    /// says: planned or refused, never a panic; a plan never reads past
+    /// the file or maps a page writable and executable.
+    #[test]
+    fn fuzz_executable() {
+        let image = build(
+            elf::abi::EM_X86_64,
+            elf::abi::ET_EXEC,
+            0x20_1000,
+            &typical(),
+        );
+        bolero::check!()
+            .with_type::<(Vec<(u16, u8)>, Option<u16>)>()
+            .for_each(|(edits, cut)| {
+                let mut copy = image.clone();
+                for &(at, value) in edits {
+                    // The headers are where the parser looks.
+                    copy[at as usize % 0x400] = value;
+                }
+                if let Some(cut) = cut {
+                    copy.truncate(*cut as usize % (copy.len() + 1));
+                }
+                if let Ok(plan) = plan(&copy, X86) {
+                    for s in plan.segments() {
+                        assert!(s.file_offset + s.file_size <= copy.len());
+                        assert!(!s.flags.is_write_execute());
+                    }
+                }
+            });
+    }
+
     #[test]
     fn truncated_and_corrupted_images_never_panic() {
         let image = build(

@@ -79,3 +79,64 @@ mod tests {
         );
     }
 }
+
+/// Fuzzing every request decoder with arbitrary labels, words and text:
+/// decoded or refused, never a panic, and what is decoded encodes back to
+/// itself.
+#[cfg(test)]
+mod fuzz {
+    #[test]
+    fn fuzz_block_requests() {
+        bolero::check!()
+            .with_type::<(usize, [usize; 4])>()
+            .for_each(|&(label, words)| {
+                if let Ok(request) = crate::block::Request::decode(label, words) {
+                    let (label, words) = request.encode();
+                    assert_eq!(crate::block::Request::decode(label, words), Ok(request));
+                }
+            });
+    }
+
+    #[test]
+    fn fuzz_rng_requests() {
+        bolero::check!()
+            .with_type::<(usize, [usize; 4])>()
+            .for_each(|&(label, words)| {
+                if let Ok(request) = crate::rng::Request::decode(label, words) {
+                    let (label, words) = request.encode();
+                    assert_eq!(crate::rng::Request::decode(label, words), Ok(request));
+                }
+            });
+    }
+
+    #[test]
+    fn fuzz_console_reads() {
+        bolero::check!()
+            .with_type::<(usize, [usize; 4])>()
+            .for_each(|&(label, words)| {
+                if let Ok(len) = crate::console::read_length(label, words) {
+                    assert!(len <= abi::MAX_PAYLOAD);
+                }
+            });
+    }
+
+    #[test]
+    fn fuzz_driver_arguments() {
+        bolero::check!().with_type::<String>().for_each(|text| {
+            if let Some(args) = crate::driver::DriverArgs::parse(text) {
+                let again = crate::driver::DriverArgs::parse(&args.to_string());
+                assert_eq!(again.as_ref(), Some(&args), "{text:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn fuzz_service_records() {
+        bolero::check!().for_each(|bytes: &[u8]| {
+            if let Some(record) = crate::supervisor::ServiceRecord::decode(bytes) {
+                let again = crate::supervisor::ServiceRecord::decode(&record.encode());
+                assert_eq!(again, Some(record));
+            }
+        });
+    }
+}
