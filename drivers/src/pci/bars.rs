@@ -331,6 +331,57 @@ mod tests {
             .collect()
     }
 
+    /// Up to 24 BARs of any size, space and firmware address (0: left to
+    /// the plan): whatever the firmware did, every BAR the plan keeps is
+    /// aligned to its size, inside its space's window, clear of every
+    /// reserved range and of every other BAR kept.
+    #[test]
+    fn fuzz_bar_plans() {
+        bolero::check!()
+            .with_type::<Vec<(u8, bool, u8, u32)>>()
+            .for_each(|inputs| {
+                let mut bars: Vec<Bar> = inputs
+                    .iter()
+                    .take(24)
+                    .enumerate()
+                    .map(|(n, &(device, io, size_log, base))| {
+                        let space = if io { Space::Io } else { Space::Memory };
+                        let size = 1u64 << (size_log % 28 + 4);
+                        let base = if base % 4 == 0 { 0 } else { base as u64 };
+                        bar(device % 32, (n % 6) as u8, space, base, size)
+                    })
+                    .collect();
+                run(&mut bars);
+                let kept: Vec<&Bar> = bars
+                    .iter()
+                    .filter(|b| matches!(b.state, State::Trusted | State::Placed))
+                    .collect();
+                for b in &kept {
+                    assert_eq!(b.base % b.size, 0, "{b:?} misaligned");
+                    assert!(
+                        windows()
+                            .iter()
+                            .any(|(space, w)| *space == b.space && w.contains(&b.range())),
+                        "{b:?} outside its window"
+                    );
+                    assert!(
+                        !reserved()
+                            .iter()
+                            .any(|r| r.space == b.space && r.range.overlaps(&b.range())),
+                        "{b:?} over a reserved range"
+                    );
+                }
+                for (i, a) in kept.iter().enumerate() {
+                    for b in &kept[i + 1..] {
+                        assert!(
+                            a.space != b.space || !a.range().overlaps(&b.range()),
+                            "{a:?} and {b:?} overlap"
+                        );
+                    }
+                }
+            });
+    }
+
     #[test]
     fn sound_firmware_bars_are_trusted_as_they_are() {
         let mut bars = [
