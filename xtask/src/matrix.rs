@@ -26,6 +26,9 @@ pub enum Check {
         status: u8,
         output: &'static str,
     },
+    /// Booted as it is, the kernel ends by itself with one of `allowed`
+    /// (never a panic, never a hang).
+    Survives { allowed: &'static [u8] },
 }
 
 /// One configuration and its check.
@@ -95,6 +98,7 @@ pub fn default_points(arch: Arch) -> Result<Vec<Point>> {
                 Check::Shell { banner: SMP_BANNER },
             ));
             points.extend(hostile_trees()?);
+            points.extend(mutated_trees()?);
         }
     }
     points.extend(hostile_cmdlines(arch.default_machine()));
@@ -179,6 +183,7 @@ fn hostile_trees() -> Result<Vec<Point>> {
             memory,
             reservations,
             cpus: 1,
+            bootargs: "",
         };
         let blob = arch_armv7::board::device_tree(&options)
             .map_err(|e| error!("writing the device tree {name}: {e:?}"))?;
@@ -200,6 +205,52 @@ fn hostile_trees() -> Result<Vec<Point>> {
                 cmdline: OsString::new(),
                 status: kernel::exit_code::BOOT_FAILURE,
                 output,
+            },
+        ));
+    }
+    Ok(points)
+}
+
+/// Device trees made by mutating the board's at random (seeded, so the
+/// same every run): loaded as they are, each boots, or is refused with a
+/// reason, never a panic or a hang.
+const MUTATED_TREES: u64 = 8;
+
+fn mutated_trees() -> Result<Vec<Point>> {
+    // A tree that boots asks to end at once, so both outcomes end.
+    const BOOTARGS: &str = "mode=exit exit.code=0";
+    let mut options = TreeOptions::board(256 << 20, 1);
+    options.bootargs = BOOTARGS;
+    let good = arch_armv7::board::device_tree(&options)
+        .map_err(|e| error!("writing the board's device tree: {e:?}"))?;
+    // The command line is left alone: a mutation there would only ask
+    // for something else (the shell, which does not end).
+    let args_at = good
+        .windows(BOOTARGS.len())
+        .position(|w| w == BOOTARGS.as_bytes())
+        .ok_or_else(|| error!("the board's tree lacks its bootargs"))?;
+    let mut points = Vec::new();
+    for n in 0..MUTATED_TREES {
+        let mut rng = hal::rand::XorShift::new(0x5eed_0000 + n);
+        let mut blob = good.clone();
+        for _ in 0..rng.below(6) + 1 {
+            let at = rng.below(blob.len());
+            if (args_at..args_at + BOOTARGS.len()).contains(&at) {
+                continue;
+            }
+            blob[at] = rng.next() as u8;
+        }
+        let path = crate::machine::write_boot_file(&format!("mutated-{n}.dtb"), &blob)?;
+        let mut config = Config::new(Machine::ArmVexpressA15, 256);
+        config.device_tree = DeviceTree::Raw(path);
+        points.push(point(
+            config,
+            Check::Survives {
+                allowed: &[
+                    kernel::exit_code::SUCCESS,
+                    kernel::exit_code::BOOT_FAILURE,
+                    kernel::exit_code::BAD_CMDLINE,
+                ],
             },
         ));
     }
@@ -285,6 +336,10 @@ mod tests {
             .iter()
             .filter(|p| matches!(p.config.device_tree, DeviceTree::Raw(_)))
             .count();
-        assert_eq!(hostile, 6, "hostile device trees");
+        assert_eq!(
+            hostile,
+            6 + MUTATED_TREES as usize,
+            "hostile and mutated device trees"
+        );
     }
 }

@@ -123,6 +123,9 @@ pub struct TreeOptions {
     pub reservations: Vec<(u64, u64)>,
     /// CPU nodes under `/cpus`.
     pub cpus: u32,
+    /// `/chosen/bootargs`: empty for QEMU to fill in from `-append`; a
+    /// tree loaded as it is keeps its own.
+    pub bootargs: &'static str,
 }
 
 #[cfg(any(test, feature = "board-dtb"))]
@@ -133,6 +136,7 @@ impl TreeOptions {
             memory: vec![(crate::layout::RAM_BASE as u64, ram_bytes)],
             reservations: Vec::new(),
             cpus,
+            bootargs: "",
         }
     }
 }
@@ -183,7 +187,7 @@ pub fn device_tree(options: &TreeOptions) -> Result<Vec<u8>, vm_fdt::Error> {
 
     let uart0_path = format!("/{}@{:x}", UART0.node, UART0.base);
     let chosen = fdt.begin_node("chosen")?;
-    fdt.property_string("bootargs", "")?;
+    fdt.property_string("bootargs", options.bootargs)?;
     fdt.property_string("stdout-path", &uart0_path)?;
     fdt.end_node(chosen)?;
 

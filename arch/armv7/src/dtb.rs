@@ -884,6 +884,7 @@ mod tests {
                 memory,
                 reservations: Vec::new(),
                 cpus: 1,
+                bootargs: "",
             };
             let blob = board::device_tree(&options).unwrap();
             parse(&blob).unwrap().check_memory()
@@ -925,6 +926,7 @@ mod tests {
             memory: Vec::new(),
             reservations: vec![(0x8001_0000, 0x1000)],
             cpus: 1,
+            bootargs: "",
         };
         let blob = board::device_tree(&hostile).unwrap();
         let info = parse(&blob).unwrap();

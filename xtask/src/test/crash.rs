@@ -7,6 +7,41 @@ use super::*;
 pub(super) const ROUND_TRIP_CODE: u8 = 42;
 
 /// Boots with `cmdline` and checks the exit status and one line.
+/// Boots `config` as it is (its device tree carries the command line)
+/// and checks that the kernel ends by itself with one of `allowed`: a
+/// tree that makes no sense is refused with a reason, never a panic or a
+/// hang.
+pub(super) fn boot_survives(
+    config: &Config,
+    kernel: &Path,
+    allowed: &[u8],
+    tally: &mut Tally,
+) -> Result<()> {
+    let scope = config.scope();
+    step(format!("booting {scope} on a mutated device tree"));
+    let args = boot_args(config, kernel, "")?;
+    let (boot, exit) = unscripted_boot(config, &args)?;
+    let detail = if let Some(reason) = abnormal_end(config.machine.arch(), &boot) {
+        reason
+    } else {
+        match exit {
+            Some(code) if allowed.contains(&code) => String::new(),
+            Some(code) => format!("ended with {} ({code})", kernel::exit_code::name(code)),
+            None => "no status".into(),
+        }
+    };
+    tally.record(
+        detail.is_empty(),
+        &scope,
+        "boot::a_mutated_device_tree_boots_or_is_refused",
+        &detail,
+    );
+    if !detail.is_empty() {
+        show_failure_context(&boot);
+    }
+    Ok(())
+}
+
 pub(super) fn boot_ends(
     config: &Config,
     kernel: &Path,

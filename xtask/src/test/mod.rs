@@ -253,6 +253,7 @@ fn matrix_point(point: &matrix::Point, kernel: &Path, tally: &mut Tally) -> Resu
             status,
             output,
         } => boot_ends(config, kernel, cmdline, *status, output, tally)?,
+        Check::Survives { allowed } => crash::boot_survives(config, kernel, allowed, tally)?,
     }
     Ok(())
 }
