@@ -64,6 +64,25 @@ mod tests {
     use super::*;
     use crate::Mode;
 
+    /// Any text: the mode is read or refused, never a panic; a value found
+    /// is one of the line's words, and init's argument is its mode, then
+    /// every `init.` word.
+    #[test]
+    fn fuzz_command_lines() {
+        bolero::check!().with_type::<String>().for_each(|text| {
+            let line = Cmdline::new(text);
+            let _ = Mode::from_cmdline(&line);
+            if let Some(value) = line.get("mode") {
+                assert!(text.contains(value));
+            }
+            let _ = line.get_u64("exit.code");
+            let argument = line.init_argument("run");
+            let expected = line.init_options().count();
+            assert!(argument.starts_with("run"));
+            assert_eq!(argument.split(' ').count(), 1 + expected, "{text:?}");
+        });
+    }
+
     #[test]
     fn finds_values_and_flags() {
         let line = Cmdline::new("  mode=test quiet test.ram_mib=128 mode=run ");
