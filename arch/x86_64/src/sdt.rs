@@ -14,3 +14,18 @@ pub fn fix_checksum(table: &mut [u8]) {
     let sum = table.iter().fold(0u8, |sum, b| sum.wrapping_add(*b));
     table[9] = 0u8.wrapping_sub(sum);
 }
+
+/// `table` with the bytes `edits` name overwritten (positions wrap), its
+/// checksum fixed if `fix`: what the tables' fuzz targets parse.
+#[cfg(test)]
+pub fn edited(table: &[u8], edits: &[(u16, u8)], fix: bool) -> std::vec::Vec<u8> {
+    let mut copy = table.to_vec();
+    for &(at, value) in edits {
+        let len = copy.len();
+        copy[at as usize % len] = value;
+    }
+    if fix {
+        fix_checksum(&mut copy);
+    }
+    copy
+}
