@@ -78,12 +78,13 @@ fn parse_line(line: &str) -> Option<PhysRange> {
 }
 
 /// Where guest-physical `paddr` is in the memory backend called
-/// `backend`, if it is RAM from that backend.
+/// `backend`, if it is RAM from that backend (and the offset fits in the
+/// word: a corrupt view may say anything).
 pub fn backend_offset(ranges: &[PhysRange], backend: &str, paddr: u64) -> Option<u64> {
     let range = ranges
         .iter()
         .find(|r| r.name == backend && r.contains(paddr))?;
-    Some(range.offset + (paddr - range.start))
+    range.offset.checked_add(paddr - range.start)
 }
 
 #[cfg(test)]
@@ -110,6 +111,70 @@ FlatView #3
  AS \"ich9-ahci\", root: bus master container
   0000000000000000-00000000000c2fff (prio 0, ram): ram0
 ";
+
+    /// q35's view with lines overwritten by arbitrary text, and addresses
+    /// looked up in it: read or skipped, never a panic; every range read
+    /// starts at or before its last byte, and an offset found is the
+    /// range's own.
+    #[test]
+    fn fuzz_flat_view() {
+        bolero::check!()
+            .with_type::<(Vec<(u8, String)>, u64)>()
+            .for_each(|(edits, paddr)| {
+                let mut lines: Vec<String> = Q35.lines().map(String::from).collect();
+                for (at, text) in edits {
+                    let len = lines.len();
+                    lines[*at as usize % len] = text.clone();
+                }
+                let ranges = parse_flat_view(&lines.join("\n"));
+                for r in &ranges {
+                    assert!(r.start <= r.last, "{r:?}");
+                }
+                if let Some(offset) = backend_offset(&ranges, "ram0", *paddr) {
+                    let range = ranges
+                        .iter()
+                        .find(|r| r.name == "ram0" && r.contains(*paddr));
+                    assert!(range.is_some_and(|r| offset >= r.offset));
+                }
+            });
+    }
+
+    /// Well-formed lines of any addresses and offsets, and addresses
+    /// looked up: never a panic (no arithmetic past the word's end).
+    #[test]
+    fn fuzz_flat_view_lines() {
+        bolero::check!()
+            .with_type::<(Vec<(u64, u64, bool, Option<u64>)>, u64)>()
+            .for_each(|(lines, paddr)| {
+                let mut text = String::from("FlatView #2\n AS \"memory\", root: system\n");
+                for &(start, last, ram, offset) in lines {
+                    let kind = if ram { "ram" } else { "i/o" };
+                    let offset = offset.map(|o| format!(" @{o:016x}")).unwrap_or_default();
+                    text.push_str(&format!(
+                        "  {start:016x}-{last:016x} (prio 0, {kind}): ram0{offset}\n"
+                    ));
+                }
+                let ranges = parse_flat_view(&text);
+                let _ = backend_offset(&ranges, "ram0", *paddr);
+                for r in &ranges {
+                    let _ = backend_offset(&ranges, "ram0", r.last);
+                }
+            });
+    }
+
+    /// What `fuzz_flat_view_lines` found: an offset near the top of the
+    /// word and a range long enough to carry the sum past it.
+    #[test]
+    fn an_offset_past_the_word_is_no_offset() {
+        let text = "FlatView #2\n AS \"memory\", root: system\n  0000000000000000-0200000000000000 (prio 0, ram): ram0 @fe00000000000000\n";
+        let ranges = parse_flat_view(text);
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(
+            backend_offset(&ranges, "ram0", 0),
+            Some(0xfe00_0000_0000_0000)
+        );
+        assert_eq!(backend_offset(&ranges, "ram0", 0x0200_0000_0000_0000), None);
+    }
 
     #[test]
     fn reads_the_memory_view_only() {
