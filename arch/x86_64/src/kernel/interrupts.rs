@@ -301,13 +301,17 @@ pub fn set_masked(irq: usize, masked: bool) -> Result<(), IrqError> {
     }
 }
 
+/// The APIC timer's period for `hz` ticks a second at its current rate;
+/// `None` for a rate it cannot tick at.
+fn tick_period(c: &Controllers, hz: u32) -> Option<u32> {
+    let period = timer_hz(c).checked_div(hz as u64)?;
+    u32::try_from(period).ok().filter(|&p| p != 0)
+}
+
 pub fn start_ticks(hz: u32) -> Result<usize, TimerError> {
     let c = controllers().map_err(|_| TimerError::NoDevice)?;
-    let period = timer_hz(c) / hz.max(1) as u64;
-    if hz == 0 || period == 0 || period > u32::MAX as u64 {
-        return Err(TimerError::UnsupportedRate(hz));
-    }
-    c.timer.lock().start_periodic(TIMER_VECTOR, period as u32);
+    let period = tick_period(c, hz).ok_or(TimerError::UnsupportedRate(hz))?;
+    c.timer.lock().start_periodic(TIMER_VECTOR, period);
     c.tick_hz.store(hz, Ordering::Relaxed);
     Ok((TIMER_VECTOR - FIRST_VECTOR) as usize)
 }
@@ -330,10 +334,8 @@ pub fn retime_ticks() {
     let Some(mut timer) = c.timer.try_lock() else {
         return;
     };
-    let hz = c.tick_hz.load(Ordering::Relaxed);
-    let period = timer_hz(c) / hz.max(1) as u64;
-    if hz != 0 && period != 0 && period <= u32::MAX as u64 {
-        timer.start_periodic(TIMER_VECTOR, period as u32);
+    if let Some(period) = tick_period(c, c.tick_hz.load(Ordering::Relaxed)) {
+        timer.start_periodic(TIMER_VECTOR, period);
     }
 }
 

@@ -183,17 +183,13 @@ pub fn tsc_hz() -> u64 {
 /// the PIT does not count (the clock then keeps the nominal rate).
 pub fn calibrate(other: &dyn Fn() -> u32) -> Option<u64> {
     program_pit(pit::CHANNEL0_RATE_GENERATOR, 0xffff);
-    let mut windows = [None; CALIBRATION_WINDOWS];
-    for window in &mut windows {
-        *window = measure_window(CALIBRATION_PIT_TICKS, other);
-    }
     let mut measured = [Window {
         tsc: 0,
         other: 0,
         pit: 0,
     }; CALIBRATION_WINDOWS];
-    for (slot, window) in measured.iter_mut().zip(windows) {
-        match window.filter(|w| w.tsc > 0 && w.pit > 0) {
+    for slot in &mut measured {
+        match measure_window(CALIBRATION_PIT_TICKS, other).filter(|w| w.tsc > 0 && w.pit > 0) {
             Some(window) => *slot = window,
             None => {
                 log::warn!("PIT does not count; assuming a {FALLBACK_TSC_HZ} Hz TSC");
