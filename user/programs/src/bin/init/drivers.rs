@@ -364,18 +364,9 @@ pub fn service(service: &str) -> Result<rt::ipc::Endpoint, String> {
     use rt::names::{CLIENT, Names};
     let capability = crate::names::capability(CLIENT).map_err(crate::fail("names"))?;
     let mut names = Names::from_handle(capability).map_err(crate::fail("names"))?;
-    let mut last = abi::Error::NotFound;
-    for _ in 0..200 {
-        match names.lookup(service) {
-            Ok(endpoint) if rt::ipc::cap_info(endpoint.handle()).is_ok_and(|i| !i.peer_gone) => {
-                return Ok(endpoint);
-            }
-            Ok(_) => last = abi::Error::PeerDied,
-            Err(e) => last = e,
-        }
-        rt::sys::sleep_ns(10_000_000);
-    }
-    Err(format!("no {service} service after 2 s: {last}"))
+    names
+        .lookup_alive(service, 2_000_000_000)
+        .map_err(|last| format!("no {service} service after 2 s: {last}"))
 }
 
 /// Every device found (the VirtIO ones and the console's UART) has a
