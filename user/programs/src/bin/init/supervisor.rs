@@ -151,20 +151,33 @@ pub fn record(name: &str) -> Option<ServiceRecord> {
 /// Ends service `name`'s process (as a fault if `as_fault`), which the
 /// supervisor then restarts; returns the id of the process ended.
 pub fn end(name: &str, as_fault: bool) -> Result<u32, String> {
+    end_where(|s| s.name == name, as_fault).map_err(|e| match e {
+        NotEnded::NoService => format!("no service {name}"),
+        NotEnded::NotRunning => format!("{name} is not running"),
+        NotEnded::Kill(e) => format!("kill: {e}"),
+    })
+}
+
+/// Why [`end_where`] ended nothing.
+enum NotEnded {
+    NoService,
+    NotRunning,
+    Kill(Error),
+}
+
+/// [`end`], for the first service `which` picks.
+fn end_where(which: impl Fn(&Service) -> bool, as_fault: bool) -> Result<u32, NotEnded> {
     let services = SERVICES.lock();
     let service = services
         .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| format!("no service {name}"))?;
-    let child = service
-        .child
-        .as_ref()
-        .ok_or_else(|| format!("{name} is not running"))?;
+        .find(|s| which(s))
+        .ok_or(NotEnded::NoService)?;
+    let child = service.child.as_ref().ok_or(NotEnded::NotRunning)?;
     let ended = match as_fault {
         true => child.crash(),
         false => child.kill(),
     };
-    ended.map_err(fail("kill"))?;
+    ended.map_err(NotEnded::Kill)?;
     Ok(child.pid)
 }
 
@@ -219,8 +232,7 @@ impl Service {
                 String::new()
             }
         };
-        if self.young_deaths >= MAX_YOUNG_DEATHS {
-            self.state = Kept::Held;
+        let Some(delay) = self.schedule_restart(now) else {
             println!(
                 "init: {} (process {}) {exit}; it died {} times in a row within {} ms of starting: held, not restarted",
                 self.name,
@@ -229,12 +241,7 @@ impl Service {
                 HEALTHY_NS / 1_000_000
             );
             return;
-        }
-        let delay = match self.young_deaths {
-            0 => 0,
-            n => BACKOFF_NS << (n - 1),
         };
-        self.state = Kept::RestartAt(now + delay);
         println!(
             "init: {} (process {}) {exit}{why}; restarting it in {} ms",
             self.name,
@@ -268,13 +275,36 @@ impl Service {
                 println!("init: cannot restart {}: {e}", self.name);
                 // A start that fails is a death at once.
                 self.young_deaths += 1;
-                self.state = match self.young_deaths >= MAX_YOUNG_DEATHS {
-                    true => Kept::Held,
-                    false => Kept::RestartAt(now + (BACKOFF_NS << (self.young_deaths - 1))),
-                };
+                let _ = self.schedule_restart(now);
             }
         }
     }
+
+    /// After a death at `now`: holds the service if it died young too
+    /// often, else sets when it starts again (after the back-off its young
+    /// deaths in a row call for) and returns the delay.
+    fn schedule_restart(&mut self, now: u64) -> Option<u64> {
+        if self.young_deaths >= MAX_YOUNG_DEATHS {
+            self.state = Kept::Held;
+            return None;
+        }
+        let delay = match self.young_deaths {
+            0 => 0,
+            n => BACKOFF_NS << (n - 1),
+        };
+        self.state = Kept::RestartAt(now + delay);
+        Some(delay)
+    }
+}
+
+/// Whether `service` may start now as far as what it depends on goes:
+/// that runs (a service waits for its dependency's restart).
+fn dependency_runs(services: &[Service], service: &Service) -> bool {
+    service.after.as_ref().is_none_or(|after| {
+        services
+            .iter()
+            .any(|s| &s.name == after && s.state == Kept::Running)
+    })
 }
 
 /// The supervisor's loop: deaths (as notifications) and requests, and
@@ -285,16 +315,20 @@ fn serve(endpoint: Endpoint, deaths: Notification) {
         return;
     };
     loop {
-        // A dependent due before its dependency waits for it: the
-        // earliest due time is all the wait needs.
-        let next_due = SERVICES
-            .lock()
-            .iter()
-            .filter_map(|s| match s.state {
-                Kept::RestartAt(due) => Some(due),
-                _ => None,
-            })
-            .min();
+        // A dependent waiting for its dependency is no reason to wake: it
+        // is started on the round after the one that restarts that (or
+        // never, if that is held).
+        let next_due = {
+            let services = SERVICES.lock();
+            services
+                .iter()
+                .filter(|s| dependency_runs(&services, s))
+                .filter_map(|s| match s.state {
+                    Kept::RestartAt(due) => Some(due),
+                    _ => None,
+                })
+                .min()
+        };
         let timeout = next_due.map(|due| {
             core::time::Duration::from_nanos(due.saturating_sub(rt::sys::time_ns()).max(1))
         });
@@ -327,19 +361,9 @@ fn serve(endpoint: Endpoint, deaths: Notification) {
         }
         let now = rt::sys::time_ns();
         let mut services = SERVICES.lock();
-        // A service waits for what it depends on to run again.
-        let running: Vec<String> = services
-            .iter()
-            .filter(|s| s.state == Kept::Running)
-            .map(|s| s.name.clone())
-            .collect();
-        for (slot, service) in services.iter_mut().enumerate() {
-            let ready = service
-                .after
-                .as_ref()
-                .is_none_or(|after| running.contains(after));
-            if ready {
-                service.restart_if_due(slot, now);
+        for slot in 0..services.len() {
+            if dependency_runs(&services, &services[slot]) {
+                services[slot].restart_if_due(slot, now);
             }
         }
     }
@@ -382,14 +406,13 @@ fn answer(message: &Message, buffer: &mut IpcBuffer) -> (Message, bool) {
         }
         supervisor::CRASH if pid == 1 => (Message::new(0, [0; 4]), true),
         label @ (supervisor::KILL | supervisor::CRASH) => {
-            let name = SERVICES
-                .lock()
-                .iter()
-                .find(|s| s.pid == pid && s.child.is_some())
-                .map(|s| s.name.clone());
-            let reply = match name.map(|name| end(&name, label == supervisor::CRASH)) {
-                Some(Ok(_)) => Message::new(0, [0; 4]),
-                Some(Err(_)) | None => refused(Error::NotFound),
+            let ended = end_where(
+                |s| s.pid == pid && s.child.is_some(),
+                label == supervisor::CRASH,
+            );
+            let reply = match ended {
+                Ok(_) => Message::new(0, [0; 4]),
+                Err(_) => refused(Error::NotFound),
             };
             (reply, false)
         }
